@@ -1,0 +1,1 @@
+"""Dataset readers, writers and generators (real formats and the synthetic world)."""

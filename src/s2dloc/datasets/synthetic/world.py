@@ -1,0 +1,167 @@
+"""A multi-condition world: database views in the reference condition, query views in others."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+from tqdm import tqdm
+
+from s2dloc.geometry import Camera, Pose
+
+from .conditions import CONDITIONS, apply_condition, condition_scene
+from .render import Scene, backproject, render
+from .scenes import SCENES
+from .trajectories import database_poses, query_poses
+
+logger = logging.getLogger(__name__)
+
+DISTORTION = {  # default extra parameters of distorted models
+    "SIMPLE_RADIAL": (-0.04,),
+    "RADIAL": (-0.04, 0.01),
+    "OPENCV": (-0.04, 0.01, 0.0005, -0.0005),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldConfig:
+    """Everything that determines a world; equal configs give identical worlds."""
+
+    scene: str = "street"
+    seed: int = 0
+    num_db: int = 60
+    num_query: int = 30
+    width: int = 480
+    height: int = 360
+    camera_model: str = "PINHOLE"
+    fov_deg: float = 65.0  # horizontal field of view of the database camera
+    query_conditions: tuple[str, ...] = CONDITIONS[1:]
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["query_conditions"] = list(self.query_conditions)
+        return d
+
+
+PRESETS = {
+    "demo": WorldConfig(),
+    "small": WorldConfig(num_db=24, num_query=12, width=320, height=240),
+    "tiny": WorldConfig(num_db=8, num_query=6, width=160, height=120),
+    "room": WorldConfig(scene="room", num_db=40, num_query=20, width=320, height=240),
+}
+
+
+@dataclasses.dataclass
+class View:
+    """One image: rgb (H, W, 3) float32, depth (H, W) float32 metres (0 = none), primitive (H, W)
+    int32, and its camera, cam_from_world pose and condition label."""
+
+    name: str
+    condition: str
+    camera: Camera
+    cam_from_world: Pose
+    rgb: np.ndarray
+    depth: np.ndarray
+    primitive: np.ndarray
+
+    @property
+    def Rt(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.cam_from_world.numpy()
+
+
+@dataclasses.dataclass
+class World:
+    config: WorldConfig
+    scene: Scene
+    database: list[View]
+    queries: list[View]
+    condition_scenes: dict[str, Scene] = dataclasses.field(default_factory=dict, repr=False)
+
+    def scene_for(self, condition: str) -> Scene:
+        """The scene under ``condition`` (cached)."""
+        if condition not in self.condition_scenes:
+            sc = condition_scene(self.scene, condition, self.config.seed)
+            self.condition_scenes[condition] = sc
+        return self.condition_scenes[condition]
+
+    @property
+    def views(self) -> list[View]:
+        return self.database + self.queries
+
+
+def make_camera(model: str, width: int, height: int, fov_deg: float, focal_scale: float = 1.0):
+    """An s2dloc Camera of a COLMAP ``model`` with the given horizontal field of view."""
+    f = focal_scale * width / 2 / np.tan(np.deg2rad(fov_deg) / 2)
+    cx, cy = width / 2, height / 2
+    params = {
+        "SIMPLE_PINHOLE": (f, cx, cy),
+        "PINHOLE": (f, f, cx, cy),
+        "SIMPLE_RADIAL": (f, cx, cy),
+        "RADIAL": (f, cx, cy),
+        "OPENCV": (f, f, cx, cy),
+    }
+    if model not in params:
+        raise ValueError(f"unsupported camera model {model!r}; choose from {list(params)}")
+    return Camera.from_colmap(model, width, height, params[model] + DISTORTION.get(model, ()))
+
+
+def render_view(
+    scene: Scene, camera: Camera, pose: Pose, condition: str, rng: np.random.Generator, name=""
+) -> View:
+    """Render ``scene`` (already prepared with :func:`condition_scene`) under ``condition``."""
+    res = render(scene, camera, pose)
+    points = backproject(res.depth, camera, pose) if condition == "night" else None
+    rgb = apply_condition(res.rgb, res.depth, points, scene, condition, rng)
+    return View(name, condition, camera, pose, rgb, res.depth, res.primitive)
+
+
+def generate_world(config: WorldConfig | str = "demo", progress: bool = True) -> World:
+    """Render all database and query views of a world (deterministic for ``config``)."""
+    if isinstance(config, str):
+        if config not in PRESETS:
+            raise ValueError(f"unknown preset {config!r}; choose from {list(PRESETS)}")
+        config = PRESETS[config]
+    if config.scene not in SCENES:
+        raise ValueError(f"unknown scene {config.scene!r}; choose from {list(SCENES)}")
+    bad = [c for c in config.query_conditions if c not in CONDITIONS]
+    if bad or not config.query_conditions:
+        raise ValueError(f"bad query conditions {bad or '()'}; choose from {CONDITIONS}")
+    scene = SCENES[config.scene](config.seed)
+    if scene.path is None:
+        raise ValueError(f"scene {config.scene!r} has no camera path")
+    rng = np.random.default_rng(config.seed)
+    db_cam = make_camera(config.camera_model, config.width, config.height, config.fov_deg)
+    db_poses = database_poses(scene.path, config.num_db)
+    q_poses = query_poses(scene.path, config.num_query, rng)
+    q_scales = rng.uniform(0.9, 1.1, config.num_query)
+    cond_scenes = {c: condition_scene(scene, c, config.seed) for c in config.query_conditions}
+    cond_scenes["reference"] = scene
+
+    jobs = [(f"db/{i:04d}.png", "reference", db_cam, p) for i, p in enumerate(db_poses)]
+    for k, p in enumerate(q_poses):
+        cond = config.query_conditions[k % len(config.query_conditions)]
+        cam = make_camera(
+            config.camera_model, config.width, config.height, config.fov_deg, q_scales[k]
+        )
+        jobs.append((f"query/{cond}/{k:04d}.png", cond, cam, p))
+    views = []
+    for idx, (name, cond, cam, (R, t)) in enumerate(
+        tqdm(jobs, desc="render", disable=not progress, leave=False)
+    ):
+        pose = Pose.from_Rt(R, t)
+        img_rng = np.random.default_rng([config.seed, idx, 7])
+        views.append(render_view(cond_scenes[cond], cam, pose, cond, img_rng, name))
+    logger.info("rendered %d views of scene %r", len(views), config.scene)
+    return World(config, scene, views[: config.num_db], views[config.num_db :], cond_scenes)
+
+
+def same_view_all_conditions(world: World, index: int = 0) -> list[View]:
+    """Database view ``index`` re-rendered under every condition (for previews and tests)."""
+    ref = world.database[index]
+    out = []
+    for c in CONDITIONS:
+        sc = world.scene_for(c)
+        rng = np.random.default_rng([world.config.seed, index, 11])
+        out.append(render_view(sc, ref.camera, ref.cam_from_world, c, rng, ref.name))
+    return out

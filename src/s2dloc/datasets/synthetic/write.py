@@ -1,0 +1,123 @@
+"""Write a world to disk in the formats of the real datasets (atomic, resumable).
+
+Layout of ``out``::
+
+    world.json                      config and per-image condition labels
+    images/db/0000.png ...          database images (reference condition)
+    images/query/<cond>/0000.png    query images
+    depth.h5                        float32 z-depth maps (metres, 0 = none) keyed by image name
+    sfm/                            COLMAP binary model of the database (pycolmap)
+    queries_with_intrinsics.txt     hloc query list: name MODEL W H params...
+    poses_query.txt, poses_db.txt   name qw qx qy qz tx ty tz (cam_from_world)
+    pairs-query-db.txt              5 nearest database images per query
+    correspondences/0000.mat        Cross-Season-Correspondence-Dataset pairs (db vs query)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from s2dloc.utils.io import atomic_path, write_text_atomic
+
+from ..colmap_io import write_pairs, write_poses, write_query_list
+from ..correspondences import write_correspondences
+from .export import colmap_model, dense_correspondences, nearest_database
+from .render import camera_tuple
+from .world import World
+
+logger = logging.getLogger(__name__)
+
+
+def _world_json(world: World) -> str:
+    views = [{"name": v.name, "condition": v.condition} for v in world.views]
+    return json.dumps({"config": world.config.to_dict(), "images": views}, indent=1) + "\n"
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """Write (H, W, 3) float RGB in [0, 1] as an 8-bit PNG, atomically."""
+    data = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)[..., ::-1]
+    ok, buf = cv2.imencode(".png", data)
+    if not ok:
+        raise ValueError(f"could not encode {path}")
+    with atomic_path(path, suffix=".png") as tmp:
+        tmp.write_bytes(buf.tobytes())
+
+
+def read_depth(path: str | Path, name: str) -> np.ndarray:
+    """The (H, W) float32 depth map of image ``name`` from a ``depth.h5`` file."""
+    with h5py.File(path, "r") as f:
+        if name not in f:
+            raise ValueError(f"{path}: no depth for image {name!r}")
+        return np.asarray(f[name][()], np.float32)
+
+
+def write_world(world: World, out: str | Path, overwrite: bool = False, progress: bool = True):
+    """Write every export of ``world`` under ``out`` and return a dict of the main paths.
+
+    Files that already exist are kept (resume), unless ``overwrite``; a ``world.json`` from a
+    different config is refused (stale outputs) unless ``overwrite``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = out / "world.json"
+    text = _world_json(world)
+    if meta.exists() and meta.read_text() != text and not overwrite:
+        raise ValueError(f"{meta} describes a different world; use overwrite or another --out")
+
+    def todo(path: Path) -> bool:
+        return overwrite or not path.exists()
+
+    paths = {"root": out, "images": out / "images", "depth": out / "depth.h5", "sfm": out / "sfm"}
+    for view in tqdm(world.views, desc="images", disable=not progress, leave=False):
+        if todo(out / "images" / view.name):
+            write_png(out / "images" / view.name, view.rgb)
+    if todo(paths["depth"]):
+        with atomic_path(paths["depth"], suffix=".h5") as tmp:
+            with h5py.File(tmp, "w", libver="earliest") as f:
+                for view in world.views:
+                    f.create_dataset(view.name, data=view.depth, compression="gzip",
+                                     shuffle=True, track_times=False)  # fmt: skip
+    if todo(paths["sfm"] / "images.bin"):
+        rec = colmap_model(world, seed=world.config.seed)
+        tmp = Path(tempfile.mkdtemp(dir=out, prefix=".sfm."))
+        rec.write_binary(str(tmp))
+        if paths["sfm"].exists():
+            shutil.rmtree(paths["sfm"])
+        tmp.rename(paths["sfm"])
+
+    cams = {v.name: camera_tuple(v.camera) for v in world.queries}
+    paths["queries"] = write_query_list(out / "queries_with_intrinsics.txt", cams)
+    paths["poses_query"] = write_poses(
+        out / "poses_query.txt", {v.name: v.cam_from_world for v in world.queries}
+    )
+    paths["poses_db"] = write_poses(
+        out / "poses_db.txt", {v.name: v.cam_from_world for v in world.database}
+    )
+    pairs = [
+        (q.name, world.database[i].name)
+        for q in world.queries
+        for i in nearest_database(world, q, 5)
+    ]
+    paths["pairs"] = write_pairs(out / "pairs-query-db.txt", pairs)
+    paths["correspondences"] = out / "correspondences"
+    num_static = len(world.scene.primitives)
+    for k, q in enumerate(
+        tqdm(world.queries, desc="correspondences", disable=not progress, leave=False)
+    ):
+        path = out / "correspondences" / f"{k:04d}.mat"
+        if todo(path):
+            ref = world.database[nearest_database(world, q, 1)[0]]
+            pair = dense_correspondences(ref, q, seed=world.config.seed + k, num_static=num_static)
+            write_correspondences(path, pair)
+    write_text_atomic(meta, text)
+    logger.info("wrote %d images and ground truth to %s", len(world.views), out)
+    return paths

@@ -1,0 +1,52 @@
+"""Photometric "features": the image itself, blurred and downsampled, as a feature pyramid.
+
+This is classical direct (photometric) alignment expressed in the same interface as learned
+features: a list of maps ``(C, H/s, W/s)`` for strides ``s``, finest first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d
+
+
+def image_to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """An image ``(H, W, 3)`` / ``(H, W)`` (uint8 or float in [0, 1]) -> float ``(C, H, W)``."""
+    if isinstance(image, np.ndarray):
+        scale = 1 / 255 if image.dtype == np.uint8 else 1.0
+        image = torch.from_numpy(np.ascontiguousarray(image)).float() * scale
+        image = image[None] if image.dim() == 2 else image.permute(2, 0, 1)
+    return image.float()
+
+
+def photometric_pyramid(
+    image: np.ndarray | torch.Tensor,
+    strides: tuple[int, ...] = (1, 2, 4),
+    blur: float = 1.0,
+    grayscale: bool = False,
+    normalize: bool = True,
+) -> list[torch.Tensor]:
+    """Blurred, downsampled copies of ``image`` as maps ``(C, H/s, W/s)``, finest first.
+
+    Each level is blurred with a Gaussian of ``sigma = blur * s`` before area downsampling by
+    ``s``, which widens the basin of convergence at coarse levels. With ``normalize`` every
+    level is shifted and scaled to zero mean and unit variance per channel, so residuals are
+    comparable across images with different exposure.
+    """
+    x = image_to_tensor(image)
+    if grayscale and x.shape[0] == 3:
+        x = (x * x.new_tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0, keepdim=True)
+    levels = []
+    for s in strides:
+        sigma = blur * s
+        k = 2 * int(np.ceil(3 * sigma)) + 1
+        y = gaussian_blur2d(x[None], (k, k), (sigma, sigma), border_type="replicate")
+        if s > 1:
+            y = F.interpolate(y, scale_factor=1 / s, mode="area")
+        y = y[0]
+        if normalize:
+            y = (y - y.mean((1, 2), keepdim=True)) / y.std((1, 2), keepdim=True).clamp_min(1e-6)
+        levels.append(y)
+    return levels

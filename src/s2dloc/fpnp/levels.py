@@ -1,0 +1,120 @@
+"""Input checking and per-level preparation for the F-PnP solver, and the residual model.
+
+For a level with query map ``F (B, C, H, W)`` and reference features ``f (B, N, C)``, the
+residual of point ``i`` at pose ``T`` is ``r_i = F(pi(T X_i)) - f_i``; its Jacobian w.r.t. the
+left perturbation is ``dF/dp (C, 2) @ dp/ddelta (2, 6)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from s2dloc.fpnp.jacobians import project_with_pose_jacobian
+from s2dloc.geometry import Camera, Pose
+
+# Sampling offsets (pixels) for the value and the central differences along u and v.
+_OFFSETS = torch.tensor([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+
+
+@dataclass
+class Level:
+    """One feature level: query ``maps (B, C, H, W)`` (channels-last), ``ref (B, N, C)``."""
+
+    maps: torch.Tensor
+    ref: torch.Tensor
+    camera: Camera
+
+    def __post_init__(self):
+        size = self.camera.size[:, None, :]  # (B, 1, 2), equals the map size (W, H)
+        self._to_grid = 2 / size
+        self._offsets = (_OFFSETS.to(size) * self._to_grid)[:, :, None, :]  # (B, 5, 1, 2)
+
+    @property
+    def channels(self) -> int:
+        return self.ref.shape[-1]
+
+    def residuals(self, points: torch.Tensor, M: torch.Tensor, margin: float, min_depth: float):
+        """Residual statistics at poses ``M (B, 4, 4)`` for points ``(B, N, 3)``.
+
+        Returns camera-frame points ``(B, N, 3)``, validity ``(B, N)``, the pixel Jacobian
+        ``(B, N, 2, 6)``, the channel count, and the per-point Gram matrix ``(B, N, 3, 3)`` of ``[dF/du, dF/dv, r]``
+        over channels (so ``[:2, :2]`` is ``G^T G``, ``[:2, 2]`` is ``G^T r``, ``[2, 2]`` is
+        ``||r||^2``), in the order ``(Xc, valid, J, gram, C)``.
+        """
+        Xc = torch.baddbmm(M[:, None, :3, 3], points, M[:, :3, :3].transpose(1, 2))
+        p, valid, J = project_with_pose_jacobian(self.camera, Xc, margin, min_depth)
+        grid = (p * self._to_grid - 1)[:, None] + self._offsets  # (B, 5, N, 2)
+        v = F.grid_sample(self.maps, grid, mode="bilinear", padding_mode="border",
+                          align_corners=False)  # fmt: skip
+        v = v.permute(0, 2, 3, 1)  # (B, 5, N, C)
+        S = torch.stack([(v[:, 1] - v[:, 2]) / 2, (v[:, 3] - v[:, 4]) / 2, v[:, 0] - self.ref], 2)
+        gram = S @ S.transpose(-1, -2)
+        finite = torch.isfinite(gram).flatten(-2).all(-1)
+        return Xc, valid & finite, J, gram.nan_to_num(0.0, 0.0, 0.0), self.channels
+
+
+def prepare_levels(
+    points3d: torch.Tensor,
+    ref_features: list[torch.Tensor],
+    query_features: list[torch.Tensor],
+    camera: Camera,
+    init_pose: Pose,
+    weights: torch.Tensor | None,
+    mask: torch.Tensor | None,
+) -> tuple[list[Level], torch.Tensor]:
+    """Validate inputs and build levels sorted coarse to fine, plus point weights ``(B, N)``.
+
+    Non-finite points or reference features and padding get zero weight; query samples that
+    are not finite make their point invalid. Raises ``ValueError`` naming the argument for
+    malformed inputs.
+    """
+    if points3d.dim() != 3 or points3d.shape[-1] != 3:
+        raise ValueError(f"points3d must be (B, N, 3), got {tuple(points3d.shape)}")
+    B, N, _ = points3d.shape
+    if len(ref_features) != len(query_features) or not query_features:
+        raise ValueError(f"ref_features and query_features must list the same levels, got "
+                         f"{len(ref_features)} and {len(query_features)}")  # fmt: skip
+    if init_pose.shape != (B,) or camera.shape != (B,):
+        raise ValueError(f"init_pose and camera must have batch shape ({B},), got "
+                         f"{tuple(init_pose.shape)} and {tuple(camera.shape)}")  # fmt: skip
+    if not (torch.isfinite(init_pose.R).all() and torch.isfinite(init_pose.t).all()):
+        raise ValueError("init_pose contains NaN or inf")
+    dtype = query_features[0].dtype
+    w = torch.ones(B, N, dtype=dtype, device=points3d.device)
+    if weights is not None:
+        if weights.shape != (B, N):
+            raise ValueError(f"weights must be ({B}, {N}), got {tuple(weights.shape)}")
+        w = w * torch.nan_to_num(weights.to(dtype), 0.0).clamp_min(0)
+    if mask is not None:
+        if mask.shape != (B, N):
+            raise ValueError(f"mask must be ({B}, {N}), got {tuple(mask.shape)}")
+        w = w * mask.to(dtype)
+    w = w * torch.isfinite(points3d).all(-1).to(dtype)
+    levels = []
+    for i, (ref, fmap) in enumerate(zip(ref_features, query_features)):
+        if fmap.dim() != 4 or fmap.shape[0] != B:
+            raise ValueError(f"query_features[{i}] must be (B={B}, C, H, W), got {tuple(fmap.shape)}")
+        if ref.shape != (B, N, fmap.shape[1]):
+            raise ValueError(f"ref_features[{i}] must be ({B}, {N}, {fmap.shape[1]}) to match "
+                             f"query_features[{i}], got {tuple(ref.shape)}")  # fmt: skip
+        w = w * torch.isfinite(ref).all(-1).to(dtype)
+        H, W = fmap.shape[-2:]
+        scale = torch.stack([W / camera.size[..., 0], H / camera.size[..., 1]], -1)
+        cam = _scale_batch(camera, scale).to(dtype)
+        # Channels-last maps make the 5-point bilinear sampling ~5x faster (a no-op if already).
+        maps = fmap.to(dtype).contiguous(memory_format=torch.channels_last)
+        levels.append(Level(maps, torch.nan_to_num(ref.to(dtype)), cam))
+    levels.sort(key=lambda lv: lv.maps.shape[-1] * lv.maps.shape[-2])
+    return levels, w
+
+
+def _scale_batch(camera: Camera, scale: torch.Tensor) -> Camera:
+    """Scale each camera of a batch by its own ``(sx, sy)``."""
+    if torch.allclose(scale[:, 0], scale[:, 1], rtol=1e-3):
+        scale = scale.mean(-1, keepdim=True).expand(-1, 2)  # isotropic models need sx == sy
+    elif camera.model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
+        camera = camera.as_opencv()  # one focal length cannot scale anisotropically
+    return camera.scale(scale)

@@ -1,0 +1,262 @@
+"""Feature-metric PnP: Levenberg-Marquardt on SE(3) over dense query feature maps.
+
+Minimizes ``sum_i w_i rho(||F_q(pi(T X_i)) - f_i||^2)`` over ``T = cam_from_world``,
+coarse to fine, for a batch of queries at once. Pose updates are left perturbations
+``T <- exp(delta) T`` with ``delta = (rho, phi)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, fields
+
+import torch
+
+from s2dloc.fpnp.levels import Level, prepare_levels
+from s2dloc.fpnp.linalg import damped_solve, se3_exp_matrix
+from s2dloc.fpnp.losses import RobustLoss
+from s2dloc.fpnp.result import FPnPResult
+from s2dloc.geometry import Camera, Pose
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FPnPConfig:
+    """Solver settings (all keyword arguments of :class:`FeatureMetricPnP`)."""
+
+    loss: str = "cauchy"
+    loss_scale: float | None = None  # None: 1.4826 x median residual norm at each level's start
+    barron_alpha: float = 0.0
+    max_iterations: int = 50  # per level
+    lambda_init: float = 1e-3
+    lambda_up: float = 10.0
+    lambda_down: float = 0.1
+    lambda_min: float = 1e-6
+    lambda_max: float = 1e4
+    rotation_tol: float = 1e-5  # radians, on the step
+    translation_tol: float = 1e-5  # relative to the mean point depth, on the step
+    gradient_tol: float = 1e-12  # on max |g| relative to the cost
+    cost_tol: float = 1e-5  # on the relative cost decrease of an accepted step
+    max_rejections: int = 4  # consecutive rejected steps before a level stops
+    min_points: int = 10
+    margin: float = 1.0  # pixels of the feature map kept clear of the border
+    min_depth: float = 1e-3
+    differentiable: bool = False
+
+
+class FeatureMetricPnP:
+    """Feature-metric PnP refiner.
+
+    Example::
+
+        solver = FeatureMetricPnP(loss="cauchy", max_iterations=50)
+        result = solver.refine(points3d, ref_features, query_features, camera, init_pose)
+    """
+
+    def __init__(self, **kwargs):
+        names = {f.name for f in fields(FPnPConfig)}
+        unknown = set(kwargs) - names
+        if unknown:
+            raise ValueError(f"Unknown F-PnP options {sorted(unknown)}; expected {sorted(names)}")
+        self.conf = FPnPConfig(**kwargs)
+        scale = 1.0 if self.conf.loss_scale is None else self.conf.loss_scale  # 0 must raise
+        self.loss = RobustLoss(self.conf.loss, scale, self.conf.barron_alpha)
+
+    # ------------------------------------------------------------------ public API
+    def refine(
+        self,
+        points3d: torch.Tensor,
+        ref_features: list[torch.Tensor],
+        query_features: list[torch.Tensor],
+        camera: Camera,
+        init_pose: Pose,
+        weights: torch.Tensor | None = None,
+        return_history: bool = False,
+    ) -> FPnPResult:
+        """Refine one query.
+
+        Args:
+            points3d: ``(N, 3)`` world points.
+            ref_features: per level ``(N, C_l)`` reference features of the points.
+            query_features: per level ``(C_l, H_l, W_l)`` dense query maps, any order of sizes.
+            camera: the full-resolution query camera (unbatched).
+            init_pose: initial ``cam_from_world`` (unbatched).
+            weights: optional ``(N,)`` per-point weights or confidences.
+        """
+        result = self.refine_batch(
+            points3d[None], [f[None] for f in ref_features], [f[None] for f in query_features],
+            Camera(camera.model, camera.size[None], camera.params[None]), init_pose[None],
+            None if weights is None else weights[None], return_history=return_history,
+        )  # fmt: skip
+        return result[0]
+
+    def refine_batch(
+        self,
+        points3d: torch.Tensor,
+        ref_features: list[torch.Tensor],
+        query_features: list[torch.Tensor],
+        camera: Camera,
+        init_pose: Pose,
+        weights: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        return_history: bool = False,
+    ) -> FPnPResult:
+        """Refine a batch of ``B`` queries with ``N`` (padded) points each.
+
+        Args:
+            points3d: ``(B, N, 3)``; ref_features: per level ``(B, N, C_l)``;
+            query_features: per level ``(B, C_l, H_l, W_l)``; camera: batch ``(B,)``;
+            init_pose: batch ``(B,)``; weights: ``(B, N)``; mask: ``(B, N)`` bool, False for padding.
+        """
+        levels, point_weights = prepare_levels(
+            points3d, ref_features, query_features, camera, init_pose, weights, mask
+        )
+        grad = self.conf.differentiable or torch.is_grad_enabled() and any(
+            t.requires_grad for t in [points3d, *ref_features, *query_features, init_pose.R]
+        )
+        ctx = contextlib.nullcontext() if grad else torch.no_grad()
+        with ctx:
+            return self._solve(levels, points3d, point_weights, init_pose, return_history)
+
+    # ------------------------------------------------------------------ internals
+    def _solve(self, levels, points3d, point_weights, init_pose, return_history) -> FPnPResult:
+        conf = self.conf
+        dtype = levels[0].maps.dtype
+        # Non-finite points already have zero weight; zero them so they cannot put NaN into H.
+        points = points3d.to(dtype).nan_to_num(0.0, 0.0, 0.0)
+        M0 = init_pose.matrix().to(dtype)
+        M = M0
+        B = M.shape[0]
+        iterations = torch.zeros(B, len(levels), dtype=torch.long)
+        history = [] if return_history else None
+        ok = torch.ones(B, dtype=torch.bool, device=M.device)
+        for li, level in enumerate(levels):
+            M, iters, ok_level, hist, ev, scale = self._solve_level(
+                level, points, point_weights, M, return_history
+            )
+            iterations[:, li] = iters
+            ok = ok & ok_level
+            if history is not None:
+                history.append(hist)
+        init_ev = self._evaluate(levels[-1], points, point_weights, M0, scale, system=False)
+        finite = torch.isfinite(M).flatten(1).all(1) & torch.isfinite(ev["cost"])
+        lowered = ev["cost"] <= init_ev["cost"] * (1 + 1e-6)
+        success = ok & (ev["num_valid"] >= conf.min_points) & finite & lowered
+        messages = [
+            "" if s else (f"fewer than {conf.min_points} valid points at the initial pose"
+                          if not o else "refinement did not lower the cost or lost the points")
+            for s, o in zip(success.tolist(), ok.tolist())
+        ]  # fmt: skip
+        # Return the initial pose bit-exactly on failure (not a round trip through ``dtype``).
+        M_out = torch.where(success[:, None, None], M.to(init_pose.dtype), init_pose.matrix())
+        return FPnPResult(
+            Pose.from_matrix(M_out), success, iterations, init_ev["cost"],
+            torch.where(success, ev["cost"], init_ev["cost"]), ev["num_valid"],
+            self._covariance(ev), messages, history,
+        )  # fmt: skip
+
+    def _solve_level(self, level: Level, points, point_weights, M, return_history=False):
+        """LM iterations at one level; returns the pose, iterations, and the final evaluation."""
+        conf = self.conf
+        B = M.shape[0]
+        res = level.residuals(points, M, conf.margin, conf.min_depth)
+        scale = self._scale(res[3][..., 2, 2], point_weights * res[1])
+        ev = self._system(res, point_weights, scale)
+        active = ev["num_valid"] >= conf.min_points
+        ok = active.clone()
+        lam = torch.full((B,), conf.lambda_init, dtype=M.dtype, device=M.device)
+        iters = torch.zeros(B, dtype=torch.long)
+        rejections = torch.zeros(B, dtype=torch.long, device=M.device)
+        depth = ev["depth"].clamp_min(1e-9)
+        hist = [_record(M, ev)] if return_history else None
+        for _ in range(conf.max_iterations):
+            if not bool(active.any()):
+                break
+            delta = damped_solve(ev["H"], ev["g"], lam)
+            delta = torch.where(active[:, None], delta, torch.zeros_like(delta))
+            M_new = se3_exp_matrix(delta) @ M
+            new = self._evaluate(level, points, point_weights, M_new, scale)
+            accept = active & (new["cost"] < ev["cost"]) & (new["num_valid"] >= conf.min_points)
+            # Stop when the achieved (if accepted) or model-predicted (if rejected) decrease of
+            # the cost is negligible: the IRLS model predicts (2 g.d + d^T H d) / sum(w).
+            Hd = (ev["H"] @ delta[..., None])[..., 0]
+            predicted = -(2 * ev["g"] + Hd).mul(delta).sum(-1) / ev["wsum"]
+            gain = torch.where(accept, ev["cost"] - new["cost"], predicted)
+            stalled = gain <= conf.cost_tol * ev["cost"]
+            M = torch.where(accept[:, None, None], M_new, M)
+            ev = {k: _select(accept, new[k], ev[k]) for k in ev}
+            lam = torch.where(accept, lam * conf.lambda_down, lam * conf.lambda_up)
+            lam = lam.clamp(conf.lambda_min, conf.lambda_max)
+            iters += active.long().cpu()
+            small_step = (delta[:, 3:].norm(dim=-1) < conf.rotation_tol) & (
+                delta[:, :3].norm(dim=-1) < conf.translation_tol * depth
+            )
+            small_grad = ev["g"].abs().amax(-1) <= conf.gradient_tol * ev["cost"].clamp_min(1e-30)
+            # Near the optimum the central-difference gradient and the bilinear cost disagree
+            # slightly, so steps stop being accepted: give up after a few rejections in a row.
+            rejections = torch.where(accept, torch.zeros_like(rejections), rejections + 1)
+            stuck = rejections >= conf.max_rejections
+            active = active & ~(small_step | small_grad | stalled | stuck) & (lam < conf.lambda_max)
+            if hist is not None:
+                hist.append(_record(M, ev))
+        return M, iters, ok, hist, ev, scale
+
+    def _scale(self, sq: torch.Tensor, w: torch.Tensor) -> torch.Tensor | float:
+        """Loss scale: the configured one, or 1.4826 x the median valid residual norm."""
+        if self.conf.loss_scale is not None or self.conf.loss == "squared":
+            return self.loss.scale
+        if sq.shape[-1] == 0:  # no points: median undefined (the result is flagged unsuccessful)
+            return torch.ones_like(sq[:, :1])
+        med = sq.masked_fill(w <= 0, float("nan")).nanmedian(dim=-1).values.sqrt()
+        return (1.4826 * med.nan_to_num(1.0)).clamp_min(1e-6)[:, None]
+
+    def _evaluate(self, level: Level, points, point_weights, M, scale, system: bool = True):
+        """Cost (and normal equations) at poses ``M (B, 4, 4)``."""
+        res = level.residuals(points, M, self.conf.margin, self.conf.min_depth)
+        return self._system(res, point_weights, scale, system)
+
+    def _system(self, res, point_weights, scale, system: bool = True) -> dict:
+        """Robust cost, and the IRLS normal equations ``H (B, 6, 6)``, ``g (B, 6)``."""
+        Xc, valid, J, gram, channels = res
+        w = point_weights * valid
+        sq = gram[..., 2, 2]
+        rho, irls = self.loss(sq, scale)
+        wsum = w.sum(-1).clamp_min(1e-12)
+        out = {
+            "cost": (w * rho).sum(-1) / wsum,
+            "num_valid": (w > 0).sum(-1),
+            "depth": (Xc[..., 2] * w).sum(-1) / wsum,
+            "wsum": wsum,
+        }
+        if not system:
+            return out
+        B, N = sq.shape
+        ww = (w * irls)[..., None, None]
+        A = (gram[..., :2, :2] @ J).reshape(B, 2 * N, 6)  # G^T G dp/ddelta
+        Jw = (J * ww).reshape(B, 2 * N, 6).transpose(1, 2)
+        out["H"] = Jw @ A
+        out["g"] = (Jw @ gram[..., :2, 2].reshape(B, 2 * N, 1))[..., 0]
+        out["res_var"] = (ww[..., 0, 0] * sq).sum(-1)
+        out["num_res"] = out["num_valid"] * channels
+        return out
+
+    def _covariance(self, ev) -> torch.Tensor:
+        """``sigma^2 H^-1`` with ``sigma^2`` the weighted residual variance per channel."""
+        dof = (ev["num_res"] - 6).clamp_min(1).to(ev["H"].dtype)
+        sigma2 = ev["res_var"] / dof
+        H = ev["H"].detach()
+        eye = torch.eye(6, dtype=H.dtype, device=H.device)
+        jitter = 1e-12 * H.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp_min(1e-30)
+        cov = torch.linalg.pinv(H + jitter[:, None, None] * eye, hermitian=True)
+        return (cov * sigma2.detach()[:, None, None]).nan_to_num(0.0)
+
+
+def _select(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.where`` with ``mask (B,)`` broadcast over the trailing dims of ``a`` and ``b``."""
+    return torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
+
+
+def _record(M: torch.Tensor, ev: dict) -> dict:
+    return {"pose": Pose.from_matrix(M.detach().clone()), "cost": ev["cost"].detach().clone()}

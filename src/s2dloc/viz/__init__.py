@@ -1,0 +1,1 @@
+"""Figures: F-PnP convergence plots (matplotlib, written as PNG)."""

@@ -1,0 +1,59 @@
+"""Plots of F-PnP convergence: pose error per LM iteration, one panel per quantity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from s2dloc.geometry import Pose  # noqa: E402
+from s2dloc.utils.io import atomic_path  # noqa: E402
+
+
+def history_errors(history: list[list[dict]], true_pose: Pose) -> list[tuple[list, list]]:
+    """Per level, the rotation (deg) and centre (map units) errors of each iteration's pose."""
+    out = []
+    for level in history:
+        rot = [float(rec["pose"].angle_to(true_pose)) for rec in level]
+        tra = [float(rec["pose"].center_distance_to(true_pose)) for rec in level]
+        out.append((rot, tra))
+    return out
+
+
+def plot_error_vs_iteration(
+    runs: dict[str, list[list[dict]]], true_pose: Pose, path: str | Path, title: str = ""
+) -> Path:
+    """Rotation and translation error vs cumulative iteration, coloured by level.
+
+    ``runs`` maps a label (e.g. the initial error) to a solver history for one query
+    (``FPnPResult.history`` of an unbatched result).
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    cmap = plt.get_cmap("viridis")
+    for ri, (label, history) in enumerate(runs.items()):
+        errors = history_errors(history, true_pose)
+        start = 0
+        for li, (rot, tra) in enumerate(errors):
+            x = list(range(start, start + len(rot)))
+            color = cmap(li / max(len(errors) - 1, 1))
+            kw = {"color": color, "marker": "o", "ms": 2, "lw": 1}
+            axes[0].plot(x, rot, label=f"level {li}" if ri == 0 else None, **kw)
+            axes[1].plot(x, tra, **kw)
+            start += len(rot) - 1
+        axes[0].annotate(label, (0, errors[0][0][0]), fontsize=7)
+    for ax, name in zip(axes, ("rotation error [deg]", "camera centre error")):
+        ax.set_yscale("log")
+        ax.set_xlabel("LM iteration (cumulative over levels, coarse to fine)")
+        ax.set_ylabel(name)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,29 @@
+"""Session-scoped toy problems for the F-PnP tests, built once per worker at small size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from s2dloc.datasets.toy import make_toy_problem
+
+# Two workers share two cores: intra-op threads would only oversubscribe them.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def toy():
+    """A 320x240 toy problem with 512 points lifted from the reference view."""
+    return make_toy_problem(seed=0, width=320, height=240, num_points=512)
+
+
+@pytest.fixture(scope="session")
+def oracle(toy):
+    """Noise-free features: per level ``(N, C)`` references and ``(C, H, W)`` maps, finest first."""
+    return toy.features(oracle=True)
+
+
+@pytest.fixture(scope="session")
+def photometric(toy):
+    """Reference features sampled from the reference image (real appearance, not oracle)."""
+    return toy.features()
