@@ -27,3 +27,11 @@ def oracle(toy):
 def photometric(toy):
     """Reference features sampled from the reference image (real appearance, not oracle)."""
     return toy.features()
+
+
+@pytest.fixture(params=["torch", "numba"])
+def backend(request):
+    """Both solver paths: the torch reference (differentiable) and the compiled CPU path."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    return request.param

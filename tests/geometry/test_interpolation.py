@@ -84,8 +84,13 @@ def test_border_mask():
     assert valid[0].tolist() == [False] * 7 + [True]
     _, valid = sample(fmap, pts, margin=0.0)
     assert valid[0].tolist() == [True] * 6 + [False, True]
-    _, _, valid_g = sample_with_gradients(fmap, pts)
-    assert valid_g[0].tolist() == [True, True, False, False, False, False, False, True]
+    _, _, valid_g = sample_with_gradients(fmap, pts, stacked=False)
+    # Shifted samples need 1.5 px of clearance for an exact central difference.
+    assert valid_g[0].tolist() == [False] * 7 + [True]
+    edge = torch.tensor([[[1.5, 1.5], [W - 1.5, H - 1.5], [1.49, 3.0]]], dtype=torch.float64)
+    assert sample_with_gradients(fmap, edge)[2][0].tolist() == [True, True, False]
+    _, _, valid_s = sample_with_gradients(stack_with_gradients(fmap), pts, stacked=True)
+    assert valid_s[0].tolist() == [True, True, False, False, False, False, False, True]
 
 
 def test_outside_points_are_finite():

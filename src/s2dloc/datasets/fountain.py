@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,9 @@ import numpy as np
 import torch
 
 from s2dloc.datasets.toy import _select_pixels
-from s2dloc.geometry import Camera, Pose
+from s2dloc.evaluation.convergence import BasinProblem
+from s2dloc.features import photometric_pyramid
+from s2dloc.geometry import Camera, Pose, sample
 
 logger = logging.getLogger(__name__)
 
@@ -185,3 +188,28 @@ def lift_frame(
     depth = torch.from_numpy(frame.depth[pixels[:, 1].long(), pixels[:, 0].long()]).double()
     X_cam = frame.camera.unproject(pixels[None], depth[None])[0]
     return frame.cam_from_world.inv().transform(X_cam), pixels
+
+
+def pair_problem(
+    ref: FountainFrame,
+    query: FountainFrame,
+    num_points: int = 1024,
+    seed: int = 0,
+    extractor: Callable[[np.ndarray], list[torch.Tensor]] | None = None,
+) -> BasinProblem:
+    """Alignment problem: points lifted from ``ref`` with its depth, features sampled from
+    ``ref``'s maps at their pixels, query maps and ground-truth pose from ``query``.
+
+    ``extractor`` maps an RGB image to maps ``(C, H_l, W_l)`` (default: photometric pyramid).
+    ``scene_depth`` is the mean depth of the points in the query camera.
+    """
+    extractor = extractor or photometric_pyramid
+    points, pixels = lift_frame(ref, num_points, seed)
+    ref_feats = []
+    for fmap in extractor(ref.image):
+        s = fmap.shape[-1] / ref.image.shape[1]
+        ref_feats.append(sample(fmap[None].float(), (pixels * s)[None].float())[0][0])
+    query_maps = [m.float() for m in extractor(query.image)]
+    depth = float(query.cam_from_world.transform(points)[:, 2].mean())
+    return BasinProblem(points.float(), ref_feats, query_maps, query.camera,
+                        query.cam_from_world, depth, f"{ref.name}->{query.name}")  # fmt: skip

@@ -62,7 +62,11 @@ class SuccessCriterion:
         return (rot_deg < self.max_rotation_deg) & (trans < limit)
 
     def describe(self) -> str:
-        t = f"{100 * self.max_translation:g}% of depth" if self.relative else f"{self.max_translation:g}"
+        t = (
+            f"{100 * self.max_translation:g}% of depth"
+            if self.relative
+            else f"{self.max_translation:g}"
+        )
         return f"rot < {self.max_rotation_deg:g} deg and trans < {t}"
 
 
@@ -92,7 +96,9 @@ class BasinRow:
     @property
     def improved_rate(self) -> float:
         """Fraction of trials whose final rotation and translation errors beat the initial ones."""
-        return float(np.mean((self.rot_final < self.rot_init) & (self.trans_final < self.trans_init)))
+        return float(
+            np.mean((self.rot_final < self.rot_init) & (self.trans_final < self.trans_init))
+        )
 
     def median(self, name: str) -> float:
         """Median of one of ``rot_init``, ``trans_init``, ``rot_final``, ``trans_final``."""
@@ -202,5 +208,7 @@ def convergence_sweep(
             float(angle), float(success.mean()), int((~a["ok"]).sum()), float(a["t"].mean()),
             a["ri"], a["ti"], a["rf"], a["tf"], a["d"], success,
         ))  # fmt: skip
-        logger.info("basin %.1f deg: success %.2f (%s)", angle, success.mean(), criterion.describe())
+        logger.info(
+            "basin %.1f deg: success %.2f (%s)", angle, success.mean(), criterion.describe()
+        )
     return rows

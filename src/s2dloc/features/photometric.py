@@ -48,5 +48,6 @@ def photometric_pyramid(
         y = y[0]
         if normalize:
             y = (y - y.mean((1, 2), keepdim=True)) / y.std((1, 2), keepdim=True).clamp_min(1e-6)
-        levels.append(y)
+        # Stored channels-last (a (H, W, C) buffer viewed as (C, H, W)): F-PnP samples it fastest.
+        levels.append(y.permute(1, 2, 0).contiguous().permute(2, 0, 1))
     return levels

@@ -52,7 +52,7 @@ class Level:
         v = v.permute(0, 2, 3, 1)  # (B, 5, N, C)
         S = torch.stack([(v[:, 1] - v[:, 2]) / 2, (v[:, 3] - v[:, 4]) / 2, v[:, 0] - self.ref], 2)
         gram = S @ S.transpose(-1, -2)
-        finite = torch.isfinite(gram).flatten(-2).all(-1)
+        finite = torch.isfinite(gram.flatten(-2).sum(-1))
         return Xc, valid & finite, J, gram.nan_to_num(0.0, 0.0, 0.0), self.channels
 
 
@@ -67,8 +67,8 @@ def prepare_levels(
 ) -> tuple[list[Level], torch.Tensor]:
     """Validate inputs and build levels sorted coarse to fine, plus point weights ``(B, N)``.
 
-    Non-finite points or reference features and padding get zero weight; query samples that
-    are not finite make their point invalid. Raises ``ValueError`` naming the argument for
+    Non-finite points and padding get zero weight; points whose reference features or query
+    samples are not finite are invalid (checked on the residuals). Raises ``ValueError`` naming the argument for
     malformed inputs.
     """
     if points3d.dim() != 3 or points3d.shape[-1] != 3:
@@ -100,13 +100,12 @@ def prepare_levels(
         if ref.shape != (B, N, fmap.shape[1]):
             raise ValueError(f"ref_features[{i}] must be ({B}, {N}, {fmap.shape[1]}) to match "
                              f"query_features[{i}], got {tuple(ref.shape)}")  # fmt: skip
-        w = w * torch.isfinite(ref).all(-1).to(dtype)
         H, W = fmap.shape[-2:]
         scale = torch.stack([W / camera.size[..., 0], H / camera.size[..., 1]], -1)
         cam = _scale_batch(camera, scale).to(dtype)
         # Channels-last maps make the 5-point bilinear sampling ~5x faster (a no-op if already).
         maps = fmap.to(dtype).contiguous(memory_format=torch.channels_last)
-        levels.append(Level(maps, torch.nan_to_num(ref.to(dtype)), cam))
+        levels.append(Level(maps, ref.to(dtype), cam))
     levels.sort(key=lambda lv: lv.maps.shape[-1] * lv.maps.shape[-2])
     return levels, w
 

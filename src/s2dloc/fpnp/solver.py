@@ -11,6 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 
 from s2dloc.fpnp.levels import Level, prepare_levels
@@ -44,6 +45,8 @@ class FPnPConfig:
     margin: float = 1.0  # pixels of the feature map kept clear of the border
     min_depth: float = 1e-3
     differentiable: bool = False
+    # "auto": the compiled CPU path when no gradient or history is needed, else torch.
+    backend: str = "auto"
 
 
 class FeatureMetricPnP:
@@ -61,6 +64,8 @@ class FeatureMetricPnP:
         if unknown:
             raise ValueError(f"Unknown F-PnP options {sorted(unknown)}; expected {sorted(names)}")
         self.conf = FPnPConfig(**kwargs)
+        if self.conf.backend not in ("auto", "torch", "numba"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'numba', got {self.conf.backend!r}")
         scale = 1.0 if self.conf.loss_scale is None else self.conf.loss_scale  # 0 must raise
         self.loss = RobustLoss(self.conf.loss, scale, self.conf.barron_alpha)
 
@@ -116,9 +121,18 @@ class FeatureMetricPnP:
         grad = self.conf.differentiable or torch.is_grad_enabled() and any(
             t.requires_grad for t in [points3d, *ref_features, *query_features, init_pose.R]
         )
+        fast = self._use_fast(grad or return_history, levels[0].maps.device)
         ctx = contextlib.nullcontext() if grad else torch.no_grad()
         with ctx:
+            if fast:
+                return self._solve_fast(levels, points3d, point_weights, init_pose)
             return self._solve(levels, points3d, point_weights, init_pose, return_history)
+
+    def _use_fast(self, needs_torch: bool, device: torch.device) -> bool:
+        backend = self.conf.backend
+        if backend == "numba" and (needs_torch or device.type != "cpu"):
+            raise ValueError("backend='numba' runs on CPU without gradients or history")
+        return backend == "numba" or (backend == "auto" and not needs_torch and device.type == "cpu")
 
     # ------------------------------------------------------------------ internals
     def _solve(self, levels, points3d, point_weights, init_pose, return_history) -> FPnPResult:
@@ -144,17 +158,36 @@ class FeatureMetricPnP:
         finite = torch.isfinite(M).flatten(1).all(1) & torch.isfinite(ev["cost"])
         lowered = ev["cost"] <= init_ev["cost"] * (1 + 1e-6)
         success = ok & (ev["num_valid"] >= conf.min_points) & finite & lowered
-        messages = [
-            "" if s else (f"fewer than {conf.min_points} valid points at the initial pose"
-                          if not o else "refinement did not lower the cost or lost the points")
-            for s, o in zip(success.tolist(), ok.tolist())
-        ]  # fmt: skip
+        messages = _messages(success.tolist(), ok.tolist(), conf.min_points)
         # Return the initial pose bit-exactly on failure (not a round trip through ``dtype``).
         M_out = torch.where(success[:, None, None], M.to(init_pose.dtype), init_pose.matrix())
         return FPnPResult(
             Pose.from_matrix(M_out), success, iterations, init_ev["cost"],
             torch.where(success, ev["cost"], init_ev["cost"]), ev["num_valid"],
             self._covariance(ev), messages, history,
+        )  # fmt: skip
+
+    def _solve_fast(self, levels, points3d, point_weights, init_pose) -> FPnPResult:
+        """The compiled CPU path (:mod:`s2dloc.fpnp.fast`), same algorithm and outputs."""
+        from s2dloc.fpnp import fast
+
+        conf = self.conf
+        scale = self.loss.scale if conf.loss_scale is not None or conf.loss == "squared" else None
+        M0 = init_pose.matrix()
+        out = fast.solve(levels, points3d.nan_to_num(0.0, 0.0, 0.0), point_weights, M0, conf, scale)
+        lowered = out["cost"] <= out["cost_init"] * (1 + 1e-6)
+        finite = np.isfinite(out["M"]).all((1, 2)) & np.isfinite(out["cost"])
+        success = out["ok"] & (out["num_valid"] >= conf.min_points) & finite & lowered
+        # Return the initial pose bit-exactly on failure.
+        M = torch.from_numpy(out["M"]).to(M0.dtype)
+        M = torch.where(torch.from_numpy(success)[:, None, None], M, M0)
+        ev = {k: torch.from_numpy(out[k]) for k in ("H", "res_var", "num_res")}
+        cost = np.where(success, out["cost"], out["cost_init"])
+        return FPnPResult(
+            Pose.from_matrix(M), torch.from_numpy(success), torch.from_numpy(out["iterations"]),
+            torch.from_numpy(out["cost_init"]), torch.from_numpy(cost),
+            torch.from_numpy(out["num_valid"]), self._covariance(ev),
+            _messages(success.tolist(), out["ok"].tolist(), conf.min_points),
         )  # fmt: skip
 
     def _solve_level(self, level: Level, points, point_weights, M, return_history=False):
@@ -260,3 +293,12 @@ def _select(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tenso
 
 def _record(M: torch.Tensor, ev: dict) -> dict:
     return {"pose": Pose.from_matrix(M.detach().clone()), "cost": ev["cost"].detach().clone()}
+
+
+def _messages(success: list[bool], ok: list[bool], min_points: int) -> list[str]:
+    """Why each query failed ("" on success)."""
+    return [
+        "" if s else (f"fewer than {min_points} valid points at the initial pose"
+                      if not o else "refinement did not lower the cost or lost the points")
+        for s, o in zip(success, ok)
+    ]  # fmt: skip

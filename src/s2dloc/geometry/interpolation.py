@@ -57,7 +57,8 @@ def sample_with_gradients(
     The gradient is the central-difference map of :func:`feature_gradients` sampled
     bilinearly. Bilinear interpolation commutes with shifts, so away from the border this
     equals ``(F(p + e) - F(p - e)) / 2`` sampled at 5 points per query, which costs ``O(N C)``
-    instead of ``O(H W C)`` for building gradient maps. With ``stacked`` the input is the
+    instead of ``O(H W C)`` for building gradient maps; points within 1.5 px of the border
+    are marked invalid on this path. With ``stacked`` the input is the
     output of :func:`stack_with_gradients` and is sampled directly (exact at the border too).
     """
     B, N, _ = points.shape
@@ -71,6 +72,9 @@ def sample_with_gradients(
     values, _ = sample(fmap, shifted, margin)
     values = values.reshape(B, 5, N, -1)
     grads = torch.stack([values[:, 1] - values[:, 2], values[:, 3] - values[:, 4]], -1) / 2
+    # The shifted samples reach 1 px further: within 1.5 px of the border they would be
+    # clamped and the difference would no longer be the central difference of the map.
+    m = max(margin, 1.5)
     size = points.new_tensor(fmap.shape[-1:-3:-1])
-    valid = ((points >= margin) & (points <= size - margin)).all(-1)
+    valid = ((points >= m) & (points <= size - m)).all(-1)
     return values[:, 0], grads, valid

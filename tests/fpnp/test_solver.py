@@ -1,0 +1,394 @@
+"""FeatureMetricPnP mechanics: batching with padding, weights, differentiability, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from s2dloc.datasets.toy import perturb
+from s2dloc.fpnp import FeatureMetricPnP, FPnPResult
+from s2dloc.geometry import Camera, Pose
+
+from ._helpers import batch_camera, errors, refine_toy
+
+
+def _subset(refs, idx):
+    return [r[idx] for r in refs]
+
+
+def _assert_same_pose(a: Pose, b: Pose, deg: float = 1e-4, dist: float = 1e-5):
+    assert a.angle_to(b).max().item() < deg
+    assert a.center_distance_to(b).max().item() < dist
+
+
+def _assert_finite(result: FPnPResult):
+    for x in (result.pose.R, result.pose.t, result.covariance, result.cost_init,
+              result.cost_final):  # fmt: skip
+        assert torch.isfinite(x).all()
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+def test_batch_with_padding_equals_single_queries(backend, toy, photometric):
+    # Real (non-oracle) features, so that costs and covariances are well above round-off.
+    refs, maps = photometric
+    N = toy.points3d.shape[0]
+    g = torch.Generator().manual_seed(0)
+    sizes = [300, 180, N]
+    subsets = [torch.randperm(N, generator=g)[:n] for n in sizes]
+    inits = [perturb(toy.query_pose, 3.0, 0.15, s) for s in range(3)]
+    solver = FeatureMetricPnP(backend=backend)
+    singles = [
+        solver.refine(toy.points3d[i].float(), _subset(refs, i), maps, toy.camera, init)
+        for i, init in zip(subsets, inits, strict=True)
+    ]
+    # Pad with real-looking points carrying wrong features: they must be ignored by the mask.
+    B = len(sizes)
+    points = toy.points3d.float()[torch.randperm(N, generator=g)].repeat(B, 1, 1)
+    batch_refs = [torch.randn(B, N, r.shape[1], generator=g) for r in refs]
+    mask = torch.zeros(B, N, dtype=torch.bool)
+    for b, idx in enumerate(subsets):
+        points[b, : len(idx)] = toy.points3d[idx].float()
+        for level, r in enumerate(refs):
+            batch_refs[level][b, : len(idx)] = r[idx]
+        mask[b, : len(idx)] = True
+    result = solver.refine_batch(
+        points, batch_refs, [m.expand(B, -1, -1, -1) for m in maps],
+        batch_camera(toy.camera, B), Pose.stack(inits), mask=mask,
+    )  # fmt: skip
+    assert result.pose.shape == (B,) and result.covariance.shape == (B, 6, 6)
+    assert result.iterations.shape == (B, 3)
+    for b, single in enumerate(singles):
+        assert bool(result.success[b]) and bool(single.success)
+        _assert_same_pose(result.pose[b], single.pose)
+        assert result.num_valid[b] == single.num_valid
+        torch.testing.assert_close(result.cost_final[b], single.cost_final, rtol=1e-3, atol=1e-12)
+        torch.testing.assert_close(result.covariance[b], single.covariance, rtol=1e-2, atol=1e-12)
+        rot, centre = errors(toy, result.pose[b])
+        assert rot < 0.2 and centre < 0.005
+
+
+def test_result_indexing_and_unbatched_shapes(backend, toy, oracle):
+    result = FeatureMetricPnP(backend=backend, max_iterations=3).refine(
+        toy.points3d.float(), *oracle, toy.camera, perturb(toy.query_pose, 2.0, 0.1, 0)
+    )
+    assert result.pose.shape == () and result.success.shape == ()
+    assert result.iterations.shape == (3,) and (result.iterations <= 3).all()
+    assert result.covariance.shape == (6, 6) and result.pose.dtype == torch.float64
+    torch.testing.assert_close(result.covariance, result.covariance.T)
+    assert (torch.linalg.eigvalsh(result.covariance) > 0).all()
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def test_zero_weights_equal_removing_points(backend, toy, photometric):
+    refs, maps = photometric
+    N = toy.points3d.shape[0]
+    keep = torch.rand(N, generator=torch.Generator().manual_seed(1)) > 0.3
+    # Give the dropped points wrong features so that a leak would show.
+    wrong = [r.clone() for r in refs]
+    for r in wrong:
+        r[~keep] = r[~keep].flip(0)
+    init = perturb(toy.query_pose, 4.0, 0.2, 7)
+    solver = FeatureMetricPnP(backend=backend)
+    weighted = solver.refine(toy.points3d.float(), wrong, maps, toy.camera, init,
+                             weights=keep.float())  # fmt: skip
+    removed = solver.refine(toy.points3d[keep].float(), _subset(refs, keep), maps, toy.camera,
+                            init)  # fmt: skip
+    assert weighted.success and removed.success
+    _assert_same_pose(weighted.pose, removed.pose)
+    assert weighted.num_valid == removed.num_valid
+    assert weighted.iterations.tolist() == removed.iterations.tolist()
+    torch.testing.assert_close(weighted.cost_final, removed.cost_final, rtol=1e-4, atol=1e-14)
+
+
+def test_uniform_weight_scale_does_not_change_the_answer(backend, toy, photometric):
+    init = perturb(toy.query_pose, 3.0, 0.15, 3)
+    solver = FeatureMetricPnP(backend=backend, loss="huber")
+    ones = torch.ones(toy.points3d.shape[0])
+    a = solver.refine(toy.points3d.float(), *photometric, toy.camera, init, weights=ones)
+    b = solver.refine(toy.points3d.float(), *photometric, toy.camera, init, weights=5 * ones)
+    _assert_same_pose(a.pose, b.pose, 1e-3, 1e-4)
+    torch.testing.assert_close(a.cost_final, b.cost_final, rtol=1e-4, atol=0.0)
+
+
+# ----------------------------------------------------------------------------- differentiable
+
+
+@pytest.fixture(scope="module")
+def tiny(toy, oracle):
+    """24 visible points, one 80x60 level, float64: small enough for gradcheck."""
+    refs, maps = oracle
+    _, valid = toy.camera.project(toy.query_pose.transform(toy.points3d), margin=12.0)
+    idx = torch.nonzero(valid)[:24, 0]
+    return (toy.points3d[idx], refs[2][idx].double(), maps[2].double(), toy.camera,
+            perturb(toy.query_pose, 1.0, 0.05, 0))  # fmt: skip
+
+
+def _unrolled(max_iterations: int = 2) -> FeatureMetricPnP:
+    # Fixed lambda and no early stopping: a smooth function of the inputs.
+    return FeatureMetricPnP(loss="squared", max_iterations=max_iterations, lambda_init=1e-2,
+                            lambda_up=1.0, lambda_down=1.0, rotation_tol=0.0,
+                            translation_tol=0.0, gradient_tol=0.0, differentiable=True)  # fmt: skip
+
+
+def test_differentiable_gradcheck_reference_features(tiny):
+    points, ref, fmap, camera, init = tiny
+    solver = _unrolled()
+
+    def pose_of(ref):
+        result = solver.refine(points, [ref], [fmap], camera, init)
+        assert result.success and result.iterations.item() == 2
+        return torch.cat([result.pose.R.flatten(), result.pose.t])
+
+    assert torch.autograd.gradcheck(pose_of, (ref.clone().requires_grad_(),), eps=1e-6,
+                                    atol=1e-6, rtol=1e-4)  # fmt: skip
+
+
+def test_differentiable_query_maps_match_finite_differences(tiny):
+    points, ref, fmap, camera, init = tiny
+    solver = _unrolled(3)
+    direction = torch.randn(fmap.shape, generator=torch.Generator().manual_seed(2),
+                            dtype=torch.float64)  # fmt: skip
+
+    def pose_of(fmap):
+        result = solver.refine(points, [ref], [fmap], camera, init)
+        return (result.pose @ init.inv()).log()
+
+    x = fmap.clone().requires_grad_()
+    out = pose_of(x)
+    assert out.requires_grad
+    J = torch.stack([torch.autograd.grad(out[i], x, retain_graph=True)[0] for i in range(6)])
+    assert torch.isfinite(J).all() and J.abs().sum() > 0
+    analytic = (J * direction).flatten(1).sum(-1)
+    eps = 1e-6
+    with torch.no_grad():
+        numeric = (pose_of(fmap + eps * direction) - pose_of(fmap - eps * direction)) / (2 * eps)
+    torch.testing.assert_close(analytic, numeric, rtol=1e-4, atol=1e-8)
+
+
+def test_not_differentiable_by_default(tiny):
+    points, ref, fmap, camera, init = tiny
+    result = FeatureMetricPnP().refine(points, [ref], [fmap], camera, init)
+    assert not result.pose.R.requires_grad and not result.covariance.requires_grad
+
+
+# ----------------------------------------------------------------------------- degenerate input
+
+
+def _refine(backend, toy, oracle, points=None, refs=None, maps=None, init=None, **kwargs):
+    init = init if init is not None else perturb(toy.query_pose, 3.0, 0.15, 0)
+    points = toy.points3d.float() if points is None else points
+    return init, FeatureMetricPnP(backend=backend, **kwargs).refine(
+        points, oracle[0] if refs is None else refs, oracle[1] if maps is None else maps,
+        toy.camera, init,
+    )  # fmt: skip
+
+
+def _assert_flagged(init: Pose, result: FPnPResult):
+    assert not result.success
+    assert result.pose.R.equal(init.R) and result.pose.t.equal(init.t)  # exactly the initial pose
+    assert "valid points" in result.message[0]
+    _assert_finite(result)
+
+
+def test_no_points(backend, toy, oracle):
+    empty = toy.points3d[:0].float()
+    init, result = _refine(backend, toy, oracle, empty, [r[:0] for r in oracle[0]])
+    _assert_flagged(init, result)
+    assert result.num_valid == 0
+
+
+def test_all_points_behind_the_camera(backend, toy, oracle):
+    Xc = toy.query_pose.transform(toy.points3d)
+    behind = toy.query_pose.inv().transform(Xc * torch.tensor([1.0, 1.0, -1.0], dtype=Xc.dtype))
+    init, result = _refine(backend, toy, oracle, behind.float(), init=toy.query_pose)
+    _assert_flagged(init, result)
+    assert result.num_valid == 0
+
+
+def test_fewer_than_min_points(backend, toy, oracle):
+    refs = [r[:5] for r in oracle[0]]
+    init, result = _refine(backend, toy, oracle, toy.points3d[:5].float(), refs)
+    _assert_flagged(init, result)
+    assert result.num_valid == 5
+    # The same 5 points are enough when the minimum is lowered.
+    _, ok = _refine(backend, toy, oracle, toy.points3d[:5].float(), refs, min_points=4, init=init)
+    assert ok.success and ok.iterations.sum() > 0
+
+
+def test_all_weights_zero(backend, toy, oracle):
+    init = perturb(toy.query_pose, 3.0, 0.15, 0)
+    solver = FeatureMetricPnP(backend=backend)
+    result = solver.refine(
+        toy.points3d.float(), *oracle, toy.camera, init, weights=torch.zeros(512)
+    )
+    _assert_flagged(init, result)
+
+
+def test_init_far_from_the_points(backend, toy, oracle):
+    # Looking away from the scene: nothing projects into the image.
+    away = Pose.exp(torch.tensor([0.0, 0, 0, 0, math.pi, 0], dtype=torch.float64)) @ toy.query_pose
+    init, result = _refine(backend, toy, oracle, init=away)
+    _assert_flagged(init, result)
+
+
+@pytest.mark.parametrize("where", ["points", "ref_features", "query_features", "weights"])
+def test_nan_entries_are_ignored(backend, toy, oracle, where):
+    N = toy.points3d.shape[0]
+    points = toy.points3d.float().clone()
+    refs = [r.clone() for r in oracle[0]]
+    maps = [m.clone() for m in oracle[1]]
+    weights = torch.ones(N)
+    bad = torch.arange(0, N, 7)
+    if where == "points":
+        points[bad] = math.nan
+        points[bad[::2], 1] = math.inf
+    elif where == "ref_features":
+        for r in refs:
+            r[bad, 1] = math.nan
+    elif where == "query_features":
+        maps[0][:, 100:130, 150:190] = math.nan
+    else:
+        weights[bad] = math.nan
+    init = perturb(toy.query_pose, 3.0, 0.15, 4)
+    result = FeatureMetricPnP(backend=backend).refine(
+        points, refs, maps, toy.camera, init, weights=weights
+    )
+    _assert_finite(result)
+    assert result.success
+    rot, centre = errors(toy, result.pose)
+    assert rot < 0.01 and centre < 1e-4, (rot, centre)
+    clean = FeatureMetricPnP(backend=backend).refine(
+        toy.points3d.float(), *oracle, toy.camera, init
+    )
+    Xc = toy.query_pose.transform(toy.points3d)
+    if where == "query_features":  # points seen in the NaN patch (plus a sampling border)
+        p, _ = toy.camera.project(Xc)
+        lost = ((p > torch.tensor([148.0, 98.0])) & (p < torch.tensor([192.0, 132.0]))).all(-1)
+    else:
+        lost = torch.zeros(N, dtype=torch.bool)
+        lost[bad] = True
+    _, seen = toy.camera.project(Xc, margin=1.0)
+    expected = clean.num_valid - (lost & seen).sum()
+    assert abs(result.num_valid - expected) <= 2, (result.num_valid, expected)
+
+
+def test_degenerate_query_does_not_affect_the_batch(backend, toy, oracle):
+    refs, maps = oracle
+    B, N = 3, toy.points3d.shape[0]
+    points = toy.points3d.float().repeat(B, 1, 1)
+    points[1] = math.nan  # no usable points at all
+    mask = torch.ones(B, N, dtype=torch.bool)
+    mask[2] = False  # all padding
+    inits = Pose.stack([perturb(toy.query_pose, 3.0, 0.15, s) for s in range(B)])
+    result = FeatureMetricPnP(backend=backend).refine_batch(
+        points, [r.expand(B, -1, -1) for r in refs], [m.expand(B, -1, -1, -1) for m in maps],
+        batch_camera(toy.camera, B), inits, mask=mask,
+    )  # fmt: skip
+    assert result.success.tolist() == [True, False, False]
+    _assert_finite(result)
+    single = FeatureMetricPnP(backend=backend).refine(
+        toy.points3d.float(), refs, maps, toy.camera, inits[0]
+    )
+    _assert_same_pose(result.pose[0], single.pose)
+    for b in (1, 2):
+        assert result.pose[b].R.equal(inits[b].R) and result.pose[b].t.equal(inits[b].t)
+
+
+def test_nan_init_pose_raises(toy, oracle):
+    init = perturb(toy.query_pose, 3.0, 0.15, 0)
+    R = init.R.clone()
+    R[0, 0] = math.nan
+    with pytest.raises(ValueError, match="init_pose"):
+        _refine("auto", toy, oracle, init=Pose(R, init.t))
+    t = init.t.clone()
+    t[2] = math.inf
+    with pytest.raises(ValueError, match="init_pose"):
+        _refine("auto", toy, oracle, init=Pose(init.R, t))
+
+
+def _bad_shapes(toy, oracle):
+    refs, maps = oracle
+    P = toy.points3d.float()
+    return {
+        "points3d": dict(points=P[:, :2]),
+        "ref_features\\[0\\]": dict(refs=[refs[0][:, :2], *refs[1:]]),
+        "ref_features\\[1\\]": dict(refs=[refs[0], refs[1][:-1], refs[2]]),
+        "query_features\\[2\\]": dict(maps=[maps[0], maps[1], maps[2][0]]),
+        "ref_features and query_features": dict(refs=refs[:2]),
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "points3d",
+        "ref_features\\[0\\]",
+        "ref_features\\[1\\]",
+        "query_features\\[2\\]",
+        "ref_features and query_features",
+    ],
+)
+def test_wrong_shapes_raise_naming_the_argument(toy, oracle, name):
+    with pytest.raises(ValueError, match=name):
+        _refine("auto", toy, oracle, **_bad_shapes(toy, oracle)[name])
+
+
+def test_wrong_weights_and_mask_shapes_raise(toy, oracle):
+    init = perturb(toy.query_pose, 3.0, 0.15, 0)
+    P = toy.points3d.float()
+    with pytest.raises(ValueError, match="weights"):
+        FeatureMetricPnP().refine(P, *oracle, toy.camera, init, weights=torch.ones(7))
+    with pytest.raises(ValueError, match="mask"):
+        FeatureMetricPnP().refine_batch(
+            P[None], [r[None] for r in oracle[0]], [m[None] for m in oracle[1]],
+            batch_camera(toy.camera, 1), init[None], mask=torch.ones(1, 3, dtype=torch.bool),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="init_pose"):
+        FeatureMetricPnP().refine_batch(
+            P[None], [r[None] for r in oracle[0]], [m[None] for m in oracle[1]],
+            batch_camera(toy.camera, 1), Pose.stack([init, init]),
+        )  # fmt: skip
+
+
+def test_levels_in_any_order(backend, toy, oracle):
+    refs, maps = oracle
+    init = perturb(toy.query_pose, 3.0, 0.15, 5)
+    solver = FeatureMetricPnP(backend=backend)
+    P = toy.points3d.float()
+    shuffled = solver.refine(P, [refs[1], refs[2], refs[0]], [maps[1], maps[2], maps[0]],
+                             toy.camera, init)  # fmt: skip
+    ordered = solver.refine(P, refs, maps, toy.camera, init)
+    _assert_same_pose(shuffled.pose, ordered.pose, 1e-6, 1e-7)
+    assert shuffled.iterations.tolist() == ordered.iterations.tolist()
+
+
+def test_camera_of_another_model_is_accepted(backend, toy, oracle):
+    # A PINHOLE camera expressed as OPENCV with zero distortion gives the same answer.
+    cam = toy.camera.as_opencv()
+    assert isinstance(cam, Camera) and cam.model == "OPENCV"
+    init = perturb(toy.query_pose, 3.0, 0.15, 6)
+    a = FeatureMetricPnP(backend=backend).refine(toy.points3d.float(), *oracle, cam, init)
+    b = FeatureMetricPnP(backend=backend).refine(toy.points3d.float(), *oracle, toy.camera, init)
+    _assert_same_pose(a.pose, b.pose, 1e-5, 1e-6)
+
+
+def test_backends_agree(toy, photometric):
+    pytest.importorskip("numba")
+    init = Pose.stack([perturb(toy.query_pose, 4.0, 0.2, s) for s in range(3)])
+    out = {}
+    for backend in ("torch", "numba"):
+        out[backend] = refine_toy(FeatureMetricPnP(backend=backend), toy, *photometric, init)
+    a, b = out["torch"], out["numba"]
+    assert a.success.tolist() == b.success.tolist() == [True] * 3
+    _assert_same_pose(a.pose, b.pose, 1e-3, 1e-4)
+    assert (a.num_valid - b.num_valid).abs().max() <= 1
+    # (The torch path reports costs and covariances in the maps' dtype, numba in float64.)
+    close = {"check_dtype": False}
+    torch.testing.assert_close(a.cost_final, b.cost_final, rtol=1e-3, atol=0.0, **close)
+    torch.testing.assert_close(a.covariance, b.covariance, rtol=0.05, atol=1e-10, **close)
