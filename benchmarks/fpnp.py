@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -94,8 +95,23 @@ def speed_table(quick: bool) -> None:
                      f"{torch_it:.3f}", f"{torch_ref:.1f}", f"{torch_ref / fast_ref:.1f}x",
                      f"{rss:.0f}"])  # fmt: skip
         print(f"  done N={N} C={C} B={B}", flush=True)
-    print(format_table(rows, ["N", "C", "batch", "ms/iter", "ms/refine", "ms/query",
-                              "torch ms/iter", "torch ms/refine", "speed-up", "peak RSS MiB"]))
+    print(
+        format_table(
+            rows,
+            [
+                "N",
+                "C",
+                "batch",
+                "ms/iter",
+                "ms/refine",
+                "ms/query",
+                "torch ms/iter",
+                "torch ms/refine",
+                "speed-up",
+                "peak RSS MiB",
+            ],
+        )
+    )
     m = torch.randn(1, 32, H, W)
     wall, _ = timed(lambda: m.contiguous(memory_format=torch.channels_last), 5)
     print(f"converting one channels-first 32x{H}x{W} map to channels-last: {wall:.1f} ms")
@@ -116,9 +132,9 @@ def converged_table(trials: int = 10) -> None:
         times, iters, errs = [], [], []
         for k in range(trials):
             init = perturb(problem.query_pose, 5.0, 0.1, seed=k)
-            res = solver.refine(problem.points3d.float(), ref, query, problem.camera, init)
-            wall, _ = timed(lambda: solver.refine(problem.points3d.float(), ref, query,
-                                                  problem.camera, init), 3)  # fmt: skip
+            run = partial(solver.refine, problem.points3d.float(), ref, query, problem.camera, init)
+            res = run()
+            wall, _ = timed(run, 3)
             times.append(wall)
             iters.append(int(res.iterations.sum()))
             errs.append(float(res.pose.angle_to(problem.query_pose)))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
 from s2dloc.datasets.toy import make_toy_problem
+from s2dloc.features import photometric_pyramid
+
+# Three levels (strides 1, 2, 4) keep the per-level assertions of these tests explicit.
+THREE_LEVELS = partial(photometric_pyramid, strides=(1, 2, 4))
 
 # Two workers share two cores: intra-op threads would only oversubscribe them.
 torch.set_num_threads(1)
@@ -20,13 +26,13 @@ def toy():
 @pytest.fixture(scope="session")
 def oracle(toy):
     """Noise-free features: per level ``(N, C)`` references and ``(C, H, W)`` maps, finest first."""
-    return toy.features(oracle=True)
+    return toy.features(THREE_LEVELS, oracle=True)
 
 
 @pytest.fixture(scope="session")
 def photometric(toy):
     """Reference features sampled from the reference image (real appearance, not oracle)."""
-    return toy.features()
+    return toy.features(THREE_LEVELS)
 
 
 @pytest.fixture(params=["torch", "numba"])

@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 import torch
 
-from s2dloc.datasets.toy import _select_pixels
 from s2dloc.evaluation.convergence import BasinProblem
-from s2dloc.features import photometric_pyramid
+from s2dloc.features import photometric_pyramid, select_textured_pixels
 from s2dloc.geometry import Camera, Pose, sample
 
 logger = logging.getLogger(__name__)
@@ -184,7 +183,9 @@ def lift_frame(
         ``frame`` (pixel centres), ``N <= num_points``.
     """
     rng = np.random.default_rng(seed)
-    pixels = _select_pixels(frame.image.astype(np.float32), frame.depth, num_points, rng).double()
+    pixels = select_textured_pixels(
+        frame.image.astype(np.float32), frame.depth, num_points, rng
+    ).double()
     depth = torch.from_numpy(frame.depth[pixels[:, 1].long(), pixels[:, 0].long()]).double()
     X_cam = frame.camera.unproject(pixels[None], depth[None])[0]
     return frame.cam_from_world.inv().transform(X_cam), pixels

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from s2dloc.datasets.synthetic import render, toy_reference_pose, toy_scene
-from s2dloc.features import photometric_pyramid
+from s2dloc.features import photometric_pyramid, select_textured_pixels
 from s2dloc.geometry import Camera, Pose, sample
 
 Extractor = Callable[[np.ndarray], list[torch.Tensor]]
@@ -107,27 +107,9 @@ def make_toy_problem(
     query_pose = yaw @ sideways @ ref_pose
     ref = render(scene, camera, ref_pose)
     query = render(scene, camera, query_pose)
-    pixels = _select_pixels(ref.rgb, ref.depth, num_points, rng)
+    pixels = select_textured_pixels(ref.rgb, ref.depth, num_points, rng)
     depth = torch.from_numpy(ref.depth[pixels[:, 1].long(), pixels[:, 0].long()]).double()
     X_ref = camera.unproject(pixels.double()[None], depth[None])[0]
     points = ref_pose.inv().transform(X_ref)
     return ToyProblem(camera, ref_pose, query_pose, ref.rgb, query.rgb, pixels.double(), points,
                       float(depth.mean()))  # fmt: skip
-
-
-def _select_pixels(rgb: np.ndarray, depth: np.ndarray, n: int, rng) -> torch.Tensor:
-    """Pixel centres ``(n, 2)`` with strong gradients and valid depth, spread over the image."""
-    gray = rgb.mean(-1)
-    gy, gx = np.gradient(gray)
-    mag = np.hypot(gx, gy)
-    border = 8
-    valid = np.zeros_like(depth, bool)
-    valid[border:-border, border:-border] = True
-    valid &= depth > 0
-    # Avoid depth discontinuities, where the lifted point is ambiguous.
-    dz_y, dz_x = np.gradient(depth)
-    valid &= np.hypot(dz_x, dz_y) < 0.02 * np.maximum(depth, 1e-6)
-    candidates = np.flatnonzero(valid & (mag > np.quantile(mag[valid], 0.5)))
-    pick = rng.choice(candidates, size=min(n, candidates.size), replace=False)
-    v, u = np.unravel_index(pick, depth.shape)
-    return torch.from_numpy(np.stack([u + 0.5, v + 0.5], -1))

@@ -23,7 +23,7 @@ def image_to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def photometric_pyramid(
     image: np.ndarray | torch.Tensor,
-    strides: tuple[int, ...] = (1, 2, 4),
+    strides: tuple[int, ...] = (1, 2, 4, 8, 16),
     blur: float = 1.0,
     grayscale: bool = False,
     normalize: bool = True,

@@ -5,4 +5,3 @@ from s2dloc.fpnp.result import FPnPResult
 from s2dloc.fpnp.solver import FeatureMetricPnP, FPnPConfig
 
 __all__ = ["LOSSES", "FPnPConfig", "FPnPResult", "FeatureMetricPnP", "RobustLoss"]
-

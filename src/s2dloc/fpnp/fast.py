@@ -122,12 +122,31 @@ def evaluate(points, M, fmap, ref, weights, cam, has_dist, conf, scale, H, g, sq
         c_, d = (1 - wx) * wy, wx * wy
         sq = guu = guv = gvv = gur = gvr = 0.0
         for c in range(C):
-            p_am, p_aa, p_ab, p_ap = fmap[ya, xm, c], fmap[ya, xa, c], fmap[ya, xb, c], fmap[ya, xp, c]
-            p_bm, p_ba, p_bb, p_bp = fmap[yb, xm, c], fmap[yb, xa, c], fmap[yb, xb, c], fmap[yb, xp, c]
-            p_ma, p_mb, p_pa, p_pb = fmap[ym, xa, c], fmap[ym, xb, c], fmap[yp, xa, c], fmap[yp, xb, c]
+            p_am, p_aa, p_ab, p_ap = (
+                fmap[ya, xm, c],
+                fmap[ya, xa, c],
+                fmap[ya, xb, c],
+                fmap[ya, xp, c],
+            )
+            p_bm, p_ba, p_bb, p_bp = (
+                fmap[yb, xm, c],
+                fmap[yb, xa, c],
+                fmap[yb, xb, c],
+                fmap[yb, xp, c],
+            )
+            p_ma, p_mb, p_pa, p_pb = (
+                fmap[ym, xa, c],
+                fmap[ym, xb, c],
+                fmap[yp, xa, c],
+                fmap[yp, xb, c],
+            )
             val = a * p_aa + b * p_ab + c_ * p_ba + d * p_bb
-            gu = 0.5 * (a * (p_ab - p_am) + b * (p_ap - p_aa) + c_ * (p_bb - p_bm) + d * (p_bp - p_ba))
-            gv = 0.5 * (a * (p_ba - p_ma) + b * (p_bb - p_mb) + c_ * (p_pa - p_aa) + d * (p_pb - p_ab))
+            gu = 0.5 * (
+                a * (p_ab - p_am) + b * (p_ap - p_aa) + c_ * (p_bb - p_bm) + d * (p_bp - p_ba)
+            )
+            gv = 0.5 * (
+                a * (p_ba - p_ma) + b * (p_bb - p_mb) + c_ * (p_pa - p_aa) + d * (p_pb - p_ab)
+            )
             r = val - ref[i, c]
             sq += r * r
             guu += gu * gu

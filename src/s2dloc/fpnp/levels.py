@@ -96,7 +96,9 @@ def prepare_levels(
     levels = []
     for i, (ref, fmap) in enumerate(zip(ref_features, query_features)):
         if fmap.dim() != 4 or fmap.shape[0] != B:
-            raise ValueError(f"query_features[{i}] must be (B={B}, C, H, W), got {tuple(fmap.shape)}")
+            raise ValueError(
+                f"query_features[{i}] must be (B={B}, C, H, W), got {tuple(fmap.shape)}"
+            )
         if ref.shape != (B, N, fmap.shape[1]):
             raise ValueError(f"ref_features[{i}] must be ({B}, {N}, {fmap.shape[1]}) to match "
                              f"query_features[{i}], got {tuple(ref.shape)}")  # fmt: skip

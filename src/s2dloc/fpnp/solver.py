@@ -65,7 +65,9 @@ class FeatureMetricPnP:
             raise ValueError(f"Unknown F-PnP options {sorted(unknown)}; expected {sorted(names)}")
         self.conf = FPnPConfig(**kwargs)
         if self.conf.backend not in ("auto", "torch", "numba"):
-            raise ValueError(f"backend must be 'auto', 'torch' or 'numba', got {self.conf.backend!r}")
+            raise ValueError(
+                f"backend must be 'auto', 'torch' or 'numba', got {self.conf.backend!r}"
+            )
         scale = 1.0 if self.conf.loss_scale is None else self.conf.loss_scale  # 0 must raise
         self.loss = RobustLoss(self.conf.loss, scale, self.conf.barron_alpha)
 
@@ -118,8 +120,12 @@ class FeatureMetricPnP:
         levels, point_weights = prepare_levels(
             points3d, ref_features, query_features, camera, init_pose, weights, mask
         )
-        grad = self.conf.differentiable or torch.is_grad_enabled() and any(
-            t.requires_grad for t in [points3d, *ref_features, *query_features, init_pose.R]
+        grad = (
+            self.conf.differentiable
+            or torch.is_grad_enabled()
+            and any(
+                t.requires_grad for t in [points3d, *ref_features, *query_features, init_pose.R]
+            )
         )
         fast = self._use_fast(grad or return_history, levels[0].maps.device)
         ctx = contextlib.nullcontext() if grad else torch.no_grad()
@@ -132,7 +138,9 @@ class FeatureMetricPnP:
         backend = self.conf.backend
         if backend == "numba" and (needs_torch or device.type != "cpu"):
             raise ValueError("backend='numba' runs on CPU without gradients or history")
-        return backend == "numba" or (backend == "auto" and not needs_torch and device.type == "cpu")
+        return backend == "numba" or (
+            backend == "auto" and not needs_torch and device.type == "cpu"
+        )
 
     # ------------------------------------------------------------------ internals
     def _solve(self, levels, points3d, point_weights, init_pose, return_history) -> FPnPResult:

@@ -32,7 +32,12 @@ def matrix_to_quat(R: torch.Tensor) -> torch.Tensor:
     trace = diag.sum(-1)
     # Candidate (unnormalised) quaternions, each well conditioned in its own regime.
     c0 = torch.stack(
-        [1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]],
+        [
+            1 + trace,
+            m[..., 2, 1] - m[..., 1, 2],
+            m[..., 0, 2] - m[..., 2, 0],
+            m[..., 1, 0] - m[..., 0, 1],
+        ],
         -1,
     )
     c1 = torch.stack(

@@ -1,0 +1,48 @@
+"""The dense feature extractor interface shared by photometric and learned features."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from s2dloc.features.photometric import image_to_tensor, photometric_pyramid
+
+
+class DenseExtractor(nn.Module):
+    """Maps images ``(B, 3, H, W)`` (float RGB in [0, 1]) to feature levels, finest first.
+
+    ``forward`` returns a list over levels of maps ``(B, C_l, ceil(H / s_l), ceil(W / s_l))``
+    for ``strides`` ``s_l``. Maps should be channels-last in memory: F-PnP samples them fastest.
+    """
+
+    strides: tuple[int, ...] = (1,)
+    channels: tuple[int, ...] = (3,)
+
+    def extract(self, image: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
+        """One image ``(H, W, 3)`` (uint8 or float) -> list of ``(C_l, H_l, W_l)`` maps."""
+        x = image_to_tensor(image)
+        if x.shape[0] == 1:
+            x = x.expand(3, -1, -1)
+        device = next(self.parameters(), torch.empty(0)).device
+        with torch.no_grad():
+            return [m[0] for m in self(x[None].to(device))]
+
+
+class PhotometricExtractor(DenseExtractor):
+    """The image itself, blurred and downsampled (classical direct alignment)."""
+
+    def __init__(self, strides=(1, 2, 4, 8, 16), blur: float = 1.0, grayscale: bool = False):
+        super().__init__()
+        self.strides = tuple(strides)
+        self.blur, self.grayscale = blur, grayscale
+        self.channels = (1 if grayscale else 3,) * len(self.strides)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        per_image = [
+            photometric_pyramid(im, self.strides, self.blur, self.grayscale) for im in images
+        ]
+        return [
+            torch.stack(level).contiguous(memory_format=torch.channels_last)
+            for level in zip(*per_image)
+        ]
