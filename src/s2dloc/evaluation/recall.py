@@ -1,0 +1,108 @@
+"""Localization recall: pose errors against ground truth, recall at thresholds, per condition.
+
+Rotation error: angle of the relative rotation (degrees); translation error: distance between
+camera centres (map units). Missing results count as failures (infinite error).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from s2dloc.datasets.colmap_io import read_poses
+from s2dloc.geometry import Pose
+
+logger = logging.getLogger(__name__)
+
+THRESHOLDS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
+
+
+def condition_of(name: str) -> str:
+    """The condition of a query name: its parent folder (``query/<cond>/0000.png`` -> ``cond``)."""
+    parts = Path(name).parts
+    return parts[-2] if len(parts) >= 2 else "all"
+
+
+@dataclass
+class Errors:
+    """Per-query errors ``rot_deg (Q,)``, ``trans (Q,)`` (inf when missing) and names."""
+
+    names: list[str]
+    rot_deg: np.ndarray
+    trans: np.ndarray
+
+
+def pose_errors(results: dict, gt: dict) -> Errors:
+    """Errors of ``{name: (q_wxyz, t)}`` results against ground truth of every GT query."""
+    names = sorted(gt)
+    rot = np.full(len(names), np.inf)
+    trans = np.full(len(names), np.inf)
+    for i, n in enumerate(names):
+        if n in results:
+            T_gt, T = Pose.from_quat_t(*gt[n]), Pose.from_quat_t(*results[n])
+            rot[i] = float(T_gt.angle_to(T))
+            trans[i] = float(T_gt.center_distance_to(T))
+    extra = set(results) - set(gt)
+    if extra:
+        logger.warning("%d results have no ground truth (ignored), e.g. %s", len(extra),
+                       sorted(extra)[:2])  # fmt: skip
+    return Errors(names, rot, trans)
+
+
+def recall_table(errors: Errors, thresholds=THRESHOLDS) -> dict[str, dict]:
+    """Per condition (and ``all``): count, median errors, recall (%) at each threshold."""
+    conds = np.array([condition_of(n) for n in errors.names])
+    out = {}
+    for c in [*sorted(set(conds.tolist())), "all"]:
+        sel = np.ones(len(conds), bool) if c == "all" else conds == c
+        r, t = errors.rot_deg[sel], errors.trans[sel]
+        row = {"count": int(sel.sum()), "median_trans": float(np.median(t)),
+               "median_rot_deg": float(np.median(r))}  # fmt: skip
+        for tt, rt in thresholds:
+            row[f"{tt}m/{rt}deg"] = float(100 * np.mean((t <= tt) & (r <= rt)))
+        out[c] = row
+    return out
+
+
+def format_table(table: dict[str, dict]) -> str:
+    keys = list(next(iter(table.values())))
+    lines = ["condition".ljust(12) + "".join(k.rjust(16) for k in keys)]
+    for c, row in table.items():
+        lines.append(c.ljust(12) + "".join(f"{row[k]:16.3f}" if isinstance(row[k], float)
+                                           else f"{row[k]:16d}" for k in keys))  # fmt: skip
+    return "\n".join(lines)
+
+
+def evaluate(results_path, gt_path, thresholds=THRESHOLDS) -> tuple[dict, Errors]:
+    """Read a results file and a ground-truth file (``name qw qx qy qz tx ty tz``)."""
+    errors = pose_errors(read_poses(results_path), read_poses(gt_path))
+    return recall_table(errors, thresholds), errors
+
+
+def plot_cumulative(curves: dict[str, Errors], path: str | Path, max_trans: float = 5.0) -> Path:
+    """Cumulative translation / rotation error curves (one line per entry of ``curves``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for label, e in curves.items():
+        for ax, v, hi in ((axes[0], e.trans, max_trans), (axes[1], e.rot_deg, 10.0)):
+            x = np.sort(v)
+            y = 100 * np.arange(1, len(x) + 1) / max(len(x), 1)
+            ax.step(np.clip(x, 0, hi), y, where="post", label=label)
+    axes[0].set(xlabel="translation error (map units)", ylabel="queries (%)", xlim=(0, max_trans))
+    axes[1].set(xlabel="rotation error (deg)", ylabel="queries (%)", xlim=(0, 10))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

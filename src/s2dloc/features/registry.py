@@ -1,0 +1,120 @@
+"""Loading dense extractors by name or from a checkpoint file, and saving checkpoints.
+
+A checkpoint is a ``torch.save``'d dict with keys ``model`` (``"gnnet"`` or ``"disk"``),
+``config`` (the model's config as a plain dict) and ``state_dict``, plus any extra entries
+(e.g. the trainer's optimizer state and step). It is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from s2dloc.features.base import DenseExtractor, PhotometricExtractor
+from s2dloc.features.disk_backbone import DISKBackbone
+from s2dloc.features.gnnet import GNNet
+from s2dloc.utils.io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_CHECKPOINT = ASSETS / "gnnet.pt"
+# The command documented in the README that produces DEFAULT_CHECKPOINT.
+TRAIN_COMMAND = "s2dloc train --conf configs/gnnet.yaml --out outputs/train/gnnet (see the README)"
+
+MODELS: dict[str, type[DenseExtractor]] = {"gnnet": GNNet, "disk": DISKBackbone}
+NAMES = ("photometric", "gnnet-untrained", "disk", "gnnet")
+RESERVED = ("model", "config", "state_dict")
+
+
+def _seeded(cls: type[DenseExtractor], seed: int, **kwargs: Any) -> DenseExtractor:
+    """Build ``cls(**kwargs)`` with its random initialisation drawn from ``seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(**kwargs)
+
+
+def save_checkpoint(
+    model: DenseExtractor, path: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model`` (a GN-Net or DISK backbone) and ``extra`` entries atomically to ``path``."""
+    name = getattr(model, "name", None)
+    if name not in MODELS or not isinstance(model, MODELS[name]):
+        raise TypeError(f"cannot checkpoint {type(model).__name__}: only {sorted(MODELS)} models")
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(RESERVED))
+    if clash:
+        raise ValueError(f"extra entries {clash} would overwrite reserved checkpoint keys")
+    ckpt = {
+        "model": name,
+        "config": dataclasses.asdict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    logger.info("saved %s checkpoint to %s", name, path)
+    return path
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", weights_only: bool = True
+) -> dict[str, Any]:
+    """Read a checkpoint dict written by :func:`save_checkpoint` (checks its keys)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=weights_only)
+    missing = [k for k in RESERVED if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ValueError(f"{path} is not an s2dloc checkpoint: missing keys {missing}")
+    if ckpt["model"] not in MODELS:
+        raise ValueError(f"{path}: unknown model {ckpt['model']!r}; known: {sorted(MODELS)}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], **overrides: Any) -> DenseExtractor:
+    """The model of a checkpoint dict; ``overrides`` update its config (e.g. ``normalize``)."""
+    cls = MODELS[ckpt["model"]]
+    kwargs: dict[str, Any] = {"pretrained": False} if cls is DISKBackbone else {}
+    model = cls(ckpt["config"], **kwargs, **overrides)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def load_extractor(name_or_path: str | Path, **overrides: Any) -> DenseExtractor:
+    """A ready (eval-mode) extractor by name or from a checkpoint path.
+
+    Names: ``"photometric"`` (:class:`PhotometricExtractor`, overrides are its arguments),
+    ``"gnnet-untrained"`` (GN-Net, random init from ``seed``, default 0), ``"disk"`` (DISK
+    trunk with pretrained weights, heads from ``seed``), ``"gnnet"`` (the checkpoint shipped
+    in ``s2dloc/assets/gnnet.pt``). Other overrides are model config keys.
+    """
+    name = str(name_or_path)
+    if name == "photometric":
+        return PhotometricExtractor(**overrides).eval()
+    if name in ("gnnet-untrained", "disk"):
+        seed = overrides.pop("seed", 0)
+        cls = GNNet if name == "gnnet-untrained" else DISKBackbone
+        return _seeded(cls, seed, **overrides).eval()
+    if name == "gnnet":
+        if not DEFAULT_CHECKPOINT.is_file():
+            raise FileNotFoundError(
+                f"the default GN-Net checkpoint {DEFAULT_CHECKPOINT} does not exist yet; "
+                f"train it with: {TRAIN_COMMAND}"
+            )
+        path = DEFAULT_CHECKPOINT
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{name!r} is neither a known extractor name {list(NAMES)} nor a checkpoint file"
+            )
+    model = model_from_checkpoint(load_checkpoint(path), **overrides)
+    logger.info("loaded %s extractor from %s", model.name, path)
+    return model

@@ -1,0 +1,214 @@
+"""The localization pipeline: retrieval -> sparse-to-dense matching -> PnP-RANSAC (best of the
+top-k references) -> F-PnP refinement with inlier points of the top references.
+
+Example::
+
+    map_ = Map.load("outputs/world")
+    results = localize(map_, queries, {"retrieval": {"num_refs": 5}}, cache="cache.h5")
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from s2dloc.fpnp import FeatureMetricPnP
+from s2dloc.localization import descriptors as D
+from s2dloc.localization.cache import DescriptorSpec, build_cache, compute_all, load_cache
+from s2dloc.localization.config import resolve
+from s2dloc.localization.map import Map
+from s2dloc.localization.pnp import estimate_pose, reprojection_errors
+from s2dloc.localization.query import Query, QueryResult
+from s2dloc.localization.retrieval import Retrieval
+from s2dloc.localization.s2d import Matches, match_s2d
+
+logger = logging.getLogger(__name__)
+
+
+class Localizer:
+    """Holds the map, its cached reference features, the extractor and the resolved config."""
+
+    def __init__(self, map_: Map, conf: dict | None = None, extractor=None,
+                 cache: str | Path | None = None, pairs: dict[str, list[str]] | None = None,
+                 preset: str = "default", overwrite: bool = False, progress: bool = True):  # fmt: skip
+        self.map = map_
+        self.conf = resolve(conf, preset)
+        self.extractor = extractor or D.load_extractor(self.conf["extractor"])
+        self.extractor.eval()
+        if cache is None:
+            self.refs = compute_all(map_, self.extractor, self.conf, progress)
+        else:
+            build_cache(map_, self.extractor, cache, self.conf, overwrite, progress)
+            self.refs = load_cache(map_, cache, self.conf)
+        names = map_.names
+        self.retrieval = Retrieval(names, torch.stack([self.refs[n].global_desc for n in names]))
+        self.pairs = pairs or {}
+        self.solver = FeatureMetricPnP(**self.conf["fpnp"]["solver"])
+
+    # ------------------------------------------------------------------ stages
+    def features(self, query: Query):
+        """Query levels, descriptor spec, dense hypercolumn and global descriptor."""
+        image = query.load()
+        maps = self.extractor.extract(image)
+        spec = DescriptorSpec.from_maps(maps, image.shape[1], self.conf)
+        dense = D.dense_descriptors(maps, spec.levels, spec.match, spec.context)
+        r = self.conf["retrieval"]
+        glob = D.global_descriptor(maps, spec.global_levels, r["grid"], r["gem_p"])
+        return maps, spec, dense, glob
+
+    def retrieve(self, query: Query, glob: torch.Tensor) -> list[tuple[str, float]]:
+        k = int(self.conf["retrieval"]["num_refs"])
+        if query.name in self.pairs:
+            return [(n, float("nan")) for n in self.pairs[query.name][:k]]
+        return self.retrieval(glob, k)
+
+    def _subset(self, n: int) -> np.ndarray:
+        m = int(self.conf["s2d"]["max_points"])
+        return np.arange(n) if n <= m else np.linspace(0, n - 1, m).round().astype(np.int64)
+
+    # ------------------------------------------------------------------ main entry points
+    def localize(self, query: Query) -> QueryResult:
+        """Localize one query (errors are caught, logged and recorded in the result)."""
+        res = QueryResult(query.name)
+        try:
+            self._localize(query, res)
+        except Exception as err:  # a bad query must never abort the others
+            logger.warning("query %s failed: %s", query.name, err)
+            res.error = f"{type(err).__name__}: {err}"
+        return res
+
+    def _localize(self, query: Query, res: QueryResult) -> None:
+        t = time.perf_counter()
+        maps, spec, dense, glob = self.features(query)
+        size = (int(query.camera.size[0]), int(query.camera.size[1]))
+        res.timings["extract"] = time.perf_counter() - t
+        t = time.perf_counter()
+        res.refs = self.retrieve(query, glob)
+        res.timings["retrieve"] = time.perf_counter() - t
+        per_ref: dict[str, tuple[Matches, np.ndarray, np.ndarray]] = {}
+        t_match = t_pnp = 0.0
+        best = None
+        for name, _ in res.refs:
+            t = time.perf_counter()
+            rf = self.refs[name]
+            sub = self._subset(len(rf.point3D_ids))
+            m = match_s2d(rf.descriptors[sub], dense, maps, [f[sub] for f in rf.features], size,
+                          spec.match, self.conf["s2d"])  # fmt: skip
+            obs = sub[m.idx]
+            p3d = self.map.xyz(rf.point3D_ids[obs])
+            t_match += time.perf_counter() - t
+            t = time.perf_counter()
+            pnp = estimate_pose(m.p2d, p3d, query.camera, self.conf["pnp"])
+            t_pnp += time.perf_counter() - t
+            per_ref[name] = (m, obs, p3d)
+            res.matches[name] = len(m)
+            res.inliers[name] = pnp.num_inliers if pnp.success else 0
+            if pnp.success and (best is None or pnp.num_inliers > best[1].num_inliers):
+                best = (name, pnp)
+        res.timings["match"], res.timings["pnp"] = t_match, t_pnp
+        if best is None:
+            if not res.refs:
+                raise ValueError("no reference retrieved")
+            res.best_ref, res.fallback = res.refs[0][0], True
+            res.pose = self.map[res.best_ref].cam_from_world
+            logger.info("query %s: PnP failed on every reference; fallback to %s", query.name,
+                        res.best_ref)  # fmt: skip
+            return
+        res.best_ref, res.pnp_success = best
+        res.pnp_success = True
+        res.pose = res.pnp_pose = best[1].pose
+        if not self.conf["fpnp"]["enabled"]:
+            return
+        t = time.perf_counter()
+        points, feats = self._fpnp_points(query, per_ref, res)
+        self._run_fpnp(query, maps, points, feats, res)
+        res.timings["fpnp"] = time.perf_counter() - t
+
+    def _fpnp_points(self, query, per_ref, res):
+        """3D points and reference features of the inliers of the top references at the PnP pose."""
+        c = self.conf["fpnp"]
+        order = sorted(res.inliers, key=lambda n: -res.inliers[n])[: int(c["num_refs"])]
+        points, feats = [], []
+        for name in order:
+            if res.inliers[name] == 0:
+                continue
+            m, obs, p3d = per_ref[name]
+            err = reprojection_errors(m.p2d, p3d, query.camera, res.pnp_pose)
+            keep = err < c["inlier_threshold"]
+            rf = self.refs[name]
+            points.append(p3d[keep])
+            feats.append([f[obs[keep]] for f in rf.features])
+        return points, feats
+
+    def _run_fpnp(self, query, maps, points, feats, res: QueryResult) -> None:
+        """F-PnP from ``res.pose`` with points ``[(N_r, 3)]`` and features ``[[(N_r, C_l)]]``."""
+        c = self.conf["fpnp"]
+        if not points:
+            res.fpnp = {"message": "no points"}
+            return
+        X = torch.from_numpy(np.concatenate(points)).double()
+        F = [torch.cat([f[li] for f in feats]).float() for li in range(len(maps))]
+        if len(X) > c["max_points"]:
+            sel = torch.from_numpy(np.linspace(0, len(X) - 1, c["max_points"]).round()).long()
+            X, F = X[sel], [f[sel] for f in F]
+        init = res.pose.double()
+        out = self.solver.refine(X, F, [m.float() for m in maps], query.camera.double(), init)
+        dR = float(init.angle_to(out.pose))
+        depth = float(init.transform(X)[:, 2].abs().mean())
+        dt = float(init.center_distance_to(out.pose)) / max(depth, 1e-9)
+        ok = bool(out.success)
+        msg = out.message[0] if out.message else ""
+        if ok and (dR > c["max_rotation_change"] or dt > c["max_translation_change"]):
+            ok, msg = False, f"update too large ({dR:.2f} deg, {dt:.3f} of depth): rejected"
+        res.fpnp = {"num_points": len(X), "iterations": out.iterations.tolist(),
+                    "cost_init": float(out.cost_init), "cost_final": float(out.cost_final),
+                    "rotation_change_deg": dR, "message": msg}  # fmt: skip
+        res.fpnp_success = ok
+        if ok:
+            res.pose = out.pose
+
+    def refine(self, query: Query) -> QueryResult:
+        """Refine ``query.prior`` with F-PnP using the points of the references that see most of
+        the map at that pose (no retrieval or matching)."""
+        res = QueryResult(query.name, pose=query.prior, pnp_pose=query.prior)
+        try:
+            if query.prior is None:
+                raise ValueError("refine needs a prior pose")
+            t = time.perf_counter()
+            maps = self.extractor.extract(query.load())
+            res.timings["extract"] = time.perf_counter() - t
+            t = time.perf_counter()
+            visible = []
+            for im in self.map.images:
+                X = self.map.xyz(im.point3D_ids)
+                _, valid = query.camera.double().project(query.prior.double().transform(
+                    torch.from_numpy(X)))  # fmt: skip
+                visible.append((int(valid.sum()), im.name, valid.numpy()))
+            visible.sort(key=lambda v: -v[0])
+            points, feats = [], []
+            for n, name, valid in visible[: int(self.conf["fpnp"]["num_refs"])]:
+                if n == 0:
+                    continue
+                obs = np.flatnonzero(valid)
+                obs = obs[self._subset(len(obs))]
+                res.refs.append((name, float(n)))
+                points.append(self.map.xyz(self.map[name].point3D_ids[obs]))
+                feats.append([f[obs] for f in self.refs[name].features])
+            self._run_fpnp(query, maps, points, feats, res)
+            res.timings["fpnp"] = time.perf_counter() - t
+        except Exception as err:
+            logger.warning("query %s failed: %s", query.name, err)
+            res.error = f"{type(err).__name__}: {err}"
+        return res
+
+
+def localize(map_: Map, queries: list[Query], conf: dict | None = None, progress: bool = True,
+             **kwargs) -> list[QueryResult]:  # fmt: skip
+    """Localize every query against ``map_`` (``kwargs`` go to :class:`Localizer`)."""
+    loc = Localizer(map_, conf, progress=progress, **kwargs)
+    return [loc.localize(q) for q in tqdm(queries, desc="localize", disable=not progress)]

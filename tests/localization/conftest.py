@@ -1,0 +1,32 @@
+"""A tiny reference-condition synthetic world, generated once per session."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from s2dloc.datasets.synthetic.world import PRESETS, generate_world
+from s2dloc.datasets.synthetic.write import write_world
+
+torch.set_num_threads(1)
+
+CONF = {"s2d": {"match_stride": 4}}  # 160x120 images: correlate at stride 4
+
+
+@pytest.fixture(scope="session")
+def world_dir(tmp_path_factory):
+    """12 database and 5 query views (160x120) in the reference condition, written to disk."""
+    cfg = dataclasses.replace(PRESETS["tiny"], num_db=12, num_query=5,
+                              query_conditions=("reference",))  # fmt: skip
+    out = tmp_path_factory.mktemp("world")
+    write_world(generate_world(cfg, progress=False), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def world_map(world_dir):
+    from s2dloc.localization import Map
+
+    return Map.load(world_dir)

@@ -1,0 +1,65 @@
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from s2dloc.geometry import Pose
+from s2dloc.localization import Map, build_cache, load_cache, resolve
+from s2dloc.localization.map import RefImage
+
+from .conftest import CONF
+from .extractors import PatchProjection
+
+
+def test_map_from_world(world_map):
+    assert len(world_map) == 12 and len(world_map.points3D) > 100
+    im = world_map.images[0]
+    assert im.keypoints.shape == (len(im.point3D_ids), 2)
+    assert world_map.load_image(im.name).shape == (120, 160, 3)
+
+
+def test_map_colmap_round_trip(world_map):
+    back = Map.from_colmap(world_map.to_colmap(), world_map.image_root)
+    assert back.names == world_map.names
+    for a, b in zip(world_map.images, back.images):
+        np.testing.assert_allclose(a.keypoints, b.keypoints)
+        np.testing.assert_allclose(world_map.xyz(a.point3D_ids), back.xyz(b.point3D_ids))
+        assert float(a.cam_from_world.angle_to(b.cam_from_world)) < 1e-6
+
+
+def test_map_validation(world_map, tmp_path):
+    im = world_map.images[0]
+    T = Pose(im.cam_from_world.R.clone(), im.cam_from_world.t.clone())
+    T.t[0] = float("nan")
+    bad = RefImage(im.name, im.camera, T, im.point3D_ids, im.keypoints)
+    with pytest.raises(ValueError, match="non-finite pose"):
+        Map([bad], world_map.point_ids, world_map.points3D, world_map.image_root).validate()
+    with pytest.raises(ValueError, match="not found"):
+        Map(world_map.images, world_map.point_ids, world_map.points3D, tmp_path).validate()
+    with pytest.raises(ValueError, match="no 3D points"):
+        Map(world_map.images, [], np.zeros((0, 3)), world_map.image_root).validate()
+    with pytest.raises(FileNotFoundError):
+        Map.load(tmp_path / "missing")
+
+
+def test_cache_resumable_and_overwrite(world_map, tmp_path):
+    conf = resolve(CONF)
+    ext = PatchProjection()
+    path = tmp_path / "cache.h5"
+    assert build_cache(world_map, ext, path, conf, progress=False) == 12
+    calls = ext.calls
+    assert build_cache(world_map, ext, path, conf, progress=False) == 0
+    assert ext.calls == calls  # nothing recomputed
+    # An interrupted write (group without the completion marker) is recomputed.
+    with h5py.File(path, "a") as f:
+        del f[world_map.names[3]].attrs["complete"]
+    assert build_cache(world_map, ext, path, conf, progress=False) == 1
+    refs = load_cache(world_map, path, conf)
+    r = refs[world_map.names[0]]
+    assert r.descriptors.shape[0] == len(world_map.images[0].point3D_ids)
+    assert torch.allclose(r.descriptors.norm(dim=-1), torch.ones(1), atol=1e-2)
+    assert len(r.features) == 4
+    assert build_cache(world_map, ext, path, conf, overwrite=True, progress=False) == 12
+    other = resolve({"s2d": {"match_stride": 8}})
+    with pytest.raises(ValueError, match="other settings"):
+        build_cache(world_map, ext, path, other, progress=False)

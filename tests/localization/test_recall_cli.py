@@ -1,0 +1,69 @@
+import json
+
+import numpy as np
+import pytest
+
+from s2dloc.cli import main
+from s2dloc.evaluation.recall import evaluate
+
+
+def _write(path, rows):
+    path.write_text("".join(" ".join([n] + [str(v) for v in vals]) + "\n" for n, vals in rows))
+
+
+def test_recall_known_numbers(tmp_path):
+    gt = [(f"query/{c}/{i}.png", [1, 0, 0, 0, 0, 0, 0]) for c in ("dusk", "snow") for i in range(2)]
+    c10 = np.cos(np.deg2rad(4) / 2)
+    s10 = np.sin(np.deg2rad(4) / 2)
+    res = [("query/dusk/0.png", [1, 0, 0, 0, 0.1, 0, 0]),  # 0.1 m, 0 deg
+           ("query/dusk/1.png", [1, 0, 0, 0, 0, 0, 1.0]),  # 1 m
+           ("query/snow/0.png", [c10, s10, 0, 0, 0, 0, 0])]  # 4 deg; snow/1 missing  # fmt: skip
+    _write(tmp_path / "gt.txt", gt)
+    _write(tmp_path / "res.txt", res)
+    table, errors = evaluate(tmp_path / "res.txt", tmp_path / "gt.txt")
+    assert table["dusk"]["0.25m/2.0deg"] == 50 and table["dusk"]["5.0m/10.0deg"] == 100
+    assert table["snow"]["0.25m/2.0deg"] == 0 and table["snow"]["0.5m/5.0deg"] == 50
+    assert table["snow"]["median_rot_deg"] == np.inf
+    assert table["all"]["count"] == 4 and table["all"]["0.5m/5.0deg"] == 50
+    assert np.isinf(errors.trans).sum() == 1
+    assert table["dusk"]["median_trans"] == pytest.approx(0.55)
+
+
+def test_cli_localize_refine_evaluate(world_dir, tmp_path):
+    out = tmp_path / "loc"
+    args = ["localize", "--map", str(world_dir), "--queries",
+            str(world_dir / "queries_with_intrinsics.txt"), "--out", str(out),
+            "--num-queries", "2", "--conf", "s2d.match_stride=4", "retrieval.num_refs=2"]  # fmt: skip
+    assert main(args) == 0
+    for f in ("results.txt", "results_pnp.txt", "log.jsonl", "config.json"):
+        assert (out / f).exists(), f
+    conf = json.loads((out / "config.json").read_text())
+    assert conf["conf"]["s2d"]["match_stride"] == 4
+    assert len((out / "log.jsonl").read_text().splitlines()) == 2
+    assert main(args) == 0  # resumed: nothing new
+    assert len((out / "log.jsonl").read_text().splitlines()) == 2
+    # Other settings in the same folder are refused (stale results).
+    assert main(args[:-1] + ["retrieval.num_refs=3"]) == 2
+    ref = tmp_path / "ref"
+    assert main(["refine", "--map", str(world_dir), "--queries",
+                 str(world_dir / "queries_with_intrinsics.txt"), "--out", str(ref),
+                 "--poses", str(out / "results_pnp.txt"), "--cache",
+                 str(out / "cache-photometric.h5"), "--conf", "s2d.match_stride=4",
+                 "retrieval.num_refs=2"]) == 0  # fmt: skip
+    assert (ref / "results.txt").exists()
+    plot = tmp_path / "plot.png"
+    assert main(["evaluate", "--results", f"pnp={out / 'results_pnp.txt'}",
+                 f"fpnp={out / 'results.txt'}", "--gt", str(world_dir / "poses_query.txt"),
+                 "--plot", str(plot)]) == 0  # fmt: skip
+    assert plot.stat().st_size > 1000
+
+
+def test_cli_bad_inputs(world_dir, tmp_path, caplog):
+    bad = tmp_path / "queries.txt"
+    bad.write_text("query/x.png PINHOLE 160 120 100 100 80\n")
+    rc = main(["localize", "--map", str(world_dir), "--queries", str(bad), "--out",
+               str(tmp_path / "o")])  # fmt: skip
+    assert rc == 2 and f"{bad}:1" in caplog.text
+    assert main(["localize", "--map", str(tmp_path / "nomap"), "--queries", str(bad),
+                 "--out", str(tmp_path / "o2")]) == 2  # fmt: skip
+    assert main(["evaluate", "--results", str(tmp_path / "none.txt"), "--gt", str(bad)]) == 2

@@ -1,0 +1,105 @@
+"""Tests of negative mining (s2dloc.training.mining)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from s2dloc.training.mining import hard_negative_pool_size, mine_negatives
+
+torch.set_num_threads(1)
+
+H, W = 8, 32
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _column_map() -> torch.Tensor:
+    """A 1-channel map whose feature is the column index: distances are ``|j - f|``."""
+    return torch.arange(W, dtype=torch.float32).expand(1, 1, H, W).clone()
+
+
+def test_pool_size_schedule():
+    assert hard_negative_pool_size(0) == 300
+    assert hard_negative_pool_size(10_000) == round(300 * math.exp(-0.6)) == 165
+    assert hard_negative_pool_size(50_000) == round(300 * math.exp(-3.0)) == 15
+    assert hard_negative_pool_size(10**6) == 5
+    sizes = [hard_negative_pool_size(k) for k in range(0, 200_000, 1000)]
+    assert sizes == sorted(sizes, reverse=True) and min(sizes) == 5
+
+
+def test_hard_negatives_are_among_the_closest_in_feature_space():
+    # Anchor feature 20: columns 19-21 (24 pixels) are the 24 closest candidates.
+    f_a = torch.full((1, 2, 1), 20.0)
+    u_b = torch.tensor([[[5.5, 4.5], [2.5, 1.5]]])
+    u_neg, valid = mine_negatives(f_a, _column_map(), u_b, 10, pool_size=24,
+                                  num_candidates=None, generator=_gen(0))  # fmt: skip
+    assert u_neg.shape == (1, 2, 10, 2) and valid.all()
+    cols = u_neg[..., 0] - 0.5
+    assert ((cols - 20).abs() <= 1).all()
+    assert ((u_neg - 0.5) % 1 == 0).all()  # pixel centres
+    for k in range(2):  # distinct negatives per anchor
+        assert len({tuple(p) for p in u_neg[0, k].tolist()}) == 10
+    # Seeded: same draw again; another seed gives another subset of the pool.
+    again, _ = mine_negatives(f_a, _column_map(), u_b, 10, pool_size=24, num_candidates=None,
+                              generator=_gen(0))  # fmt: skip
+    other, _ = mine_negatives(f_a, _column_map(), u_b, 10, pool_size=24, num_candidates=None,
+                              generator=_gen(1))  # fmt: skip
+    assert torch.equal(u_neg, again) and not torch.equal(u_neg, other)
+
+
+@pytest.mark.parametrize("mode", ["hard", "random"])
+@pytest.mark.parametrize("num_candidates", [None, 100])
+def test_excluded_radius_is_respected(mode, num_candidates):
+    # The true match sits where the features are closest: hard mining must look around it.
+    f_a = torch.tensor([[[20.0], [3.0]]])
+    u_b = torch.tensor([[[20.5, 4.5], [3.2, 2.0]]])
+    radius = 2.5
+    u_neg, valid = mine_negatives(f_a, _column_map(), u_b, 16, pool_size=40, mode=mode,
+                                  exclude_radius=radius, num_candidates=num_candidates,
+                                  generator=_gen(2))  # fmt: skip
+    assert valid.all()
+    dist = (u_neg - u_b[:, :, None]).norm(dim=-1)
+    assert (dist >= radius).all()
+    if mode == "hard" and num_candidates is None:
+        # The 40 closest admissible candidates lie within 4 columns of the anchor's feature.
+        assert ((u_neg[0, 0, :, 0] - 0.5 - 20).abs() <= 4).all()
+
+
+def test_random_mining_spreads_over_the_image():
+    f_a = torch.full((1, 1, 1), 20.0)
+    u_b = torch.tensor([[[20.5, 4.5]]])
+    u_neg, valid = mine_negatives(f_a, _column_map(), u_b, 64, mode="random",
+                                  num_candidates=None, generator=_gen(3))  # fmt: skip
+    cols = u_neg[0, 0, :, 0] - 0.5
+    assert valid.all() and (cols < 10).any() and (cols > 28).any()
+
+
+def test_too_few_admissible_candidates_are_marked_invalid():
+    F_b = torch.rand(1, 4, 3, 3, generator=_gen(4))
+    f_a = torch.rand(1, 1, 4, generator=_gen(5))
+    u_b = torch.tensor([[[1.5, 1.5]]])
+    # Radius 1.2 excludes the centre and its 4 neighbours: 4 corners remain.
+    u_neg, valid = mine_negatives(f_a, F_b, u_b, 6, pool_size=300, exclude_radius=1.2,
+                                  generator=_gen(6))  # fmt: skip
+    assert u_neg.shape == (1, 1, 6, 2)
+    assert valid.sum() == 4
+    corners = {(0.5, 0.5), (2.5, 0.5), (0.5, 2.5), (2.5, 2.5)}
+    assert {tuple(p) for p in u_neg[0, 0][valid[0, 0]].tolist()} == corners
+    with pytest.raises(ValueError, match="mode"):
+        mine_negatives(f_a, F_b, u_b, 2, mode="semi-hard")
+
+
+def test_default_step_schedule_and_no_gradient():
+    F_b = torch.rand(2, 8, 16, 16, generator=_gen(7), requires_grad=True)
+    f_a = torch.rand(2, 5, 8, generator=_gen(8), requires_grad=True)
+    u_b = torch.rand(2, 5, 2, generator=_gen(9)) * 16
+    u_neg, valid = mine_negatives(f_a, F_b, u_b, 8, step=0, generator=_gen(10))
+    assert u_neg.shape == (2, 5, 8, 2) and valid.all() and not u_neg.requires_grad
+    # At step 1e6 the pool holds the 5 closest: 5 valid negatives, 3 padded invalid ones.
+    u_neg, valid = mine_negatives(f_a, F_b, u_b, 8, step=10**6, generator=_gen(10))
+    assert u_neg.shape == (2, 5, 8, 2) and (valid.sum(-1) == 5).all()
