@@ -115,3 +115,14 @@ def test_dataset_augmentation_leaves_geometry_untouched(image):
     assert torch.equal(plain["image_a"], night["image_a"])
     assert night["image_b"].mean() < 0.5 * plain["image_b"].mean()
     assert not torch.equal(plain["image_a"], both["image_a"])
+
+
+def test_snow_whitens_and_lowers_contrast():
+    from s2dloc.datasets.augment import build_augmentation
+
+    img = np.random.default_rng(3).random((24, 32, 3)).astype(np.float32)
+    out = build_augmentation("snow", seed=1)(img)
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert out.mean() > img.mean() + 0.15  # whiter
+    assert out.std() < 0.6 * img.std()  # flatter
+    assert out[..., 2].mean() >= out[..., 0].mean()  # bluish white

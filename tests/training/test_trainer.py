@@ -89,3 +89,11 @@ def test_ddp_two_processes_keep_identical_replicas(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "model replicas identical on 2 processes" in proc.stderr
     assert (tmp_path / "last.pt").is_file()
+
+
+def test_validation_on_held_out_conditions_is_logged(tmp_path):
+    Trainer(_conf(tmp_path, 1, "train.val_every=1")).run()
+    row = next(csv.DictReader((tmp_path / "metrics.csv").open()))
+    for key in ("val/fpnp_success@5", "val/fpnp_success@15"):
+        assert 0.0 <= float(row[key]) <= 1.0
+    assert 0.0 <= float(row["val/relpose_err_deg"]) <= 180.0

@@ -78,6 +78,25 @@ class Blur:
 
 
 @dataclasses.dataclass
+class Snow:
+    """Snow-like change: the image blended towards a bluish white (``amount``), contrast and
+    saturation lowered, bright (upward-facing, sunlit) regions whitened most, mild noise."""
+
+    amount: Range = (0.35, 0.6)
+    bright_bias: Range = (0.2, 0.5)
+    noise: Range = (0.003, 0.01)
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        img = np.clip(img, 0, 1).astype(np.float32)
+        gray = img.mean(-1, keepdims=True)
+        white = np.array([0.93, 0.95, 1.0], np.float32)
+        a = _uniform(rng, self.amount) + _uniform(rng, self.bright_bias) * gray
+        out = (1 - a) * (0.5 * img + 0.5 * gray) + a * white
+        out = out + rng.normal(0, _uniform(rng, self.noise), out.shape).astype(np.float32)
+        return np.clip(out, 0, 1)
+
+
+@dataclasses.dataclass
 class Night:
     """Night from a day image: ``gain * img ** gamma`` with a colour cast (one of
     :data:`NIGHT_CASTS`, jittered), up to ``lights`` warm light pools that re-light the scene's
@@ -157,6 +176,7 @@ class Augmentation:
 def _presets() -> dict[str, Callable[[], list]]:
     return {
         "night": lambda: [Night(), (Blur((0.3, 1.0)), 0.3)],
+        "snow": lambda: [Snow()],
         "contrast": lambda: [ColorJitter()],
         "noise": lambda: [GaussianNoise()],
         "blur": lambda: [Blur()],

@@ -20,13 +20,13 @@ class DenseExtractor(nn.Module):
     channels: tuple[int, ...] = (3,)
 
     def extract(self, image: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
-        """One image ``(H, W, 3)`` (uint8 or float) -> list of ``(C_l, H_l, W_l)`` maps."""
+        """One image ``(H, W, 3)`` (uint8 or float) -> list of ``(C_l, H_l, W_l)`` CPU maps."""
         x = image_to_tensor(image)
         if x.shape[0] == 1:
             x = x.expand(3, -1, -1)
         device = next(self.parameters(), torch.empty(0)).device
         with torch.no_grad():
-            return [m[0] for m in self(x[None].to(device))]
+            return [m[0].cpu() for m in self(x[None].to(device))]
 
 
 class PhotometricExtractor(DenseExtractor):
@@ -46,3 +46,31 @@ class PhotometricExtractor(DenseExtractor):
             torch.stack(level).contiguous(memory_format=torch.channels_last)
             for level in zip(*per_image)
         ]
+
+
+class HeadedExtractor(DenseExtractor):
+    """A trunk giving per-level activations and 1x1 heads on them (GN-Net, DISK backbone).
+
+    Subclasses implement ``_features(images) -> (features per level, activations, (H, W))``
+    and may set ``confidence_heads`` (an ``nn.ModuleList`` or None).
+    """
+
+    def _features(self, images: torch.Tensor):
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self._features(images)[0]
+
+    def forward_with_confidence(
+        self, images: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """Features per level ``(B, C, H/s, W/s)`` and confidences ``(B, 1, H/s, W/s)`` in (0, 1),
+        or ``None`` when the model has no confidence head."""
+        from s2dloc.features.gnnet import finish_levels
+
+        feats, acts, size = self._features(images)
+        heads = getattr(self, "confidence_heads", None)
+        if heads is None:
+            return feats, None
+        conf = [torch.sigmoid(head(a)) for head, a in zip(heads, acts)]
+        return feats, finish_levels(conf, size, self.strides, False)

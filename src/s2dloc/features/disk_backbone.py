@@ -36,7 +36,7 @@ import torch
 from kornia.feature import DISK
 from torch import nn
 
-from s2dloc.features.base import DenseExtractor
+from s2dloc.features.base import HeadedExtractor
 from s2dloc.features.gnnet import finish_levels, merge_config, pad_to_multiple
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class DISKBackboneConfig:
     normalize: bool = True
 
 
-class DISKBackbone(DenseExtractor):
+class DISKBackbone(HeadedExtractor):
     """DISK U-Net trunk + 1x1 heads: images ``(B, 3, H, W)`` in [0, 1] -> 4 maps, finest first.
 
     ``pretrained=False`` skips reading DISK's weights (used when a fine-tuned checkpoint is
@@ -138,16 +138,3 @@ class DISKBackbone(DenseExtractor):
         acts = self._trunk(pad_to_multiple(images, multiple))
         feats = [head(a) for head, a in zip(self.heads, acts)]
         return finish_levels(feats, size, self.strides, self.config.normalize), acts, size
-
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return self._features(images)[0]
-
-    def forward_with_confidence(
-        self, images: torch.Tensor
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-        """Features ``(B, C, H/s, W/s)`` and confidences ``(B, 1, H/s, W/s)`` (or ``None``)."""
-        feats, acts, size = self._features(images)
-        if self.confidence_heads is None:
-            return feats, None
-        conf = [torch.sigmoid(head(a)) for head, a in zip(self.confidence_heads, acts)]
-        return feats, finish_levels(conf, size, self.strides, False)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from s2dloc.features.base import DenseExtractor
+from s2dloc.features.base import HeadedExtractor
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def finish_levels(
     return out
 
 
-class GNNet(DenseExtractor):
+class GNNet(HeadedExtractor):
     """GN-Net extractor: images ``(B, 3, H, W)`` in [0, 1] -> 4 maps ``(B, C, H/s, W/s)``.
 
     Any input size is accepted: the input is padded to a multiple of 8 and the outputs are
@@ -166,19 +166,3 @@ class GNNet(DenseExtractor):
         acts = self._trunk(x)
         feats = [head(a) for head, a in zip(self.heads, acts)]
         return finish_levels(feats, size, self.strides, self.config.normalize), acts, size
-
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return self._features(images)[0]
-
-    def forward_with_confidence(
-        self, images: torch.Tensor
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-        """Features per level ``(B, C, H/s, W/s)`` and confidences ``(B, 1, H/s, W/s)`` in (0, 1).
-
-        The confidences are ``None`` when the model has no confidence head.
-        """
-        feats, acts, size = self._features(images)
-        if self.confidence_heads is None:
-            return feats, None
-        conf = [torch.sigmoid(head(a)) for head, a in zip(self.confidence_heads, acts)]
-        return feats, finish_levels(conf, size, self.strides, False)

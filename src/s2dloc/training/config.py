@@ -11,6 +11,7 @@ import yaml
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "out_dir": "outputs/train",
+    "device": "auto",  # auto: cuda when available, else cpu
     "model": {"name": "gnnet"},  # other keys go to the model's config
     "data": {
         "source": "synthetic",  # synthetic | cscd | rgbd | colmap

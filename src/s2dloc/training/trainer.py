@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -69,7 +70,13 @@ class Trainer:
         self.conf, self.rank, self.world_size = conf, rank, world_size
         self.out = Path(conf["out_dir"])
         self.ckpt_path = self.out / "last.pt"
-        self.model = build_model(conf["model"], conf["seed"])
+        device = conf.get("device", "auto")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and world_size > 1:
+            device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
+        self.device = torch.device(device)
+        self.model = build_model(conf["model"], conf["seed"]).to(self.device)
         self.strides = self.model.strides
         oc = conf["optim"]
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=oc["lr"],
@@ -90,7 +97,7 @@ class Trainer:
         self.dataset = build_dataset(conf["data"], conf["seed"])
 
     def _resume(self) -> None:
-        ckpt = load_checkpoint(self.ckpt_path, weights_only=False)
+        ckpt = load_checkpoint(self.ckpt_path, map_location=self.device, weights_only=False)
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -109,6 +116,7 @@ class Trainer:
         conf, k = self.conf, self.step
         batch = batch_for_step(self.dataset, k, conf["data"]["batch_size"], conf["seed"],
                                self.rank, self.world_size)  # fmt: skip
+        batch = {k_: v.to(self.device) if torch.is_tensor(v) else v for k_, v in batch.items()}
         g = torch.Generator().manual_seed(conf["seed"] * 7_919 + k * 131 + self.rank)
         self.net.train()
         feats_a = self.net(batch["image_a"])
