@@ -61,6 +61,7 @@ def test_steps_update_the_model_log_and_checkpoint(tmp_path):
     assert [int(float(r["step"])) for r in rows] == [1, 2]
     assert all(float(r["e2"]) == float(r["e2"]) for r in rows)  # finite, logged
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert torch.equal(_params(load_extractor(tmp_path / "model.pt")), _params(trainer.model))
     model = load_extractor(path)  # a training checkpoint is a valid extractor checkpoint
     assert torch.equal(_params(model), _params(trainer.model))
 

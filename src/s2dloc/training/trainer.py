@@ -172,5 +172,10 @@ class Trainer:
             self.check_replicas()
         if main:
             log.close()
-            logger.info("training done: %s", self.ckpt_path)
+            self.export(self.out / "model.pt")
+            logger.info("training done: %s (weights only: %s)", self.ckpt_path, self.out / "model.pt")
         return self.ckpt_path
+
+    def export(self, path: Path) -> Path:
+        """The model alone (no optimizer state): what ships as ``s2dloc/assets/gnnet.pt``."""
+        return save_checkpoint(self.model, path, {"step": self.step, "train_config": self.conf})
