@@ -100,6 +100,7 @@ def speed_table(quick: bool) -> None:
                 "batch",
                 "ms/iter",
                 "ms/refine",
+                "CPU ms/refine",
                 "ms/query",
                 "torch ms/iter",
                 "torch ms/refine",
