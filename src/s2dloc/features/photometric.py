@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d
+from kornia.filters import gaussian_blur2d, get_gaussian_kernel1d
 
 
 def image_to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -42,12 +42,26 @@ def photometric_pyramid(
     for s in strides:
         sigma = blur * s
         k = 2 * int(np.ceil(3 * sigma)) + 1
-        y = gaussian_blur2d(x[None], (k, k), (sigma, sigma), border_type="replicate")
-        if s > 1:
-            y = F.interpolate(y, scale_factor=1 / s, mode="area")
-        y = y[0]
+        if x.shape[-2] % s == 0 and x.shape[-1] % s == 0:
+            y = _blur_area(x[None], k, sigma, s)[0]
+        else:  # area windows of unequal sizes: blur at full resolution, then pool
+            y = gaussian_blur2d(x[None], (k, k), (sigma, sigma), border_type="replicate")
+            y = F.interpolate(y, scale_factor=1 / s, mode="area")[0] if s > 1 else y[0]
         if normalize:
             y = (y - y.mean((1, 2), keepdim=True)) / y.std((1, 2), keepdim=True).clamp_min(1e-6)
         # Stored channels-last (a (H, W, C) buffer viewed as (C, H, W)): F-PnP samples it fastest.
         levels.append(y.permute(1, 2, 0).contiguous().permute(2, 0, 1))
     return levels
+
+
+def _blur_area(x: torch.Tensor, k: int, sigma: float, s: int) -> torch.Tensor:
+    """Gaussian blur (``k`` taps, replicate border) then ``s x s`` area pooling of ``(1, C, H, W)``
+    with ``H, W`` multiples of ``s``, as one separable strided convolution per axis: the 1D kernel
+    is the Gaussian convolved with a box of ``s`` taps, evaluated only at the kept pixels (the
+    blurred full-resolution image is never formed)."""
+    g = get_gaussian_kernel1d(k, sigma).to(x)[0]
+    kern = F.conv1d(F.pad(g, (s - 1, s - 1))[None, None], x.new_full((1, 1, s), 1 / s))[0, 0]
+    C, n, r = x.shape[1], len(kern), k // 2
+    y = F.pad(x, (r, r, r, r), mode="replicate")
+    y = F.conv2d(y, kern.view(1, 1, 1, n).expand(C, 1, 1, n), stride=(1, s), groups=C)
+    return F.conv2d(y, kern.view(1, 1, n, 1).expand(C, 1, n, 1), stride=(s, 1), groups=C)

@@ -25,7 +25,7 @@ from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import estimate_pose, reprojection_errors
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.retrieval import Retrieval
-from s2dloc.localization.s2d import Matches, match_s2d
+from s2dloc.localization.s2d import Matches, match_batch
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,21 @@ class Localizer:
         m = int(self.conf["s2d"]["max_points"])
         return np.arange(n) if n <= m else np.linspace(0, n - 1, m).round().astype(np.int64)
 
+    def match(self, names: list[str], maps: list[torch.Tensor], dense: torch.Tensor,
+              size: tuple[int, int]) -> dict[str, tuple[Matches, np.ndarray, np.ndarray]]:  # fmt: skip
+        """S2D matches of the references ``names`` in the query, all references in one batch:
+        ``{name: (matches, observation indices (K,), world points (K, 3))}``."""
+        subs = [self._subset(len(self.refs[n].point3D_ids)) for n in names]
+        refs = [self.refs[n] for n in names]
+        ms = match_batch([r.descriptors[s] for r, s in zip(refs, subs)], dense, maps,
+                         [[f[s] for f in r.features] for r, s in zip(refs, subs)], size,
+                         self.conf["s2d"])  # fmt: skip
+        out = {}
+        for name, r, sub, m in zip(names, refs, subs, ms):
+            obs = sub[m.idx]
+            out[name] = (m, obs, self.map.xyz(r.point3D_ids[obs]))
+        return out
+
     # ------------------------------------------------------------------ main entry points
     def localize(self, query: Query) -> QueryResult:
         """Localize one query (errors are caught, logged and recorded in the result)."""
@@ -90,27 +105,20 @@ class Localizer:
         t = time.perf_counter()
         res.refs = self.retrieve(query, glob)
         res.timings["retrieve"] = time.perf_counter() - t
-        per_ref: dict[str, tuple[Matches, np.ndarray, np.ndarray]] = {}
-        t_match = t_pnp = 0.0
+        t = time.perf_counter()
+        per_ref = self.match([n for n, _ in res.refs], maps, dense, size)
+        res.timings["match"] = time.perf_counter() - t
+        t_pnp = 0.0
         best = None
-        for name, _ in res.refs:
-            t = time.perf_counter()
-            rf = self.refs[name]
-            sub = self._subset(len(rf.point3D_ids))
-            m = match_s2d(rf.descriptors[sub], dense, maps, [f[sub] for f in rf.features], size,
-                          spec.match, self.conf["s2d"])  # fmt: skip
-            obs = sub[m.idx]
-            p3d = self.map.xyz(rf.point3D_ids[obs])
-            t_match += time.perf_counter() - t
+        for name, (m, _, p3d) in per_ref.items():
             t = time.perf_counter()
             pnp = estimate_pose(m.p2d, p3d, query.camera, self.conf["pnp"])
             t_pnp += time.perf_counter() - t
-            per_ref[name] = (m, obs, p3d)
             res.matches[name] = len(m)
             res.inliers[name] = pnp.num_inliers if pnp.success else 0
             if pnp.success and (best is None or pnp.num_inliers > best[1].num_inliers):
                 best = (name, pnp)
-        res.timings["match"], res.timings["pnp"] = t_match, t_pnp
+        res.timings["pnp"] = t_pnp
         if best is None:
             if not res.refs:
                 raise ValueError("no reference retrieved")

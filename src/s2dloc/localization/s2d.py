@@ -32,32 +32,42 @@ def _parabola(lo: torch.Tensor, mid: torch.Tensor, hi: torch.Tensor) -> torch.Te
     return off.clamp(-0.5, 0.5)
 
 
+def _window(radius: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(du, dv)`` offsets ``(n,)`` of a ``(2 radius + 1)^2`` window, rows (dv) outer."""
+    r = torch.arange(-radius, radius + 1)
+    dv, du = torch.meshgrid(r, r, indexing="ij")
+    return du.flatten(), dv.flatten()
+
+
 def coarse_match(
-    desc: torch.Tensor, dense: torch.Tensor, radius: int, chunk: int = 1024
+    desc: torch.Tensor, dense: torch.Tensor, radius: int, chunk: int = 512
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Best position ``(M, 2)`` (matching-level pixels, sub-pixel), best and second-best
-    (outside ``radius``) similarities ``(M,)`` of descriptors ``(M, D)`` in a map ``(D, H, W)``."""
+    (outside ``radius``) similarities ``(M,)`` of descriptors ``(M, D)`` in a map ``(D, H, W)``.
+
+    Per chunk of rows: one float32 matrix product, the row maxima, the 4 neighbours of each
+    maximum (parabolic sub-pixel peak), then the ``(2 radius + 1)^2`` window around the maximum
+    is overwritten with -2 in place (a scatter of ``M x window`` entries rather than an
+    ``M x HW`` mask) and the maxima of what is left are the second-best scores.
+    """
     Dd, H, W = dense.shape
-    flat = dense.reshape(Dd, H * W)
-    uu = torch.arange(W).repeat(H)
-    vv = torch.arange(H).repeat_interleave(W)
+    flat = dense.reshape(Dd, H * W).float().contiguous()
+    wu, wv = _window(radius)
+    nu = torch.tensor([-1, 1, 0, 0])
+    nv = torch.tensor([0, 0, -1, 1])
     pos, s1s, s2s = [], [], []
     for i in range(0, len(desc), chunk):
-        sim = desc[i : i + chunk] @ flat  # (m, HW)
+        sim = desc[i : i + chunk].float() @ flat  # (m, HW)
         s1, idx = sim.max(-1)
         u1, v1 = idx % W, idx // W
-        near = ((uu[None] - u1[:, None]).abs() <= radius) & (
-            (vv[None] - v1[:, None]).abs() <= radius
-        )
-        s2 = sim.masked_fill(near, -2.0).max(-1).values
-
-        # Sub-pixel peak of the correlation along u and v.
-        def g(du, dv, sim=sim, u1=u1, v1=v1):
-            i = (v1 + dv).clamp(0, H - 1) * W + (u1 + du).clamp(0, W - 1)
-            return sim.gather(1, i[:, None])[:, 0]
-
-        du = _parabola(g(-1, 0), s1, g(1, 0)) * ((u1 > 0) & (u1 < W - 1))
-        dv = _parabola(g(0, -1), s1, g(0, 1)) * ((v1 > 0) & (v1 < H - 1))
+        # Sub-pixel peak of the correlation along u and v (neighbours clamped at the border).
+        nb = (v1[:, None] + nv).clamp(0, H - 1) * W + (u1[:, None] + nu).clamp(0, W - 1)
+        g = sim.gather(1, nb)  # (m, 4): u-1, u+1, v-1, v+1
+        du = _parabola(g[:, 0], s1, g[:, 1]) * ((u1 > 0) & (u1 < W - 1))
+        dv = _parabola(g[:, 2], s1, g[:, 3]) * ((v1 > 0) & (v1 < H - 1))
+        # Clamping keeps window cells inside the image and inside the window.
+        win = (v1[:, None] + wv).clamp(0, H - 1) * W + (u1[:, None] + wu).clamp(0, W - 1)
+        s2 = sim.scatter_(1, win, -2.0).max(-1).values
         pos.append(torch.stack([u1 + 0.5 + du, v1 + 0.5 + dv], -1))
         s1s.append(s1)
         s2s.append(s2)
@@ -71,17 +81,21 @@ def refine_on_level(
     p: torch.Tensor, ref: torch.Tensor, fmap: torch.Tensor, size, radius: int
 ) -> torch.Tensor:
     """Refine full-resolution pixels ``(K, 2)`` by the best cosine match of reference features
-    ``(K, C)`` in a ``(2 radius + 1)^2`` window of ``fmap (C, H_l, W_l)`` (+ parabolic peak)."""
+    ``(K, C)`` in a ``(2 radius + 1)^2`` window of ``fmap (C, H_l, W_l)`` (+ parabolic peak).
+
+    Only the ``K x window`` gathered features are normalised (not the whole map)."""
     C, H, W = fmap.shape
     s = p.new_tensor([W / size[0], H / size[1]])
     c = torch.floor(p * s).long()  # pixel index containing the point
-    r = torch.arange(-radius, radius + 1)
-    k = len(r)
-    dv, du = torch.meshgrid(r, r, indexing="ij")
-    u = (c[:, :1] + du.flatten()[None]).clamp(0, W - 1)  # (K, k*k)
-    v = (c[:, 1:] + dv.flatten()[None]).clamp(0, H - 1)
-    feats = F.normalize(fmap.float().reshape(C, H * W), dim=0)[:, v * W + u]  # (C, K, k*k)
-    sim = torch.einsum("ckn,kc->kn", feats, F.normalize(ref.float(), dim=-1)).reshape(-1, k, k)
+    k = 2 * radius + 1
+    wu, wv = _window(radius)
+    u = (c[:, :1] + wu[None]).clamp(0, W - 1)  # (K, k*k)
+    v = (c[:, 1:] + wv[None]).clamp(0, H - 1)
+    # (H W, C) rows: a view of channels-last maps, one copy otherwise.
+    rows_hw = fmap.permute(1, 2, 0).reshape(H * W, C)
+    feats = F.normalize(rows_hw[v * W + u].float(), dim=-1)  # (K, k*k, C)
+    ref_n = F.normalize(ref.float(), dim=-1)
+    sim = torch.bmm(feats, ref_n[:, :, None])[..., 0].reshape(-1, k, k)
     best = sim.flatten(1).argmax(-1)
     bi, bj = best // k, best % k
     rows = torch.arange(len(p))
@@ -96,17 +110,21 @@ def refine_on_level(
     return q / s
 
 
-def match_s2d(
-    desc: torch.Tensor,
+def match_batch(
+    descs: list[torch.Tensor],
     dense: torch.Tensor,
     query_maps: list[torch.Tensor],
-    ref_features: list[torch.Tensor],
+    ref_features: list[list[torch.Tensor]],
     size,
-    match_level: int,
     conf: dict,
-) -> Matches:
-    """Match reference points (hypercolumns ``desc (M, D)``, per-level features ``(M, C_l)``) in
-    the query (dense hypercolumn ``(D, H_m, W_m)``, levels ``(C_l, H_l, W_l)``, image ``size``)."""
+) -> list[Matches]:
+    """:func:`match_s2d` for several references at once: their points are stacked so the
+    correlation, ratio test and refinement run once for all (same results as one by one)."""
+    counts = [len(d) for d in descs]
+    if not descs or sum(counts) == 0:
+        e = np.zeros(0)
+        return [Matches(np.zeros((0, 2)), np.zeros(0, np.int64), e, e) for _ in descs]
+    desc = torch.cat([d.float() for d in descs])
     pos, s1, s2 = coarse_match(desc, dense, int(conf["radius"]))
     d1 = (2 - 2 * s1).clamp_min(0).sqrt()
     d2 = (2 - 2 * s2).clamp_min(0).sqrt()
@@ -119,6 +137,28 @@ def match_s2d(
         finer = [i for i, m in enumerate(query_maps)
                  if m.shape[-1] > Wm and m.shape[0] >= conf["refine_min_channels"]]  # fmt: skip
         for li in sorted(finer, key=lambda i: query_maps[i].shape[-1]):
-            p = refine_on_level(p, ref_features[li][idx], query_maps[li], size,
-                                int(conf["refine_radius"])).double()  # fmt: skip
-    return Matches(p.numpy(), idx.numpy(), s1[idx].numpy(), ratio[idx].numpy())
+            ref = torch.cat([f[li].float() for f in ref_features])[idx]
+            p = refine_on_level(p, ref, query_maps[li], size, int(conf["refine_radius"])).double()
+    bounds = np.cumsum([0, *counts])
+    idx_np, p_np = idx.numpy(), p.numpy()
+    s1_np, ratio_np = s1[idx].numpy(), ratio[idx].numpy()
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo, hi = np.searchsorted(idx_np, [a, b])
+        out.append(Matches(p_np[lo:hi], idx_np[lo:hi] - a, s1_np[lo:hi], ratio_np[lo:hi]))
+    return out
+
+
+def match_s2d(
+    desc: torch.Tensor,
+    dense: torch.Tensor,
+    query_maps: list[torch.Tensor],
+    ref_features: list[torch.Tensor],
+    size,
+    match_level: int,
+    conf: dict,
+) -> Matches:
+    """Match reference points (hypercolumns ``desc (M, D)``, per-level features ``(M, C_l)``) in
+    the query (dense hypercolumn ``(D, H_m, W_m)``, levels ``(C_l, H_l, W_l)``, image ``size``).
+    ``match_level`` is implied by ``dense`` and kept for compatibility."""
+    return match_batch([desc], dense, query_maps, [ref_features], size, conf)[0]
