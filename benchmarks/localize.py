@@ -1,13 +1,18 @@
 """Queries per second of the localization pipeline at 640x480 with top-5 references (cached
-map features), and the time split by stage.
+map features), the time split by stage, and the speed-up over the previous matching code path
+(one reference at a time, an ``M x HW`` exclusion mask for the second best) measured in the
+same run on the same queries.
 
-    .venv/bin/python benchmarks/localize.py [--num-db 10] [--num-query 4] [--extractor NAME]
+    .venv/bin/python benchmarks/localize.py [--num-db 10] [--num-query 4] [--extractor gnnet]
+        [--no-baseline] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
+import pstats
 import tempfile
 import time
 from pathlib import Path
@@ -19,14 +24,93 @@ from s2dloc.datasets.synthetic.world import PRESETS, generate_world
 from s2dloc.datasets.synthetic.write import write_world
 from s2dloc.localization import Localizer, Map
 from s2dloc.localization.io import read_queries
+from s2dloc.localization.s2d import Matches, _parabola, refine_on_level
+
+STAGES = ["extract", "retrieve", "match", "pnp", "fpnp"]
+
+
+def legacy_coarse_match(desc, dense, radius, chunk=1024):
+    """The previous coarse matching: an ``(m, HW)`` 'near' mask and a masked fill per chunk."""
+    Dd, H, W = dense.shape
+    flat = dense.reshape(Dd, H * W)
+    uu, vv = torch.arange(W).repeat(H), torch.arange(H).repeat_interleave(W)
+    pos, s1s, s2s = [], [], []
+    for i in range(0, len(desc), chunk):
+        sim = desc[i : i + chunk] @ flat
+        s1, idx = sim.max(-1)
+        u1, v1 = idx % W, idx // W
+        near = ((uu[None] - u1[:, None]).abs() <= radius) & (
+            (vv[None] - v1[:, None]).abs() <= radius
+        )
+        s2 = sim.masked_fill(near, -2.0).max(-1).values
+
+        def g(du, dv, sim=sim, u1=u1, v1=v1):
+            j = (v1 + dv).clamp(0, H - 1) * W + (u1 + du).clamp(0, W - 1)
+            return sim.gather(1, j[:, None])[:, 0]
+
+        du = _parabola(g(-1, 0), s1, g(1, 0)) * ((u1 > 0) & (u1 < W - 1))
+        dv = _parabola(g(0, -1), s1, g(0, 1)) * ((v1 > 0) & (v1 < H - 1))
+        pos.append(torch.stack([u1 + 0.5 + du, v1 + 0.5 + dv], -1))
+        s1s.append(s1)
+        s2s.append(s2)
+    return torch.cat(pos), torch.cat(s1s), torch.cat(s2s)
+
+
+class LegacyLocalizer(Localizer):
+    """Baseline: references matched one after another with :func:`legacy_coarse_match`."""
+
+    def match(self, names, maps, dense, size):
+        out, c = {}, self.conf["s2d"]
+        for name in names:
+            rf = self.refs[name]
+            sub = self._subset(len(rf.point3D_ids))
+            pos, s1, s2 = legacy_coarse_match(rf.descriptors[sub], dense, int(c["radius"]))
+            d1, d2 = (2 - 2 * s1).clamp_min(0).sqrt(), (2 - 2 * s2).clamp_min(0).sqrt()
+            ratio = d1 / d2.clamp_min(1e-9)
+            idx = torch.nonzero((ratio < c["ratio"]) & (s1 >= c["min_similarity"]))[:, 0]
+            Hm, Wm = dense.shape[-2:]
+            p = pos[idx].double() * torch.tensor([size[0] / Wm, size[1] / Hm]).double()
+            if c["refine"] and len(idx):
+                finer = [i for i, m in enumerate(maps)
+                         if m.shape[-1] > Wm and m.shape[0] >= c["refine_min_channels"]]  # fmt: skip
+                for li in sorted(finer, key=lambda i: maps[i].shape[-1]):
+                    p = refine_on_level(p, rf.features[li][sub][idx], maps[li], size,
+                                        int(c["refine_radius"])).double()  # fmt: skip
+            m = Matches(p.numpy(), idx.numpy(), s1[idx].numpy(), ratio[idx].numpy())
+            obs = sub[m.idx]
+            out[name] = (m, obs, self.map.xyz(rf.point3D_ids[obs]))
+        return out
+
+
+def run(loc: Localizer, queries, profile: bool = False):
+    """Localize every query (after one warm-up); returns results and the total seconds."""
+    loc.localize(queries[0])  # warm-up (numba compilation, allocations)
+    prof = cProfile.Profile() if profile else None
+    t = time.perf_counter()
+    if prof:
+        prof.enable()
+    results = [loc.localize(q) for q in queries]
+    if prof:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+    return results, time.perf_counter() - t
+
+
+def report(label: str, results, total: float, threads: int) -> None:
+    split = {s: np.mean([r.timings.get(s, 0.0) for r in results]) for s in STAGES}
+    print(f"[{label}] {len(results)} queries at 640x480, top-5: {len(results) / total:.2f} "
+          f"queries/s ({1000 * total / len(results):.0f} ms/query, {threads} threads); "
+          "stage ms: " + ", ".join(f"{s} {1000 * v:.0f}" for s, v in split.items()))  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-db", type=int, default=10)
     parser.add_argument("--num-query", type=int, default=4)
-    parser.add_argument("--extractor", default="photometric")
+    parser.add_argument("--extractor", default="gnnet")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the legacy matching run")
+    parser.add_argument("--profile", action="store_true", help="cProfile the optimised run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = dataclasses.replace(PRESETS["demo"], num_db=args.num_db, num_query=args.num_query,
@@ -40,18 +124,23 @@ def main() -> None:
         t = time.perf_counter()
         loc = Localizer(map_, conf, cache=root / "cache.h5", progress=False)
         t_map = time.perf_counter() - t
-        loc.localize(queries[0])  # warm-up (numba compilation, allocations)
-        t = time.perf_counter()
-        results = [loc.localize(q) for q in queries]
-        total = time.perf_counter() - t
-    stages = ["extract", "retrieve", "match", "pnp", "fpnp"]
-    split = {s: np.mean([r.timings.get(s, 0.0) for r in results]) for s in stages}
-    print(f"map features: {len(map_)} images in {t_map:.2f} s (cached once)")
-    print(f"{len(results)} queries at 640x480, top-5: {len(results) / total:.2f} queries/s "
-          f"({1000 * total / len(results):.0f} ms/query, {args.threads} threads)")  # fmt: skip
-    print(
-        "per-query stage times (ms): " + ", ".join(f"{s} {1000 * v:.0f}" for s, v in split.items())
-    )
+        print(f"map features ({args.extractor}): {len(map_)} images in {t_map:.2f} s "
+              "(cached once)")  # fmt: skip
+        results, total = run(loc, queries, args.profile)
+        report("optimised", results, total, args.threads)
+        if args.no_baseline:
+            return
+        legacy = LegacyLocalizer(map_, conf, extractor=loc.extractor, cache=root / "cache.h5",
+                                 progress=False)  # fmt: skip
+        base, total_b = run(legacy, queries)
+        report("legacy matching", base, total_b, args.threads)
+    m_new = np.mean([r.timings["match"] for r in results])
+    m_old = np.mean([r.timings["match"] for r in base])
+    dpose = [float(a.pose.angle_to(b.pose)) for a, b in zip(results, base) if a.pose and b.pose]
+    same = all(a.matches == b.matches and a.inliers == b.inliers for a, b in zip(results, base))
+    print(f"speed-up: end to end x{total_b / total:.2f}, matching x{m_old / m_new:.1f}; "
+          f"identical matches/inliers: {same}; max pose difference "
+          f"{max(dpose, default=0.0):.2e} deg")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -90,14 +90,20 @@ def _ratio_matches(d1: np.ndarray, d2: np.ndarray, ratio: float) -> tuple[np.nda
 class SiftBaseline:
     """SIFT + PnP localizer over a :class:`Map` (reference features computed once)."""
 
-    def __init__(self, map_: Map, conf: dict | None = None):
+    def __init__(self, map_: Map, conf: dict | None = None, features: dict | None = None):
+        """``features``: optional ``{name: (xy, desc)}`` cache of reference SIFT, filled here and
+        reused across maps over the same images (e.g. leave-one-out folds)."""
         self.map = map_
         self.conf = {**DEFAULTS, **(conf or {})}
         self.conf["pnp"] = {**DEFAULTS["pnp"], **(conf or {}).get("pnp", {})}
         self.refs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (points3D, desc)
         c = self.conf
+        features = {} if features is None else features
         for im in map_.images:
-            xy, desc = sift_features(map_.load_image(im.name), c["max_side"], c["num_features"])
+            if im.name not in features:
+                image = map_.load_image(im.name)
+                features[im.name] = sift_features(image, c["max_side"], c["num_features"])
+            xy, desc = features[im.name]
             if len(im.keypoints) == 0 or len(xy) == 0:
                 continue
             dist, j = cKDTree(im.keypoints).query(xy, distance_upper_bound=c["radius"])

@@ -173,7 +173,9 @@ class Trainer:
         if main:
             log.close()
             self.export(self.out / "model.pt")
-            logger.info("training done: %s (weights only: %s)", self.ckpt_path, self.out / "model.pt")
+            logger.info(
+                "training done: %s (weights only: %s)", self.ckpt_path, self.out / "model.pt"
+            )
         return self.ckpt_path
 
     def export(self, path: Path) -> Path:
