@@ -136,7 +136,11 @@ def main() -> None:
         report("legacy matching", base, total_b, args.threads)
     m_new = np.mean([r.timings["match"] for r in results])
     m_old = np.mean([r.timings["match"] for r in base])
-    dpose = [float(a.pose.angle_to(b.pose)) for a, b in zip(results, base) if a.pose and b.pose]
+    dpose = [
+        float(a.pose.angle_to(b.pose))
+        for a, b in zip(results, base)
+        if a.pose is not None and b.pose is not None
+    ]
     same = all(a.matches == b.matches and a.inliers == b.inliers for a, b in zip(results, base))
     print(f"speed-up: end to end x{total_b / total:.2f}, matching x{m_old / m_new:.1f}; "
           f"identical matches/inliers: {same}; max pose difference "
