@@ -163,7 +163,7 @@ def test_listed_image_absent(tmp_path):
 def test_bad_intrinsics(tmp_path):
     path = tmp_path / "intrinsics.txt"
     path.write_text("c0 OPENCV 1024 768 868.9 866.0 525.9 420.0 -0.39 0.18 0.0001\n")
-    with pytest.raises(ValueError, match=rf"{path}:1: OPENCV takes 8 params, got 7"):
+    with pytest.raises(ValueError, match=rf"{path}:1: model OPENCV takes 8 params, got 7"):
         cmu.read_intrinsics(path)
     with pytest.raises(FileNotFoundError, match="missing.txt: file not found"):
         cmu.read_intrinsics(tmp_path / "missing.txt")

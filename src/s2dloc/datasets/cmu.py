@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2dloc.datasets.colmap_io import MODEL_NUM_PARAMS
+from s2dloc.datasets.colmap_io import parse_camera_fields, parse_numbers
 from s2dloc.geometry import Camera, quat_to_matrix
 
 logger = logging.getLogger(__name__)
@@ -49,17 +49,6 @@ def numbered_lines(path: str | Path) -> Iterator[tuple[str, str]]:
         line = line.strip()
         if line and not line.startswith("#"):
             yield f"{path}:{lineno}", line
-
-
-def parse_numbers(where: str, fields: list[str], what: str) -> np.ndarray:
-    """Finite float64 values of ``fields`` or a ``ValueError`` naming ``where``."""
-    try:
-        values = np.array([float(x) for x in fields], np.float64)
-    except ValueError:
-        raise ValueError(f"{where}: {what} must be numbers, got {fields}") from None
-    if not np.isfinite(values).all():
-        raise ValueError(f"{where}: {what} must be finite, got {fields}")
-    return values
 
 
 def unit_quaternion(where: str, q: np.ndarray, tol: float = 1e-3) -> np.ndarray:
@@ -91,22 +80,9 @@ def parse_centre_pose(line: str, where: str = "<line>") -> tuple[str, np.ndarray
 
 def parse_intrinsics_line(line: str, where: str = "<line>") -> tuple[str, Camera]:
     """``name MODEL W H params...`` (COLMAP model names and parameter order)."""
-    f = line.split()
-    if len(f) < 4:
-        raise ValueError(f"{where}: expected 'name MODEL W H params...', got {len(f)} fields")
-    name, model = f[0], f[1]
-    if model not in MODEL_NUM_PARAMS:
-        raise ValueError(f"{where}: unknown camera model {model!r}")
-    if len(f) - 4 != MODEL_NUM_PARAMS[model]:
-        raise ValueError(
-            f"{where}: {model} takes {MODEL_NUM_PARAMS[model]} params, got {len(f) - 4}"
-        )
-    size = [int(x) if x.isdecimal() and len(x) < 8 else 0 for x in f[2:4]]
-    if not all(0 < v < 10**6 for v in size):
-        raise ValueError(f"{where}: width/height must be integers in 1-999999, got {f[2:4]}")
-    params = parse_numbers(where, f[4:], "camera params")
+    name, model, w, h, params = parse_camera_fields(line.split(), where)
     try:
-        return name, Camera.from_colmap(model, size[0], size[1], params)
+        return name, Camera.from_colmap(model, w, h, params)
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
 

@@ -38,14 +38,31 @@ def _lines(path: Path):
             yield lineno, line.split()
 
 
-def _floats(path: Path, lineno: int, fields: list[str], what: str) -> list[float]:
+def parse_numbers(where: str, fields: list[str], what: str) -> np.ndarray:
+    """Finite float64 values of ``fields`` or a ``ValueError`` naming ``where`` (``file:line``)."""
     try:
-        values = [float(x) for x in fields]
+        values = np.array([float(x) for x in fields], np.float64)
     except ValueError:
-        raise ValueError(f"{path}:{lineno}: {what} must be numbers, got {fields}") from None
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{path}:{lineno}: {what} must be finite, got {fields}")
+        raise ValueError(f"{where}: {what} must be numbers, got {fields}") from None
+    if not np.isfinite(values).all():
+        raise ValueError(f"{where}: {what} must be finite, got {fields}")
     return values
+
+
+def parse_camera_fields(f: list[str], where: str) -> tuple[str, str, int, int, np.ndarray]:
+    """``name MODEL W H params...`` (COLMAP names and parameter order) -> its parts."""
+    if len(f) < 4:
+        raise ValueError(f"{where}: expected 'name MODEL W H params...', got {f}")
+    name, model = f[0], f[1]
+    if model not in MODEL_NUM_PARAMS:
+        raise ValueError(f"{where}: unknown camera model {model!r}")
+    if len(f) - 4 != MODEL_NUM_PARAMS[model]:
+        raise ValueError(f"{where}: model {model} takes {MODEL_NUM_PARAMS[model]} params, "
+                         f"got {len(f) - 4}")  # fmt: skip
+    size = [int(x) if x.isdecimal() and len(x) < 8 else 0 for x in f[2:4]]
+    if not all(0 < v < 10**6 for v in size):
+        raise ValueError(f"{where}: width/height must be integers in 1-999999, got {f[2:4]}")
+    return name, model, size[0], size[1], parse_numbers(where, f[4:], "camera params")
 
 
 def _check_name(path: Path, lineno: int, name: str, seen: dict):
@@ -57,20 +74,9 @@ def read_query_list(path: str | Path) -> dict[str, tuple[str, int, int, np.ndarr
     """``{name: (model, width, height, params (P,) float64)}`` from an hloc query list."""
     path, out = Path(path), {}
     for lineno, f in _lines(path):
-        if len(f) < 4:
-            raise ValueError(f"{path}:{lineno}: expected 'name MODEL W H params...', got {f}")
-        name, model = f[0], f[1]
-        if model not in MODEL_NUM_PARAMS:
-            raise ValueError(f"{path}:{lineno}: unknown camera model {model!r}")
-        if len(f) - 4 != MODEL_NUM_PARAMS[model]:
-            raise ValueError(
-                f"{path}:{lineno}: model {model} takes {MODEL_NUM_PARAMS[model]} params, "
-                f"got {len(f) - 4}"
-            )
-        if not (f[2].isdigit() and f[3].isdigit()) or int(f[2]) <= 0 or int(f[3]) <= 0:
-            raise ValueError(f"{path}:{lineno}: width/height must be positive integers: {f[2:4]}")
+        name, model, w, h, params = parse_camera_fields(f, f"{path}:{lineno}")
         _check_name(path, lineno, name, out)
-        out[name] = (model, int(f[2]), int(f[3]), np.array(_floats(path, lineno, f[4:], "params")))
+        out[name] = (model, w, h, params)
     return out
 
 
@@ -99,7 +105,7 @@ def read_poses(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if len(f) != 8:
             raise ValueError(f"{path}:{lineno}: expected 'name qw qx qy qz tx ty tz', got {f}")
         _check_name(path, lineno, f[0], out)
-        v = np.array(_floats(path, lineno, f[1:], "pose values"))
+        v = np.array(parse_numbers(f"{path}:{lineno}", f[1:], "pose values"))
         norm = np.linalg.norm(v[:4])
         if abs(norm - 1) > 1e-3:
             raise ValueError(f"{path}:{lineno}: quaternion norm {norm:.4f} is not 1")

@@ -62,6 +62,7 @@ def _blur_area(x: torch.Tensor, k: int, sigma: float, s: int) -> torch.Tensor:
     g = get_gaussian_kernel1d(k, sigma).to(x)[0]
     kern = F.conv1d(F.pad(g, (s - 1, s - 1))[None, None], x.new_full((1, 1, s), 1 / s))[0, 0]
     C, n, r = x.shape[1], len(kern), k // 2
-    y = F.pad(x, (r, r, r, r), mode="replicate")
-    y = F.conv2d(y, kern.view(1, 1, 1, n).expand(C, 1, 1, n), stride=(1, s), groups=C)
-    return F.conv2d(y, kern.view(1, 1, n, 1).expand(C, 1, n, 1), stride=(s, 1), groups=C)
+    y = F.pad(x, (r, r, r, r), mode="replicate").transpose(0, 1).contiguous()  # channels as batch
+    y = F.conv2d(y, kern.view(1, 1, 1, n), stride=(1, s))
+    y = F.conv2d(y, kern.view(1, 1, n, 1), stride=(s, 1))
+    return y.reshape(1, C, *y.shape[-2:])
