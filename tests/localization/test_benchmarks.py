@@ -74,3 +74,66 @@ def test_cmu_runner_writes_submission_and_resumes(cmu_root, tmp_path, capsys):
 def test_missing_slice_names_the_folder(cmu_root, tmp_path):
     assert main(["benchmark", "cmu", "--root", str(cmu_root), "--slices", "3",
                  "--out", str(tmp_path)]) == 2  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def robotcar_root(world_dir, tmp_path_factory):
+    """The world as RobotCar Seasons: database = overcast-reference/rear, queries = night/rear."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("robotcar")
+    rec = pycolmap.Reconstruction(str(world_dir / "sfm"))
+    cam = next(iter(rec.cameras.values()))
+    f, cx, cy = cam.params[0], cam.params[-2], cam.params[-1]
+    (root / "intrinsics").mkdir()
+    for c in ("left", "rear", "right"):  # published principal points are 0-based: -0.5
+        text = f"fx: {f}\nfy: {f}\ncx: {cx - 0.5}\ncy: {cy - 0.5}\n"
+        (root / "intrinsics" / f"{c}_intrinsics.txt").write_text(text)
+    for cond in ("overcast-reference", "night"):
+        for c in ("left", "rear", "right"):
+            (root / "images" / cond / c).mkdir(parents=True)
+    images = sorted(rec.images.values(), key=lambda im: im.name)
+    index = {im.image_id: k for k, im in enumerate(images)}
+    lines = []
+    for k, im in enumerate(images):
+        name = f"overcast-reference/rear/{1400000000000000 + k}.jpg"
+        cv2.imwrite(str(root / "images" / name), cv2.imread(str(world_dir / "images" / im.name)))
+        pose = Pose.from_colmap(im.cam_from_world())
+        c = pose.center().tolist()
+        lines.append(
+            f"{name} {f} {' '.join(map(str, pose.quat().tolist()))} {c[0]} {c[1]} {c[2]} 0 0"
+        )
+    pts = []
+    for p in rec.points3D.values():
+        obs = []
+        for el in p.track.elements:
+            kp = rec.images[el.image_id].points2D[el.point2D_idx].xy
+            obs += [
+                index[el.image_id],
+                el.point2D_idx,
+                kp[0] - cam.width / 2,
+                kp[1] - cam.height / 2,
+            ]
+        pts.append(" ".join(map(str, [*p.xyz, 0, 0, 0, len(obs) // 4, *obs])))
+    nvm = root / "3D-models" / "all-merged" / "all.nvm"
+    nvm.parent.mkdir(parents=True)
+    nvm.write_text(
+        "NVM_V3\n\n" + "\n".join([str(len(lines)), *lines, "", str(len(pts)), *pts]) + "\n\n0\n"
+    )
+    for k, name in enumerate(sorted(read_poses(world_dir / "poses_query.txt"))):
+        out = root / "images" / "night" / "rear" / f"{1500000000000000 + k}.jpg"
+        cv2.imwrite(str(out), cv2.imread(str(world_dir / "images" / name)))
+    return root, (cam.width, cam.height)
+
+
+def test_robotcar_runner_writes_submission(robotcar_root, tmp_path, monkeypatch):
+    from s2dloc.datasets import robotcar
+
+    root, size = robotcar_root
+    monkeypatch.setattr(robotcar, "IMAGE_SIZE", size)
+    args = ["benchmark", "robotcar", "--root", str(root), "--conditions", "night",
+            "--out", str(tmp_path), "--conf", "s2d.match_stride=4"]  # fmt: skip
+    assert main(args) == 0
+    lines = (tmp_path / "submission_robotcar.txt").read_text().splitlines()
+    assert lines and all(line.split()[0].startswith("rear/") for line in lines)
+    assert len((tmp_path / "night" / "log.jsonl").read_text().splitlines()) == 5

@@ -1,4 +1,4 @@
-"""``s2dloc benchmark cmu``: localize a long-term benchmark and write its submission file."""
+"""``s2dloc benchmark cmu|robotcar``: localize a long-term benchmark and write its submission."""
 
 from __future__ import annotations
 
@@ -6,15 +6,22 @@ import argparse
 from pathlib import Path
 
 NAME = "benchmark"
-HELP = "run the pipeline on Extended CMU Seasons slices and write the submission file"
+HELP = "run the pipeline on Extended CMU Seasons or RobotCar Seasons; write the submission"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=["cmu"], help="benchmark (RobotCar Seasons: planned)")
+    parser.add_argument("dataset", choices=["cmu", "robotcar"], help="benchmark")
     parser.add_argument(
         "--root", required=True, type=Path, help="dataset root (intrinsics.txt, sliceN/)"
     )
-    parser.add_argument("--slices", default="2-25", help="e.g. 2-6, 2,4,7-9, urban, all")
+    parser.add_argument("--slices", default="2-25", help="CMU: e.g. 2-6, 2,4,7-9, urban, all")
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        default=None,
+        help="RobotCar: conditions (default: all query conditions)",
+    )
+    parser.add_argument("--query-list", help="RobotCar: file of query names (default: all on disk)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--extractor", default=None, help="dense features (default: the preset's)")
     parser.add_argument("--preset", default="default", help="localization settings preset")
@@ -30,7 +37,16 @@ def run(args: argparse.Namespace) -> int:
     if args.extractor:
         user["extractor"] = args.extractor
     conf = resolve(user, args.preset)
-    path, report, tables = run_cmu(args.root, args.slices, args.out, conf, args.overwrite)
+    if args.dataset == "robotcar":
+        from s2dloc.datasets.robotcar import QUERY_CONDITIONS
+        from s2dloc.localization.benchmarks import run_robotcar
+
+        conditions = args.conditions or list(QUERY_CONDITIONS)
+        path, report = run_robotcar(args.root, conditions, args.out, conf, args.query_list,
+                                    args.overwrite)  # fmt: skip
+        tables = {}
+    else:
+        path, report, tables = run_cmu(args.root, args.slices, args.out, conf, args.overwrite)
     for name, row in tables.items():
         print(name, " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in row.items()))  # fmt: skip

@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def setup(args, mode: str):
     """Resolve settings, check stale outputs, load map and queries; returns what runs need."""
+    conf, out, map_, queries, todo, log_path, cache = prepare(args, mode)
+    return conf, out, map_, todo, log_path, cache
+
+
+def prepare(args, mode: str):
+    """:func:`setup` that also returns every query (``todo`` are those not logged yet)."""
     from s2dloc.localization.config import parse_overrides, resolve
     from s2dloc.localization.io import read_log, read_queries
     from s2dloc.localization.map import Map
@@ -68,7 +74,7 @@ def setup(args, mode: str):
     todo = [q for q in queries if q.name not in done]
     logger.info("%d queries, %d already done", len(queries), len(queries) - len(todo))
     cache = Path(args.cache) if args.cache else out / f"cache-{conf['extractor']}.h5"
-    return conf, out, map_, todo, log_path, cache
+    return conf, out, map_, queries, todo, log_path, cache
 
 
 def finish(out: Path, log_path: Path, keys: dict[str, str]) -> dict:
@@ -87,17 +93,58 @@ def finish(out: Path, log_path: Path, keys: dict[str, str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Localize the queries; under ``torchrun`` each process takes a shard (see distributed.py)."""
+    from s2dloc.localization import distributed
+
+    ctx = distributed.init()
+    try:
+        return _run(args, ctx)
+    finally:
+        distributed.shutdown()
+
+
+def _run(args: argparse.Namespace, ctx) -> int:
     from tqdm import tqdm
 
+    from s2dloc.localization import distributed
     from s2dloc.localization.io import append_log
     from s2dloc.localization.pipeline import Localizer
     from s2dloc.localization.retrieval import pairs_from_file
 
-    conf, out, map_, todo, log_path, cache = setup(args, "localize")
+    # Rank 0 checks and resets the outputs first; the others then only read them.
+    err: Exception | None = None
+    if ctx.is_main:
+        try:
+            conf, out, map_, queries, todo, log_path, cache = prepare(args, "localize")
+        except (FileNotFoundError, ValueError) as e:
+            err = e
+    if not ctx.agree(err is None):
+        raise err or ValueError("rank 0 failed to set up the run (see its log)")
+    if not ctx.is_main:
+        conf, out, map_, queries, todo, log_path, cache = prepare(
+            argparse.Namespace(**{**vars(args), "overwrite": False}), "localize"
+        )
     pairs = pairs_from_file(args.pairs, set(map_.names)) if args.pairs else None
-    if todo:
+    mine = ctx.shard(todo)
+    loc = None
+    if todo and ctx.is_main:  # the reference cache is built once, by rank 0
         loc = Localizer(map_, conf, cache=cache, pairs=pairs, overwrite=args.overwrite)
-        for q in tqdm(todo, desc="localize"):
-            append_log(log_path, loc.localize(q))
+    ctx.barrier()
+    if mine and loc is None:
+        loc = Localizer(map_, conf, cache=cache, pairs=pairs, build=False, progress=False)
+    desc = f"localize [{ctx.rank}/{ctx.world}]" if ctx.active else "localize"
+    records = []
+    for q in tqdm(mine, desc=desc, disable=not ctx.is_main):
+        res = loc.localize(q)
+        if ctx.active:
+            records.append(res.to_json())
+        else:
+            append_log(log_path, res)
+    if ctx.active:
+        distributed.write_part(log_path, ctx, records)
+        ctx.barrier()
+        if not ctx.is_main:
+            return 0
+        distributed.merge_parts(log_path, ctx.world, [q.name for q in queries])
     finish(out, log_path, {"pose": "results.txt", "pnp_pose": "results_pnp.txt"})
     return 0

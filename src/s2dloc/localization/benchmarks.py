@@ -1,7 +1,8 @@
-"""Benchmark runners: localize every slice of a dataset, resumably, and write the submission.
+"""Benchmark runners: localize every slice or condition, resumably, and write the submission.
 
 Extended CMU Seasons: each slice is localized against its own sparse model with its own
-reference feature cache; per-slice logs make an interrupted run resume where it stopped.
+reference feature cache. RobotCar Seasons: every condition against the NVM reference model
+with one shared cache. Per-slice / per-condition logs make an interrupted run resume.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from s2dloc.datasets.cmu import load_slice, parse_slices
@@ -19,7 +21,8 @@ from s2dloc.localization.io import append_log, read_log, write_results
 logger = logging.getLogger(__name__)
 
 
-def localize_resumable(map_, queries, out: Path, conf: dict, overwrite: bool = False) -> dict:
+def localize_resumable(map_, queries, out: Path, conf: dict, overwrite: bool = False,
+                       cache: Path | None = None) -> dict:  # fmt: skip
     """Localize the queries not yet in ``out/log.jsonl``; all records by name."""
     from s2dloc.localization.pipeline import Localizer
 
@@ -54,8 +57,7 @@ def run_cmu(root: str | Path, slices: str, out: str | Path, conf: dict,
         sl = load_slice(root, s)
         records = localize_resumable(sl.load_map(), sl.pipeline_queries(), out / f"slice{s}",
                                      conf, overwrite)  # fmt: skip
-        poses = {n: (r["pose"][:4], r["pose"][4:]) if _localized(r) else None
-                 for n, r in records.items()}  # fmt: skip
+        poses = _poses(records)
         per_slice.append(poses)
         expected += sl.queries
         if sl.query_poses:
@@ -64,6 +66,60 @@ def run_cmu(root: str | Path, slices: str, out: str | Path, conf: dict,
     path = out / "submission_cmu.txt"
     report = write_submission(path, per_slice, "cmu", queries=expected)
     return path, report, tables
+
+
+def robotcar_map(dataset):
+    """The localization :class:`Map` of the RobotCar Seasons NVM reference model."""
+    from s2dloc.datasets.robotcar import NvmModel
+    from s2dloc.geometry import Pose
+    from s2dloc.localization.map import Map, RefImage
+
+    nvm = dataset.reference_model()
+    ids: list[list[int]] = [[] for _ in nvm.names]
+    kps: list[list] = [[] for _ in nvm.names]
+    for pid, obs in enumerate(nvm.observations):
+        for img, _, mx, my in obs:
+            ids[int(img)].append(pid)
+            kps[int(img)].append((mx, my))
+    images = []
+    for name, i, k in zip(nvm.names, ids, kps):
+        cam = dataset.camera(name)
+        pixels = NvmModel.pixels(np.asarray(k).reshape(-1, 2), cam.size.tolist())
+        pose = Pose.from_quat_t(*nvm.poses[name])
+        images.append(RefImage(name, cam, pose, np.asarray(i, np.int64), pixels))
+    map_ = Map(images, np.arange(len(nvm.points3D)), nvm.points3D, dataset.image_dir)
+    map_.validate()
+    return map_
+
+
+def run_robotcar(root: str | Path, conditions: list[str], out: str | Path, conf: dict,
+                 query_list: str | Path | None = None,
+                 overwrite: bool = False) -> tuple[Path, SubmissionReport]:  # fmt: skip
+    """Localize the query images of ``conditions`` (all found on disk, or those of
+    ``query_list``) against the reference model; one submission for all conditions."""
+    from s2dloc.datasets.robotcar import load_robotcar, parse_image_name
+
+    dataset = load_robotcar(root)
+    map_ = robotcar_map(dataset)
+    out = Path(out)
+    listed = dataset.read_query_list(query_list) if query_list else None
+    cache = out / f"cache-{conf['extractor']}.h5"
+    per_condition, expected = [], []
+    for cond in conditions:
+        names = dataset.images(cond) if listed is None else [
+            n for n in listed if parse_image_name(n)[0] == cond]  # fmt: skip
+        records = localize_resumable(map_, dataset.pipeline_queries(names), out / cond, conf,
+                                     overwrite, cache)  # fmt: skip
+        per_condition.append(_poses(records))
+        expected += names
+    path = out / "submission_robotcar.txt"
+    return path, write_submission(path, per_condition, "robotcar", queries=expected)
+
+
+def _poses(records: dict) -> dict:
+    """``{name: (q, t)}`` of localized records, None for the others."""
+    return {n: (r["pose"][:4], r["pose"][4:]) if _localized(r) else None
+            for n, r in records.items()}  # fmt: skip
 
 
 def _localized(record: dict) -> bool:

@@ -35,15 +35,17 @@ class Localizer:
 
     def __init__(self, map_: Map, conf: dict | None = None, extractor=None,
                  cache: str | Path | None = None, pairs: dict[str, list[str]] | None = None,
-                 preset: str = "default", overwrite: bool = False, progress: bool = True):  # fmt: skip
+                 preset: str = "default", overwrite: bool = False, progress: bool = True,
+                 build: bool = True):  # fmt: skip
         self.map = map_
         self.conf = resolve(conf, preset)
         self.extractor = extractor or D.load_extractor(self.conf["extractor"])
         self.extractor.eval()
         if cache is None:
             self.refs = compute_all(map_, self.extractor, self.conf, progress)
-        else:
-            build_cache(map_, self.extractor, cache, self.conf, overwrite, progress)
+        else:  # build=False: only read a cache built by another process (see distributed.py)
+            if build:
+                build_cache(map_, self.extractor, cache, self.conf, overwrite, progress)
             self.refs = load_cache(map_, cache, self.conf)
         names = map_.names
         self.retrieval = Retrieval(names, torch.stack([self.refs[n].global_desc for n in names]))
