@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -137,3 +138,18 @@ def test_robotcar_runner_writes_submission(robotcar_root, tmp_path, monkeypatch)
     lines = (tmp_path / "submission_robotcar.txt").read_text().splitlines()
     assert lines and all(line.split()[0].startswith("rear/") for line in lines)
     assert len((tmp_path / "night" / "log.jsonl").read_text().splitlines()) == 5
+
+
+def test_interrupted_run_resumes_without_recomputing(cmu_root, tmp_path):
+    args = ["benchmark", "cmu", "--root", str(cmu_root), "--slices", "2", "--out", str(tmp_path),
+            "--conf", "s2d.match_stride=4"]  # fmt: skip
+    assert main(args) == 0
+    log = tmp_path / "slice2" / "log.jsonl"
+    full = log.read_text().splitlines(keepends=True)
+    # Killed while writing the third record: two complete lines and half of the third.
+    log.write_text("".join(full[:2]) + full[2][: len(full[2]) // 2])
+    assert main(args) == 0
+    lines = log.read_text().splitlines()
+    assert lines[:2] == [x.rstrip("\n") for x in full[:2]]  # kept, not recomputed
+    names = [json.loads(x)["name"] for x in lines if x.startswith("{") and x.endswith("}")]
+    assert sorted(names) == sorted(json.loads(x)["name"] for x in full)

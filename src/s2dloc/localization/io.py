@@ -83,7 +83,18 @@ def read_log(path: str | Path) -> dict[str, dict]:
 
 
 def append_log(path: str | Path, result: QueryResult) -> None:
-    """Append one record and flush (so an interrupted run can resume)."""
+    """Append one record and flush (so an interrupted run can resume).
+
+    A partial last line left by a killed run is cut off first, so the new record starts on a
+    line of its own.
+    """
+    path = Path(path)
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb+") as f:
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                f.seek(0)
+                f.truncate(f.read().rfind(b"\n") + 1)
     with open(path, "a") as f:
         f.write(json.dumps(result.to_json()) + "\n")
         f.flush()
