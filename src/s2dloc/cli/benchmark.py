@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--query-list", help="RobotCar: file of query names (default: all on disk)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--extractor", default=None, help="dense features (default: the preset's)")
+    parser.add_argument("--extractor", default="gnnet",
+                        help="dense features (default: the shipped GN-Net)")  # fmt: skip
     parser.add_argument("--preset", default="default", help="localization settings preset")
     parser.add_argument("--conf", nargs="*", default=[], metavar="KEY=VAL", help="overrides")
     parser.add_argument("--overwrite", action="store_true", help="recompute caches and results")
