@@ -13,7 +13,7 @@ import sys
 
 from s2dloc import __version__
 
-COMMANDS = ["demo", "toy", "synth", "localize", "refine", "evaluate", "train", "benchmark"]
+COMMANDS = ["demo", "toy", "synth", "map", "localize", "refine", "evaluate", "train", "benchmark"]
 
 
 def build_parser() -> argparse.ArgumentParser:

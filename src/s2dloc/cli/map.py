@@ -1,0 +1,58 @@
+"""``s2dloc map``: build a map from a folder of images (pycolmap SfM) or import a COLMAP model.
+
+The output folder is a map for ``s2dloc localize --map OUT`` (``OUT/images`` links to the image
+folder; where links are unsupported, pass ``s2dloc localize --images IMAGES``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+NAME = "map"
+HELP = "build a COLMAP map from your own images (SfM with pycolmap) or import an existing model"
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", required=True, help="folder of mapping images (any depth)")
+    parser.add_argument("--out", required=True, help="output map folder")
+    parser.add_argument("--import-model", metavar="PATH",
+                        help="import this COLMAP model (text or binary) instead of running SfM")  # fmt: skip
+    parser.add_argument("--camera-model", default="SIMPLE_RADIAL", help="COLMAP camera model")
+    parser.add_argument("--camera", help="'MODEL W H params...': one known camera for all images")
+    parser.add_argument("--single-camera", action="store_true",
+                        help="all images share one camera (default: grouped by size and EXIF)")  # fmt: skip
+    parser.add_argument("--max-size", type=int, default=1024,
+                        help="longest image side for feature extraction")  # fmt: skip
+    parser.add_argument("--matcher", choices=["exhaustive", "sequential"], default="exhaustive")
+    parser.add_argument("--overlap", type=int, default=10,
+                        help="sequential matcher: neighbours matched to each image")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=-1, help="CPU threads (-1: all)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start again (default: reuse OUT/database.db)")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from s2dloc.mapping.sfm import SfMConfig, build_map, import_model
+
+    if args.import_model:
+        summary = import_model(args.import_model, args.images, args.out, args.overwrite)
+    else:
+        conf = SfMConfig(
+            camera_model=args.camera_model,
+            camera=args.camera,
+            single_camera=args.single_camera,
+            max_size=args.max_size,
+            matcher=args.matcher,
+            overlap=args.overlap,
+            num_threads=args.threads,
+        )
+        summary = build_map(args.images, args.out, conf, args.overwrite)
+    print(f"map {args.out}: {summary['registered_images']}/{summary['images']} images registered, "
+          f"{summary['points3D']} points, mean reprojection error "
+          f"{summary['mean_reprojection_error']:.2f} px, mean track length "
+          f"{summary['mean_track_length']:.2f}\n"
+          f"next: s2dloc localize --map {args.out} --queries QUERIES --out RESULTS")  # fmt: skip
+    return 0

@@ -1,0 +1,253 @@
+"""Build a map from the user's own images with pycolmap, or import an existing COLMAP model.
+
+Output folder (directly usable as ``s2dloc localize --map OUT``, see :meth:`Map.load`)::
+
+    database.db      COLMAP database: SIFT features, matches (reused on a re-run: resumable)
+    sfm/             the largest reconstructed model (COLMAP binary)
+    images           link to the image folder (if links are unsupported: pass
+                     ``s2dloc localize --images DIR``)
+    config.json      the settings of the run (a re-run with other settings needs ``overwrite``)
+    summary.json     registered images, points, mean reprojection error, mean track length
+
+Image names in the model are paths relative to the image folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from s2dloc.utils.io import write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff")
+MATCHERS = ("exhaustive", "sequential")
+
+
+@dataclasses.dataclass
+class SfMConfig:
+    """Settings of :func:`build_map` (defaults are COLMAP's, except the thread count).
+
+    ``camera`` (``"MODEL W H p1 p2 ..."``) fixes one camera for all images and overrides
+    ``camera_model``; without it COLMAP guesses the focal length from EXIF (or 1.2 max(W, H)).
+    """
+
+    camera_model: str = "SIMPLE_RADIAL"
+    camera: str | None = None
+    single_camera: bool = False
+    max_size: int = 1024
+    max_features: int = 8192
+    matcher: str = "exhaustive"
+    overlap: int = 10  # sequential matcher: neighbours (in name order) matched to each image
+    num_threads: int = -1
+    seed: int = 0
+
+
+def list_images(folder: str | Path) -> list[str]:
+    """Names (relative, sorted) of the image files under ``folder``; clear errors if there are
+    none or some cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    bad = []
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                im.verify()
+        except (OSError, UnidentifiedImageError, SyntaxError) as err:
+            bad.append(f"{p} ({err})")
+    if bad:
+        raise ValueError(f"{len(bad)} unreadable image(s) in {folder}: {'; '.join(bad[:3])}")
+    return [p.relative_to(folder).as_posix() for p in files]
+
+
+def summarize(rec) -> dict:
+    """Figures of a ``pycolmap.Reconstruction``."""
+    return {
+        "registered_images": int(rec.num_reg_images()),
+        "images": int(rec.num_images()),
+        "cameras": int(rec.num_cameras()),
+        "points3D": int(rec.num_points3D()),
+        "observations": int(rec.compute_num_observations()),
+        "mean_reprojection_error": float(rec.compute_mean_reprojection_error()),
+        "mean_track_length": float(rec.compute_mean_track_length()),
+    }
+
+
+def _prepare_out(out: Path, meta: dict, overwrite: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    conf_path = out / "config.json"
+    if overwrite:
+        for name in ("database.db", "database.db-wal", "database.db-shm", "summary.json"):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "sfm", ignore_errors=True)
+    elif conf_path.exists() and json.loads(conf_path.read_text()) != meta:
+        raise ValueError(f"{out} holds a map built with other settings ({conf_path}); "
+                         "use --overwrite or another --out")  # fmt: skip
+    write_text_atomic(conf_path, json.dumps(meta, indent=1) + "\n")
+
+
+def link_images(images: Path, out: Path) -> Path | None:
+    """Make ``out/images`` point to ``images`` (a symlink); None if that is impossible."""
+    target, images = out / "images", images.resolve()
+    if target.exists():
+        if target.resolve() == images:
+            return target
+        logger.warning("%s exists and is not %s: pass `s2dloc localize --images %s`",
+                       target, images, images)  # fmt: skip
+        return None
+    try:
+        os.symlink(images, target, target_is_directory=True)
+    except OSError as err:
+        logger.warning("could not link %s -> %s (%s): pass `s2dloc localize --images %s`",
+                       target, images, err, images)  # fmt: skip
+        return None
+    return target
+
+
+def _write_model(rec, out: Path) -> Path:
+    """Write ``rec`` to ``out/sfm`` (binary) via a temporary folder and a rename."""
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".sfm-"))
+    try:
+        rec.write_binary(str(tmp))
+        shutil.rmtree(out / "sfm", ignore_errors=True)
+        os.replace(tmp, out / "sfm")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out / "sfm"
+
+
+def _finish(rec, images: Path, out: Path, extra: dict) -> dict:
+    _write_model(rec, out)
+    link_images(images, out)
+    summary = {**summarize(rec), "image_root": str(images.resolve()), **extra}
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    logger.info("map in %s: %d/%d images registered, %d points, reprojection error %.2f px, "
+                "track length %.2f", out, summary["registered_images"], summary["images"],
+                summary["points3D"], summary["mean_reprojection_error"],
+                summary["mean_track_length"])  # fmt: skip
+    return summary
+
+
+def _reader_options(conf: SfMConfig):
+    import pycolmap
+
+    from s2dloc.localization.io import parse_camera
+
+    opts = pycolmap.ImageReaderOptions()
+    opts.camera_model = conf.camera_model
+    if conf.camera:
+        cam = parse_camera(conf.camera)  # validates the model and parameter count
+        opts.camera_model = cam.model
+        opts.camera_params = ",".join(f"{p:.10g}" for p in cam.params.tolist())
+    return opts
+
+
+def build_map(
+    images: str | Path, out: str | Path, conf: SfMConfig | None = None, overwrite: bool = False
+) -> dict:
+    """SIFT features, matching and incremental mapping of the images under ``images``; writes the
+    largest model to ``out/sfm`` and returns the summary (also in ``out/summary.json``).
+
+    An existing ``out/database.db`` of the same settings is reused (only missing features and
+    pairs are computed) unless ``overwrite``.
+    """
+    import pycolmap
+
+    conf = conf or SfMConfig()
+    if conf.matcher not in MATCHERS:
+        raise ValueError(f"unknown matcher {conf.matcher!r}; choose from {MATCHERS}")
+    images, out = Path(images), Path(out)
+    names = list_images(images)
+    _prepare_out(out, {"images": str(images.resolve()), **dataclasses.asdict(conf)}, overwrite)
+    db_path = out / "database.db"
+    if db_path.exists():
+        logger.info("reusing %s (features and matches already there are kept)", db_path)
+    device = pycolmap.Device.auto
+    timings = {}
+
+    t = time.perf_counter()
+    extract = pycolmap.FeatureExtractionOptions()
+    extract.max_image_size = conf.max_size
+    extract.num_threads = conf.num_threads
+    extract.sift.max_num_features = conf.max_features
+    single = conf.single_camera or conf.camera is not None
+    mode = pycolmap.CameraMode.SINGLE if single else pycolmap.CameraMode.AUTO
+    pycolmap.extract_features(db_path, images, image_names=names, camera_mode=mode,
+                              reader_options=_reader_options(conf), extraction_options=extract,
+                              device=device)  # fmt: skip
+    timings["extract_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    match = pycolmap.FeatureMatchingOptions()
+    match.num_threads = conf.num_threads
+    if conf.matcher == "sequential":
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = conf.overlap
+        pycolmap.match_sequential(db_path, matching_options=match, pairing_options=pairing,
+                                  device=device)  # fmt: skip
+    else:
+        pycolmap.match_exhaustive(db_path, matching_options=match, device=device)
+    timings["match_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    mapping = pycolmap.IncrementalPipelineOptions()
+    mapping.num_threads = conf.num_threads
+    mapping.random_seed = conf.seed
+    with tempfile.TemporaryDirectory(dir=out, prefix=".models-") as tmp:
+        models = pycolmap.incremental_mapping(db_path, images, tmp, mapping)
+    timings["mapping_s"] = time.perf_counter() - t
+    if not models:
+        raise ValueError(f"SfM reconstructed nothing from the {len(names)} images in {images}: "
+                         "they need more overlap or texture (try --matcher exhaustive)")  # fmt: skip
+    rec = max(models.values(), key=lambda r: r.num_reg_images())
+    if rec.num_reg_images() < 2:
+        raise ValueError(f"SfM registered only {rec.num_reg_images()} of {len(names)} images "
+                         f"in {images}: a map needs at least 2")  # fmt: skip
+    if rec.num_reg_images() < len(names):
+        logger.warning("%d of %d images registered (%d models); the others are not in the map",
+                       rec.num_reg_images(), len(names), len(models))  # fmt: skip
+    extra = {"input_images": len(names), "models": len(models), **timings}
+    return _finish(rec, images, out, extra)
+
+
+def import_model(
+    model: str | Path, images: str | Path, out: str | Path, overwrite: bool = False
+) -> dict:
+    """Import a COLMAP model (text or binary folder) whose image names are relative to
+    ``images``; writes ``out/sfm`` and returns the summary."""
+    import pycolmap
+
+    model, images, out = Path(model), Path(images), Path(out)
+    if not model.is_dir():
+        raise FileNotFoundError(f"COLMAP model folder {model} does not exist")
+    if not any((model / f"images{ext}").exists() for ext in (".bin", ".txt")):
+        raise ValueError(f"{model} is not a COLMAP model (no images.bin or images.txt)")
+    if not images.is_dir():
+        raise FileNotFoundError(f"image folder {images} does not exist")
+    try:
+        rec = pycolmap.Reconstruction(str(model))
+    except Exception as err:  # pycolmap raises RuntimeError/ValueError on corrupt files
+        raise ValueError(f"could not read the COLMAP model {model}: {err}") from None
+    names = [rec.images[i].name for i in rec.reg_image_ids()]
+    if len(names) < 2 or rec.num_points3D() == 0:
+        raise ValueError(f"{model} has {len(names)} registered images and "
+                         f"{rec.num_points3D()} points: a map needs 2 images and some points")  # fmt: skip
+    missing = [n for n in names if not (images / n).is_file()]
+    if missing:
+        raise ValueError(f"{len(missing)} images of {model} are not under {images}: "
+                         f"{missing[:3]}")  # fmt: skip
+    _prepare_out(out, {"import": str(model.resolve()), "images": str(images.resolve())}, overwrite)
+    return _finish(rec, images, out, {"imported_from": str(model.resolve())})

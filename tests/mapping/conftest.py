@@ -1,0 +1,46 @@
+"""A small rendered image sequence (10 views sliding along a synthetic street) and its SfM map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from s2dloc.datasets.synthetic import SCENES, look_at
+from s2dloc.datasets.synthetic.world import make_camera, render_view
+from s2dloc.geometry import Pose
+
+
+def render_sequence(folder: Path, num: int = 10, step: float = 0.6) -> dict[str, Pose]:
+    """Render ``num`` 320x240 views (0.6 m apart, looking 45 degrees off the street axis) as
+    PNGs into ``folder``; returns the ground-truth cam_from_world poses by name."""
+    scene, camera = SCENES["street"](0), make_camera("PINHOLE", 320, 240, 65.0)
+    heading = np.deg2rad(45.0)
+    folder.mkdir(parents=True, exist_ok=True)
+    poses = {}
+    for i in range(num):
+        c = np.array([0.0, 4.0 + step * i, 1.6])
+        R, _ = look_at(c, c + np.array([np.cos(heading), np.sin(heading), -0.07]))
+        pose = Pose.from_Rt(R, -R @ c)
+        view = render_view(scene, camera, pose, "reference", np.random.default_rng(i))
+        rgb = (np.clip(view.rgb, 0, 1) * 255).round().astype(np.uint8)
+        cv2.imwrite(str(folder / f"{i:04d}.png"), rgb[..., ::-1])
+        poses[f"{i:04d}.png"] = pose
+    return poses
+
+
+@pytest.fixture(scope="session")
+def sequence(tmp_path_factory) -> tuple[Path, dict[str, Pose]]:
+    folder = tmp_path_factory.mktemp("own") / "images"
+    return folder, render_sequence(folder)
+
+
+@pytest.fixture(scope="session")
+def sfm_map(sequence, tmp_path_factory) -> tuple[Path, dict]:
+    from s2dloc.mapping import SfMConfig, build_map
+
+    out = tmp_path_factory.mktemp("map")
+    summary = build_map(sequence[0], out, SfMConfig(num_threads=2, single_camera=True))
+    return out, summary
