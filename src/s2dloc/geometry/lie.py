@@ -36,13 +36,17 @@ def _sinc_terms(theta2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return a, b, c
 
 
-def so3_exp(phi: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices ``(..., 3, 3)`` from axis-angle vectors ``(..., 3)`` (Rodrigues)."""
-    theta2 = (phi * phi).sum(-1)[..., None, None]
-    a, b, _ = _sinc_terms(theta2)
+def _poly_skew(phi: torch.Tensor, c1, c2) -> torch.Tensor:
+    """``I + c1 [phi]_x + c2 [phi]_x^2`` ``(..., 3, 3)``: the form of exp and its Jacobians."""
     K = skew(phi)
     eye = torch.eye(3, dtype=phi.dtype, device=phi.device)
-    return eye + a * K + b * (K @ K)
+    return eye + c1 * K + c2 * (K @ K)
+
+
+def so3_exp(phi: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``(..., 3, 3)`` from axis-angle vectors ``(..., 3)`` (Rodrigues)."""
+    a, b, _ = _sinc_terms((phi * phi).sum(-1)[..., None, None])
+    return _poly_skew(phi, a, b)
 
 
 def so3_log(R: torch.Tensor) -> torch.Tensor:
@@ -78,11 +82,8 @@ def so3_log(R: torch.Tensor) -> torch.Tensor:
 
 def so3_left_jacobian(phi: torch.Tensor) -> torch.Tensor:
     """Left Jacobian ``V(phi) = I + B [phi]_x + C [phi]_x^2`` of SO(3), ``(..., 3, 3)``."""
-    theta2 = (phi * phi).sum(-1)[..., None, None]
-    _, b, c = _sinc_terms(theta2)
-    K = skew(phi)
-    eye = torch.eye(3, dtype=phi.dtype, device=phi.device)
-    return eye + b * K + c * (K @ K)
+    _, b, c = _sinc_terms((phi * phi).sum(-1)[..., None, None])
+    return _poly_skew(phi, b, c)
 
 
 def so3_left_jacobian_inv(phi: torch.Tensor) -> torch.Tensor:
@@ -92,9 +93,7 @@ def so3_left_jacobian_inv(phi: torch.Tensor) -> torch.Tensor:
     small = theta2 < _small(phi.dtype)
     safe = torch.where(small, torch.ones_like(theta2), theta2)
     d = torch.where(small, 1 / 12 + theta2 / 720, (1 - a / (2 * b)) / safe)
-    K = skew(phi)
-    eye = torch.eye(3, dtype=phi.dtype, device=phi.device)
-    return eye - 0.5 * K + d * (K @ K)
+    return _poly_skew(phi, -0.5, d)
 
 
 def se3_exp(xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
