@@ -39,7 +39,7 @@ def test_sfm_recovers_poses_up_to_similarity(sequence, sfm_map):
     scale = float((a * b).sum() / (a * a).sum())
     c_aligned = scale * a + c_gt.mean(0)
     spread = np.linalg.norm(b, axis=1).max()
-    assert np.linalg.norm(c_aligned - c_gt, axis=1).max() < 0.05 * spread
+    assert np.linalg.norm(c_aligned - c_gt, axis=1).max() < 0.1 * spread
     for n in names:
         err = _rotation_error_deg(ref[n][0].T @ est[n][0] @ R_sT)
         assert err < 2.0, (n, err)
@@ -51,7 +51,9 @@ def test_sfm_resume_and_stale_settings(sequence, sfm_map, tmp_path):
     db = pycolmap.Database.open(out / "database.db")
     num_keypoints = db.num_keypoints()
     db.close()
-    summary = build_map(sequence[0], out, SfMConfig(num_threads=2, single_camera=True))  # reuses the database
+    summary = build_map(
+        sequence[0], out, SfMConfig(num_threads=1, single_camera=True)
+    )  # reuses the database
     assert summary["registered_images"] >= 8
     db = pycolmap.Database.open(out / "database.db")
     assert db.num_keypoints() == num_keypoints
@@ -105,4 +107,4 @@ def test_too_few_registered_images(sequence, tmp_path):
 
     cv2.imwrite(str(images / "blank.png"), cv)
     with pytest.raises(ValueError, match="registered only|reconstructed nothing"):
-        build_map(images, tmp_path / "out", SfMConfig(num_threads=2, single_camera=True))
+        build_map(images, tmp_path / "out", SfMConfig(num_threads=1, single_camera=True))

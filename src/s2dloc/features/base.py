@@ -25,6 +25,9 @@ class DenseExtractor(nn.Module):
         if x.shape[0] == 1:
             x = x.expand(3, -1, -1)
         device = next(self.parameters(), torch.empty(0)).device
+        # A contiguous (3, H, W) input: the HWC-strided view from numpy makes the first
+        # convolutions take a slow path (about 1.6x slower on CPU).
+        x = x.contiguous()
         with torch.no_grad():
             return [m[0].cpu() for m in self(x[None].to(device))]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -110,17 +111,26 @@ class Localizer:
         t = time.perf_counter()
         per_ref = self.match([n for n, _ in res.refs], maps, dense, size)
         res.timings["match"] = time.perf_counter() - t
-        t_pnp = 0.0
+        t = time.perf_counter()
+        # One RANSAC per reference; pycolmap releases the GIL, so they run in parallel threads.
+        names = list(per_ref)
+        with ThreadPoolExecutor(max(1, min(len(names), torch.get_num_threads()))) as pool:
+            poses = list(
+                pool.map(
+                    lambda n: estimate_pose(
+                        per_ref[n][0].p2d, per_ref[n][2], query.camera, self.conf["pnp"]
+                    ),
+                    names,
+                )
+            )
+        res.timings["pnp"] = time.perf_counter() - t
         best = None
-        for name, (m, _, p3d) in per_ref.items():
-            t = time.perf_counter()
-            pnp = estimate_pose(m.p2d, p3d, query.camera, self.conf["pnp"])
-            t_pnp += time.perf_counter() - t
+        for name, pnp in zip(names, poses):
+            m = per_ref[name][0]
             res.matches[name] = len(m)
             res.inliers[name] = pnp.num_inliers if pnp.success else 0
             if pnp.success and (best is None or pnp.num_inliers > best[1].num_inliers):
                 best = (name, pnp)
-        res.timings["pnp"] = t_pnp
         if best is None:
             if not res.refs:
                 raise ValueError("no reference retrieved")
@@ -129,7 +139,7 @@ class Localizer:
             logger.info("query %s: PnP failed on every reference; fallback to %s", query.name,
                         res.best_ref)  # fmt: skip
             return
-        res.best_ref, res.pnp_success = best
+        res.best_ref = best[0]
         res.pnp_success = True
         res.pose = res.pnp_pose = best[1].pose
         if not self.conf["fpnp"]["enabled"]:

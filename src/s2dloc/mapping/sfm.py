@@ -58,7 +58,9 @@ def list_images(folder: str | Path) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     bad = []
@@ -171,7 +173,8 @@ def build_map(
         raise ValueError(f"unknown matcher {conf.matcher!r}; choose from {MATCHERS}")
     images, out = Path(images), Path(out)
     names = list_images(images)
-    _prepare_out(out, {"images": str(images.resolve()), **dataclasses.asdict(conf)}, overwrite)
+    settings = {k: v for k, v in dataclasses.asdict(conf).items() if k != "num_threads"}
+    _prepare_out(out, {"images": str(images.resolve()), **settings}, overwrite)
     db_path = out / "database.db"
     if db_path.exists():
         logger.info("reusing %s (features and matches already there are kept)", db_path)
