@@ -20,7 +20,12 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queries", required=True,
                         help="hloc query list (name MODEL W H params) or a folder of images")  # fmt: skip
     parser.add_argument("--query-images", help="root of the query names (default: map images)")
-    parser.add_argument("--camera", help="'MODEL W H params...' for a folder of query images")
+    parser.add_argument("--camera",
+                        help="'MODEL W H params...' shared by a folder of query images (default: "
+                        "each image's camera from the map, its EXIF focal or a default focal)")  # fmt: skip
+    parser.add_argument("--default-focal-factor", type=float, default=1.2,
+                        help="folder queries without --camera, map camera or EXIF focal: "
+                        "focal = FACTOR * max(W, H)")  # fmt: skip
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--extractor", help="dense features (photometric, disk, gnnet, ...)")
     parser.add_argument("--preset", default="default", help="named settings preset")
@@ -45,8 +50,9 @@ def setup(args, mode: str):
 def prepare(args, mode: str):
     """:func:`setup` that also returns every query (``todo`` are those not logged yet)."""
     from s2dloc.localization.config import parse_overrides, resolve
-    from s2dloc.localization.io import read_log, read_queries
+    from s2dloc.localization.io import append_log, read_log, read_queries
     from s2dloc.localization.map import Map
+    from s2dloc.localization.query import QueryResult
 
     user = parse_overrides(args.conf)
     if args.extractor:
@@ -67,10 +73,17 @@ def prepare(args, mode: str):
 
     write_text_atomic(conf_path, json.dumps(meta, indent=1) + "\n")
     map_ = Map.load(args.map, args.images)
-    queries = read_queries(args.queries, args.query_images or map_.image_root, args.camera)
+    skipped: dict[str, str] = {}
+    queries = read_queries(args.queries, args.query_images or map_.image_root, args.camera,
+                           model=map_, skipped=skipped,
+                           default_focal_factor=getattr(args, "default_focal_factor", 1.2))  # fmt: skip
     if args.num_queries:
         queries = queries[: args.num_queries]
     done = read_log(log_path)
+    for name, reason in skipped.items():  # unreadable images: logged as failed, never localized
+        if name not in done:
+            append_log(log_path, QueryResult(name, error=reason))
+            done[name] = {"name": name, "error": reason}
     todo = [q for q in queries if q.name not in done]
     logger.info("%d queries, %d already done", len(queries), len(queries) - len(todo))
     cache = Path(args.cache) if args.cache else out / f"cache-{conf['extractor']}.h5"

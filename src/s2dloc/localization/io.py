@@ -26,31 +26,102 @@ def parse_camera(text: str) -> Camera:
 
 
 def read_queries(
-    source: str | Path, image_root: str | Path | None = None, camera: str | None = None
+    source: str | Path,
+    image_root: str | Path | None = None,
+    camera: str | None = None,
+    model=None,
+    default_focal_factor: float = 1.2,
+    skipped: dict[str, str] | None = None,
 ) -> list[Query]:
     """Queries from an hloc list file (``name MODEL W H params``, images under ``image_root``)
-    or from a folder of images sharing ``camera`` (``"MODEL W H params"``)."""
+    or from a folder of images.
+
+    A folder's images share ``camera`` (``"MODEL W H params"``) when given; otherwise each
+    image's intrinsics come from :func:`s2dloc.mapping.query_camera` (the map ``model``, the EXIF
+    focal length, or ``default_focal_factor * max(W, H)``), with one warning per source. Folder
+    images that cannot be read are logged and left out; their names and reasons are added to
+    ``skipped`` when given.
+    """
     source = Path(source)
     if source.is_dir():
-        if camera is None:
-            raise ValueError(f"{source} is a folder of images: give its camera "
-                             "('MODEL W H params...')")  # fmt: skip
-        cam = parse_camera(camera)
-        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"no images in {source}")
-        return [Query(str(p.relative_to(source)), cam, path=p) for p in files]
+        if camera is not None:
+            cam = parse_camera(camera)
+            return [Query(n, cam, path=p) for n, p in _folder_images(source)]
+        queries, bad = read_query_folder(source, model, default_focal_factor)
+        if skipped is not None:
+            skipped.update(bad)
+        return queries
     root = Path(image_root) if image_root is not None else source.parent
     queries = []
-    for name, (model, w, h, params) in read_query_list(source).items():
+    for name, (model_name, w, h, params) in read_query_list(source).items():
         try:
-            cam = Camera.from_colmap(model, w, h, params)
+            cam = Camera.from_colmap(model_name, w, h, params)
         except ValueError as err:
             raise ValueError(f"{source}: query {name!r}: {err}") from None
         queries.append(Query(name, cam, path=root / name))
     if not queries:
         raise ValueError(f"{source} lists no queries")
     return queries
+
+
+def _folder_images(folder: Path) -> list[tuple[str, Path]]:
+    """``(name relative to folder, path)`` of the images under ``folder``, sorted."""
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not files:
+        raise ValueError(f"no query images in {folder} (expected files ending in "
+                         f"{', '.join(IMAGE_SUFFIXES)})")  # fmt: skip
+    return [(p.relative_to(folder).as_posix(), p) for p in files]
+
+
+_SOURCE_TEXT = {
+    "model": "the map's COLMAP model (same image, or the map's only camera of that size)",
+    "query_list": "the query list",
+    "exif": "the EXIF focal length (SIMPLE_RADIAL, principal point at the centre, k=0)",
+    "default": "no model, query list or EXIF focal: a default focal of {f:.3g} * max(W, H) "
+    "(SIMPLE_RADIAL, principal point at the centre, k=0)",
+}
+
+
+def read_query_folder(
+    folder: str | Path, model=None, default_focal_factor: float = 1.2
+) -> tuple[list[Query], dict[str, str]]:
+    """The readable images of ``folder`` as queries with intrinsics from
+    :func:`s2dloc.mapping.query_camera`, and ``{name: reason}`` of the unreadable ones.
+
+    One warning per intrinsics source (with the number of images and an example), not one per
+    image. Raises ``ValueError`` naming the files if no image is readable.
+    """
+    from s2dloc.mapping.intrinsics import logger as intrinsics_logger
+    from s2dloc.mapping.intrinsics import query_camera
+
+    folder = Path(folder)
+    queries: list[Query] = []
+    skipped: dict[str, str] = {}
+    by_source: dict[str, list[Query]] = {}
+    level = intrinsics_logger.level
+    intrinsics_logger.setLevel(logging.ERROR)  # per-image messages: summarized below instead
+    try:
+        for name, path in _folder_images(folder):
+            try:
+                cam, src = query_camera(path, model, default_focal_factor, name=name)
+            except Exception as err:  # any unreadable image: report, skip, go on
+                skipped[name] = f"cannot read query image {path}: {type(err).__name__}: {err}"
+                logger.error("%s: skipped", skipped[name])
+                continue
+            q = Query(name, cam, path=path)
+            queries.append(q)
+            by_source.setdefault(src, []).append(q)
+    finally:
+        intrinsics_logger.setLevel(level)
+    if not queries:
+        raise ValueError(f"no readable query image in {folder}: " + "; ".join(skipped.values()))
+    for src, qs in by_source.items():
+        text = _SOURCE_TEXT.get(src, src).format(f=default_focal_factor)
+        logger.warning("intrinsics of %d of %d query images from %s; e.g. %s: %r",
+                       len(qs), len(queries), text, qs[0].name, qs[0].camera)  # fmt: skip
+    return queries, skipped
 
 
 def attach_priors(queries: list[Query], poses_path: str | Path) -> list[Query]:

@@ -1,0 +1,22 @@
+"""``s2dloc demo`` end to end on the tiny world: recall table, figures and an HTML report."""
+
+from __future__ import annotations
+
+import re
+
+from s2dloc.cli import main
+
+
+def test_demo_writes_a_report_with_valid_images(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--preset", "tiny", "--figures", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "recall [%]" in out and "report:" in out
+    index = tmp_path / "report" / "index.html"
+    text = index.read_text()
+    images = re.findall(r"<img src='([^']+)'", text)
+    assert len(images) >= 3  # cumulative errors, one query, toy convergence
+    for rel in images:
+        assert (tmp_path / "report" / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<table>" in text and "all" in text
+    # A second run reuses the world and the feature cache.
+    assert main(["demo", "--out", str(tmp_path), "--preset", "tiny", "--figures", "1"]) == 0
