@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from s2dloc.cli.main import main
+from s2dloc.cli import main
 from s2dloc.localization.io import read_queries
 
 EXIF_IFD, FOCAL_35MM = 0x8769, 0xA405
