@@ -86,12 +86,37 @@ def run(cmd: list[str], log: Path) -> float:
     return dt
 
 
+def query_rows(loc: Path, label: str, gt_pose: dict[str, Pose], sim, baseline: float) -> list:
+    """Table rows of the queries localized in ``loc`` (errors after the similarity ``sim``)."""
+    results = read_poses(loc / "results.txt") if (loc / "results.txt").exists() else {}
+    records = {}
+    for line in (loc / "log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        records[rec["name"]] = rec
+    rows = []
+    for n in QUERIES:
+        rec = records.get(n, {})
+        if n not in results:
+            rows.append([n, label, "-", "-", "-", "-", rec.get("error") or "not localized"])
+            continue
+        est = to_gt_frame(Pose.from_quat_t(*results[n]), *sim)
+        rot = float(gt_pose[n].angle_to(est))
+        dc = float(gt_pose[n].center_distance_to(est))
+        inl = max(rec.get("inliers", {}).values(), default=0)
+        fpnp, pnp = rec.get("fpnp_success"), rec.get("pnp_success")
+        status = "F-PnP" if fpnp else ("PnP" if pnp else "fallback")
+        rows.append([n, label, f"{rot:.2f}", f"{dc / baseline:.3f}", f"{dc:.3f}", inl, status])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help="lund_door folder")
     parser.add_argument("--work", type=Path, default=Path("outputs/own_data_lund"))
     parser.add_argument("--max-side", type=int, default=1024)
     parser.add_argument("--extractor", default="gnnet")
+    parser.add_argument("--no-exif-check", dest="exif_check", action="store_false",
+                        help="skip the second localization with the EXIF focal as --camera")  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     images, gt_dir = args.data / "images", args.data / "colmap_ground_truth"
@@ -129,6 +154,15 @@ def main() -> None:
     ]
     t_map = run(cmds[0], work / "map.log")
     t_loc = run(cmds[1], work / "localize.log")
+    loc_exif, t_exif = work / "loc_exif", None
+    if args.exif_check:  # the same queries with the EXIF camera instead of the map's camera
+        f = exif_focal(queries / QUERIES[0])
+        camera = f"SIMPLE_RADIAL {size[0]} {size[1]} {f:.2f} {size[0] / 2} {size[1] / 2} 0"
+        cache = loc / f"cache-{args.extractor}.h5"  # the reference features of the first run
+        cmds.append([exe, "localize", "--map", str(out), "--queries", str(queries), "--camera",
+                     camera, "--out", str(loc_exif), "--extractor", args.extractor, "--cache",
+                     str(cache)])  # fmt: skip
+        t_exif = run(cmds[2], work / "localize_exif.log")
     loc_log = (work / "localize.log").read_text().splitlines()
     intrinsics = [ln for ln in loc_log if "intrinsics of" in ln]
 
@@ -145,27 +179,9 @@ def main() -> None:
     baseline = float(np.linalg.norm(np.diff(centres, axis=0), axis=1).mean())
     resid = np.linalg.norm(dst - (s * src @ R.T + t), axis=1)
 
-    results = read_poses(loc / "results.txt") if (loc / "results.txt").exists() else {}
-    records = {}
-    for line in (loc / "log.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        records[rec["name"]] = rec
-    rows = []
-    for n in QUERIES:
-        rec = records.get(n, {})
-        if n not in results:
-            rows.append([n, "-", "-", "-", "-", rec.get("error", "not localized")[:40]])
-            continue
-        est = to_gt_frame(Pose.from_quat_t(*results[n]), s, R, t)
-        rot = float(gt_pose[n].angle_to(est))
-        dc = float(gt_pose[n].center_distance_to(est))
-        inl = max(rec.get("inliers", {}).values(), default=0)
-        status = (
-            "F-PnP"
-            if rec.get("fpnp_success")
-            else ("PnP" if rec.get("pnp_success") else "fallback")
-        )
-        rows.append([n, f"{rot:.2f}", f"{dc / baseline:.3f}", f"{dc:.3f}", inl, status])
+    rows = query_rows(loc, "map model", gt_pose, (s, R, t), baseline)
+    if args.exif_check:
+        rows += query_rows(loc_exif, "EXIF (--camera)", gt_pose, (s, R, t), baseline)
 
     summ = json.loads((out / "summary.json").read_text())
     cam = next(iter(sfm.cameras.values()))
@@ -184,10 +200,12 @@ def main() -> None:
     print(f"alignment (Umeyama, {len(common)} camera centres): scale {s:.4f}, centre residual "
           f"RMS {np.sqrt((resid**2).mean()) / baseline:.4f} baselines (max "
           f"{resid.max() / baseline:.4f}); baseline = {baseline:.3f} GT units")  # fmt: skip
+    if t_exif is not None:
+        print(f"`s2dloc localize --camera` (EXIF focal): {t_exif:.1f} s (reference cache reused)")
     print(f"`s2dloc localize` ({args.extractor}): {t_loc:.1f} s; query intrinsics:")
     for ln in intrinsics or ["  (no intrinsics warning found in the log)"]:
         print("  " + ln.strip())
-    headers = ["query", "rot err (deg)", "centre err / baseline", "centre err (GT units)",
+    headers = ["query", "intrinsics", "rot err (deg)", "centre err / baseline", "centre err (GT units)",
                "inliers", "result"]  # fmt: skip
     print("\n" + format_table(rows, headers))
 

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     rows, headers = _recall_rows(tables)
     curves = plot_cumulative(errors, report / "cumulative_errors.png")
     figures = _query_figures(loc, queries, results, gt, report, args.figures)
+    run_figures = _run_figures(map_, queries, errors, tables, gt, final, loc, report)
     toy_args = argparse.Namespace(out=report / "toy", angles=[2.0, 5.0, 10.0, 15.0], trials=3,
                                   points=1024, loss="cauchy", seed=0)  # fmt: skip
     toy.run(toy_args)
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     sections = [
         ("Recall per condition", [table_html(rows, headers)]),
         ("Cumulative errors before and after F-PnP", [curves.relative_to(report)]),
+        ("Map, localized queries, recall per condition, features", run_figures),
         ("Queries: retrieved references, S2D matches, reprojections", figures),
         ("F-PnP on the toy scene", [Path("toy/toy_convergence.png")]),
     ]
@@ -96,6 +98,25 @@ def _recall_rows(tables: dict) -> tuple[list[list], list[str]]:
             row.append(" / ".join(f"{table[cond][k]:.0f}" for k in keys))
         rows.append(row)
     return rows, ["condition", "queries", *tables]
+
+
+def _run_figures(map_, queries, errors, tables, gt, final, loc, report: Path) -> list[Path]:
+    """Top-down view coloured by error, recall bars, PCA images of one query's features."""
+    import numpy as np
+
+    from s2dloc.geometry import Pose
+    from s2dloc.viz.run_plots import plot_feature_pca, plot_recall_bars, plot_top_down
+
+    centres = np.stack([im.cam_from_world.center().numpy() for im in map_.images])
+    q_centres = {n: Pose.from_quat_t(*qt).center().numpy() for n, qt in final.items()}
+    e = errors["PnP + F-PnP"]
+    err = {n: float(t) for n, t in zip(e.names, e.trans)}
+    paths = [plot_top_down(centres, q_centres, err, report / "top_down.png"),
+             plot_recall_bars(tables, "0.25m/2.0deg", report / "recall_bars.png")]  # fmt: skip
+    q = queries[0]
+    image = q.load()
+    paths.append(plot_feature_pca(image, loc.extractor.extract(image), report / "features_pca.png"))
+    return [p.relative_to(report) for p in paths]
 
 
 def _query_figures(loc, queries, results, gt, report: Path, count: int) -> list[Path]:
