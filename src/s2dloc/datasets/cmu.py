@@ -31,6 +31,7 @@ import torch
 
 from s2dloc.datasets.colmap_io import parse_camera_fields, parse_numbers
 from s2dloc.geometry import Camera, quat_to_matrix
+from s2dloc.utils.io import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def numbered_lines(path: str | Path) -> Iterator[tuple[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         line = line.strip()
         if line and not line.startswith("#"):
             yield f"{path}:{lineno}", line

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2dloc.utils.io import write_text_atomic
+from s2dloc.utils.io import read_text, write_text_atomic
 
 MODEL_NUM_PARAMS = {
     "SIMPLE_PINHOLE": 3,
@@ -32,7 +32,7 @@ MODEL_NUM_PARAMS = {
 def _lines(path: Path):
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         line = line.strip()
         if line and not line.startswith("#"):
             yield lineno, line.split()

@@ -25,6 +25,7 @@ import torch
 from s2dloc.evaluation.convergence import BasinProblem
 from s2dloc.features import photometric_pyramid, select_textured_pixels
 from s2dloc.geometry import Camera, Pose, sample
+from s2dloc.utils.io import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def read_trajectory_log(path: str | Path) -> list[Pose]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Trajectory file not found: {path}")
-    lines = [(i + 1, ln.strip()) for i, ln in enumerate(path.read_text().splitlines())]
+    lines = [(i + 1, ln.strip()) for i, ln in enumerate(read_text(path).splitlines())]
     lines = [(i, ln) for i, ln in lines if ln]
     poses = []
     for k in range(0, len(lines), 5):

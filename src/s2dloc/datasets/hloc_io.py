@@ -70,7 +70,10 @@ def _open(path: str | Path) -> h5py.File:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    return h5py.File(path, "r")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: not an HDF5 file ({err})") from None
 
 
 def list_names(path: str | Path) -> list[str]:

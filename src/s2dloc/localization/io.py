@@ -10,6 +10,7 @@ from pathlib import Path
 from s2dloc.datasets.colmap_io import read_poses, read_query_list, write_poses
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization.query import Query, QueryResult
+from s2dloc.utils.io import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -143,11 +144,14 @@ def read_log(path: str | Path) -> dict[str, dict]:
     path, out = Path(path), {}
     if not path.exists():
         return out
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
             logger.warning("%s:%d: unreadable record ignored (interrupted run?)", path, lineno)
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("name"), str):
+            logger.warning("%s:%d: not a query record, ignored", path, lineno)
             continue
         out[rec["name"]] = rec
     return out
