@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from s2dloc.datasets.colmap_io import read_poses
-from s2dloc.datasets.synthetic.world import PRESETS, generate_world
-from s2dloc.datasets.synthetic.write import write_world
 from s2dloc.geometry import Pose
 from s2dloc.localization import Map
 from s2dloc.localization.baseline_sift import SiftBaseline, _ratio_matches, sift_features
 from s2dloc.localization.io import read_queries
 
+from .conftest import write_tiny_world
+
 
 @pytest.fixture(scope="module")
 def sift_world(tmp_path_factory):
-    """12 database and 5 query views at 320x240 (SIFT finds too little at the shared 160x120)."""
-    cfg = dataclasses.replace(PRESETS["tiny"], num_db=12, num_query=5, width=320, height=240,
-                              query_conditions=("reference",))  # fmt: skip
-    out = tmp_path_factory.mktemp("sift_world")
-    write_world(generate_world(cfg, progress=False), out, progress=False)
-    return out
+    """The tiny world at 320x240 (SIFT finds too little at the shared 160x120)."""
+    return write_tiny_world(tmp_path_factory, "sift_world", width=320, height=240)
 
 
 @pytest.fixture(scope="module")
