@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     gt = read_poses(world_dir / "poses_query.txt")
     conf = resolve({"extractor": args.extractor})
     loc = Localizer(map_, conf, cache=out / f"cache-{args.extractor}.h5")
+    loc.record_history = True  # F-PnP cost per iteration for the report
     results = [loc.localize(q) for q in _progress(queries)]
     final = {r.name: _qt(r.pose) for r in results if r.pose is not None and not r.fallback}
     pnp = {r.name: _qt(r.pnp_pose) for r in results if r.pnp_pose is not None}
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     rows, headers = _recall_rows(tables)
     curves = plot_cumulative(errors, report / "cumulative_errors.png")
     figures = _query_figures(loc, queries, results, gt, report, args.figures)
+    figures.append(_cost_figure(results, report))
     run_figures = _run_figures(map_, queries, errors, tables, gt, final, loc, report)
     toy_args = argparse.Namespace(out=report / "toy", angles=[2.0, 5.0, 10.0, 15.0], trials=3,
                                   points=1024, loss="cauchy", seed=0)  # fmt: skip
@@ -117,6 +119,19 @@ def _run_figures(map_, queries, errors, tables, gt, final, loc, report: Path) ->
     image = q.load()
     paths.append(plot_feature_pca(image, loc.extractor.extract(image), report / "features_pca.png"))
     return [p.relative_to(report) for p in paths]
+
+
+def _cost_figure(results, report: Path) -> Path:
+    """F-PnP cost per iteration and level for the first query of each condition."""
+    from s2dloc.evaluation.recall import condition_of
+    from s2dloc.viz.fpnp_plots import plot_cost_history
+
+    costs = {}
+    for r in results:
+        history = (r.fpnp or {}).get("cost_history")
+        if history and condition_of(r.name) not in {condition_of(n) for n in costs}:
+            costs[r.name] = history
+    return plot_cost_history(costs, report / "fpnp_costs.png").relative_to(report)
 
 
 def _query_figures(loc, queries, results, gt, report: Path, count: int) -> list[Path]:

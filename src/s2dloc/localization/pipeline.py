@@ -52,6 +52,8 @@ class Localizer:
         self.retrieval = Retrieval(names, torch.stack([self.refs[n].global_desc for n in names]))
         self.pairs = pairs or {}
         self.solver = FeatureMetricPnP(**self.conf["fpnp"]["solver"])
+        # Record F-PnP's cost per iteration in each result (runs the solver's torch path).
+        self.record_history = False
 
     # ------------------------------------------------------------------ stages
     def features(self, query: Query):
@@ -177,7 +179,8 @@ class Localizer:
             sel = torch.from_numpy(np.linspace(0, len(X) - 1, c["max_points"]).round()).long()
             X, F = X[sel], [f[sel] for f in F]
         init = res.pose.double()
-        out = self.solver.refine(X, F, [m.float() for m in maps], query.camera.double(), init)
+        out = self.solver.refine(X, F, [m.float() for m in maps], query.camera.double(), init,
+                                 return_history=self.record_history)  # fmt: skip
         dR = float(init.angle_to(out.pose))
         depth = float(init.transform(X)[:, 2].abs().mean())
         dt = float(init.center_distance_to(out.pose)) / max(depth, 1e-9)
@@ -188,6 +191,8 @@ class Localizer:
         res.fpnp = {"num_points": len(X), "iterations": out.iterations.tolist(),
                     "cost_init": float(out.cost_init), "cost_final": float(out.cost_final),
                     "rotation_change_deg": dR, "message": msg}  # fmt: skip
+        if out.history is not None:  # cost per LM iteration, per level (coarse to fine)
+            res.fpnp["cost_history"] = [[float(r["cost"]) for r in lv] for lv in out.history]
         res.fpnp_success = ok
         if ok:
             res.pose = out.pose

@@ -57,3 +57,27 @@ def plot_error_vs_iteration(
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return path
+
+
+def plot_cost_history(costs: dict[str, list[list[float]]], path: str | Path) -> Path:
+    """F-PnP robust cost per LM iteration, cumulative over levels (coarse to fine), one curve
+    per query; ``costs`` maps a label to per-level lists of costs (each level has its scale)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    cmap = plt.get_cmap("viridis")
+    for label, levels in costs.items():
+        start = 0
+        for li, lv in enumerate(levels):
+            x = list(range(start, start + len(lv)))
+            ax.plot(x, lv, marker="o", ms=2, lw=1, color=cmap(li / max(len(levels) - 1, 1)))
+            start += max(len(lv) - 1, 0)
+        ax.annotate(label, (0, levels[0][0]) if levels and levels[0] else (0, 0), fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel("LM iteration (levels coarse to fine, colour = level)")
+    ax.set_ylabel("robust cost (scale of each level)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
