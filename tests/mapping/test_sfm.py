@@ -11,6 +11,8 @@ from s2dloc.cli import main
 from s2dloc.localization.map import Map
 from s2dloc.mapping import SfMConfig, build_map, import_model, list_images
 
+from .conftest import align_to_gt
+
 
 def _rotation_error_deg(R: np.ndarray) -> float:
     return float(np.rad2deg(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))))
@@ -28,17 +30,11 @@ def test_sfm_recovers_poses_up_to_similarity(sequence, sfm_map):
     assert len(names) == len(map_)
     est = {n: map_[n].cam_from_world.numpy() for n in names}
     ref = {n: gt[n].numpy() for n in names}
-    c_est = np.array([-R.T @ t for R, t in est.values()])
-    c_gt = np.array([-R.T @ t for R, t in ref.values()])
-    # The centres lie on a line (a degenerate similarity): take the rotation from the poses.
-    # R_gt = R_est R_s^T for every image, with X_gt = s R_s X_est + t.
-    U, _, Vt = np.linalg.svd(sum(est[n][0].T @ ref[n][0] for n in names))
-    R_sT = U @ np.diag([1, 1, np.linalg.det(U @ Vt)]) @ Vt
-    rotated = c_est @ R_sT  # rows R_s c
-    a, b = rotated - rotated.mean(0), c_gt - c_gt.mean(0)
-    scale = float((a * b).sum() / (a * a).sum())
-    c_aligned = scale * a + c_gt.mean(0)
-    spread = np.linalg.norm(b, axis=1).max()
+    c_est = np.array([-est[n][0].T @ est[n][1] for n in names])
+    c_gt = np.array([-ref[n][0].T @ ref[n][1] for n in names])
+    R_sT, scale, m_est, m_gt = align_to_gt(est, ref)
+    c_aligned = scale * (c_est @ R_sT - m_est) + m_gt
+    spread = np.linalg.norm(c_gt - c_gt.mean(0), axis=1).max()
     assert np.linalg.norm(c_aligned - c_gt, axis=1).max() < 0.1 * spread
     for n in names:
         err = _rotation_error_deg(ref[n][0].T @ est[n][0] @ R_sT)

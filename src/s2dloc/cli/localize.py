@@ -51,8 +51,8 @@ def prepare(args, mode: str):
     """:func:`setup` that also returns every query (``todo`` are those not logged yet)."""
     from s2dloc.localization.config import parse_overrides, resolve
     from s2dloc.localization.io import append_log, read_log, read_queries
-    from s2dloc.localization.map import Map
     from s2dloc.localization.query import QueryResult
+    from s2dloc.localization.validate import check_queries, load_map
 
     user = parse_overrides(args.conf)
     if args.extractor:
@@ -72,13 +72,14 @@ def prepare(args, mode: str):
     from s2dloc.utils.io import write_text_atomic
 
     write_text_atomic(conf_path, json.dumps(meta, indent=1) + "\n")
-    map_ = Map.load(args.map, args.images)
+    map_ = load_map(args.map, args.images)  # errors name the model; it must have 3D points
     skipped: dict[str, str] = {}
     queries = read_queries(args.queries, args.query_images or map_.image_root, args.camera,
                            model=map_, skipped=skipped,
                            default_focal_factor=getattr(args, "default_focal_factor", 1.2))  # fmt: skip
     if args.num_queries:
         queries = queries[: args.num_queries]
+    queries = check_queries(queries, conf, skipped)  # bad images: skipped, logged as failed
     done = read_log(log_path)
     for name, reason in skipped.items():  # unreadable images: logged as failed, never localized
         if name not in done:

@@ -7,8 +7,8 @@ import json
 import logging
 from pathlib import Path
 
-from s2dloc.datasets.colmap_io import read_poses, read_query_list, write_poses
-from s2dloc.geometry import Camera, Pose
+from s2dloc.datasets.colmap_io import read_query_list, write_poses
+from s2dloc.geometry import Camera
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.utils.io import read_text
 
@@ -126,15 +126,21 @@ def read_query_folder(
 
 
 def attach_priors(queries: list[Query], poses_path: str | Path) -> list[Query]:
-    """Set ``prior`` of each query from a pose file; queries without a pose are dropped (logged)."""
-    poses = read_poses(poses_path)
+    """Set ``prior`` of each query from a pose file; queries without a usable pose are dropped
+    (logged: a missing pose as a warning, a NaN/inf or malformed pose as an error naming
+    ``file:line``). An unreadable pose file, or one with no usable pose, raises."""
+    from s2dloc.localization.validate import read_priors
+
+    poses, bad = read_priors(poses_path)
     out = []
     for q in queries:
+        if q.name in bad:
+            logger.error("query %s skipped: %s", q.name, bad[q.name])
+            continue
         if q.name not in poses:
             logger.warning("%s has no pose for query %s: skipped", poses_path, q.name)
             continue
-        quat, t = poses[q.name]
-        q.prior = Pose.from_quat_t(quat, t)
+        q.prior = poses[q.name]
         out.append(q)
     return out
 
