@@ -51,7 +51,9 @@ def load_map(path: str | Path, image_root: str | Path | None = None) -> Map:
 
 
 # ---------------------------------------------------------------------- queries
-def feature_bytes(width: int, height: int, channels: Sequence[int], strides: Sequence[float]) -> int:
+def feature_bytes(
+    width: int, height: int, channels: Sequence[int], strides: Sequence[float]
+) -> int:
     """Estimated bytes of a float32 feature pyramid: sum over levels of
     ``C_l * ceil(H / s_l) * ceil(W / s_l) * 4``."""
     return int(sum(4 * int(c) * math.ceil(height / s) * math.ceil(width / s)
@@ -68,12 +70,15 @@ def extractor_levels(extractor) -> tuple[tuple[int, ...], tuple[float, ...]]:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` of an image file from its header (no decoding of the pixels).
+    """``(width, height)`` of an image file as decoded (EXIF rotations by 90 degrees swap them),
+    from its header (no decoding of the pixels).
 
     Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing, empty,
     not an image or truncated.
     """
     from PIL import Image
+
+    from s2dloc.mapping.intrinsics import ORIENTATION
 
     path = Path(path)
     if not path.is_file():
@@ -84,8 +89,11 @@ def image_size(path: str | Path) -> tuple[int, int]:
     Image.MAX_IMAGE_PIXELS = None  # the size itself is checked against the memory budget
     try:
         with Image.open(path) as im:
-            size = im.size
             im.verify()  # structure and checksums, without decoding the pixels
+        with Image.open(path) as im:  # verify() leaves the image unusable: reopen
+            size = im.size
+            if im.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):  # decoded rotated by 90 deg
+                size = size[::-1]
     except OSError as err:  # covers PIL.UnidentifiedImageError and truncated files
         raise ValueError(f"cannot read query image {path} (expected a readable image file: "
                          f"{type(err).__name__}: {err})") from None  # fmt: skip
