@@ -84,10 +84,7 @@ def evaluate(results_path, gt_path, thresholds=THRESHOLDS) -> tuple[dict, Errors
 
 def plot_cumulative(curves: dict[str, Errors], path: str | Path, max_trans: float = 5.0) -> Path:
     """Cumulative translation / rotation error curves (one line per entry of ``curves``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from s2dloc.viz.figure import plt, save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for label, e in curves.items():
@@ -101,8 +98,4 @@ def plot_cumulative(curves: dict[str, Errors], path: str | Path, max_trans: floa
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -5,12 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from s2dloc.utils.io import atomic_path  # noqa: E402
+from s2dloc.utils.io import atomic_path
+from s2dloc.viz.figure import plt, save_figure
 
 CURVES = ("e1", "e2", "contrastive", "feature_norm", "total")
 
@@ -68,10 +64,7 @@ class TrainLog:
             ax.set_xlabel("step", fontsize=8)
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
     def close(self) -> None:
         if self.writer is not None:

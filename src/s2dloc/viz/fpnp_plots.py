@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from s2dloc.geometry import Pose  # noqa: E402
-from s2dloc.utils.io import atomic_path  # noqa: E402
+from s2dloc.geometry import Pose
+from s2dloc.viz.figure import plt, save_figure
 
 
 def history_errors(history: list[list[dict]], true_pose: Pose) -> list[tuple[list, list]]:
@@ -52,11 +47,7 @@ def plot_error_vs_iteration(
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_cost_history(costs: dict[str, list[list[float]]], path: str | Path) -> Path:
@@ -76,8 +67,4 @@ def plot_cost_history(costs: dict[str, list[list[float]]], path: str | Path) -> 
     ax.set_ylabel("robust cost (scale of each level)")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

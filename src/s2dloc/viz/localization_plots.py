@@ -16,15 +16,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from s2dloc.geometry import Camera, Pose  # noqa: E402
-from s2dloc.utils.io import atomic_path  # noqa: E402
+from s2dloc.geometry import Camera, Pose
+from s2dloc.viz.figure import plt, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +154,7 @@ def plot_query(
             continue
         _reprojection_panel(ax, query_image, camera, matches, pose, label, gt_pose)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
+    path = save_figure(fig, path, dpi)
     logger.info("wrote %s", path)
     return path
 

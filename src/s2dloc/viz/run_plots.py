@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from s2dloc.utils.io import atomic_path  # noqa: E402
-
-
-def _save(fig, path: str | Path, dpi: int = 100) -> Path:
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return path
+from s2dloc.viz.figure import plt, save_figure
 
 
 def plane_axes(centres: np.ndarray) -> np.ndarray:
@@ -53,7 +41,7 @@ def plot_top_down(map_centres: np.ndarray, query_centres: dict[str, np.ndarray],
     ax.legend(loc="best", fontsize=8)
     ax.set_title("top-down view (principal plane of the map's camera centres)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_recall_bars(tables: dict[str, dict], threshold: str, path: str | Path) -> Path:
@@ -69,7 +57,7 @@ def plot_recall_bars(tables: dict[str, dict], threshold: str, path: str | Path) 
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def pca_rgb(fmap: torch.Tensor) -> np.ndarray:
@@ -99,4 +87,4 @@ def plot_feature_pca(image: np.ndarray, maps: list[torch.Tensor], path: str | Pa
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
