@@ -153,3 +153,15 @@ def test_interrupted_run_resumes_without_recomputing(cmu_root, tmp_path):
     assert lines[:2] == [x.rstrip("\n") for x in full[:2]]  # kept, not recomputed
     names = [json.loads(x)["name"] for x in lines if x.startswith("{") and x.endswith("}")]
     assert sorted(names) == sorted(json.loads(x)["name"] for x in full)
+
+
+def test_robotcar_conditions_share_one_feature_cache(robotcar_root, tmp_path, monkeypatch):
+    from s2dloc.datasets import robotcar
+
+    root, size = robotcar_root
+    monkeypatch.setattr(robotcar, "IMAGE_SIZE", size)
+    args = ["benchmark", "robotcar", "--root", str(root), "--conditions", "night",
+            "--out", str(tmp_path), "--conf", "s2d.match_stride=4"]  # fmt: skip
+    assert main(args) == 0
+    assert [p.name for p in tmp_path.glob("cache-*.h5")] == ["cache-gnnet.h5"]
+    assert not list((tmp_path / "night").glob("cache-*.h5"))

@@ -50,9 +50,8 @@ def setup(args, mode: str):
 def prepare(args, mode: str):
     """:func:`setup` that also returns every query (``todo`` are those not logged yet)."""
     from s2dloc.localization.config import parse_overrides, resolve
-    from s2dloc.localization.io import append_log, read_log, read_queries
-    from s2dloc.localization.query import QueryResult
-    from s2dloc.localization.validate import check_queries, load_map
+    from s2dloc.localization.io import read_queries
+    from s2dloc.localization.validate import load_map, pending_queries
 
     user = parse_overrides(args.conf)
     if args.extractor:
@@ -79,13 +78,8 @@ def prepare(args, mode: str):
                            default_focal_factor=getattr(args, "default_focal_factor", 1.2))  # fmt: skip
     if args.num_queries:
         queries = queries[: args.num_queries]
-    queries = check_queries(queries, conf, skipped)  # bad images: skipped, logged as failed
-    done = read_log(log_path)
-    for name, reason in skipped.items():  # unreadable images: logged as failed, never localized
-        if name not in done:
-            append_log(log_path, QueryResult(name, error=reason))
-            done[name] = {"name": name, "error": reason}
-    todo = [q for q in queries if q.name not in done]
+    # Bad or unreadable images: logged as failed, never localized.
+    queries, todo = pending_queries(queries, conf, log_path, skipped)
     logger.info("%d queries, %d already done", len(queries), len(queries) - len(todo))
     cache = Path(args.cache) if args.cache else out / f"cache-{conf['extractor']}.h5"
     return conf, out, map_, queries, todo, log_path, cache

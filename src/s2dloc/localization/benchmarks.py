@@ -17,6 +17,7 @@ from s2dloc.datasets.cmu import load_slice, parse_slices
 from s2dloc.evaluation.recall import pose_errors, recall_table
 from s2dloc.evaluation.submission import SubmissionReport, write_submission
 from s2dloc.localization.io import append_log, read_log, write_results
+from s2dloc.localization.validate import pending_queries
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +31,11 @@ def localize_resumable(map_, queries, out: Path, conf: dict, overwrite: bool = F
     log = out / "log.jsonl"
     if overwrite and log.exists():
         log.unlink()
-    done = read_log(log)
-    todo = [q for q in queries if q.name not in done]
+    queries, todo = pending_queries(queries, conf, log)  # bad images: logged as failed
     logger.info("%s: %d queries, %d already done", out, len(queries), len(queries) - len(todo))
     if todo:
-        loc = Localizer(
-            map_, conf, cache=out / f"cache-{conf['extractor']}.h5", overwrite=overwrite
-        )
+        cache = cache or out / f"cache-{conf['extractor']}.h5"
+        loc = Localizer(map_, conf, cache=cache, overwrite=overwrite)
         for q in tqdm(todo, desc=out.name):
             append_log(log, loc.localize(q))
     records = read_log(log)

@@ -161,6 +161,24 @@ def check_queries(queries: list[Query], conf: dict | None = None,
     return good
 
 
+def pending_queries(queries: list[Query], conf: dict, log_path: str | Path,
+                    skipped: dict[str, str] | None = None) -> tuple[list[Query], list[Query]]:  # fmt: skip
+    """Check ``queries`` up front and return ``(valid, todo)``: ``todo`` are the valid ones not
+    yet in the run's log. Queries that fail a check, and those already in ``skipped`` (e.g.
+    unreadable files), are appended to the log as failed, once, and never localized."""
+    from s2dloc.localization.io import append_log, read_log
+    from s2dloc.localization.query import QueryResult
+
+    skipped = {} if skipped is None else skipped
+    queries = check_queries(queries, conf, skipped)
+    done = read_log(log_path)
+    for name, reason in skipped.items():
+        if name not in done:
+            append_log(log_path, QueryResult(name, error=reason))
+            done[name] = {"name": name, "error": reason}
+    return queries, [q for q in queries if q.name not in done]
+
+
 # ---------------------------------------------------------------------- prior poses
 def read_priors(path: str | Path) -> tuple[dict[str, Pose], dict[str, str]]:
     """Prior poses ``name qw qx qy qz tx ty tz`` (cam_from_world) and ``{name: reason}`` of the
