@@ -16,7 +16,7 @@ import torch
 
 from s2dloc.datasets.synthetic import render, toy_reference_pose, toy_scene
 from s2dloc.features import photometric_pyramid, select_textured_pixels
-from s2dloc.geometry import Camera, Pose, sample
+from s2dloc.geometry import MODELS, Camera, Pose, sample
 
 Extractor = Callable[[np.ndarray], list[torch.Tensor]]
 
@@ -90,14 +90,15 @@ def make_toy_problem(
     ``baseline`` metres sideways and ``yaw_deg`` degrees, and lift ``num_points`` points.
     """
     f = 0.8 * width
-    base = {"PINHOLE": [f, f, width / 2, height / 2], "SIMPLE_PINHOLE": [f, width / 2, height / 2]}
-    params = base.get(camera_model, [f, width / 2, height / 2]) if not distortion else None
-    if params is None or camera_model not in base:
-        params = {
-            "SIMPLE_RADIAL": [f, width / 2, height / 2, *distortion[:1]],
-            "RADIAL": [f, width / 2, height / 2, *distortion[:2]],
-            "OPENCV": [f, f, width / 2, height / 2, *distortion[:4]],
-        }[camera_model]
+    if camera_model not in MODELS:
+        raise ValueError(
+            f"Unsupported camera model {camera_model!r}; expected one of {list(MODELS)}"
+        )
+    focal = [f, f] if "fx" in MODELS[camera_model] else [f]
+    num_dist = len(MODELS[camera_model]) - len(focal) - 2
+    if len(distortion) > num_dist:
+        raise ValueError(f"{camera_model} takes {num_dist} distortion params, got {distortion}")
+    params = [*focal, width / 2, height / 2, *distortion, *[0.0] * (num_dist - len(distortion))]
     camera = Camera.from_colmap(camera_model, width, height, params)
     scene = toy_scene(seed)
     ref_pose = Pose.from_Rt(*toy_reference_pose())
