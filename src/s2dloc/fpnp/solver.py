@@ -11,7 +11,6 @@ import contextlib
 import logging
 from dataclasses import dataclass, fields
 
-import numpy as np
 import torch
 
 from s2dloc.fpnp.levels import Level, prepare_levels
@@ -144,7 +143,6 @@ class FeatureMetricPnP:
 
     # ------------------------------------------------------------------ internals
     def _solve(self, levels, points3d, point_weights, init_pose, return_history) -> FPnPResult:
-        conf = self.conf
         dtype = levels[0].maps.dtype
         # Non-finite points already have zero weight; zero them so they cannot put NaN into H.
         points = points3d.to(dtype).nan_to_num(0.0, 0.0, 0.0)
@@ -163,17 +161,7 @@ class FeatureMetricPnP:
             if history is not None:
                 history.append(hist)
         init_ev = self._evaluate(levels[-1], points, point_weights, M0, scale, system=False)
-        finite = torch.isfinite(M).flatten(1).all(1) & torch.isfinite(ev["cost"])
-        lowered = ev["cost"] <= init_ev["cost"] * (1 + 1e-6)
-        success = ok & (ev["num_valid"] >= conf.min_points) & finite & lowered
-        messages = _messages(success.tolist(), ok.tolist(), conf.min_points)
-        # Return the initial pose bit-exactly on failure (not a round trip through ``dtype``).
-        M_out = torch.where(success[:, None, None], M.to(init_pose.dtype), init_pose.matrix())
-        return FPnPResult(
-            Pose.from_matrix(M_out), success, iterations, init_ev["cost"],
-            torch.where(success, ev["cost"], init_ev["cost"]), ev["num_valid"],
-            self._covariance(ev), messages, history,
-        )  # fmt: skip
+        return self._finish(M, init_pose, ok, init_ev["cost"], ev, iterations, history)
 
     def _solve_fast(self, levels, points3d, point_weights, init_pose) -> FPnPResult:
         """The compiled CPU path (:mod:`s2dloc.fpnp.fast`), same algorithm and outputs."""
@@ -183,19 +171,25 @@ class FeatureMetricPnP:
         scale = self.loss.scale if conf.loss_scale is not None or conf.loss == "squared" else None
         M0 = init_pose.matrix()
         out = fast.solve(levels, points3d.nan_to_num(0.0, 0.0, 0.0), point_weights, M0, conf, scale)
-        lowered = out["cost"] <= out["cost_init"] * (1 + 1e-6)
-        finite = np.isfinite(out["M"]).all((1, 2)) & np.isfinite(out["cost"])
-        success = out["ok"] & (out["num_valid"] >= conf.min_points) & finite & lowered
-        # Return the initial pose bit-exactly on failure.
-        M = torch.from_numpy(out["M"]).to(M0.dtype)
-        M = torch.where(torch.from_numpy(success)[:, None, None], M, M0)
-        ev = {k: torch.from_numpy(out[k]) for k in ("H", "res_var", "num_res")}
-        cost = np.where(success, out["cost"], out["cost_init"])
+        t = torch.from_numpy
+        ev = {k: t(out[k]) for k in ("cost", "num_valid", "H", "res_var", "num_res")}
+        return self._finish(t(out["M"]), init_pose, t(out["ok"]), t(out["cost_init"]), ev,
+                            t(out["iterations"]))  # fmt: skip
+
+    def _finish(self, M, init_pose, ok, cost_init, ev, iterations, history=None) -> FPnPResult:
+        """Success flags, outputs and covariance from the final evaluation ``ev`` (``cost``,
+        ``num_valid``, ``H``, ``res_var``, ``num_res``) at poses ``M (B, 4, 4)``. A query succeeds
+        if it had enough valid points at every level's start, still has them, and its finite
+        cost did not rise; otherwise its initial pose is returned bit-exactly."""
+        cost = ev["cost"]
+        finite = torch.isfinite(M).flatten(1).all(1) & torch.isfinite(cost)
+        lowered = cost <= cost_init * (1 + 1e-6)
+        success = ok & (ev["num_valid"] >= self.conf.min_points) & finite & lowered
+        M_out = torch.where(success[:, None, None], M.to(init_pose.dtype), init_pose.matrix())
         return FPnPResult(
-            Pose.from_matrix(M), torch.from_numpy(success), torch.from_numpy(out["iterations"]),
-            torch.from_numpy(out["cost_init"]), torch.from_numpy(cost),
-            torch.from_numpy(out["num_valid"]), self._covariance(ev),
-            _messages(success.tolist(), out["ok"].tolist(), conf.min_points),
+            Pose.from_matrix(M_out), success, iterations, cost_init,
+            torch.where(success, cost, cost_init), ev["num_valid"], self._covariance(ev),
+            _messages(success.tolist(), ok.tolist(), self.conf.min_points), history,
         )  # fmt: skip
 
     def _solve_level(self, level: Level, points, point_weights, M, return_history=False):
