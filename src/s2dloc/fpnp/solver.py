@@ -167,10 +167,9 @@ class FeatureMetricPnP:
         """The compiled CPU path (:mod:`s2dloc.fpnp.fast`), same algorithm and outputs."""
         from s2dloc.fpnp import fast
 
-        conf = self.conf
-        scale = self.loss.scale if conf.loss_scale is not None or conf.loss == "squared" else None
         M0 = init_pose.matrix()
-        out = fast.solve(levels, points3d.nan_to_num(0.0, 0.0, 0.0), point_weights, M0, conf, scale)
+        points = points3d.nan_to_num(0.0, 0.0, 0.0)
+        out = fast.solve(levels, points, point_weights, M0, self.conf, self._fixed_scale)
         t = torch.from_numpy
         ev = {k: t(out[k]) for k in ("cost", "num_valid", "H", "res_var", "num_res")}
         return self._finish(t(out["M"]), init_pose, t(out["ok"]), t(out["cost_init"]), ev,
@@ -238,10 +237,16 @@ class FeatureMetricPnP:
                 hist.append(_record(M, ev))
         return M, iters, ok, hist, ev, scale
 
+    @property
+    def _fixed_scale(self) -> float | None:
+        """The configured loss scale, or None when it is set per level from the residuals."""
+        fixed = self.conf.loss_scale is not None or self.conf.loss == "squared"
+        return self.loss.scale if fixed else None
+
     def _scale(self, sq: torch.Tensor, w: torch.Tensor) -> torch.Tensor | float:
         """Loss scale: the configured one, or 1.4826 x the median valid residual norm."""
-        if self.conf.loss_scale is not None or self.conf.loss == "squared":
-            return self.loss.scale
+        if self._fixed_scale is not None:
+            return self._fixed_scale
         if sq.shape[-1] == 0:  # no points: median undefined (the result is flagged unsuccessful)
             return torch.ones_like(sq[:, :1])
         med = sq.masked_fill(w <= 0, float("nan")).nanmedian(dim=-1).values.sqrt()
