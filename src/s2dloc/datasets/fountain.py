@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from s2dloc.evaluation.convergence import BasinProblem
-from s2dloc.features import photometric_pyramid, select_textured_pixels
-from s2dloc.geometry import Camera, Pose, sample
+from s2dloc.features import lift_textured_points, photometric_pyramid
+from s2dloc.geometry import Camera, Pose
 from s2dloc.utils.io import read_text
 
 logger = logging.getLogger(__name__)
@@ -183,13 +183,10 @@ def lift_frame(
         points3d ``(N, 3)`` float64 world coordinates and their pixels ``(N, 2)`` float64 in
         ``frame`` (pixel centres), ``N <= num_points``.
     """
-    rng = np.random.default_rng(seed)
-    pixels = select_textured_pixels(
-        frame.image.astype(np.float32), frame.depth, num_points, rng
-    ).double()
-    depth = torch.from_numpy(frame.depth[pixels[:, 1].long(), pixels[:, 0].long()]).double()
-    X_cam = frame.camera.unproject(pixels[None], depth[None])[0]
-    return frame.cam_from_world.inv().transform(X_cam), pixels
+    points, pixels, _ = lift_textured_points(frame.image.astype(np.float32), frame.depth,
+                                             frame.camera, frame.cam_from_world, num_points,
+                                             np.random.default_rng(seed))  # fmt: skip
+    return points, pixels
 
 
 def pair_problem(
@@ -205,13 +202,7 @@ def pair_problem(
     ``extractor`` maps an RGB image to maps ``(C, H_l, W_l)`` (default: photometric pyramid).
     ``scene_depth`` is the mean depth of the points in the query camera.
     """
-    extractor = extractor or photometric_pyramid
-    points, pixels = lift_frame(ref, num_points, seed)
-    ref_feats = []
-    for fmap in extractor(ref.image):
-        s = fmap.shape[-1] / ref.image.shape[1]
-        ref_feats.append(sample(fmap[None].float(), (pixels * s)[None].float())[0][0])
-    query_maps = [m.float() for m in extractor(query.image)]
-    depth = float(query.cam_from_world.transform(points)[:, 2].mean())
-    return BasinProblem(points.float(), ref_feats, query_maps, query.camera,
-                        query.cam_from_world, depth, f"{ref.name}->{query.name}")  # fmt: skip
+    from s2dloc.evaluation.problems import lifted_problem
+
+    return lifted_problem(ref, query, extractor or photometric_pyramid, num_points, seed,
+                          f"{ref.name}->{query.name}", depth_stat="mean")  # fmt: skip

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from s2dloc.datasets.synthetic import render, toy_reference_pose, toy_scene
-from s2dloc.features import photometric_pyramid, select_textured_pixels
+from s2dloc.features import lift_textured_points, photometric_pyramid
 from s2dloc.geometry import MODELS, Camera, Pose, sample
 
 Extractor = Callable[[np.ndarray], list[torch.Tensor]]
@@ -108,9 +108,7 @@ def make_toy_problem(
     query_pose = yaw @ sideways @ ref_pose
     ref = render(scene, camera, ref_pose)
     query = render(scene, camera, query_pose)
-    pixels = select_textured_pixels(ref.rgb, ref.depth, num_points, rng)
-    depth = torch.from_numpy(ref.depth[pixels[:, 1].long(), pixels[:, 0].long()]).double()
-    X_ref = camera.unproject(pixels.double()[None], depth[None])[0]
-    points = ref_pose.inv().transform(X_ref)
-    return ToyProblem(camera, ref_pose, query_pose, ref.rgb, query.rgb, pixels.double(), points,
+    points, pixels, depth = lift_textured_points(ref.rgb, ref.depth, camera, ref_pose, num_points,
+                                                 rng)  # fmt: skip
+    return ToyProblem(camera, ref_pose, query_pose, ref.rgb, query.rgb, pixels, points,
                       float(depth.mean()))  # fmt: skip

@@ -3,43 +3,45 @@ for comparing feature extractors with F-PnP (see :mod:`s2dloc.evaluation.converg
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from s2dloc.evaluation.convergence import BasinProblem
-from s2dloc.features import select_textured_pixels
+from s2dloc.features import lift_textured_points
 from s2dloc.features.base import DenseExtractor
 from s2dloc.geometry import sample
 
+Extractor = Callable[[np.ndarray], list[torch.Tensor]]
 
-def lifted_problem(ref_view, query_view, extractor: DenseExtractor, num_points: int = 512,
-                   seed: int = 0, name: str = "") -> BasinProblem:  # fmt: skip
+
+def lifted_problem(ref_view, query_view, extractor: DenseExtractor | Extractor,
+                   num_points: int = 512, seed: int = 0, name: str = "",
+                   depth_stat: str = "median") -> BasinProblem:  # fmt: skip
     """Points lifted from ``ref_view``'s depth, features from both images by ``extractor``.
 
     Views need ``rgb`` (H, W, 3) float in [0, 1] (or ``image`` uint8), ``depth`` (H, W) metric
-    z-depth, ``camera`` and ``cam_from_world``.
+    z-depth, ``camera`` and ``cam_from_world``. ``extractor`` is a :class:`DenseExtractor` or a
+    callable ``image -> [(C, H_l, W_l)]``. The scene depth is the ``depth_stat`` (``median`` or
+    ``mean``) of the points' depths in the query camera.
     """
+    extract = extractor.extract if hasattr(extractor, "extract") else extractor
     ref_rgb = _rgb(ref_view)
-    rng = np.random.default_rng(seed)
-    pixels = select_textured_pixels(ref_rgb, ref_view.depth, num_points, rng).double()
-    depth = torch.from_numpy(
-        np.asarray(ref_view.depth)[pixels[:, 1].long(), pixels[:, 0].long()]
-    ).double()
     cam_ref = ref_view.camera
-    points = ref_view.cam_from_world.inv().transform(
-        cam_ref.unproject(pixels[None], depth[None])[0]
-    )
-    ref_maps = extractor.extract(ref_rgb)
-    query_maps = extractor.extract(_rgb(query_view))
+    points, pixels, _ = lift_textured_points(ref_rgb, ref_view.depth, cam_ref,
+                                             ref_view.cam_from_world, num_points,
+                                             np.random.default_rng(seed))  # fmt: skip
     ref_features = []
-    for m in ref_maps:
+    for m in extract(ref_rgb):
         s = m.shape[-1] / float(cam_ref.width)
-        p = pixels * s
-        ref_features.append(sample(m[None].float(), p[None].float())[0][0])
-    X_q = query_view.cam_from_world.transform(points)
+        ref_features.append(sample(m[None].float(), (pixels * s)[None].float())[0][0])
+    query_maps = [m.float() for m in extract(_rgb(query_view))]
+    z = query_view.cam_from_world.transform(points)[:, 2]
+    depth = float({"median": z.median, "mean": z.mean}[depth_stat]())
     return BasinProblem(points.float(), ref_features, query_maps, query_view.camera,
-                        query_view.cam_from_world, float(X_q[:, 2].median()), name,
-                        pixels, cam_ref, ref_view.cam_from_world)  # fmt: skip
+                        query_view.cam_from_world, depth, name, pixels, cam_ref,
+                        ref_view.cam_from_world)  # fmt: skip
 
 
 def _rgb(view) -> np.ndarray:

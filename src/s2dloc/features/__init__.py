@@ -2,6 +2,12 @@
 
 from s2dloc.features.photometric import image_to_tensor, photometric_pyramid
 from s2dloc.features.registry import load_extractor
-from s2dloc.features.selection import select_textured_pixels
+from s2dloc.features.selection import lift_textured_points, select_textured_pixels
 
-__all__ = ["image_to_tensor", "load_extractor", "photometric_pyramid", "select_textured_pixels"]
+__all__ = [
+    "image_to_tensor",
+    "load_extractor",
+    "photometric_pyramid",
+    "lift_textured_points",
+    "select_textured_pixels",
+]

@@ -24,3 +24,15 @@ def select_textured_pixels(rgb: np.ndarray, depth: np.ndarray, n: int, rng) -> t
     pick = rng.choice(candidates, size=min(n, candidates.size), replace=False)
     v, u = np.unravel_index(pick, depth.shape)
     return torch.from_numpy(np.stack([u + 0.5, v + 0.5], -1))
+
+
+def lift_textured_points(rgb: np.ndarray, depth: np.ndarray, camera, cam_from_world, n: int,
+                         rng) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Pick textured pixels (:func:`select_textured_pixels`) and lift them with ``depth``.
+
+    Returns world points ``(N, 3)``, pixels ``(N, 2)`` and their z-depths ``(N,)`` (float64).
+    """
+    pixels = select_textured_pixels(rgb, depth, n, rng).double()
+    z = torch.from_numpy(np.asarray(depth)[pixels[:, 1].long(), pixels[:, 0].long()]).double()
+    X_cam = camera.unproject(pixels[None], z[None])[0]
+    return cam_from_world.inv().transform(X_cam), pixels, z
