@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2dloc.datasets.fountain import FountainDataset, pair_problem
+from s2dloc.datasets.fountain import FountainDataset
 from s2dloc.evaluation import SuccessCriterion, convergence_sweep, fpnp_solver
+from s2dloc.evaluation.problems import pair_problem
 from s2dloc.features import photometric_pyramid
 from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.utils.table import format_table

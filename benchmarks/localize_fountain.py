@@ -27,6 +27,8 @@ from s2dloc.geometry import Pose
 from s2dloc.localization import Localizer, Map, Query
 from s2dloc.localization.baseline_sift import SiftBaseline
 from s2dloc.utils.table import format_table
+from s2dloc.viz.verdict import HEADERS as VERDICT_HEADERS
+from s2dloc.viz.verdict import evaluate_run, write_run
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fountain_rgbd"
 THRESHOLDS = ((0.02, 1.0), (0.05, 2.0), (0.10, 5.0), (0.25, 10.0))
@@ -52,6 +54,11 @@ def main() -> None:
     parser.add_argument("--num-refs", type=int, default=5)
     parser.add_argument("--stride", type=int, default=8, help="map: one 3D point per stride px")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "outputs" / "bench_localize_fountain",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -63,19 +70,25 @@ def main() -> None:
     print(f"fountain: map of {len(refs)} frames ({len(map_.point_ids)} points, stride "
           f"{args.stride}), {len(queries)} queries; {time.perf_counter() - t0:.0f} s")  # fmt: skip
     errs: dict[str, list] = {}
-    rows = []
+    rows, verdicts = [], []
+    gt = {f.name: f.cam_from_world for f in queries}
     for ext in args.extractors:
         t = time.perf_counter()
         conf = {"extractor": ext, "retrieval": {"num_refs": args.num_refs}}
         loc = Localizer(map_, conf, progress=False)
+        results = []
         for f in queries:
             res = loc.localize(Query(f.name, f.camera, image=f.image))
+            results.append(res)
             ok = res.pnp_success
             errs.setdefault(f"S2D {ext} PnP", []).append(errors(f.cam_from_world, res.pnp_pose))
             errs.setdefault(f"S2D {ext} +F-PnP", []).append(
                 errors(f.cam_from_world, res.pose if ok else None)
             )
         print(f"  {ext}: {time.perf_counter() - t:.0f} s", flush=True)
+        verdicts.append(
+            evaluate_run(write_run(args.out / f"run-{ext}", results, gt), loc.thresholds)
+        )
     t = time.perf_counter()
     sift = SiftBaseline(map_, {"max_side": 640, "radius": args.stride * 0.75})
     for f in queries:
@@ -87,6 +100,8 @@ def main() -> None:
     keys = [f"% <{100 * tt:.0f}cm,{rt:.0f}deg" for tt, rt in THRESHOLDS]
     print()
     print(format_table(rows, ["method", "med deg", "med cm", "localized", *keys]))
+    print("\nverdict (success flag; also: benchmarks/verdict.py OUT/run-*):")
+    print(format_table(verdicts, VERDICT_HEADERS))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     print("command: .venv/bin/python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
 

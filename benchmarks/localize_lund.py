@@ -32,6 +32,8 @@ from s2dloc.localization import Localizer, Map, Query, RefImage
 from s2dloc.localization.baseline_sift import SiftBaseline
 from s2dloc.localization.map import read_rgb
 from s2dloc.utils.table import format_table
+from s2dloc.viz.verdict import HEADERS as VERDICT_HEADERS
+from s2dloc.viz.verdict import evaluate_run, write_run
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lund_door"
 
@@ -102,6 +104,12 @@ def main() -> None:
     parser.add_argument("--num-refs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="only the first N queries (debug)")
+    parser.add_argument("--no-sift", action="store_true", help="skip the SIFT baseline")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "outputs" / "bench_localize_lund",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -121,7 +129,7 @@ def main() -> None:
           f"(s={s:.4f}), mean baseline {baseline:.3f} units")  # fmt: skip
     errs: dict[str, list] = {}
     sift_cache: dict = {}
-    per_query = []
+    per_query, runs, thresholds = [], {}, None
     for name in names[: args.limit or None]:
         rec_loo = leave_one_out(rec, name)
         map_full = Map.from_colmap(rec_loo, validate=False)
@@ -131,31 +139,41 @@ def main() -> None:
         row = [name, len(map_full.point_ids)]
         for ext in args.extractors:
             conf = {"extractor": ext, "retrieval": {"num_refs": args.num_refs}}
-            res = Localizer(map_s, conf, progress=False).localize(query)
+            loc = Localizer(map_s, conf, progress=False)
+            res, thresholds = loc.localize(query), loc.thresholds
+            runs.setdefault(ext, []).append(res)
             e_pnp = errors(gt[name], res.pnp_pose, baseline)
             e_fin = errors(gt[name], res.pose if res.pnp_success else None, baseline)
             errs.setdefault(f"S2D {ext} PnP", []).append(e_pnp)
             errs.setdefault(f"S2D {ext} +F-PnP", []).append(e_fin)
             row += [max(res.inliers.values(), default=0), f"{e_pnp[0]:.2f}/{e_pnp[1]:.4f}",
                     f"{e_fin[0]:.2f}/{e_fin[1]:.4f}"]  # fmt: skip
-        map_sift = Map(map_full.images, map_full.point_ids, map_full.points3D, None, full)
-        sift = SiftBaseline(map_sift, {"max_side": args.sift_max_side}, sift_cache)
-        res = sift.localize(Query(name, q_cam, image=full[name]))
-        e = errors(gt[name], res.pose, baseline)
-        errs.setdefault("SIFT + PnP", []).append(e)
-        row += [res.inliers, f"{e[0]:.2f}/{e[1]:.4f}"]
+        if not args.no_sift:
+            map_sift = Map(map_full.images, map_full.point_ids, map_full.points3D, None, full)
+            sift = SiftBaseline(map_sift, {"max_side": args.sift_max_side}, sift_cache)
+            res = sift.localize(Query(name, q_cam, image=full[name]))
+            e = errors(gt[name], res.pose, baseline)
+            errs.setdefault("SIFT + PnP", []).append(e)
+            row += [res.inliers, f"{e[0]:.2f}/{e[1]:.4f}"]
         per_query.append(row)
         print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
     headers = ["query", "map pts"]
     for ext in args.extractors:
         headers += [f"{ext} inl", f"{ext} PnP deg/rel", f"{ext} F-PnP deg/rel"]
-    headers += ["SIFT inl", "SIFT deg/rel"]
+    headers += [] if args.no_sift else ["SIFT inl", "SIFT deg/rel"]
     print("\nper query (rotation deg / centre error over mean baseline):")
     print(format_table(per_query, headers))
     print(f"\nsummary over {len(per_query)} queries (rel = centre error / mean baseline):")
     print(format_table([summary(k, v) for k, v in errs.items()],
                        ["method", "med deg", "med rel", "localized", "% <1deg,.01",
                         "% <2deg,.05", "% <5deg,.1"]))  # fmt: skip
+    # Verdict with one translation unit = the mean baseline (the model has no metric scale).
+    verdicts = [
+        evaluate_run(write_run(args.out / f"run-{ext}", res, gt, baseline), thresholds)
+        for ext, res in runs.items()
+    ]
+    print("\nverdict (success flag, 1 unit = the mean baseline; benchmarks/verdict.py):")
+    print(format_table(verdicts, VERDICT_HEADERS))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     print("command: .venv/bin/python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
 

@@ -32,6 +32,8 @@ from s2dloc.localization import Localizer, Map
 from s2dloc.localization.io import read_queries
 from s2dloc.utils.table import format_table
 from s2dloc.viz.localization_plots import matches_for_plot, plot_query
+from s2dloc.viz.verdict import HEADERS as VERDICT_HEADERS
+from s2dloc.viz.verdict import evaluate_run, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +75,8 @@ def main() -> None:
           f"{len(queries)} queries ({', '.join(cfg.query_conditions)}); "
           f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
     keys = [f"{t}m/{r}deg" for t, r in THRESHOLDS]
-    rows, summary = [], {}
+    rows, summary, verdicts = [], {}, []
+    gt_poses = {n: Pose.from_quat_t(*v) for n, v in gt.items()}
     for name in args.extractors:
         t = time.perf_counter()
         conf = {"extractor": name, "retrieval": {"num_refs": args.num_refs}}
@@ -91,6 +94,8 @@ def main() -> None:
                 rows.append([name, cond, stage, row["count"], f"{row['median_trans']:.3f}",
                              f"{row['median_rot_deg']:.2f}", *(f"{row[k]:.1f}" for k in keys)])  # fmt: skip
         summary[name] = {"PnP": tab_pnp, "F-PnP": tab_fpnp}
+        run_dir = write_run(args.out / f"run-{name}", results, gt_poses)
+        verdicts.append(evaluate_run(run_dir, loc.thresholds))
         night = next((r for r, q in zip(results, queries) if "night" in q.name), results[0])
         q = next(q for q in queries if q.name == night.name)
         plot_query(args.out / f"query-{name}.png", q.load(), q.camera, night,
@@ -100,6 +105,8 @@ def main() -> None:
     print()
     print(format_table(rows, headers))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print("\nverdict (success flag; also: benchmarks/verdict.py OUT/run-*):")
+    print(format_table(verdicts, VERDICT_HEADERS))
     print(f"\nfigures: {args.out}/query-<features>.png; total {time.perf_counter() - t0:.0f} s")
     print("command: .venv/bin/python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
 

@@ -18,5 +18,8 @@ def test_demo_writes_a_report_with_valid_images(tmp_path, capsys):
     for rel in images:
         assert (tmp_path / "report" / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<table>" in text and "all" in text
+    assert "Verdict:" in out and "prec@1m,5deg %" in text
+    records = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert len(records) == 6 and all('"success": ' in r and '"reason": ' in r for r in records)
     # A second run reuses the world and the feature cache.
     assert main(["demo", "--out", str(tmp_path), "--preset", "tiny", "--figures", "1"]) == 0

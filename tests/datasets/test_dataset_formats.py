@@ -95,7 +95,7 @@ def test_correspondences_round_trip_matlab_layout(tmp_path):
     assert raw.startswith(b"MATLAB 7.3 MAT-file") and raw[126:128] == b"IM"
     assert raw[512:520] == b"\x89HDF\r\n\x1a\n"  # HDF5 superblock after the 512-byte userblock
     with h5py.File(path, "r") as f:
-        assert f["pt_i"].shape == (7, 2) and f["dist_from_center"].shape == (7, 1)
+        assert f["pt_i"].shape == (7, 2) and f["dist_from_center"].shape == (1, 7)
         assert f["im_i_path"].dtype == np.uint16 and f["im_i_path"].shape == (11, 1)
         assert f["im_i_path"].attrs["MATLAB_class"] == b"char"
         assert f["pt_j"].attrs["MATLAB_class"] == b"double"
@@ -107,6 +107,31 @@ def test_correspondences_round_trip_matlab_layout(tmp_path):
     np.testing.assert_allclose(back.pt_j, pair.pt_j, atol=1e-12)
     np.testing.assert_allclose(back.dist_from_center, pair.dist_from_center)
     assert write_correspondences(tmp_path / "d.mat", pair).read_bytes() == raw
+
+
+def test_correspondences_as_the_dataset_loader_reads_them(tmp_path):
+    """The dataset's loader swaps the axes of pt_i, pt_j and dist_from_center read by h5py,
+    then selects points with one boolean mask along pt's second and the weights' first axis."""
+    pair = _pair()
+    path = write_correspondences(tmp_path / "c.mat", pair)
+    with h5py.File(path, "r") as f:
+        pts1 = np.swapaxes(np.array(f["pt_i"]), 0, 1)
+        weights = np.exp(-np.swapaxes(np.array(f["dist_from_center"]), 0, 1))
+    assert pts1.shape == (2, 7) and weights.shape == (7, 1)
+    keep = pts1[0] + 0.5 > 50  # as the loader's random crop does
+    np.testing.assert_allclose(weights[keep, :][:, 0], np.exp(-pair.dist_from_center[keep]))
+    np.testing.assert_allclose(pts1[:, keep].T + 0.5, pair.pt_i[keep])
+
+
+def test_reads_dist_from_center_in_either_orientation(tmp_path):
+    pair = _pair()
+    path = write_correspondences(tmp_path / "c.mat", pair)
+    with h5py.File(path, "r+") as f:  # the transposed layout, (N, 1) in HDF5
+        data = f["dist_from_center"][()]
+        del f["dist_from_center"]
+        f["dist_from_center"] = data.T
+        assert f["dist_from_center"].shape == (7, 1)
+    np.testing.assert_allclose(read_correspondences(path).dist_from_center, pair.dist_from_center)
 
 
 def test_reads_matlab_style_files(tmp_path):

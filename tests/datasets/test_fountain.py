@@ -14,11 +14,11 @@ import torch
 from s2dloc.datasets.fountain import (
     FountainDataset,
     lift_frame,
-    pair_problem,
     primesense_camera,
     read_trajectory_log,
 )
 from s2dloc.evaluation import SuccessCriterion, convergence_sweep, fpnp_solver
+from s2dloc.evaluation.problems import pair_problem
 from s2dloc.features import photometric_pyramid
 from s2dloc.fpnp import FeatureMetricPnP
 

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s2dloc.datasets import cmu, colmap_io, correspondences, fountain, hloc_io, robotcar
+from s2dloc.datasets import (
+    cmu,
+    colmap_io,
+    colmap_model,
+    correspondences,
+    fountain,
+    hloc_io,
+    robotcar,
+)
 from s2dloc.localization.io import read_log
 
 READERS = {
@@ -22,6 +30,9 @@ READERS = {
     "trajectory log": fountain.read_trajectory_log,
     "correspondences (.mat)": correspondences.read_correspondences,
     "hloc features": functools.partial(hloc_io.read_features, name="a.jpg"),
+    "cameras.bin": colmap_model.check_cameras_bin,
+    "images.bin": colmap_model.check_images_bin,
+    "points3D.bin": colmap_model.check_points3D_bin,
 }
 # Content that some readers accept as valid (e.g. an empty pairs file is an empty list).
 MAY_PARSE = {"pairs", "poses", "query list"}

@@ -270,3 +270,15 @@ def test_colmap_pairs_shared_observations(colmap_scene):
         ColmapPairs(rec, root / "nowhere", min_shared=10)[0]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ColmapPairs(root / "missing", root)
+
+
+def test_colmap_exclusion_and_crop(colmap_scene):
+    rec, root, xy = colmap_scene
+    ds = ColmapPairs(rec, root / "images", min_shared=5, exclude=["im2.png"])
+    assert ds.pairs == [(1, 3)]
+    assert all("im2" not in ds[i][k] for i in range(len(ds)) for k in ("name_a", "name_b"))
+    crop = ColmapPairs(rec, root / "images", min_shared=10, resize=(16, 24), crop=True)
+    item = crop[0]
+    assert item["image_a"].shape == (3, 24, 16)  # half the width of the 32x24 resize
+    n = int(item["valid"].sum())
+    assert 0 < n < 30

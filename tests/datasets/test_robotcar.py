@@ -26,7 +26,44 @@ REF = [
 QUERIES = ["night/rear/1418721355742500.jpg", "dawn/right/1418235223450115.jpg"]
 
 
-def write_robotcar(root):
+# (name, f, q, centre, r) and (point, [(image index, feature index)]): a consistent model.
+CAMS = [
+    (REF[0], 400.0, Q90, (1.0, 2.0, 3.0), 0.0),
+    (REF[1], 400.5, (1.0, 0.0, 0.0, 0.0), (-4.5, 0.25, -7.0), 0.001),
+]
+POINTS = [((0.0, 0.0, 5.0), [(0, 0), (1, 4)]), ((1.0, 1.0, 6.0), [(1, 0)])]
+
+
+def centred_measurement(X, q, c, f, r):
+    """The NVM measurement (relative to the image centre) of world point X: the solution m of
+    ``f * x / z = m * (1 + r |m / f|^2)``."""
+    R = Pose.from_quat_t(torch.tensor(q, dtype=torch.float64), torch.zeros(3)).R.numpy()
+    x = R @ (np.asarray(X) - np.asarray(c))
+    p = f * x[:2] / x[2]
+    m = p.copy()
+    for _ in range(50):
+        m = p / (1 + r * np.sum((m / f) ** 2))
+    return m
+
+
+def nvm_text(cams, points, offset=(0.0, 0.0), colors="255 128 0"):
+    """An NVM_V3 file; measurements are centre-relative plus ``offset`` (w/2, h/2: absolute)."""
+    lines = [
+        f"./{n[:-4]}.png {f} {' '.join(map(str, q))} {' '.join(map(str, c))} {r} 0"
+        for n, f, q, c, r in cams
+    ]
+    pts = []
+    for X, obs in points:
+        fields = [*X, *colors.split(), len(obs)]
+        for img, feat in obs:
+            _, f, q, c, r = cams[img]
+            m = centred_measurement(X, q, c, f, r) + np.asarray(offset)
+            fields += [img, feat, repr(float(m[0])), repr(float(m[1]))]
+        pts.append(" ".join(map(str, fields)))
+    return "NVM_V3\n\n" + "\n".join([str(len(lines)), *lines, "", str(len(pts)), *pts]) + "\n\n0\n"
+
+
+def write_robotcar(root, offset=(0.0, 0.0)):
     (root / "intrinsics").mkdir(parents=True)
     for cam, (fx, fy, cx, cy) in INTRINSICS.items():
         text = f"fx: {fx:.6f}\nfy: {fy:.6f}\ncx: {cx:.6f}\ncy: {cy:.6f}\n"
@@ -38,11 +75,7 @@ def write_robotcar(root):
         (root / "images" / n).write_bytes(b"")
     nvm = root / "3D-models" / "all-merged" / "all.nvm"
     nvm.parent.mkdir(parents=True)
-    cams = [f"./{REF[0][:-4]}.png 400 {' '.join(map(str, Q90))} 1 2 3 0 0",
-            f"{REF[1][:-4]}.png 400.5 1 0 0 0 -4.5 0.25 7 0.001 0"]  # fmt: skip
-    pts = ["0 0 5 255 128 0 2 0 0 12.5 -3.5 1 4 -1 2", "1 1 6 1 2 3 1 1 0 0 0"]
-    nvm.write_text("NVM_V3\n\n" + "\n".join([str(len(cams)), *cams, "", str(len(pts)), *pts])
-                   + "\n\n0\n")  # fmt: skip
+    nvm.write_text(nvm_text(CAMS, POINTS, offset))
     (root / "queries.txt").write_text("\n".join(QUERIES) + "\n")
     return nvm
 
@@ -52,10 +85,8 @@ def test_round_trip(tmp_path):
     ds = rc.load_robotcar(tmp_path)
     rear = ds.cameras["rear"]
     assert rear.model == "PINHOLE" and rear.size.tolist() == [1024, 1024]
-    # published principal point (pixel centres at integers) + 0.5 = COLMAP convention
-    np.testing.assert_allclose(rear.params.numpy(), [400, 400, 508.722931, 498.687378])
-    verbatim = rc.load_robotcar(tmp_path, pixel_offset=0.0).cameras["rear"]
-    assert verbatim.params[2].item() == pytest.approx(508.222931)
+    # The dataset README puts (0, 0) at the top-left corner (COLMAP's convention): no shift.
+    np.testing.assert_allclose(rear.params.numpy(), [400, 400, 508.222931, 498.187378])
     assert ds.images("night") == [QUERIES[0]] and ds.images("dawn") == [QUERIES[1]]
     assert ds.images("overcast-reference") == sorted(
         REF, key=lambda n: rc.CAMERAS.index(n.split("/")[1])
@@ -67,18 +98,26 @@ def test_round_trip(tmp_path):
     assert ds.pipeline_queries(QUERIES)[0].path == tmp_path / "images" / QUERIES[0]
 
 
-def test_nvm_centres_converted(tmp_path):
-    write_robotcar(tmp_path)
+@pytest.mark.parametrize("convention", ["centred", "absolute"])
+def test_nvm_centres_converted(tmp_path, convention):
+    offset = (0.0, 0.0) if convention == "centred" else (512.0, 512.0)
+    write_robotcar(tmp_path, offset)
     m = rc.load_robotcar(tmp_path).reference_model()
+    assert m.convention == convention and m.reprojection_error < 1e-6
     assert m.names == REF  # './' stripped, .png -> .jpg
     q, t = m.poses[REF[0]]
     np.testing.assert_allclose(t, [2.0, -1.0, -3.0], atol=1e-9)  # -R c with R c = (-2, 1, 3)
-    np.testing.assert_allclose(Pose.from_quat_t(*m.poses[REF[1]]).center().numpy(), [-4.5, 0.25, 7])
+    np.testing.assert_allclose(
+        Pose.from_quat_t(*m.poses[REF[1]]).center().numpy(), [-4.5, 0.25, -7]
+    )
     assert m.focal[REF[1]] == 400.5 and m.radial[REF[1]] == 0.001
     np.testing.assert_array_equal(m.points3D, [[0, 0, 5], [1, 1, 6]])
     np.testing.assert_array_equal(m.colors[0], [255, 128, 0])
-    np.testing.assert_array_equal(m.observations[0], [[0, 0, 12.5, -3.5], [1, 4, -1, 2]])
-    np.testing.assert_allclose(m.pixels(m.observations[0][:, 2:]), [[524.5, 508.5], [511, 514]])
+    # Point (0, 0, 5) in camera 0: X_cam = (2, -1, 2), f = 400 -> (400, -200) from the centre,
+    # whichever convention the file used.
+    np.testing.assert_allclose(m.observations[0][0], [0, 0, 400, -200], atol=1e-9)
+    np.testing.assert_array_equal(m.observations[0][:, :2], [[0, 0], [1, 4]])
+    np.testing.assert_allclose(m.pixels(m.observations[0][:1, 2:]), [[912, 312]], atol=1e-9)
     assert rc.read_nvm(
         tmp_path / "3D-models/all-merged/all.nvm", read_points=False
     ).points3D.shape == (0, 3)

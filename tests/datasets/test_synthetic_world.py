@@ -200,5 +200,5 @@ def test_cli_writes_world_and_preview(tmp_path):
     preview = cv2.imread(str(tmp_path / "preview.png"))
     assert preview.shape == (3 * 48, (len(CONDITIONS) + 1) * 64, 3)
     assert len(read_poses(tmp_path / "poses_query.txt")) == 2
-    with pytest.raises(ValueError, match="too small"):
+    with pytest.raises(ValueError, match=r"--width must be within 16-4096 pixels, got 4"):
         synth.run(parser.parse_args(argv + ["--width", "4"]))

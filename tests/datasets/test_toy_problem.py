@@ -29,3 +29,14 @@ def test_bad_camera_requests():
         make_toy_problem(width=64, height=48, camera_model="PINHOLE", distortion=(0.1,))
     with pytest.raises(ValueError, match="Unsupported camera model"):
         make_toy_problem(width=64, height=48, camera_model="FISHEYE")
+
+
+@pytest.mark.parametrize("num_points", [0, 9, -1, 16.0])
+def test_too_few_or_non_integer_points(num_points):
+    with pytest.raises(ValueError, match=r"num_points must be an integer >= 10"):
+        make_toy_problem(width=64, height=48, num_points=num_points)
+
+
+def test_too_small_image():
+    with pytest.raises(ValueError, match=r"width and height must be >= 32 pixels, got 64x16"):
+        make_toy_problem(width=64, height=16)

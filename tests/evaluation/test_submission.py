@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from s2dloc.datasets.colmap_io import read_poses
-from s2dloc.evaluation.submission import cmu_name, robotcar_name, write_submission
+from s2dloc.evaluation.submission import (
+    cmu_name,
+    record_success,
+    robotcar_name,
+    write_submission,
+)
 from s2dloc.geometry import Pose
 from s2dloc.localization.query import QueryResult
 
@@ -21,7 +26,7 @@ def _pose(seed):
 def test_cmu_slices_concatenated(tmp_path, caplog):
     s2 = {"slice2/query/img_1_c0_1us.jpg": _pose(0), "slice2/query/img_2_c1_2us.jpg": None}
     s3 = {"img_3_c0_3us.jpg": QueryResult("img_3_c0_3us.jpg", pose=_pose(1), fallback=True),
-          "img_4_c1_4us.jpg": QueryResult("img_4_c1_4us.jpg", pose=_pose(2))}  # fmt: skip
+          "img_4_c1_4us.jpg": QueryResult("img_4_c1_4us.jpg", pose=_pose(2), success=True)}  # fmt: skip
     expected = [*s2, *s3, "img_5_c0_5us.jpg"]
     with caplog.at_level(logging.WARNING):
         rep = write_submission(tmp_path / "cmu.txt", [s2, s3], "cmu", queries=expected)
@@ -74,3 +79,20 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="unknown benchmark"):
         write_submission(tmp_path / "x.txt", {}, "aachen")
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_log_records_follow_the_success_verdict(tmp_path):
+    pose = [1.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+    records = {
+        "ok.jpg": {"name": "ok.jpg", "pose": pose, "success": True},
+        "rejected.jpg": {"name": "rejected.jpg", "pose": pose, "success": False},
+        "old.jpg": {"name": "old.jpg", "pose": pose},  # an older log: no verdict, a pose
+        "none.jpg": {"name": "none.jpg", "pose": None, "success": False},
+    }
+    assert [n for n, r in records.items() if record_success(r)] == ["ok.jpg", "old.jpg"]
+    rep = write_submission(tmp_path / "s.txt", records)
+    assert list(read_poses(tmp_path / "s.txt")) == ["ok.jpg", "old.jpg"]
+    assert rep.failed == ["rejected.jpg", "none.jpg"]
+    rep = write_submission(tmp_path / "s.txt", records, write_failed=True)
+    assert list(read_poses(tmp_path / "s.txt")) == ["ok.jpg", "rejected.jpg", "old.jpg"]
+    assert rep.fallback_written == ["rejected.jpg"]

@@ -20,16 +20,16 @@ def _images(h: int, w: int, b: int = 1, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("size", [(37, 53), (16, 24), (9, 8)])
-def test_shapes_strides_and_channels_last_for_any_size(size):
+def test_shapes_strides_and_channels_last_for_any_size(size, device):
     h, w = size
-    model = GNNet(SMALL).eval()
+    model = GNNet(SMALL).eval().to(device)
     with torch.no_grad():
-        out = model(_images(h, w, b=2))
+        out = model(_images(h, w, b=2).to(device))
     assert isinstance(model, DenseExtractor)
     assert model.strides == (1, 2, 4, 8) and model.channels == (8,) * 4
     assert len(out) == 4
     for m, s in zip(out, model.strides):
-        assert m.shape == (2, 8, -(-h // s), -(-w // s))
+        assert m.shape == (2, 8, -(-h // s), -(-w // s)) and m.device == device
         assert m.is_contiguous(memory_format=torch.channels_last)
         assert torch.isfinite(m).all()
 
@@ -82,21 +82,21 @@ def test_global_rng_untouched_by_seeded_construction():
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_confidence_head_and_normalisation():
-    model = GNNet(SMALL, confidence=True, normalize=True, activation="celu").eval()
+def test_confidence_head_and_normalisation(device):
+    model = GNNet(SMALL, confidence=True, normalize=True, activation="celu").eval().to(device)
     with torch.no_grad():
-        feats, conf = model.forward_with_confidence(_images(19, 22))
+        feats, conf = model.forward_with_confidence(_images(19, 22).to(device))
     assert any(isinstance(m, nn.CELU) for m in model.modules())
     for f, c, s in zip(feats, conf, model.strides):
-        assert c.shape == (1, 1, -(-19 // s), -(-22 // s))
+        assert c.shape == (1, 1, -(-19 // s), -(-22 // s)) and f.device == c.device == device
         assert ((c > 0) & (c < 1)).all()
         torch.testing.assert_close(f.norm(dim=1), torch.ones_like(f[:, 0]))
     assert GNNet(SMALL).forward_with_confidence(_images(8, 8))[1] is None
 
 
-def test_backward_reaches_every_parameter():
-    model = GNNet(SMALL, confidence=True)
-    feats, conf = model.forward_with_confidence(_images(16, 16))
+def test_backward_reaches_every_parameter(device):
+    model = GNNet(SMALL, confidence=True).to(device)
+    feats, conf = model.forward_with_confidence(_images(16, 16).to(device))
     (sum(f.square().mean() for f in feats) + sum(c.mean() for c in conf)).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
+import re
 
 import pytest
 import torch
@@ -117,3 +119,85 @@ def test_disk_checkpoint_round_trip(disk_weights, tmp_path):
     _same_outputs(model, loaded, _images())
     feats, conf = loaded.forward_with_confidence(_images())
     assert [c.shape[1] for c in conf] == [1] * 4
+
+
+def _small_checkpoint(tmp_path, extra=None):
+    return registry.save_checkpoint(GNNet(SMALL), tmp_path / "m.pt", extra)
+
+
+@pytest.mark.parametrize("keep", [0, 100, 0.5, -10])
+def test_truncated_checkpoint_names_the_file(tmp_path, keep):
+    path = _small_checkpoint(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(keep * len(data)) if isinstance(keep, float) else keep])
+    with pytest.raises(ValueError, match=re.escape(f"{path}: not a readable checkpoint")) as err:
+        load_extractor(path)
+    assert "truncated" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_corrupt_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / "noise.pt"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: not a readable checkpoint")):
+        registry.load_checkpoint(path)
+
+
+def test_checkpoints_are_read_weights_only(tmp_path):
+    # A datetime is not a tensor or plain container: a weights-only load refuses it.
+    path = tmp_path / "obj.pt"
+    torch.save(
+        {"model": "gnnet", "config": {}, "state_dict": {}, "x": datetime.date(2020, 1, 1)}, path
+    )
+    for flag in (True, False):  # weights_only=False is accepted and ignored
+        with pytest.raises(
+            ValueError,
+            match=re.escape(f"{path}: not a readable checkpoint: it holds a datetime.date object"),
+        ):
+            registry.load_checkpoint(path, weights_only=flag)
+
+
+def test_trainer_style_checkpoint_loads_weights_only(tmp_path):
+    model = GNNet(SMALL)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(_images()).__getitem__(0).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0 / (1 + k))
+    extra = {
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "step": 3,
+        "train_config": {"seed": 0, "data": {"batch_size": 2, "sizes": (1, 2)}},
+    }
+    path = registry.save_checkpoint(model, tmp_path / "last.pt", extra)
+    ckpt = registry.load_checkpoint(path, weights_only=False)
+    assert ckpt["step"] == 3 and ckpt["optimizer"]["state"][0]["step"] == 1
+    opt.load_state_dict(ckpt["optimizer"])
+
+
+def test_mismatched_weights_are_listed_briefly(tmp_path):
+    path = _small_checkpoint(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    state = ckpt["state_dict"]
+    first, second = sorted(state)[:2]
+    state["extra.weight"] = torch.zeros(1)
+    del state[first]
+    state[second] = torch.zeros(3, 3)
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError) as err:
+        load_extractor(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: the weights do not fit the gnnet model")
+    assert f"missing keys 1 ({first})" in msg and "unexpected keys 1 (extra.weight)" in msg
+    assert f"shape mismatches 1 ({second} (3, 3) vs" in msg
+    # Many missing keys: a count and the first three only.
+    torch.save({**ckpt, "state_dict": {}}, path)
+    with pytest.raises(ValueError, match=r"missing keys \d+ \([^)]*, \.\.\.\)$"):
+        load_extractor(path)
+
+
+def test_config_that_does_not_fit_the_model(tmp_path):
+    path = _small_checkpoint(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "config": {**ckpt["config"], "no_such_option": 1}}, path)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: its config does not fit the gnnet")):
+        load_extractor(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from s2dloc.datasets.toy import ToyProblem, perturb
+from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.geometry import Camera, Pose
 
 # Translation of a perturbed start per degree of rotation (metres; scene depth is ~5.7 m).
@@ -43,3 +44,16 @@ def errors(toy: ToyProblem, pose: Pose) -> tuple[torch.Tensor, torch.Tensor]:
     rot = pose.angle_to(toy.query_pose)
     centre = pose.center_distance_to(toy.query_pose) / toy.scene_depth
     return rot, centre
+
+
+def refine_one(backend, toy, oracle, points=None, refs=None, maps=None, init=None, **kwargs):
+    """Refine one toy query (default: oracle features, a 3 degree start); ``(init, result)``."""
+    init = init if init is not None else perturb(toy.query_pose, 3.0, 0.15, 0)
+    points = toy.points3d.float() if points is None else points
+    return init, FeatureMetricPnP(backend=backend, **kwargs).refine(
+        points,
+        oracle[0] if refs is None else refs,
+        oracle[1] if maps is None else maps,
+        toy.camera,
+        init,
+    )

@@ -54,8 +54,9 @@ def _bilinear_functions(p: torch.Tensor) -> torch.Tensor:
 
 def _bilinear_maps() -> torch.Tensor:
     """The functions above sampled at pixel centres (COLMAP: ``+0.5``): ``(1, 4, H, W)``."""
-    v, u = torch.meshgrid(torch.arange(H, dtype=D) + 0.5, torch.arange(W, dtype=D) + 0.5,
-                          indexing="ij")  # fmt: skip
+    v, u = torch.meshgrid(
+        torch.arange(H, dtype=D) + 0.5, torch.arange(W, dtype=D) + 0.5, indexing="ij"
+    )
     return _bilinear_functions(torch.stack([u, v], -1)).permute(2, 0, 1)[None]
 
 
@@ -80,8 +81,9 @@ def test_pose_jacobian_matches_autograd(model):
 def test_pose_jacobian_validity():
     camera = Camera.from_colmap("PINHOLE", W, H, CAMERAS["PINHOLE"])
     cam_b = Camera("PINHOLE", camera.size[None], camera.params[None])
-    Xc = torch.tensor([[[0.0, 0, 5], [0, 0, -5], [0, 0, 1e-4], [10, 0, 1], [0.5, 0.0, 1.0]]],
-                      dtype=D)  # fmt: skip
+    Xc = torch.tensor(
+        [[[0.0, 0, 5], [0, 0, -5], [0, 0, 1e-4], [10, 0, 1], [0.5, 0.0, 1.0]]], dtype=D
+    )
     p, valid, J = project_with_pose_jacobian(cam_b, Xc, margin=1.0)
     # in front and centred; behind; too close; far outside; u = 52*0.5 + 33 = 59 <= 64 - 1
     assert valid[0].tolist() == [True, False, False, False, True]
@@ -106,8 +108,11 @@ def test_level_residuals_gradcheck():
     g = torch.Generator().manual_seed(5)
     maps = torch.randn(1, 2, 10, 12, generator=g, dtype=D)  # non-bilinear, tiny
     ref = torch.randn(1, 6, 2, generator=g, dtype=D)
-    cam = Camera("PINHOLE", torch.tensor([[12.0, 10.0]], dtype=D),
-                 torch.tensor([[10.0, 10.0, 6.0, 5.0]], dtype=D))  # fmt: skip
+    cam = Camera(
+        "PINHOLE",
+        torch.tensor([[12.0, 10.0]], dtype=D),
+        torch.tensor([[10.0, 10.0, 6.0, 5.0]], dtype=D),
+    )
     X = _points_in_view(T, cam[0], 6, seed=3, margin=2.5)
 
     def fn(maps, ref, points, M):

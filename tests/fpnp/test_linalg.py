@@ -62,8 +62,10 @@ def test_damped_solve_known_system():
 
 def test_damped_solve_large_lambda_shrinks_step():
     H, g = _spd(4, 2), torch.ones(4, 6, dtype=torch.float64)
-    norms = [damped_solve(H, g, torch.full((4,), lam, dtype=torch.float64)).norm(dim=-1)
-             for lam in (1e-6, 1.0, 1e3)]  # fmt: skip
+    norms = [
+        damped_solve(H, g, torch.full((4,), lam, dtype=torch.float64)).norm(dim=-1)
+        for lam in (1e-6, 1.0, 1e3)
+    ]
     assert (norms[1] < norms[0]).all() and (norms[2] < 1e-2 * norms[0]).all()
     # The step is always a descent direction.
     for lam in (1e-6, 1.0, 1e3):
@@ -98,8 +100,9 @@ def test_damped_solve_degenerate_inputs(dtype):
 
 def test_damped_solve_indefinite_rescued_by_damping():
     # Slightly indefinite (eigenvalue -1e-4 against diag 1): the raised damping makes it PD.
-    Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(3),
-                                       dtype=torch.float64))  # fmt: skip
+    Q, _ = torch.linalg.qr(
+        torch.randn(6, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    )
     H = (Q @ torch.diag(torch.tensor([3.0, 2, 1, 1, 0.5, -1e-4], dtype=torch.float64)) @ Q.T)[None]
     g = torch.ones(1, 6, dtype=torch.float64)
     step = damped_solve(H, g, torch.tensor([1e-8], dtype=torch.float64))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -11,7 +9,7 @@ from s2dloc.datasets.toy import perturb
 from s2dloc.fpnp import FeatureMetricPnP, FPnPResult
 from s2dloc.geometry import Camera, Pose
 
-from ._helpers import batch_camera, errors, refine_toy
+from ._helpers import batch_camera, errors, refine_one, refine_toy
 
 
 def _subset(refs, idx):
@@ -24,8 +22,7 @@ def _assert_same_pose(a: Pose, b: Pose, deg: float = 1e-4, dist: float = 1e-5):
 
 
 def _assert_finite(result: FPnPResult):
-    for x in (result.pose.R, result.pose.t, result.covariance, result.cost_init,
-              result.cost_final):  # fmt: skip
+    for x in (result.pose.R, result.pose.t, result.covariance, result.cost_init, result.cost_final):
         assert torch.isfinite(x).all()
 
 
@@ -56,9 +53,13 @@ def test_batch_with_padding_equals_single_queries(backend, toy, photometric):
             batch_refs[level][b, : len(idx)] = r[idx]
         mask[b, : len(idx)] = True
     result = solver.refine_batch(
-        points, batch_refs, [m.expand(B, -1, -1, -1) for m in maps],
-        batch_camera(toy.camera, B), Pose.stack(inits), mask=mask,
-    )  # fmt: skip
+        points,
+        batch_refs,
+        [m.expand(B, -1, -1, -1) for m in maps],
+        batch_camera(toy.camera, B),
+        Pose.stack(inits),
+        mask=mask,
+    )
     assert result.pose.shape == (B,) and result.covariance.shape == (B, 6, 6)
     assert result.iterations.shape == (B, 3)
     for b, single in enumerate(singles):
@@ -66,7 +67,10 @@ def test_batch_with_padding_equals_single_queries(backend, toy, photometric):
         _assert_same_pose(result.pose[b], single.pose)
         assert result.num_valid[b] == single.num_valid
         torch.testing.assert_close(result.cost_final[b], single.cost_final, rtol=1e-3, atol=1e-12)
-        torch.testing.assert_close(result.covariance[b], single.covariance, rtol=1e-2, atol=1e-12)
+        scale = single.covariance.abs().max().item()  # off-diagonal entries near 0: relative
+        torch.testing.assert_close(
+            result.covariance[b], single.covariance, rtol=1e-2, atol=1e-3 * scale
+        )
         rot, centre = errors(toy, result.pose[b])
         assert rot < 0.2 and centre < 0.005
 
@@ -95,10 +99,10 @@ def test_zero_weights_equal_removing_points(backend, toy, photometric):
         r[~keep] = r[~keep].flip(0)
     init = perturb(toy.query_pose, 4.0, 0.2, 7)
     solver = FeatureMetricPnP(backend=backend)
-    weighted = solver.refine(toy.points3d.float(), wrong, maps, toy.camera, init,
-                             weights=keep.float())  # fmt: skip
-    removed = solver.refine(toy.points3d[keep].float(), _subset(refs, keep), maps, toy.camera,
-                            init)  # fmt: skip
+    weighted = solver.refine(
+        toy.points3d.float(), wrong, maps, toy.camera, init, weights=keep.float()
+    )
+    removed = solver.refine(toy.points3d[keep].float(), _subset(refs, keep), maps, toy.camera, init)
     assert weighted.success and removed.success
     _assert_same_pose(weighted.pose, removed.pose)
     assert weighted.num_valid == removed.num_valid
@@ -125,15 +129,28 @@ def tiny(toy, oracle):
     refs, maps = oracle
     _, valid = toy.camera.project(toy.query_pose.transform(toy.points3d), margin=12.0)
     idx = torch.nonzero(valid)[:24, 0]
-    return (toy.points3d[idx], refs[2][idx].double(), maps[2].double(), toy.camera,
-            perturb(toy.query_pose, 1.0, 0.05, 0))  # fmt: skip
+    return (
+        toy.points3d[idx],
+        refs[2][idx].double(),
+        maps[2].double(),
+        toy.camera,
+        perturb(toy.query_pose, 1.0, 0.05, 0),
+    )
 
 
 def _unrolled(max_iterations: int = 2) -> FeatureMetricPnP:
     # Fixed lambda and no early stopping: a smooth function of the inputs.
-    return FeatureMetricPnP(loss="squared", max_iterations=max_iterations, lambda_init=1e-2,
-                            lambda_up=1.0, lambda_down=1.0, rotation_tol=0.0,
-                            translation_tol=0.0, gradient_tol=0.0, differentiable=True)  # fmt: skip
+    return FeatureMetricPnP(
+        loss="squared",
+        max_iterations=max_iterations,
+        lambda_init=1e-2,
+        lambda_up=1.0,
+        lambda_down=1.0,
+        rotation_tol=0.0,
+        translation_tol=0.0,
+        gradient_tol=0.0,
+        differentiable=True,
+    )
 
 
 def test_differentiable_gradcheck_reference_features(tiny):
@@ -145,15 +162,17 @@ def test_differentiable_gradcheck_reference_features(tiny):
         assert result.success and result.iterations.item() == 2
         return torch.cat([result.pose.R.flatten(), result.pose.t])
 
-    assert torch.autograd.gradcheck(pose_of, (ref.clone().requires_grad_(),), eps=1e-6,
-                                    atol=1e-6, rtol=1e-4)  # fmt: skip
+    assert torch.autograd.gradcheck(
+        pose_of, (ref.clone().requires_grad_(),), eps=1e-6, atol=1e-6, rtol=1e-4
+    )
 
 
 def test_differentiable_query_maps_match_finite_differences(tiny):
     points, ref, fmap, camera, init = tiny
     solver = _unrolled(3)
-    direction = torch.randn(fmap.shape, generator=torch.Generator().manual_seed(2),
-                            dtype=torch.float64)  # fmt: skip
+    direction = torch.randn(
+        fmap.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+    )
 
     def pose_of(fmap):
         result = solver.refine(points, [ref], [fmap], camera, init)
@@ -175,141 +194,6 @@ def test_not_differentiable_by_default(tiny):
     points, ref, fmap, camera, init = tiny
     result = FeatureMetricPnP().refine(points, [ref], [fmap], camera, init)
     assert not result.pose.R.requires_grad and not result.covariance.requires_grad
-
-
-# ----------------------------------------------------------------------------- degenerate input
-
-
-def _refine(backend, toy, oracle, points=None, refs=None, maps=None, init=None, **kwargs):
-    init = init if init is not None else perturb(toy.query_pose, 3.0, 0.15, 0)
-    points = toy.points3d.float() if points is None else points
-    return init, FeatureMetricPnP(backend=backend, **kwargs).refine(
-        points, oracle[0] if refs is None else refs, oracle[1] if maps is None else maps,
-        toy.camera, init,
-    )  # fmt: skip
-
-
-def _assert_flagged(init: Pose, result: FPnPResult):
-    assert not result.success
-    assert result.pose.R.equal(init.R) and result.pose.t.equal(init.t)  # exactly the initial pose
-    assert "valid points" in result.message[0]
-    _assert_finite(result)
-
-
-def test_no_points(backend, toy, oracle):
-    empty = toy.points3d[:0].float()
-    init, result = _refine(backend, toy, oracle, empty, [r[:0] for r in oracle[0]])
-    _assert_flagged(init, result)
-    assert result.num_valid == 0
-
-
-def test_all_points_behind_the_camera(backend, toy, oracle):
-    Xc = toy.query_pose.transform(toy.points3d)
-    behind = toy.query_pose.inv().transform(Xc * torch.tensor([1.0, 1.0, -1.0], dtype=Xc.dtype))
-    init, result = _refine(backend, toy, oracle, behind.float(), init=toy.query_pose)
-    _assert_flagged(init, result)
-    assert result.num_valid == 0
-
-
-def test_fewer_than_min_points(backend, toy, oracle):
-    refs = [r[:5] for r in oracle[0]]
-    init, result = _refine(backend, toy, oracle, toy.points3d[:5].float(), refs)
-    _assert_flagged(init, result)
-    assert result.num_valid == 5
-    # The same 5 points are enough when the minimum is lowered.
-    _, ok = _refine(backend, toy, oracle, toy.points3d[:5].float(), refs, min_points=4, init=init)
-    assert ok.success and ok.iterations.sum() > 0
-
-
-def test_all_weights_zero(backend, toy, oracle):
-    init = perturb(toy.query_pose, 3.0, 0.15, 0)
-    solver = FeatureMetricPnP(backend=backend)
-    result = solver.refine(
-        toy.points3d.float(), *oracle, toy.camera, init, weights=torch.zeros(512)
-    )
-    _assert_flagged(init, result)
-
-
-def test_init_far_from_the_points(backend, toy, oracle):
-    # Looking away from the scene: nothing projects into the image.
-    away = Pose.exp(torch.tensor([0.0, 0, 0, 0, math.pi, 0], dtype=torch.float64)) @ toy.query_pose
-    init, result = _refine(backend, toy, oracle, init=away)
-    _assert_flagged(init, result)
-
-
-@pytest.mark.parametrize("where", ["points", "ref_features", "query_features", "weights"])
-def test_nan_entries_are_ignored(backend, toy, oracle, where):
-    N = toy.points3d.shape[0]
-    points = toy.points3d.float().clone()
-    refs = [r.clone() for r in oracle[0]]
-    maps = [m.clone() for m in oracle[1]]
-    weights = torch.ones(N)
-    bad = torch.arange(0, N, 7)
-    if where == "points":
-        points[bad] = math.nan
-        points[bad[::2], 1] = math.inf
-    elif where == "ref_features":
-        for r in refs:
-            r[bad, 1] = math.nan
-    elif where == "query_features":
-        maps[0][:, 100:130, 150:190] = math.nan
-    else:
-        weights[bad] = math.nan
-    init = perturb(toy.query_pose, 3.0, 0.15, 4)
-    result = FeatureMetricPnP(backend=backend).refine(
-        points, refs, maps, toy.camera, init, weights=weights
-    )
-    _assert_finite(result)
-    assert result.success
-    rot, centre = errors(toy, result.pose)
-    assert rot < 0.01 and centre < 1e-4, (rot, centre)
-    clean = FeatureMetricPnP(backend=backend).refine(
-        toy.points3d.float(), *oracle, toy.camera, init
-    )
-    Xc = toy.query_pose.transform(toy.points3d)
-    if where == "query_features":  # points seen in the NaN patch (plus a sampling border)
-        p, _ = toy.camera.project(Xc)
-        lost = ((p > torch.tensor([148.0, 98.0])) & (p < torch.tensor([192.0, 132.0]))).all(-1)
-    else:
-        lost = torch.zeros(N, dtype=torch.bool)
-        lost[bad] = True
-    _, seen = toy.camera.project(Xc, margin=1.0)
-    expected = clean.num_valid - (lost & seen).sum()
-    assert abs(result.num_valid - expected) <= 2, (result.num_valid, expected)
-
-
-def test_degenerate_query_does_not_affect_the_batch(backend, toy, oracle):
-    refs, maps = oracle
-    B, N = 3, toy.points3d.shape[0]
-    points = toy.points3d.float().repeat(B, 1, 1)
-    points[1] = math.nan  # no usable points at all
-    mask = torch.ones(B, N, dtype=torch.bool)
-    mask[2] = False  # all padding
-    inits = Pose.stack([perturb(toy.query_pose, 3.0, 0.15, s) for s in range(B)])
-    result = FeatureMetricPnP(backend=backend).refine_batch(
-        points, [r.expand(B, -1, -1) for r in refs], [m.expand(B, -1, -1, -1) for m in maps],
-        batch_camera(toy.camera, B), inits, mask=mask,
-    )  # fmt: skip
-    assert result.success.tolist() == [True, False, False]
-    _assert_finite(result)
-    single = FeatureMetricPnP(backend=backend).refine(
-        toy.points3d.float(), refs, maps, toy.camera, inits[0]
-    )
-    _assert_same_pose(result.pose[0], single.pose)
-    for b in (1, 2):
-        assert result.pose[b].R.equal(inits[b].R) and result.pose[b].t.equal(inits[b].t)
-
-
-def test_nan_init_pose_raises(toy, oracle):
-    init = perturb(toy.query_pose, 3.0, 0.15, 0)
-    R = init.R.clone()
-    R[0, 0] = math.nan
-    with pytest.raises(ValueError, match="init_pose"):
-        _refine("auto", toy, oracle, init=Pose(R, init.t))
-    t = init.t.clone()
-    t[2] = math.inf
-    with pytest.raises(ValueError, match="init_pose"):
-        _refine("auto", toy, oracle, init=Pose(init.R, t))
 
 
 def _bad_shapes(toy, oracle):
@@ -336,7 +220,7 @@ def _bad_shapes(toy, oracle):
 )
 def test_wrong_shapes_raise_naming_the_argument(toy, oracle, name):
     with pytest.raises(ValueError, match=name):
-        _refine("auto", toy, oracle, **_bad_shapes(toy, oracle)[name])
+        refine_one("auto", toy, oracle, **_bad_shapes(toy, oracle)[name])
 
 
 def test_wrong_weights_and_mask_shapes_raise(toy, oracle):
@@ -346,14 +230,21 @@ def test_wrong_weights_and_mask_shapes_raise(toy, oracle):
         FeatureMetricPnP().refine(P, *oracle, toy.camera, init, weights=torch.ones(7))
     with pytest.raises(ValueError, match="mask"):
         FeatureMetricPnP().refine_batch(
-            P[None], [r[None] for r in oracle[0]], [m[None] for m in oracle[1]],
-            batch_camera(toy.camera, 1), init[None], mask=torch.ones(1, 3, dtype=torch.bool),
-        )  # fmt: skip
+            P[None],
+            [r[None] for r in oracle[0]],
+            [m[None] for m in oracle[1]],
+            batch_camera(toy.camera, 1),
+            init[None],
+            mask=torch.ones(1, 3, dtype=torch.bool),
+        )
     with pytest.raises(ValueError, match="init_pose"):
         FeatureMetricPnP().refine_batch(
-            P[None], [r[None] for r in oracle[0]], [m[None] for m in oracle[1]],
-            batch_camera(toy.camera, 1), Pose.stack([init, init]),
-        )  # fmt: skip
+            P[None],
+            [r[None] for r in oracle[0]],
+            [m[None] for m in oracle[1]],
+            batch_camera(toy.camera, 1),
+            Pose.stack([init, init]),
+        )
 
 
 def test_levels_in_any_order(backend, toy, oracle):
@@ -361,8 +252,9 @@ def test_levels_in_any_order(backend, toy, oracle):
     init = perturb(toy.query_pose, 3.0, 0.15, 5)
     solver = FeatureMetricPnP(backend=backend)
     P = toy.points3d.float()
-    shuffled = solver.refine(P, [refs[1], refs[2], refs[0]], [maps[1], maps[2], maps[0]],
-                             toy.camera, init)  # fmt: skip
+    shuffled = solver.refine(
+        P, [refs[1], refs[2], refs[0]], [maps[1], maps[2], maps[0]], toy.camera, init
+    )
     ordered = solver.refine(P, refs, maps, toy.camera, init)
     _assert_same_pose(shuffled.pose, ordered.pose, 1e-6, 1e-7)
     assert shuffled.iterations.tolist() == ordered.iterations.tolist()

@@ -109,9 +109,13 @@ def test_coarse_to_fine_widens_the_basin(backend, toy, oracle):
 
 def test_history_records_monotone_cost(toy, oracle):
     result = FeatureMetricPnP().refine(
-        toy.points3d.float(), oracle[0], oracle[1], toy.camera,
-        perturb(toy.query_pose, 4.0, 0.2, 0), return_history=True,
-    )  # fmt: skip
+        toy.points3d.float(),
+        oracle[0],
+        oracle[1],
+        toy.camera,
+        perturb(toy.query_pose, 4.0, 0.2, 0),
+        return_history=True,
+    )
     assert result.success and len(result.history) == 3
     for level, iters in zip(result.history, result.iterations.tolist(), strict=True):
         costs = torch.stack([rec["cost"] for rec in level])
@@ -164,10 +168,12 @@ def test_covariance_matches_spread_under_feature_noise(backend, toy, oracle):
     ref = oracle[0][level][:N]
     noise = torch.randn(K, N, ref.shape[1], generator=torch.Generator().manual_seed(1)) * sigma
     result = FeatureMetricPnP(backend=backend, loss="squared").refine_batch(
-        toy.points3d[:N].float().expand(K, -1, -1), [ref + noise],
-        [oracle[1][level].expand(K, -1, -1, -1)], batch_camera(toy.camera, K),
+        toy.points3d[:N].float().expand(K, -1, -1),
+        [ref + noise],
+        [oracle[1][level].expand(K, -1, -1, -1)],
+        batch_camera(toy.camera, K),
         batch_pose(toy.query_pose, K),
-    )  # fmt: skip
+    )
     assert result.success.all()
     err = (result.pose @ toy.query_pose.inv()).log()
     assert err[:, 3:].norm(dim=-1).max() < math.radians(0.5)  # small: the linear regime
@@ -184,7 +190,10 @@ def test_covariance_matches_spread_under_feature_noise(backend, toy, oracle):
     assert sigma2_hat.item() == pytest.approx(sigma**2, rel=0.1)
     # And the covariance scales with the noise: the noise-free problem is far more certain.
     clean = FeatureMetricPnP(backend=backend, loss="squared").refine(
-        toy.points3d[:N].float(), [ref], [oracle[1][level]], toy.camera,
+        toy.points3d[:N].float(),
+        [ref],
+        [oracle[1][level]],
+        toy.camera,
         perturb(toy.query_pose, 0.5, 0.02, 0),
-    )  # fmt: skip
+    )
     assert clean.covariance.diagonal().max() < 1e-3 * predicted.diagonal().min()

@@ -1,4 +1,8 @@
-"""Shared helpers for the geometry tests: seeded random inputs and dtype-aware tolerances."""
+"""Shared helpers for the geometry tests: seeded random inputs and dtype-aware tolerances.
+
+The random inputs are drawn on the CPU (reproducible on every device), then moved to
+``device``. The ``device``, ``dtype`` and ``tol`` fixtures are in ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import torch
 
 DTYPES = [torch.float32, torch.float64]
 
-# Tolerances for results that should agree up to round-off in the given dtype.
+# Tolerances for results that should agree up to round-off in the given dtype (CPU; the
+# ``tol`` fixture of tests/conftest.py also covers CUDA).
 _TOL = {torch.float32: (1e-5, 1e-5), torch.float64: (1e-12, 1e-10)}
 
 
@@ -18,6 +23,10 @@ def tol(dtype: torch.dtype) -> dict[str, float]:
 
 
 def assert_close(actual, expected, dtype=None, **kwargs) -> None:
+    """``torch.testing.assert_close`` with the tolerances of ``dtype`` (default: the actual's).
+
+    Both tensors must be on the same device.
+    """
     dtype = dtype or (actual.dtype if isinstance(actual, torch.Tensor) else torch.float64)
     opts = {**tol(dtype), **kwargs}
     torch.testing.assert_close(actual, expected, check_dtype=False, **opts)
@@ -27,20 +36,22 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def randn(*shape: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen(seed), dtype=torch.float64).to(dtype)
+def randn(*shape: int, seed: int = 0, dtype=torch.float64, device=None) -> torch.Tensor:
+    return torch.randn(*shape, generator=gen(seed), dtype=torch.float64).to(device, dtype)
 
 
-def random_axis_angle(n: int, max_angle: float = math.pi - 0.1, seed: int = 0, dtype=torch.float64):
+def random_axis_angle(
+    n: int, max_angle: float = math.pi - 0.1, seed: int = 0, dtype=torch.float64, device=None
+) -> torch.Tensor:
     """Axis-angle vectors ``(n, 3)`` with angles uniform in ``[0, max_angle]``."""
     g = gen(seed)
     axis = torch.randn(n, 3, generator=g, dtype=torch.float64)
     axis = axis / axis.norm(dim=-1, keepdim=True)
     angle = torch.rand(n, 1, generator=g, dtype=torch.float64) * max_angle
-    return (axis * angle).to(dtype)
+    return (axis * angle).to(device, dtype)
 
 
-def random_rotation(n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+def random_rotation(n: int, seed: int = 0, dtype=torch.float64, device=None) -> torch.Tensor:
     """Rotation matrices ``(n, 3, 3)`` from random unit quaternions (uniform on SO(3))."""
     q = torch.randn(n, 4, generator=gen(seed), dtype=torch.float64)
     q = q / q.norm(dim=-1, keepdim=True)
@@ -53,9 +64,9 @@ def random_rotation(n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
         ],
         -1,
     ).reshape(n, 3, 3)  # fmt: skip
-    return R.to(dtype)
+    return R.to(device, dtype)
 
 
-def rot_z(angle: float, dtype=torch.float64) -> torch.Tensor:
+def rot_z(angle: float, dtype=torch.float64, device=None) -> torch.Tensor:
     c, s = math.cos(angle), math.sin(angle)
-    return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=dtype)
+    return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device)

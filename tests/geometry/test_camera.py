@@ -11,7 +11,7 @@ import torch
 
 from s2dloc.geometry.camera import MODELS, Camera
 
-from ._helpers import DTYPES, assert_close, gen, randn
+from ._helpers import assert_close, gen, randn
 
 W, H = 640, 480
 PARAMS = {
@@ -226,13 +226,15 @@ def test_models_table_matches_pycolmap_parameter_order():
 
 
 # ----- batching
-def test_batched_cameras_and_mixed_stack():
-    cams = [_cameras(m)[0] for m in ALL_MODELS]
+def test_batched_cameras_and_mixed_stack(device):
+    cams = [_cameras(m)[0].to(device) for m in ALL_MODELS]
     batch = Camera.stack(cams)
     assert batch.model == "OPENCV" and batch.shape == (len(cams),)
-    X = randn(len(cams), 20, 3, seed=9) * 0.3 + torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)
+    X = randn(len(cams), 20, 3, seed=9, device=device) * 0.3
+    X[..., 2] += 2.0
     p, valid, J = batch.project_with_jacobian(X)
     assert p.shape == (5, 20, 2) and valid.shape == (5, 20) and J.shape == (5, 20, 2, 3)
+    assert p.device == valid.device == J.device == device
     for i, cam in enumerate(cams):
         assert_close(p[i], cam.project(X[i])[0])
         assert_close(batch[i].project(X[i])[0], cam.project(X[i])[0])
@@ -243,30 +245,34 @@ def test_batched_cameras_and_mixed_stack():
 
 # ----- Jacobians and precision
 @pytest.mark.parametrize("model", ALL_MODELS)
-def test_project_with_jacobian_matches_autograd(model):
-    cam, _ = _cameras(model)
-    X = randn(12, 3, seed=10) * 0.4 + torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)
+def test_project_with_jacobian_matches_autograd(model, device):
+    cam = _cameras(model)[0].to(device)
+    X = randn(12, 3, seed=10, device=device) * 0.4
+    X[:, 2] += 2.0
     p, valid, J = cam.project_with_jacobian(X)
     p_ref, valid_ref = cam.project(X)
+    assert p.device == valid.device == J.device == device
     assert_close(p, p_ref)
     assert torch.equal(valid, valid_ref)
     J_auto = torch.autograd.functional.jacobian(lambda x: cam.project(x)[0], X)  # (N, 2, N, 3)
-    J_auto = J_auto[torch.arange(12), :, torch.arange(12)]
+    i = torch.arange(12, device=device)
+    J_auto = J_auto[i, :, i]
     assert J.shape == (12, 2, 3)
     assert_close(J, J_auto, atol=1e-9, rtol=1e-9)
     # and against a central finite difference (independent of autograd)
     eps = 1e-6
     for k in range(3):
-        dX = torch.zeros(3, dtype=torch.float64)
+        dX = torch.zeros(3, dtype=torch.float64, device=device)
         dX[k] = eps
         fd = (cam.project(X + dX)[0] - cam.project(X - dX)[0]) / (2 * eps)
         assert_close(J[..., k], fd, atol=1e-4, rtol=1e-6)
 
 
 @pytest.mark.parametrize("model", ["SIMPLE_RADIAL", "OPENCV"])
-def test_gradcheck_project_points_and_params(model):
-    cam, _ = _cameras(model)
-    X = randn(5, 3, seed=11) * 0.3 + torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)
+def test_gradcheck_project_points_and_params(model, device):
+    cam = _cameras(model)[0].to(device)
+    X = randn(5, 3, seed=11, device=device) * 0.3
+    X[:, 2] += 2.0
     params = cam.params.clone().requires_grad_()
 
     def f(X, params):
@@ -275,14 +281,13 @@ def test_gradcheck_project_points_and_params(model):
     assert torch.autograd.gradcheck(f, (X.requires_grad_(), params))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("model", ALL_MODELS)
-def test_dtype_precision(model, dtype):
+def test_dtype_precision(model, device, dtype):
     cam64, ref = _cameras(model)
-    cam = cam64.to(dtype)
+    cam = cam64.to(device, dtype)
     assert cam.dtype == dtype and cam.float().dtype == torch.float32
     X = torch.from_numpy(_points_from_pixels(ref, _border_and_random_pixels(seed=12)))
-    p = cam.project(X.to(dtype))[0]
-    assert p.dtype == dtype
+    p = cam.project(X.to(device, dtype))[0]
+    assert p.dtype == dtype and p.device == device
     atol = 1e-3 if dtype == torch.float32 else 1e-9  # pixels
-    assert_close(p, cam64.project(X)[0].to(dtype), atol=atol, rtol=0)
+    assert_close(p.cpu(), cam64.project(X)[0].to(dtype), atol=atol, rtol=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from s2dloc.geometry.interpolation import (
@@ -12,39 +11,42 @@ from s2dloc.geometry.interpolation import (
     stack_with_gradients,
 )
 
-from ._helpers import DTYPES, assert_close, gen, randn
+from ._helpers import assert_close, gen, randn
 
 B, C, H, W = 2, 3, 9, 13
 
 
-def _centres(h: int, w: int, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+def _centres(h: int, w: int, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
     """Pixel-centre coordinates ``u = j + 0.5``, ``v = i + 0.5`` as ``(h, w)`` grids."""
-    v, u = torch.meshgrid(torch.arange(h, dtype=dtype) + 0.5, torch.arange(w, dtype=dtype) + 0.5,
-                          indexing="ij")  # fmt: skip
+    rows = torch.arange(h, dtype=dtype, device=device) + 0.5
+    cols = torch.arange(w, dtype=dtype, device=device) + 0.5
+    v, u = torch.meshgrid(rows, cols, indexing="ij")
     return u, v
 
 
-def _affine_map(dtype=torch.float64):
+def _affine_map(dtype=torch.float64, device=None):
     """Maps ``(B, C, H, W)`` with ``F[b, c](u, v) = a u + b v + c0`` and their coefficients."""
-    coef = randn(B, C, 3, seed=0).to(dtype)
-    u, v = _centres(H, W, dtype)
+    coef = randn(B, C, 3, seed=0).to(device, dtype)
+    u, v = _centres(H, W, dtype, device)
     fmap = coef[..., 0, None, None] * u + coef[..., 1, None, None] * v + coef[..., 2, None, None]
     return fmap, coef
 
 
-def _inside_points(n: int, lo: float = 0.5, seed: int = 1, dtype=torch.float64) -> torch.Tensor:
+def _inside_points(
+    n: int, lo: float = 0.5, seed: int = 1, dtype=torch.float64, device=None
+) -> torch.Tensor:
     """Random points ``(B, n, 2)`` in ``[lo, size - lo]``."""
-    r = torch.rand(B, n, 2, generator=gen(seed), dtype=torch.float64).to(dtype)
-    size = torch.tensor([W, H], dtype=dtype)
+    r = torch.rand(B, n, 2, generator=gen(seed), dtype=torch.float64).to(device, dtype)
+    size = torch.tensor([W, H], dtype=dtype, device=device)
     return lo + r * (size - 2 * lo)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_affine_map_is_sampled_exactly(dtype):
-    fmap, coef = _affine_map(dtype)
-    pts = _inside_points(200, dtype=dtype)
+def test_affine_map_is_sampled_exactly(device, dtype):
+    fmap, coef = _affine_map(dtype, device)
+    pts = _inside_points(200, dtype=dtype, device=device)
     values, valid = sample(fmap, pts)
     assert values.shape == (B, 200, C) and valid.shape == (B, 200) and values.dtype == dtype
+    assert values.device == valid.device == device
     expected = (pts[:, :, None, :] * coef[:, None, :, :2]).sum(-1) + coef[:, None, :, 2]
     assert_close(values, expected, dtype=dtype, atol=1e-5 if dtype == torch.float32 else 1e-12)
     assert valid.all()
@@ -61,12 +63,12 @@ def test_pixel_centres_return_the_pixel_values():
     assert_close(values[:, 0], fmap[:, :, 0, 1:3].mean(-1), atol=1e-14)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_affine_map_gradients_are_exact(dtype):
-    fmap, coef = _affine_map(dtype)
-    pts = _inside_points(200, lo=1.5, seed=3, dtype=dtype)  # away from one-sided borders
+def test_affine_map_gradients_are_exact(device, dtype):
+    fmap, coef = _affine_map(dtype, device)
+    pts = _inside_points(200, lo=1.5, seed=3, dtype=dtype, device=device)  # off the borders
     values, grads, valid = sample_with_gradients(fmap, pts)
     assert grads.shape == (B, 200, C, 2) and values.shape == (B, 200, C)
+    assert grads.device == values.device == valid.device == device
     expected = coef[:, None, :, :2].expand(B, 200, C, 2)
     assert_close(grads, expected, dtype=dtype, atol=1e-5 if dtype == torch.float32 else 1e-12)
     assert_close(values, sample(fmap, pts)[0], dtype=dtype)
@@ -100,10 +102,10 @@ def test_outside_points_are_finite():
     assert torch.isfinite(values).all() and torch.isfinite(grads).all() and not valid.any()
 
 
-def test_stacked_equals_unstacked():
+def test_stacked_equals_unstacked(device):
     """Both paths agree wherever p +- 1 stays inside the span of pixel centres."""
-    fmap = randn(B, C, H, W, seed=6)
-    pts = _inside_points(50, lo=1.5, seed=7)
+    fmap = randn(B, C, H, W, seed=6, device=device)
+    pts = _inside_points(50, lo=1.5, seed=7, device=device)
     stacked = stack_with_gradients(fmap)
     assert stacked.shape == (B, 3 * C, H, W)
     assert_close(stacked[:, :C], fmap, atol=0, rtol=0)
@@ -146,9 +148,9 @@ def test_quadratic_map_central_differences_exact_at_centres():
     assert_close(g[0, :, 0], torch.stack([du[inner], dv[inner]], -1).reshape(-1, 2), atol=1e-12)
 
 
-def test_gradcheck_sample():
-    fmap = randn(1, 2, 5, 6, seed=8).requires_grad_()
-    pts = (_inside_points(4, lo=0.7, seed=9)[:1] + 0.013).requires_grad_()
+def test_gradcheck_sample(device):
+    fmap = randn(1, 2, 5, 6, seed=8, device=device).requires_grad_()
+    pts = (_inside_points(4, lo=0.7, seed=9, device=device)[:1] + 0.013).requires_grad_()
 
     def f(fmap, pts):
         values, grads, _ = sample_with_gradients(fmap, pts)
@@ -157,10 +159,10 @@ def test_gradcheck_sample():
     assert torch.autograd.gradcheck(f, (fmap, pts))
 
 
-def test_sample_gradient_agrees_with_autograd_wrt_points():
+def test_sample_gradient_agrees_with_autograd_wrt_points(device):
     """For bilinear interpolation of a smooth (affine) map, d sample / d point = map gradient."""
-    fmap, coef = _affine_map()
-    pts = _inside_points(10, lo=1.5, seed=10).requires_grad_()
+    fmap, coef = _affine_map(device=device)
+    pts = _inside_points(10, lo=1.5, seed=10, device=device).requires_grad_()
     values, _ = sample(fmap, pts)
     (g,) = torch.autograd.grad(values[..., 0].sum(), pts)
     assert_close(g, coef[:, None, 0, :2].expand(B, 10, 2), atol=1e-12)

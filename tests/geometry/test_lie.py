@@ -19,7 +19,7 @@ from s2dloc.geometry.lie import (
     so3_log,
 )
 
-from ._helpers import DTYPES, assert_close, randn, random_axis_angle, random_rotation, rot_z
+from ._helpers import assert_close, randn, random_axis_angle, random_rotation, rot_z
 
 EYE = torch.eye(3, dtype=torch.float64)
 
@@ -47,11 +47,10 @@ def test_skew_rejects_wrong_size():
 
 
 # ----- shapes and smoke
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch", [(), (4,), (2, 3)])
-def test_shapes(batch, dtype):
-    phi = torch.full((*batch, 3), 0.3, dtype=dtype)
-    xi = torch.full((*batch, 6), 0.3, dtype=dtype)
+def test_shapes(batch, device, dtype):
+    phi = torch.full((*batch, 3), 0.3, dtype=dtype, device=device)
+    xi = torch.full((*batch, 6), 0.3, dtype=dtype, device=device)
     assert so3_exp(phi).shape == (*batch, 3, 3)
     assert so3_log(so3_exp(phi)).shape == (*batch, 3)
     assert so3_left_jacobian(phi).shape == (*batch, 3, 3)
@@ -59,6 +58,7 @@ def test_shapes(batch, dtype):
     assert R.shape == (*batch, 3, 3) and t.shape == (*batch, 3)
     assert se3_log(R, t).shape == (*batch, 6)
     assert so3_exp(phi).dtype == dtype and se3_log(R, t).dtype == dtype
+    assert so3_exp(phi).device == device and se3_log(R, t).device == device
 
 
 # ----- known answers
@@ -92,39 +92,36 @@ def test_se3_exp_pure_translation_and_pure_rotation():
     assert_close(t, torch.tensor([0.0, 2 / math.pi, 0.0], dtype=torch.float64), atol=1e-15)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_so3_exp_is_rotation(dtype):
-    R = so3_exp(random_axis_angle(50, max_angle=3 * math.pi, seed=3, dtype=dtype))
-    eye = torch.eye(3, dtype=dtype).expand(50, 3, 3)
-    assert_close(R.transpose(-1, -2) @ R, eye, dtype=dtype)
-    assert_close(torch.linalg.det(R), torch.ones(50, dtype=dtype), dtype=dtype)
+def test_so3_exp_is_rotation(device, dtype, tol):
+    R = so3_exp(random_axis_angle(50, max_angle=3 * math.pi, seed=3, dtype=dtype, device=device))
+    eye = torch.eye(3, dtype=dtype, device=device).expand(50, 3, 3)
+    assert_close(R.transpose(-1, -2) @ R, eye, **tol)
+    assert_close(torch.linalg.det(R), torch.ones(50, dtype=dtype, device=device), **tol)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_float32_agrees_with_float64(dtype):
+def test_float32_agrees_with_float64(device, dtype, tol):
     xi = torch.cat([randn(30, 3, seed=4), random_axis_angle(30, seed=5)], -1)
     R64, t64 = se3_exp(xi)
-    R, t = se3_exp(xi.to(dtype))
-    assert_close(R, R64.to(dtype), dtype=dtype)
+    R, t = se3_exp(xi.to(device, dtype))
+    log = se3_log(R, t)
+    assert R.device == t.device == log.device == device
+    R, t, log = R.cpu(), t.cpu(), log.cpu()
+    assert_close(R, R64.to(dtype), **tol)
     assert_close(t, t64.to(dtype), dtype=dtype, atol=1e-5 if dtype == torch.float32 else 1e-12)
-    assert_close(
-        se3_log(R, t), xi.to(dtype), dtype=dtype, atol=5e-5 if dtype == torch.float32 else 1e-12
-    )
+    assert_close(log, xi.to(dtype), dtype=dtype, atol=5e-5 if dtype == torch.float32 else 1e-12)
 
 
 # ----- log(exp) and exp(log)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_so3_log_exp_round_trip(dtype):
-    phi = random_axis_angle(100, max_angle=math.pi - 1e-2, seed=6, dtype=dtype)
+def test_so3_log_exp_round_trip(device, dtype):
+    phi = random_axis_angle(100, max_angle=math.pi - 1e-2, seed=6, dtype=dtype, device=device)
     assert_close(
         so3_log(so3_exp(phi)), phi, dtype=dtype, atol=1e-5 if dtype == torch.float32 else 1e-12
     )
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_so3_exp_log_round_trip(dtype):
-    R = random_rotation(100, seed=7, dtype=dtype)
-    assert_close(so3_exp(so3_log(R)), R, dtype=dtype)
+def test_so3_exp_log_round_trip(device, dtype, tol):
+    R = random_rotation(100, seed=7, dtype=dtype, device=device)
+    assert_close(so3_exp(so3_log(R)), R, **tol)
 
 
 @pytest.mark.parametrize("angle", [1e-12, 1e-9, 1e-6, 1e-4, 3e-4, 1e-3])
@@ -163,14 +160,14 @@ def test_so3_log_mixed_batch():
     assert_close(so3_log(so3_exp(phi)), phi, atol=1e-10)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_se3_round_trips(dtype):
-    xi = torch.cat([randn(50, 3, seed=9), random_axis_angle(50, seed=10)], -1).to(dtype)
+def test_se3_round_trips(device, dtype, tol):
+    xi = torch.cat([randn(50, 3, seed=9), random_axis_angle(50, seed=10)], -1).to(device, dtype)
     R, t = se3_exp(xi)
     assert_close(se3_log(R, t), xi, dtype=dtype, atol=5e-5 if dtype == torch.float32 else 1e-12)
-    R0, t0 = random_rotation(50, seed=11, dtype=dtype), randn(50, 3, seed=12, dtype=dtype)
+    R0 = random_rotation(50, seed=11, dtype=dtype, device=device)
+    t0 = randn(50, 3, seed=12, dtype=dtype, device=device)
     R1, t1 = se3_exp(se3_log(R0, t0))
-    assert_close(R1, R0, dtype=dtype)
+    assert_close(R1, R0, **tol)
     assert_close(t1, t0, dtype=dtype, atol=5e-5 if dtype == torch.float32 else 1e-11)
 
 
@@ -220,32 +217,34 @@ def test_left_jacobian_is_derivative_of_exp(angle):
     assert_close(J, so3_left_jacobian(phi), atol=1e-9)
 
 
-# ----- gradchecks (float64)
-def test_gradcheck_so3_exp():
-    phi = random_axis_angle(4, seed=14).requires_grad_()
+# ----- gradchecks (float64, on every device)
+def test_gradcheck_so3_exp(device):
+    phi = random_axis_angle(4, seed=14, device=device).requires_grad_()
     assert torch.autograd.gradcheck(so3_exp, (phi,))
-    tiny = (torch.tensor([1e-5, -2e-5, 3e-6], dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(so3_exp, (tiny,), eps=1e-7)
+    tiny = torch.tensor([1e-5, -2e-5, 3e-6], dtype=torch.float64, device=device)
+    assert torch.autograd.gradcheck(so3_exp, (tiny.requires_grad_(),), eps=1e-7)
 
 
-def test_gradcheck_so3_log_away_from_pi():
-    R = so3_exp(random_axis_angle(4, max_angle=2.5, seed=15) + 0.1).requires_grad_()
+def test_gradcheck_so3_log_away_from_pi(device):
+    phi = random_axis_angle(4, max_angle=2.5, seed=15, device=device) + 0.1
+    R = so3_exp(phi).requires_grad_()
     assert torch.autograd.gradcheck(so3_log, (R,))
 
 
-def test_gradcheck_se3_exp():
-    xi = torch.cat([randn(4, 3, seed=16), random_axis_angle(4, seed=17)], -1).requires_grad_()
-    assert torch.autograd.gradcheck(se3_exp, (xi,))
+def test_gradcheck_se3_exp(device):
+    xi = torch.cat([randn(4, 3, seed=16), random_axis_angle(4, seed=17)], -1).to(device)
+    assert torch.autograd.gradcheck(se3_exp, (xi.requires_grad_(),))
 
 
-def test_gradcheck_se3_log():
-    R = so3_exp(random_axis_angle(4, max_angle=2.5, seed=18) + 0.1).requires_grad_()
-    t = randn(4, 3, seed=19).requires_grad_()
+def test_gradcheck_se3_log(device):
+    phi = random_axis_angle(4, max_angle=2.5, seed=18, device=device) + 0.1
+    R = so3_exp(phi).requires_grad_()
+    t = randn(4, 3, seed=19, device=device).requires_grad_()
     assert torch.autograd.gradcheck(se3_log, (R, t))
 
 
-def test_gradcheck_left_jacobians():
-    phi = random_axis_angle(3, seed=20).requires_grad_()
+def test_gradcheck_left_jacobians(device):
+    phi = random_axis_angle(3, seed=20, device=device).requires_grad_()
     assert torch.autograd.gradcheck(so3_left_jacobian, (phi,))
     assert torch.autograd.gradcheck(so3_left_jacobian_inv, (phi,))
 

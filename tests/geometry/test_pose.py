@@ -12,13 +12,13 @@ import torch
 from s2dloc.geometry.lie import skew
 from s2dloc.geometry.pose import Pose
 
-from ._helpers import DTYPES, assert_close, randn, random_axis_angle, random_rotation, rot_z
+from ._helpers import assert_close, randn, random_axis_angle, random_rotation, rot_z
 
 
-def _random_pose(*batch: int, seed: int = 0, dtype=torch.float64) -> Pose:
+def _random_pose(*batch: int, seed: int = 0, dtype=torch.float64, device=None) -> Pose:
     n = int(np.prod(batch)) if batch else 1
-    R = random_rotation(n, seed=seed, dtype=dtype).reshape(*batch, 3, 3)
-    t = randn(n, 3, seed=seed + 1000, dtype=dtype).reshape(*batch, 3)
+    R = random_rotation(n, seed=seed, dtype=dtype, device=device).reshape(*batch, 3, 3)
+    t = randn(n, 3, seed=seed + 1000, dtype=dtype, device=device).reshape(*batch, 3)
     return Pose(R, t)
 
 
@@ -67,13 +67,13 @@ def test_detach():
 
 
 # ----- group properties
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_inverse(dtype):
-    T = _random_pose(20, seed=1, dtype=dtype)
-    I = Pose.identity(20, dtype=dtype)
-    _assert_pose_close(T @ T.inv(), I, dtype=dtype)
-    _assert_pose_close(T.inv() @ T, I, dtype=dtype)
-    assert_close(T.inv().matrix(), torch.linalg.inv(T.matrix()), dtype=dtype)
+def test_inverse(device, dtype, tol):
+    T = _random_pose(20, seed=1, dtype=dtype, device=device)
+    I = Pose.identity(20, dtype=dtype, device=device)
+    assert T.inv().device == device
+    _assert_pose_close(T @ T.inv(), I, **tol)
+    _assert_pose_close(T.inv() @ T, I, **tol)
+    assert_close(T.inv().matrix(), torch.linalg.inv(T.matrix()), **tol)
 
 
 def test_composition_is_associative_and_matches_matrices():
@@ -85,15 +85,14 @@ def test_composition_is_associative_and_matches_matrices():
     assert_close((A @ B).transform(X), A.transform(B.transform(X)))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_transform_matches_homogeneous_matrix(dtype):
-    T = _random_pose(4, seed=6, dtype=dtype)
-    X = randn(4, 9, 3, seed=7, dtype=dtype)
+def test_transform_matches_homogeneous_matrix(device, dtype, tol):
+    T = _random_pose(4, seed=6, dtype=dtype, device=device)
+    X = randn(4, 9, 3, seed=7, dtype=dtype, device=device)
     Xh = torch.cat([X, torch.ones_like(X[..., :1])], -1)
     expected = (T.matrix()[:, None] @ Xh[..., None])[..., :3, 0]
-    assert T.transform(X).shape == (4, 9, 3)
-    assert_close(T.transform(X), expected, dtype=dtype)
-    assert_close(T * X, expected, dtype=dtype)
+    assert T.transform(X).shape == (4, 9, 3) and T.matrix().device == device
+    assert_close(T.transform(X), expected, **tol)
+    assert_close(T * X, expected, **tol)
 
 
 def test_transform_known_answer_and_broadcast():
@@ -126,35 +125,36 @@ def test_camera_centre_conversion_hand_computed():
 
 
 # ----- errors
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_angle_to_known_answers(dtype):
-    I = Pose.identity(dtype=dtype)
+def test_angle_to_known_answers(device, dtype):
+    I = Pose.identity(dtype=dtype, device=device)
     for deg in (90.0, 1.0, 179.0, 180.0):
-        T = Pose(rot_z(math.radians(deg), dtype), torch.zeros(3, dtype=dtype))
+        T = Pose(
+            rot_z(math.radians(deg), dtype, device), torch.zeros(3, dtype=dtype, device=device)
+        )
         assert_close(
             I.angle_to(T),
-            torch.tensor(deg, dtype=dtype),
+            torch.tensor(deg, dtype=dtype, device=device),
             dtype=dtype,
             atol=1e-3 if dtype == torch.float32 else 1e-9,
         )
         assert_close(
             T.angle_to(I),
-            torch.tensor(deg, dtype=dtype),
+            torch.tensor(deg, dtype=dtype, device=device),
             dtype=dtype,
             atol=1e-3 if dtype == torch.float32 else 1e-9,
         )
     # Relative rotation only: a common rotation applied to both does not change the error.
-    A = _random_pose(seed=9, dtype=dtype)
-    B = Pose(A.R @ rot_z(math.radians(30), dtype), A.t)
+    A = _random_pose(seed=9, dtype=dtype, device=device)
+    B = Pose(A.R @ rot_z(math.radians(30), dtype, device), A.t)
     assert_close(
         A.angle_to(B),
-        torch.tensor(30.0, dtype=dtype),
+        torch.tensor(30.0, dtype=dtype, device=device),
         dtype=dtype,
         atol=1e-3 if dtype == torch.float32 else 1e-9,
     )
     assert_close(
         A.angle_to(A),
-        torch.tensor(0.0, dtype=dtype),
+        torch.tensor(0.0, dtype=dtype, device=device),
         dtype=dtype,
         atol=1e-2 if dtype == torch.float32 else 1e-6,
     )
@@ -209,10 +209,11 @@ def test_left_perturbation_jacobian():
     assert_close(J, expected, atol=1e-12)
 
 
-def test_gradcheck_pose_ops():
-    T = _random_pose(seed=19)
-    X = randn(3, 3, seed=20).requires_grad_()
-    xi = torch.cat([randn(3, seed=21), random_axis_angle(1, seed=22)[0]]).requires_grad_()
+def test_gradcheck_pose_ops(device):
+    T = _random_pose(seed=19, device=device)
+    X = randn(3, 3, seed=20, device=device).requires_grad_()
+    xi = torch.cat([randn(3, seed=21), random_axis_angle(1, seed=22)[0]]).to(device)
+    xi.requires_grad_()
 
     def f(xi, X):
         P = Pose.exp(xi) @ T

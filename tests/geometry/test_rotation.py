@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 
 from s2dloc.geometry.rotation import matrix_to_quat, quat_to_matrix
 
-from ._helpers import DTYPES, assert_close, randn, random_rotation, rot_z
+from ._helpers import assert_close, randn, random_rotation, rot_z
 
 
 def _random_quats(n: int, seed: int = 0) -> torch.Tensor:
@@ -58,10 +58,10 @@ def test_normalisation_and_sign_invariance():
     assert_close(quat_to_matrix(-q), R)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_quat_matrix_quat_round_trip(dtype):
-    q = torch.cat([_random_quats(100, seed=2), _branch_quats()]).to(dtype)
+def test_quat_matrix_quat_round_trip(device, dtype):
+    q = torch.cat([_random_quats(100, seed=2), _branch_quats()]).to(device, dtype)
     out = matrix_to_quat(quat_to_matrix(q))
+    assert out.device == device and out.dtype == dtype
     assert (out[:, 0] >= 0).all()  # canonical sign
     assert_close(out, q, dtype=dtype, atol=1e-6 if dtype == torch.float32 else 1e-14)
     # negated inputs give the same canonical quaternion
@@ -73,10 +73,9 @@ def test_quat_matrix_quat_round_trip(dtype):
     )
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_matrix_quat_matrix_round_trip(dtype):
-    R = random_rotation(200, seed=3, dtype=dtype)
-    assert_close(quat_to_matrix(matrix_to_quat(R)), R, dtype=dtype)
+def test_matrix_quat_matrix_round_trip(device, dtype, tol):
+    R = random_rotation(200, seed=3, dtype=dtype, device=device)
+    assert_close(quat_to_matrix(matrix_to_quat(R)), R, **tol)
 
 
 def test_output_is_rotation():
@@ -103,13 +102,13 @@ def test_agrees_with_pycolmap_xyzw():
         assert_close(matrix_to_quat(quat_to_matrix(q)), ref if ref[0] >= 0 else -ref)
 
 
-def test_gradcheck_quat_to_matrix():
-    q = randn(5, 4, seed=8).requires_grad_()
+def test_gradcheck_quat_to_matrix(device):
+    q = randn(5, 4, seed=8, device=device).requires_grad_()
     assert torch.autograd.gradcheck(quat_to_matrix, (q,))
 
 
-def test_gradcheck_matrix_to_quat_every_branch():
-    R = quat_to_matrix(_branch_quats()[:4]).requires_grad_()  # one matrix per formula
-    assert torch.autograd.gradcheck(matrix_to_quat, (R,))
-    R = random_rotation(5, seed=9).requires_grad_()
+def test_gradcheck_matrix_to_quat_every_branch(device):
+    R = quat_to_matrix(_branch_quats()[:4].to(device))  # one matrix per formula
+    assert torch.autograd.gradcheck(matrix_to_quat, (R.requires_grad_(),))
+    R = random_rotation(5, seed=9, device=device).requires_grad_()
     assert torch.autograd.gradcheck(matrix_to_quat, (R,))

@@ -133,14 +133,14 @@ def test_robotcar_runner_writes_submission(robotcar_root, tmp_path, monkeypatch)
     root, size = robotcar_root
     monkeypatch.setattr(robotcar, "IMAGE_SIZE", size)
     args = ["benchmark", "robotcar", "--root", str(root), "--conditions", "night",
-            "--out", str(tmp_path), "--conf", "s2d.match_stride=4"]  # fmt: skip
+            "--out", str(tmp_path), "--conf", "s2d.match_stride=4", "output.write_failed=true"]  # fmt: skip
     assert main(args) == 0
     lines = (tmp_path / "submission_robotcar.txt").read_text().splitlines()
     assert lines and all(line.split()[0].startswith("rear/") for line in lines)
     assert len((tmp_path / "night" / "log.jsonl").read_text().splitlines()) == 5
 
 
-def test_interrupted_run_resumes_without_recomputing(cmu_root, tmp_path):
+def test_interrupted_run_resumes_without_recomputing(cmu_root, tmp_path, caplog):
     args = ["benchmark", "cmu", "--root", str(cmu_root), "--slices", "2", "--out", str(tmp_path),
             "--conf", "s2d.match_stride=4"]  # fmt: skip
     assert main(args) == 0
@@ -153,6 +153,11 @@ def test_interrupted_run_resumes_without_recomputing(cmu_root, tmp_path):
     assert lines[:2] == [x.rstrip("\n") for x in full[:2]]  # kept, not recomputed
     names = [json.loads(x)["name"] for x in lines if x.startswith("{") and x.endswith("}")]
     assert sorted(names) == sorted(json.loads(x)["name"] for x in full)
+    # Resuming with other settings would mix results: refused, naming the changed key.
+    assert main([*args, "retrieval.num_refs=2"]) == 2
+    assert "slice2/config.json was written with other settings" in caplog.text
+    assert "conf.retrieval.num_refs" in caplog.text
+    assert log.read_text().splitlines() == lines
 
 
 def test_robotcar_conditions_share_one_feature_cache(robotcar_root, tmp_path, monkeypatch):

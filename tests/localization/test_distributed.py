@@ -1,4 +1,6 @@
-"""``torchrun --nproc_per_node=2 -m s2dloc localize`` gives the same results as one process."""
+"""Distributed runs: ``torchrun --nproc_per_node=2`` gives the results of one process; every
+rank appends to its own log as queries finish, and those logs are merged at the end or, after an
+interruption, when the next run starts."""
 
 from __future__ import annotations
 
@@ -10,8 +12,16 @@ import sys
 
 import numpy as np
 
+from s2dloc.cli import main
 from s2dloc.datasets.colmap_io import read_poses
-from s2dloc.localization.distributed import Context, merge_parts, write_part
+from s2dloc.localization.distributed import (
+    Context,
+    merge_rank_logs,
+    rank_log_path,
+    rank_logs,
+)
+
+CONF = ["--conf", "s2d.match_stride=4", "retrieval.num_refs=3", "output.write_failed=true"]
 
 
 def _free_port() -> int:
@@ -24,9 +34,9 @@ def _localize(world_dir, out, nproc: int) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
            f"--master_port={_free_port()}", "-m", "s2dloc", "localize", "--map", str(world_dir),
            "--queries", str(world_dir / "queries_with_intrinsics.txt"), "--out", str(out),
-           "--conf", "s2d.match_stride=4", "retrieval.num_refs=3"]  # fmt: skip
+           *CONF]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
 
 
 def test_two_processes_match_one(world_dir, tmp_path):
@@ -43,17 +53,44 @@ def test_two_processes_match_one(world_dir, tmp_path):
         np.testing.assert_allclose(two[name][1], t, atol=1e-6)
     names = [json.loads(line)["name"] for line in (runs[2] / "log.jsonl").read_text().splitlines()]
     assert names == list(one)
-    assert not list(runs[2].glob("log.part*"))  # parts merged and removed
+    assert not rank_logs(runs[2] / "log.jsonl")  # merged and removed
     assert len(list(runs[2].glob("cache-*.h5"))) == 1
 
 
-def test_merge_parts_keeps_query_order(tmp_path):
+def test_merge_rank_logs_keeps_query_order_and_one_record_per_query(tmp_path):
     log = tmp_path / "log.jsonl"
-    log.write_text(json.dumps({"name": "c"}) + "\n")  # from an earlier run
-    write_part(log, Context(0, 2), [{"name": "a"}, {"name": "d"}])
-    write_part(log, Context(1, 2), [{"name": "b"}])
-    merged = merge_parts(log, 2, ["a", "b", "c", "d"])
-    assert list(merged) == ["a", "b", "c", "d"]
+    log.write_text(json.dumps({"name": "c", "v": "log"}) + "\n")  # from an earlier run
+    r0, r1 = rank_log_path(log, 0), rank_log_path(log, 1)
+    assert r1.name == "log.rank1.jsonl"
+    r0.write_text(json.dumps({"name": "a"}) + "\n" + json.dumps({"name": "d"}) + '\n{"na')
+    r1.write_text(json.dumps({"name": "b"}) + "\n" + json.dumps({"name": "c", "v": "rank"}) + "\n")
+    rank_log_path(log, 12).write_text(json.dumps({"name": "e"}) + "\n")  # another world size
+    assert [p.name for p in rank_logs(log)] == [r0.name, r1.name, "log.rank12.jsonl"]
+    merged = merge_rank_logs(log, ["a", "b", "c", "d"])
+    assert list(merged) == ["a", "b", "c", "d", "e"] and merged["c"]["v"] == "log"
     assert [json.loads(x)["name"] for x in log.read_text().splitlines()] == list(merged)
-    assert not list(tmp_path.glob("log.part*"))
+    assert not rank_logs(log)
+    assert merge_rank_logs(log, ["e"]) == merged  # nothing to merge: the log is unchanged
     assert Context(1, 3).shard(list(range(8))) == [1, 4, 7]
+
+
+def test_interrupted_distributed_run_keeps_every_ranks_records(world_dir, tmp_path, caplog):
+    args = ["localize", "--map", str(world_dir), "--queries",
+            str(world_dir / "queries_with_intrinsics.txt"), *CONF]  # fmt: skip
+    full = tmp_path / "full"
+    assert main([*args, "--out", str(full)]) == 0
+    lines = (full / "log.jsonl").read_text().splitlines(keepends=True)
+    # A 2-process run killed after rank 0 finished queries 0, 2 and rank 1 query 1 (and half of 3).
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.json").write_text((full / "config.json").read_text())
+    (out / "cache-photometric.h5").write_bytes((full / "cache-photometric.h5").read_bytes())
+    rank_log_path(out / "log.jsonl", 0).write_text(lines[0] + lines[2])
+    rank_log_path(out / "log.jsonl", 1).write_text(lines[1] + lines[3][:40])
+    caplog.set_level("INFO")
+    assert main([*args, "--out", str(out)]) == 0
+    assert "5 queries, 3 already done" in caplog.text
+    after = (out / "log.jsonl").read_text().splitlines(keepends=True)
+    assert after[:3] == [lines[0], lines[1], lines[2]]  # kept byte for byte, in query order
+    assert [json.loads(x)["name"] for x in after] == [json.loads(x)["name"] for x in lines]
+    assert not rank_logs(out / "log.jsonl")

@@ -52,7 +52,7 @@ def test_cache_resumable_and_overwrite(world_map, tmp_path):
     assert ext.calls == calls  # nothing recomputed
     # An interrupted write (group without the completion marker) is recomputed.
     with h5py.File(path, "a") as f:
-        del f[world_map.names[3]].attrs["complete"]
+        del f[world_map.names[3]].attrs["checksum"]
     assert build_cache(world_map, ext, path, conf, progress=False) == 1
     refs = load_cache(world_map, path, conf)
     r = refs[world_map.names[0]]

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from s2dloc.datasets.colmap_io import read_poses
 from s2dloc.geometry import Pose
-from s2dloc.localization import Localizer, Query
+from s2dloc.localization import Localizer, Map, Query
 from s2dloc.localization.io import read_queries
 from s2dloc.localization.retrieval import pairs_from_file
 
@@ -42,20 +43,87 @@ def test_retrieval_queries(setup, world_dir):
 
 def test_pipeline_reference_queries(setup):
     loc, queries, gt = setup
-    good = 0
+    good = accepted = 0
     for q in queries:
         r = loc.localize(q)
         assert not r.error and r.refs and r.timings["match"] > 0
+        assert r.success == (r.reason == "") and r.to_json()["success"] == r.success
         if not r.pnp_success:
-            assert r.fallback and r.pose is not None
+            assert r.fallback and r.pose is not None and not r.success
             continue
         rot, trans = _err(gt[q.name], r.pose)
-        good += rot < 2 and trans < 0.25
+        if r.success:  # the verdict: an accepted pose is right
+            accepted += 1
+            assert rot < 5 and trans < 1.0, (q.name, rot, trans)
+            good += rot < 2 and trans < 0.25
         if r.fpnp_success:  # F-PnP must not make a good PnP pose worse
             rot0, trans0 = _err(gt[q.name], r.pnp_pose)
             if rot0 < 2 and trans0 < 0.25:
                 assert rot < rot0 + 0.1 and trans < trans0 + 0.05
-    assert good >= 3
+        else:
+            assert r.pose is r.pnp_pose and r.fpnp["message"].endswith("rejected")
+    assert accepted >= 2 and good >= 2
+
+
+def test_garbage_query_image_fails_with_a_reason(setup):
+    loc, queries, _ = setup
+    q = queries[1]
+    noise = np.random.default_rng(0).integers(0, 256, q.load().shape, dtype=np.uint8)
+    for image in (noise, np.full_like(noise, 128)):
+        r = loc.localize(Query(q.name, q.camera, image=image))
+        assert not r.error and not r.success and r.reason
+        assert r.to_json()["reason"] == r.reason
+
+
+def test_query_place_absent_from_the_map_is_not_accepted(setup, world_map):
+    """Without the database views near the query, no wrong pose may be reported as a success."""
+    _, queries, gt = setup
+    rejected = 0
+    for q in queries[:3]:
+        c = gt[q.name].center()
+        far = [
+            im for im in world_map.images if float((im.cam_from_world.center() - c).norm()) > 15.0
+        ]
+        sub = Map(far, world_map.point_ids, world_map.points3D, world_map.image_root)
+        loc = Localizer(sub, CONF, extractor=PatchProjection(), progress=False)
+        r = loc.localize(q)
+        assert not r.error
+        if r.success:
+            rot, trans = _err(gt[q.name], r.pose)
+            assert rot < 5 and trans < 1.0, (q.name, rot, trans)
+        else:
+            rejected += 1
+            assert r.reason
+    assert rejected >= 2
+
+
+class _CostlyRefiner:
+    """F-PnP that moves the pose a little and reports a higher cost."""
+
+    def __init__(self, solver):
+        self.solver = solver
+
+    def refine(self, *args, **kwargs):
+        out = self.solver.refine(*args, **kwargs)
+        out.pose = Pose.exp(out.pose.t.new_tensor([0.01, 0, 0, 0, 0.002, 0])) @ out.pose
+        out.success, out.cost_final = torch.tensor(True), out.cost_init * 2
+        return out
+
+
+def test_fpnp_raising_the_cost_is_rejected_and_pnp_pose_kept(setup):
+    loc, queries, gt = setup
+    solver, loc.solver = loc.solver, _CostlyRefiner(loc.solver)
+    try:
+        results = [loc.localize(q) for q in queries[1:4]]
+    finally:
+        loc.solver = solver
+    refined = [r for r in results if r.pnp_success]
+    assert refined
+    for r in refined:
+        assert not r.fpnp_success and r.fpnp["message"].endswith("rejected")
+        assert r.pose is r.pnp_pose
+        assert r.verify["fpnp"]["cost_ratio"] == pytest.approx(2.0)
+    assert any("cost ratio 2.000" in r.fpnp["message"] for r in refined)
 
 
 def test_refine_only_from_perturbed_pose(setup):

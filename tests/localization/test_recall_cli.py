@@ -20,7 +20,10 @@ def test_recall_known_numbers(tmp_path):
            ("query/snow/0.png", [c10, s10, 0, 0, 0, 0, 0])]  # 4 deg; snow/1 missing  # fmt: skip
     _write(tmp_path / "gt.txt", gt)
     _write(tmp_path / "res.txt", res)
-    table, errors = evaluate(tmp_path / "res.txt", tmp_path / "gt.txt")
+    ev = evaluate(tmp_path / "res.txt", tmp_path / "gt.txt")
+    table, errors = ev.table, ev.errors
+    assert ev.missing == ["query/snow/1.png"] and ev.submitted["all"]["count"] == 3
+    assert ev.submitted["snow"]["0.5m/5.0deg"] == 100 and ev.submitted["all"]["5.0m/10.0deg"] == 100
     assert table["dusk"]["0.25m/2.0deg"] == 50 and table["dusk"]["5.0m/10.0deg"] == 100
     assert table["snow"]["0.25m/2.0deg"] == 0 and table["snow"]["0.5m/5.0deg"] == 50
     assert table["snow"]["median_rot_deg"] == np.inf

@@ -12,12 +12,21 @@ from s2dloc.datasets.synthetic import SCENES, look_at
 from s2dloc.datasets.synthetic.world import make_camera, render_view
 from s2dloc.geometry import Pose
 
+SEQUENCE_CAMERA = make_camera("PINHOLE", 320, 240, 65.0)
 
-def render_sequence(folder: Path, num: int = 10, step: float = 0.25, start: float = 4.0,
-                    condition: str = "reference") -> dict[str, Pose]:  # fmt: skip
+
+def render_sequence(
+    folder: Path,
+    num: int = 10,
+    step: float = 0.25,
+    start: float = 4.0,
+    condition: str = "reference",
+    depths: dict | None = None,
+) -> dict[str, Pose]:
     """Render ``num`` 320x240 views (0.25 m apart, less than the 3 m texture period, looking 45 degrees off the street axis) as
-    PNGs into ``folder``; returns the ground-truth cam_from_world poses by name."""
-    scene, camera = SCENES["street"](0), make_camera("PINHOLE", 320, 240, 65.0)
+    PNGs into ``folder``; returns the ground-truth cam_from_world poses by name (and fills
+    ``depths`` with the (H, W) depth maps by name when given)."""
+    scene, camera = SCENES["street"](0), SEQUENCE_CAMERA
     heading = np.deg2rad(45.0)
     folder.mkdir(parents=True, exist_ok=True)
     poses = {}
@@ -29,6 +38,8 @@ def render_sequence(folder: Path, num: int = 10, step: float = 0.25, start: floa
         rgb = (np.clip(view.rgb, 0, 1) * 255).round().astype(np.uint8)
         cv2.imwrite(str(folder / f"{i:04d}.png"), rgb[..., ::-1])
         poses[f"{i:04d}.png"] = pose
+        if depths is not None:
+            depths[f"{i:04d}.png"] = view.depth
     return poses
 
 

@@ -103,3 +103,26 @@ def test_default_step_schedule_and_no_gradient():
     # At step 1e6 the pool holds the 5 closest: 5 valid negatives, 3 padded invalid ones.
     u_neg, valid = mine_negatives(f_a, F_b, u_b, 8, step=10**6, generator=_gen(10))
     assert u_neg.shape == (2, 5, 8, 2) and (valid.sum(-1) == 5).all()
+
+
+@pytest.mark.parametrize("mode", ["hard", "random"])
+def test_whole_level_by_default_and_chunking_does_not_change_the_result(mode):
+    F_b = torch.rand(2, 8, 24, 32, generator=_gen(11))
+    f_a = torch.rand(2, 7, 8, generator=_gen(12))
+    u_b = torch.rand(2, 7, 2, generator=_gen(13)) * torch.tensor([32.0, 24.0])
+    kw = dict(pool_size=20, mode=mode, exclude_radius=2.0)
+    default = mine_negatives(f_a, F_b, u_b, 6, generator=_gen(14), **kw)
+    whole = mine_negatives(f_a, F_b, u_b, 6, num_candidates=0, generator=_gen(14), **kw)
+    tiny_chunks = mine_negatives(f_a, F_b, u_b, 6, generator=_gen(14), chunk_elements=1, **kw)
+    for a, b, c in zip(default, whole, tiny_chunks):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    if mode == "hard":  # exact: each negative is among the 20 closest admissible pixels
+        feats = F_b.flatten(2).transpose(1, 2)  # (B, P, C)
+        ys, xs = torch.meshgrid(torch.arange(24), torch.arange(32), indexing="ij")
+        xy = torch.stack([xs, ys], -1).reshape(-1, 2) + 0.5
+        d = torch.cdist(f_a, feats)
+        d = d.masked_fill(torch.cdist(u_b, xy.expand(2, -1, -1)) < 2.0, float("inf"))
+        kth = d.topk(20, dim=-1, largest=False).values[..., -1:]  # (B, K, 1)
+        u_neg = default[0]
+        idx = ((u_neg[..., 1] - 0.5) * 32 + (u_neg[..., 0] - 0.5)).long()
+        assert (d.gather(-1, idx) <= kth).all()

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     loc.record_history = True  # F-PnP cost per iteration for the report
     results = [loc.localize(q) for q in _progress(queries)]
     final = {r.name: _qt(r.pose) for r in results if r.pose is not None and not r.fallback}
+    verdict, reasons = _verdict_tables(results, gt, out / "run")
     pnp = {r.name: _qt(r.pnp_pose) for r in results if r.pnp_pose is not None}
     errors = {"PnP": pose_errors(pnp, gt), "PnP + F-PnP": pose_errors(final, gt)}
     tables = {k: recall_table(e) for k, e in errors.items()}
@@ -68,8 +69,13 @@ def run(args: argparse.Namespace) -> int:
         "recall [%] at (0.25 m, 2 deg) / (0.5 m, 5 deg) / (5 m, 10 deg):"
     )
     print(format_table(rows, headers))
+    _print_verdict(results, verdict, reasons)
     sections = [
         ("Recall per condition", [table_html(rows, headers)]),
+        (
+            "Verdict: accepted queries, precision and recall",
+            [table_html(*verdict), table_html(*reasons)],
+        ),
         ("Cumulative errors before and after F-PnP", [curves.relative_to(report)]),
         ("Map, localized queries, recall per condition, features", run_figures),
         ("Queries: retrieved references, S2D matches, reprojections", figures),
@@ -100,6 +106,34 @@ def _recall_rows(tables: dict) -> tuple[list[list], list[str]]:
             row.append(" / ".join(f"{table[cond][k]:.0f}" for k in keys))
         rows.append(row)
     return rows, ["condition", "queries", *tables]
+
+
+def _print_verdict(results, verdict: tuple[list, list], reasons: tuple[list, list]) -> None:
+    from s2dloc.utils.table import format_table
+
+    accepted = sum(r.success for r in results)
+    print(
+        f"\nVerdict: {accepted}/{len(results)} queries localized (success); per condition, "
+        "precision [%] of the accepted at (1 m, 5 deg) and recall at (0.25 m, 2 deg):"
+    )
+    print(format_table(*verdict))
+    if reasons[0]:
+        print("why the others failed:")
+        print(format_table(*reasons))
+
+
+def _verdict_tables(results, gt: dict, run: Path) -> tuple[tuple[list, list], tuple[list, list]]:
+    """Per condition: queries, accepted, precision and recall of the verdict; failure reasons.
+    The records and ground truth go to ``run`` (for ``benchmarks/verdict.py``)."""
+    from s2dloc.evaluation.recall import condition_of
+    from s2dloc.geometry import Pose
+    from s2dloc.viz.verdict import HEADERS, Outcome, reason_rows, verdict_rows, write_run
+
+    outcomes = [Outcome(r.name, r.pose, r.success, r.reason) for r in results]
+    poses = {n: Pose.from_quat_t(*qt) for n, qt in gt.items()}
+    write_run(run, results, poses)
+    rows = verdict_rows(outcomes, poses, condition_of)
+    return (rows, ["condition", *HEADERS[1:]]), (reason_rows(outcomes), ["reason", "queries"])
 
 
 def _run_figures(map_, queries, errors, tables, gt, final, loc, report: Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""``s2dloc map``: build a map from a folder of images (pycolmap SfM) or import a COLMAP model.
+"""``s2dloc map``: build a map from a folder of images (pycolmap SfM), triangulate one with the
+known poses and cameras of a COLMAP model (``--known-poses``), or import a COLMAP model.
 
 The output folder is a map for ``s2dloc localize --map OUT`` (``OUT/images`` links to the image
 folder; where links are unsupported, pass ``s2dloc localize --images IMAGES``).
@@ -20,13 +21,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output map folder")
     parser.add_argument("--import-model", metavar="PATH",
                         help="import this COLMAP model (text or binary) instead of running SfM")  # fmt: skip
+    parser.add_argument(
+        "--known-poses",
+        metavar="MODEL",
+        help="COLMAP model (text or binary) with the cameras and poses of the "
+        "images: triangulate points with them held fixed instead of SfM",
+    )
     parser.add_argument("--camera-model", default="SIMPLE_RADIAL", help="COLMAP camera model")
     parser.add_argument("--camera", help="'MODEL W H params...': one known camera for all images")
     parser.add_argument("--single-camera", action="store_true",
                         help="all images share one camera (default: grouped by size and EXIF)")  # fmt: skip
-    parser.add_argument("--max-size", type=int, default=1024,
-                        help="longest image side for feature extraction")  # fmt: skip
-    parser.add_argument("--matcher", choices=["exhaustive", "sequential"], default="exhaustive")
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        help="longest image side for feature extraction (default: 1024 for SfM, "
+        "1600 with --known-poses)",
+    )
+    parser.add_argument("--max-features", type=int, default=8192, help="SIFT features per image")
+    parser.add_argument(
+        "--matcher",
+        choices=["exhaustive", "sequential", "poses"],
+        default="exhaustive",
+        help="image pairs to match: all, neighbours in name order, or (with "
+        "--known-poses) nearest cameras looking the same way",
+    )
     parser.add_argument("--overlap", type=int, default=10,
                         help="sequential matcher: neighbours matched to each image")  # fmt: skip
     parser.add_argument("--threads", type=int, default=-1, help="CPU threads (-1: all)")
@@ -35,16 +53,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from s2dloc.mapping.sfm import SfMConfig, build_map, import_model
+    from s2dloc.mapping.known_poses import KnownPosesConfig, triangulate_known_poses
+    from s2dloc.mapping.sfm import SfMConfig, build_map, import_model, summarize
 
+    if args.import_model and args.known_poses:
+        raise ValueError("use either --import-model or --known-poses, not both")
+    if args.matcher == "poses" and not args.known_poses:
+        raise ValueError("--matcher poses needs --known-poses")
+    if args.matcher == "sequential" and args.known_poses:
+        raise ValueError("with --known-poses use --matcher exhaustive or poses")
     if args.import_model:
         summary = import_model(args.import_model, args.images, args.out, args.overwrite)
+    elif args.known_poses:
+        conf = KnownPosesConfig(
+            max_features=args.max_features,
+            num_threads=args.threads,
+            max_size=args.max_size or KnownPosesConfig.max_size,
+        )
+        rec = triangulate_known_poses(
+            args.images,
+            args.known_poses,
+            args.out,
+            matching=args.matcher,
+            overwrite=args.overwrite,
+            conf=conf,
+        )
+        summary = summarize(rec)
     else:
         conf = SfMConfig(
             camera_model=args.camera_model,
             camera=args.camera,
             single_camera=args.single_camera,
-            max_size=args.max_size,
+            max_size=args.max_size or SfMConfig.max_size,
+            max_features=args.max_features,
             matcher=args.matcher,
             overlap=args.overlap,
             num_threads=args.threads,

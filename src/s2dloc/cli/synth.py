@@ -11,10 +11,22 @@ NAME = "synth"
 HELP = "generate a synthetic multi-condition world (images, depth, COLMAP model, queries, GT)"
 
 logger = logging.getLogger(__name__)
+# World settings checked against their allowed ranges, and the options that set them.
+OPTIONS = {
+    "num_db": "--num-db",
+    "num_query": "--num-query",
+    "width": "--width",
+    "height": "--height",
+    "fov_deg": "--fov",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from s2dloc.datasets.synthetic.world import PRESETS
+    from s2dloc.datasets.synthetic.world import LIMITS, PRESETS
+
+    def limits(key: str) -> str:
+        lo, hi, unit = LIMITS[key]
+        return f"{lo:g}-{hi:g} {unit}"
 
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS))
@@ -22,20 +34,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default: the preset's, 0)")
     parser.add_argument("--num-db", type=int, help="number of database images")
     parser.add_argument("--num-query", type=int, help="number of query images")
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--height", type=int)
+    parser.add_argument("--width", type=int, help=f"image width ({limits('width')})")
+    parser.add_argument("--height", type=int, help=f"image height ({limits('height')})")
     parser.add_argument(
         "--camera-model",
         choices=["SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV"],
     )
-    parser.add_argument("--fov", type=float, help="horizontal field of view in degrees")
+    parser.add_argument(
+        "--fov",
+        type=float,
+        help=f"horizontal field of view ({limits('fov_deg')}; less with SIMPLE_RADIAL)",
+    )
     parser.add_argument("--preview", action="store_true", help="also write preview.png")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
 def run(args: argparse.Namespace) -> int:
     from s2dloc.datasets.synthetic.preview import write_preview
-    from s2dloc.datasets.synthetic.world import PRESETS, generate_world
+    from s2dloc.datasets.synthetic.world import PRESETS, generate_world, out_of_range
     from s2dloc.datasets.synthetic.write import write_world
 
     overrides = {
@@ -49,10 +65,11 @@ def run(args: argparse.Namespace) -> int:
         "fov_deg": args.fov,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("num_db", "num_query", "width", "height"):
-        if key in overrides and overrides[key] < (1 if key.startswith("num") else 16):
-            raise ValueError(f"--{key.replace('_', '-')} is too small: {overrides[key]}")
-    config = dataclasses.replace(PRESETS[args.preset], **overrides)
+    for key, option in OPTIONS.items():
+        problem = out_of_range(key, overrides[key]) if key in overrides else None
+        if problem:
+            raise ValueError(f"s2dloc synth {option} {problem}")
+    config = dataclasses.replace(PRESETS[args.preset], **overrides)  # checks the field of view
     t0 = time.perf_counter()
     world = generate_world(config)
     paths = write_world(world, args.out, overwrite=args.overwrite)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from s2dloc.datasets.toy import make_toy_problem, perturb
+from s2dloc.datasets.toy import MIN_POINTS, make_toy_problem, perturb
 from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.utils.table import format_table
 from s2dloc.viz.fpnp_plots import plot_error_vs_iteration
@@ -24,12 +24,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--angles", type=float, nargs="+", default=[2.0, 5.0, 10.0, 15.0],
                         help="initial rotation errors in degrees")  # fmt: skip
     parser.add_argument("--trials", type=int, default=3, help="random starts per angle")
-    parser.add_argument("--points", type=int, default=1024)
+    parser.add_argument(
+        "--points", type=int, default=1024, help=f"3D points to align (>= {MIN_POINTS})"
+    )
     parser.add_argument("--loss", default="cauchy")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.points < MIN_POINTS:
+        raise ValueError(
+            f"s2dloc toy --points must be >= {MIN_POINTS} (F-PnP needs at least "
+            f"{MIN_POINTS} points), got {args.points}"
+        )
+    if args.trials < 1:
+        raise ValueError(f"s2dloc toy --trials must be >= 1, got {args.trials}")
     torch.manual_seed(args.seed)
     problem = make_toy_problem(seed=args.seed, num_points=args.points)
     ref, query = problem.features()

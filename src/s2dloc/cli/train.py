@@ -18,6 +18,11 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", help="YAML config (merged over the defaults)")
     parser.add_argument("--out", help="output folder (overrides out_dir)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="resume last.pt even if its training settings differ from these",
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
 
 
@@ -28,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     conf = load_config(args.conf, overrides)
     rank, world_size = init_from_env()
     try:
-        trainer = Trainer(conf, rank, world_size)
+        trainer = Trainer(conf, rank, world_size, force=args.force)
         if rank == 0:
             write_text_atomic(trainer.out / "config.json", json.dumps(conf, indent=2))
         path = trainer.run()

@@ -1,7 +1,7 @@
 """Photometric augmentation that simulates condition changes on real images (geometry untouched).
 
 Ops map an image (H, W, 3) float32 in [0, 1] and a ``numpy.random.Generator`` to a new image of
-the same shape. :class:`Augmentation` composes them (each with a probability, or exactly one with
+the same shape (the strong real-photo changes are in :mod:`s2dloc.datasets.appearance`). :class:`Augmentation` composes them (each with a probability, or exactly one with
 ``one_of``), accepts numpy (H, W, 3) or torch (3, H, W) images and is deterministic for a seed:
 called without ``rng`` it draws from its own generator seeded with ``seed``; the pair datasets
 pass a per-item generator instead. Presets: :data:`PRESETS` / :func:`build_augmentation`.
@@ -18,6 +18,17 @@ import cv2
 import numpy as np
 import torch
 
+from .appearance import (
+    Fog,
+    MotionBlur,
+    NightScene,
+    Overexposure,
+    Season,
+    SensorNoise,
+    SnowCover,
+    uniform,
+)
+
 logger = logging.getLogger(__name__)
 
 Range = tuple[float, float]
@@ -27,8 +38,7 @@ Op = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 NIGHT_CASTS = ((1.0, 0.72, 0.42), (0.62, 0.75, 1.0), (0.9, 0.95, 1.0), (0.85, 0.85, 0.85))
 
 
-def _uniform(rng: np.random.Generator, r: Range) -> float:
-    return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
+_uniform = uniform
 
 
 @dataclasses.dataclass
@@ -184,14 +194,38 @@ def _presets() -> dict[str, Callable[[], list]]:
     }
 
 
-PRESETS = tuple(_presets()) + ("conditions",)
+def strong_appearance(seed: int = 0, night: float = 0.55) -> Augmentation:
+    """Strong appearance change for real photos: a night-like composition (darkness, sodium /
+    LED cast, light pools, sensor noise, blur) with probability ``night``, else one of snow
+    cover (with winter vegetation), fog, autumn vegetation, overexposure or photometric jitter,
+    each followed by mild noise or blur now and then."""
+    dark = Augmentation([NightScene(), (Blur((0.3, 1.2)), 0.25), (MotionBlur(), 0.15)])
+    day = Augmentation(
+        [
+            (Augmentation([Season(winter=1.0), SnowCover()]).apply, 0.3),
+            (Augmentation([Fog(), (ColorJitter(), 0.5)]).apply, 0.2),
+            (Augmentation([Season(winter=0.0), (ColorJitter(), 0.5)]).apply, 0.2),
+            (Overexposure(), 0.15),
+            (ColorJitter((0.5, 1.5), (0.5, 1.6), (0.6, 1.6), (0.3, 1.4)), 0.15),
+        ],
+        one_of=True,
+    )
+    extras = Augmentation([(SensorNoise(), 0.4), (Blur((0.3, 1.2)), 0.15), (MotionBlur(), 0.1)])
+    day_chain = Augmentation([day.apply, extras.apply])
+    return Augmentation([(dark.apply, night), (day_chain.apply, 1 - night)], seed, one_of=True)
+
+
+PRESETS = tuple(_presets()) + ("conditions", "strong")
 
 
 def build_augmentation(name: str | None, seed: int = 0) -> Augmentation | None:
     """A preset by name: one of :data:`PRESETS` (``conditions``: night half of the time, else
-    photometric jitter), or None for ``None`` / ``"none"``."""
+    photometric jitter; ``strong``: :func:`strong_appearance`), or None for ``None`` /
+    ``"none"``."""
     if name is None or name == "none":
         return None
+    if name == "strong":
+        return strong_appearance(seed)
     presets = _presets()
     if name == "conditions":
         night = Augmentation(presets["night"]())

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from s2dloc.datasets.colmap_io import parse_camera_fields, parse_numbers
+from s2dloc.datasets.colmap_model import read_model
 from s2dloc.geometry import Camera, quat_to_matrix
 from s2dloc.utils.io import read_text
 
@@ -241,11 +242,9 @@ class CMUSlice:
 
     def reconstruction(self):
         """The slice's sparse COLMAP model (``pycolmap.Reconstruction``)."""
-        import pycolmap
-
         if not self.sparse_dir.is_dir():
             raise FileNotFoundError(f"{self.sparse_dir}: sparse model folder not found")
-        return pycolmap.Reconstruction(str(self.sparse_dir))
+        return read_model(self.sparse_dir)
 
     def load_map(self, validate: bool = True):
         """The localization :class:`~s2dloc.localization.map.Map` with images under ``database/``."""

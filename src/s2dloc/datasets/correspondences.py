@@ -4,11 +4,16 @@ MATLAB v7.3 ``.mat`` file (HDF5 with a 512-byte MATLAB header) holding
 - ``im_i_path``, ``im_j_path``: image paths, MATLAB char (uint16 codes);
 - ``pt_i``, ``pt_j``: MATLAB 2xN double, pixel coordinates (x, y) with pixel centres at integers
   (0-based) as used by the dataset's loader, which rounds ``pt + 0.5`` to index pixels;
-- ``dist_from_center``: MATLAB 1xN double, a per-point distance turned into a weight
-  ``exp(-dist)`` by that loader (ours: metres between the two depth back-projections).
+- ``dist_from_center``: MATLAB Nx1 double (one row per point), a per-point distance turned into
+  a weight ``exp(-dist)`` by that loader (ours: metres between the two depth back-projections).
 
-MATLAB stores arrays column-major, so in HDF5 a 2xN array appears as (N, 2). The API here uses
-COLMAP pixel coordinates (centre of the top-left pixel at (0.5, 0.5)): files hold ``pt - 0.5``.
+MATLAB stores arrays column-major, so h5py reads a MATLAB 2xN array as (N, 2) and an Nx1 array
+as (1, N). The dataset's loader swaps the two axes of all three arrays and then indexes points
+along the first axis of the weights: ``pt_i`` becomes (2, N) and ``dist_from_center`` (N, 1).
+The writer stores exactly that layout; the reader also accepts ``dist_from_center`` stored the
+other way round ((N, 1) in HDF5, as earlier versions of this writer did) and ``pt_*`` written
+row-major. The API here uses COLMAP pixel coordinates (centre of the top-left pixel at
+(0.5, 0.5)): files hold ``pt - 0.5``.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ def write_correspondences(path: str | Path, pair: CorrespondencePair, date: str 
             arrays = {
                 "pt_i": pair.pt_i - 0.5,
                 "pt_j": pair.pt_j - 0.5,
-                "dist_from_center": pair.dist_from_center.reshape(-1, 1),
+                "dist_from_center": pair.dist_from_center.reshape(1, -1),  # MATLAB Nx1
             }
             for key, arr in arrays.items():
                 ds = f.create_dataset(key, data=np.ascontiguousarray(arr), track_times=False)

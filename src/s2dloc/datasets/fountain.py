@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from s2dloc.evaluation.convergence import BasinProblem
-from s2dloc.features import lift_textured_points, photometric_pyramid
+from s2dloc.features import lift_textured_points
 from s2dloc.geometry import Camera, Pose
 from s2dloc.utils.io import read_text
 
@@ -159,8 +157,10 @@ class FountainDataset:
             desc = "unreadable" if raw is None else f"{raw.dtype} {raw.shape}"
             raise ValueError(f"{self.depths[i]}: expected a uint16 depth PNG, got {desc}")
         if raw.shape != image.shape[:2]:
-            raise ValueError(f"{self.depths[i]}: depth size {raw.shape} != image size "
-                             f"{image.shape[:2]} of {self.images[i].name}")  # fmt: skip
+            raise ValueError(
+                f"{self.depths[i]}: depth size {raw.shape} != image size "
+                f"{image.shape[:2]} of {self.images[i].name}"
+            )
         height, width = raw.shape
         return FountainFrame(
             name=self.images[i].name,
@@ -183,26 +183,9 @@ def lift_frame(
         points3d ``(N, 3)`` float64 world coordinates and their pixels ``(N, 2)`` float64 in
         ``frame`` (pixel centres), ``N <= num_points``.
     """
-    points, pixels, _ = lift_textured_points(frame.image.astype(np.float32), frame.depth,
-                                             frame.camera, frame.cam_from_world, num_points,
-                                             np.random.default_rng(seed))  # fmt: skip
+    rgb = frame.image.astype(np.float32)
+    rng = np.random.default_rng(seed)
+    points, pixels, _ = lift_textured_points(
+        rgb, frame.depth, frame.camera, frame.cam_from_world, num_points, rng
+    )
     return points, pixels
-
-
-def pair_problem(
-    ref: FountainFrame,
-    query: FountainFrame,
-    num_points: int = 1024,
-    seed: int = 0,
-    extractor: Callable[[np.ndarray], list[torch.Tensor]] | None = None,
-) -> BasinProblem:
-    """Alignment problem: points lifted from ``ref`` with its depth, features sampled from
-    ``ref``'s maps at their pixels, query maps and ground-truth pose from ``query``.
-
-    ``extractor`` maps an RGB image to maps ``(C, H_l, W_l)`` (default: photometric pyramid).
-    ``scene_depth`` is the mean depth of the points in the query camera.
-    """
-    from s2dloc.evaluation.problems import lifted_problem
-
-    return lifted_problem(ref, query, extractor or photometric_pyramid, num_points, seed,
-                          f"{ref.name}->{query.name}", depth_stat="mean")  # fmt: skip

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .correspondences import read_correspondences
+from .image_sets import cover_scale, crop_pair, exclude_names, scale_image
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +90,26 @@ class PairDataset(torch.utils.data.Dataset):
     Subclasses implement ``__len__`` and ``load(index) -> (img_a, img_b, pts_a (N, 2),
     pts_b (N, 2), name_a, name_b, condition_b)`` with images (H, W, 3) float32 in [0, 1].
     ``augment`` (e.g. :class:`s2dloc.datasets.augment.Augmentation`) is applied to image b, and
-    to image a too if ``augment_both``.
+    to image a too if ``augment_both``. With ``crop`` (``resize`` = (W, H)) both images keep
+    their aspect ratio: resized to cover (W, H) and cropped, a at random and b around a's
+    matches (:func:`s2dloc.datasets.image_sets.crop_pair`), instead of stretched.
     """
 
-    def __init__(self, resize: Resize = None, max_points: int = 1024, seed: int = 0,
-                 augment: Augment | None = None, augment_both: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        resize: Resize = None,
+        max_points: int = 1024,
+        seed: int = 0,
+        augment: Augment | None = None,
+        augment_both: bool = False,
+        crop: bool = False,
+    ):
         if max_points <= 0:
             raise ValueError(f"max_points must be positive, got {max_points}")
+        if crop and (not isinstance(resize, tuple | list) or len(resize) != 2):
+            raise ValueError(f"crop=True needs resize=(W, H), got {resize!r}")
         self.resize, self.max_points, self.seed = resize, int(max_points), int(seed)
+        self.crop = crop
         self.augment, self.augment_both = augment, augment_both
         self.epoch = 0
 
@@ -111,6 +124,8 @@ class PairDataset(torch.utils.data.Dataset):
             raise IndexError(f"pair {index} out of range for {len(self)} pairs")
         rng = np.random.default_rng([self.seed, self.epoch, index])
         img_a, img_b, pts_a, pts_b, name_a, name_b, cond = self.load(index, rng)
+        if self.crop:
+            img_a, img_b, pts_a, pts_b = crop_pair(img_a, img_b, pts_a, pts_b, self.resize, rng)
         n = len(pts_a)
         if n > self.max_points:
             sel = np.sort(rng.choice(n, self.max_points, replace=False))
@@ -297,10 +312,19 @@ class ColmapPairs(PairDataset):
     correspondences are the two observations of each shared point (first one per image).
 
     ``model`` is a ``pycolmap.Reconstruction`` or a model folder; images under ``image_root``.
+    Images whose names match an ``exclude`` pattern (``fnmatch``; held-out images) are left out
+    of every pair.
     """
 
-    def __init__(self, model: Any, image_root: str | Path, min_shared: int = 20,
-                 condition: str = "", **kw):  # fmt: skip
+    def __init__(
+        self,
+        model: Any,
+        image_root: str | Path,
+        min_shared: int = 20,
+        condition: str = "",
+        exclude: Sequence[str] = (),
+        **kw,
+    ):
         super().__init__(**kw)
         import pycolmap
 
@@ -309,8 +333,13 @@ class ColmapPairs(PairDataset):
                 raise FileNotFoundError(f"COLMAP model folder {model} does not exist")
             model = pycolmap.Reconstruction(str(model))
         self.image_root, self.condition = Path(image_root), condition
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.obs: dict[int, tuple[str, np.ndarray, np.ndarray]] = {}
+        names = sorted(image.name for image in model.images.values())
+        kept = set(exclude_names(names, exclude, f"COLMAP model of {image_root}"))
         for image_id, image in model.images.items():
+            if image.name not in kept:
+                continue
             ids, xy, seen = [], [], set()
             for p in image.points2D:
                 if p.has_point3D() and p.point3D_id not in seen:
@@ -336,10 +365,19 @@ class ColmapPairs(PairDataset):
     def load(self, index, rng):
         (name_a, ids_a, xy_a), (name_b, ids_b, xy_b) = (self.obs[i] for i in self.pairs[index])
         _, ia, ib = np.intersect1d(ids_a, ids_b, assume_unique=True, return_indices=True)
-        imgs = []
-        for name in (name_a, name_b):
-            path = self.image_root / name
-            if not path.is_file():
-                raise FileNotFoundError(f"COLMAP image {name!r} not found under {self.image_root}")
-            imgs.append(load_image(path))
-        return imgs[0], imgs[1], xy_a[ia], xy_b[ib], name_a, name_b, self.condition
+        (img_a, s_a), (img_b, s_b) = self._image(name_a), self._image(name_b)
+        return img_a, img_b, xy_a[ia] * s_a, xy_b[ib] * s_b, name_a, name_b, self.condition
+
+    def _image(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The image and the scale (sx, sy) of its points; with ``crop``, resized once to cover
+        the crop size and kept in memory (decoding full-size photos dominates otherwise)."""
+        if name in self._cache:
+            return self._cache[name]
+        path = self.image_root / name
+        if not path.is_file():
+            raise FileNotFoundError(f"COLMAP image {name!r} not found under {self.image_root}")
+        out = load_image(path), np.ones(2)
+        if self.crop:
+            out = scale_image(out[0], cover_scale(out[0].shape, self.resize))
+            self._cache[name] = out
+        return out

@@ -8,6 +8,7 @@ images or any user extractor, so the solver can be checked against exact ground 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ from s2dloc.features import lift_textured_points, photometric_pyramid
 from s2dloc.geometry import MODELS, Camera, Pose, sample
 
 Extractor = Callable[[np.ndarray], list[torch.Tensor]]
+# Fewest points of a toy problem: F-PnP's default ``min_points`` (with fewer, every refinement
+# is flagged unsuccessful).
+MIN_POINTS = 10
+MIN_SIZE = 32  # pixels: points are picked at least 8 pixels from the border
 
 
 @dataclass
@@ -87,8 +92,13 @@ def make_toy_problem(
     distortion: tuple[float, ...] = (),
 ) -> ToyProblem:
     """Render the toy scene from its reference pose and from a query pose offset by
-    ``baseline`` metres sideways and ``yaw_deg`` degrees, and lift ``num_points`` points.
+    ``baseline`` metres sideways and ``yaw_deg`` degrees, and lift ``num_points`` points
+    (at least :data:`MIN_POINTS`; fewer if the image has fewer textured pixels).
     """
+    if not isinstance(num_points, numbers.Integral) or num_points < MIN_POINTS:
+        raise ValueError(f"num_points must be an integer >= {MIN_POINTS}, got {num_points!r}")
+    if min(width, height) < MIN_SIZE:
+        raise ValueError(f"width and height must be >= {MIN_SIZE} pixels, got {width}x{height}")
     f = 0.8 * width
     if camera_model not in MODELS:
         raise ValueError(

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from s2dloc.evaluation.convergence import BasinProblem
-from s2dloc.features import lift_textured_points
+from s2dloc.features import lift_textured_points, photometric_pyramid
 from s2dloc.features.base import DenseExtractor
 from s2dloc.geometry import sample
 
@@ -42,6 +42,25 @@ def lifted_problem(ref_view, query_view, extractor: DenseExtractor | Extractor,
     return BasinProblem(points.float(), ref_features, query_maps, query_view.camera,
                         query_view.cam_from_world, depth, name, pixels, cam_ref,
                         ref_view.cam_from_world)  # fmt: skip
+
+
+def pair_problem(
+    ref,
+    query,
+    num_points: int = 1024,
+    seed: int = 0,
+    extractor: DenseExtractor | Extractor | None = None,
+) -> BasinProblem:
+    """Alignment problem between two RGB-D frames (e.g. :class:`~s2dloc.datasets.fountain.
+    FountainFrame`): points lifted from ``ref`` with its depth, features sampled from ``ref``'s
+    maps at their pixels, query maps and ground-truth pose from ``query``.
+
+    ``extractor`` maps an RGB image to maps ``(C, H_l, W_l)`` (default: photometric pyramid).
+    ``scene_depth`` is the mean depth of the points in the query camera.
+    """
+    name = f"{ref.name}->{query.name}"
+    extract = extractor or photometric_pyramid
+    return lifted_problem(ref, query, extract, num_points, seed, name, depth_stat="mean")
 
 
 def _rgb(view) -> np.ndarray:

@@ -71,13 +71,26 @@ class SubmissionReport:
         return [*self.failed, *self.missing]
 
 
+def record_success(record: Mapping) -> bool:
+    """Whether a log record (``QueryResult.to_json()``) is a pose the pipeline stands behind:
+    it has a pose and its ``success`` is true. Records without a ``success`` key (older logs)
+    count as successes when they have a pose."""
+    return bool(record.get("pose")) and bool(record.get("success", True))
+
+
 def _pose_of(result) -> tuple[object | None, bool]:
-    """``(pose or (q, t) or None, success)`` of a QueryResult, Pose, ``(q, t)`` or None."""
+    """``(pose or (q, t) or None, success)`` of a QueryResult, a log record (dict with
+    ``pose = [qw, qx, qy, qz, tx, ty, tz]``), a Pose, ``(q, t)`` or None."""
     if result is None:
         return None, False
+    if isinstance(result, Mapping):  # a log record
+        p = result.get("pose")
+        pose, ok = _pose_of((p[:4], p[4:]) if p else None)
+        return pose, ok and record_success(result)
     if hasattr(result, "fallback") and hasattr(result, "pose"):  # a QueryResult
         pose, ok = _pose_of(result.pose)
-        return pose, ok and not result.fallback and not result.error
+        good = getattr(result, "success", not result.fallback and not result.error)
+        return pose, ok and bool(good)
     if hasattr(result, "quat"):  # a Pose
         q, t = result.quat().detach().cpu().numpy(), result.t.detach().cpu().numpy()
     else:
@@ -102,7 +115,8 @@ def write_submission(
     Args:
         path: output text file.
         results: ``{query name: result}`` or a list of such mappings (concatenated in order);
-            a result is a ``QueryResult``, a ``Pose``, ``(q_wxyz, t)``, or None for a failure.
+            a result is a ``QueryResult``, a log record (see :func:`record_success`), a
+            ``Pose``, ``(q_wxyz, t)``, or None for a failure.
         benchmark: ``"cmu"``, ``"robotcar"`` or None; picks the naming (see module doc).
         queries: every expected query name (e.g. the test-image lists); those without a result
             are reported as missing.

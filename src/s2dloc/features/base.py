@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from s2dloc.features.common import finish_levels
 from s2dloc.features.photometric import image_to_tensor, photometric_pyramid
 
 
@@ -20,16 +21,22 @@ class DenseExtractor(nn.Module):
     channels: tuple[int, ...] = (3,)
 
     def extract(self, image: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
-        """One image ``(H, W, 3)`` (uint8 or float) -> list of ``(C_l, H_l, W_l)`` CPU maps."""
+        """One image ``(H, W, 3)`` (uint8 or float) -> list of ``(C_l, H_l, W_l)`` CPU maps.
+
+        The image runs on the device and in the dtype of the model's parameters (as given for
+        a model without parameters).
+        """
         x = image_to_tensor(image)
         if x.shape[0] == 1:
             x = x.expand(3, -1, -1)
-        device = next(self.parameters(), torch.empty(0)).device
+        param = next(self.parameters(), None)
+        if param is not None:
+            x = x.to(param.device, param.dtype)
         # A contiguous (3, H, W) input: the HWC-strided view from numpy makes the first
         # convolutions take a slow path (about 1.6x slower on CPU).
         x = x.contiguous()
         with torch.no_grad():
-            return [m[0].cpu() for m in self(x[None].to(device))]
+            return [m[0].cpu() for m in self(x[None])]
 
 
 class PhotometricExtractor(DenseExtractor):
@@ -69,8 +76,6 @@ class HeadedExtractor(DenseExtractor):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """Features per level ``(B, C, H/s, W/s)`` and confidences ``(B, 1, H/s, W/s)`` in (0, 1),
         or ``None`` when the model has no confidence head."""
-        from s2dloc.features.gnnet import finish_levels
-
         feats, acts, size = self._features(images)
         heads = getattr(self, "confidence_heads", None)
         if heads is None:

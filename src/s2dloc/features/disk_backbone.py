@@ -37,7 +37,7 @@ from kornia.feature import DISK
 from torch import nn
 
 from s2dloc.features.base import HeadedExtractor
-from s2dloc.features.gnnet import finish_levels, merge_config, pad_to_multiple
+from s2dloc.features.common import finish_levels, merge_config, pad_to_multiple
 
 logger = logging.getLogger(__name__)
 

@@ -10,40 +10,17 @@ per level) and L2 normalisation of the features.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from s2dloc.features.base import HeadedExtractor
+from s2dloc.features.common import finish_levels, merge_config, pad_to_multiple
 
 logger = logging.getLogger(__name__)
-
-C = TypeVar("C")
-
-
-def merge_config(cls: type[C], conf: dict[str, Any] | C | None = None, **overrides: Any) -> C:
-    """A config dataclass ``cls`` from its defaults, then ``conf``, then ``overrides``.
-
-    Unknown keys raise a ``ValueError`` naming them and the valid keys (glue-factory style).
-    Lists are turned into tuples so that a config read back from a file compares equal.
-    """
-    values: dict[str, Any] = {}
-    if dataclasses.is_dataclass(conf):
-        values.update(dataclasses.asdict(conf))
-    elif conf is not None:
-        values.update(conf)
-    values.update(overrides)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid keys are {sorted(names)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -84,29 +61,6 @@ def _double_conv(c_in: int, c_out: int, groups: int, activation: str) -> nn.Sequ
         layers += [nn.Conv2d(c, c_out, 3, padding=1, bias=False), nn.GroupNorm(groups, c_out)]
         layers.append(act(inplace=True))
     return nn.Sequential(*layers)
-
-
-def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad ``(B, C, H, W)`` at the bottom and right (replicate) to multiples of ``multiple``."""
-    H, W = images.shape[-2:]
-    ph, pw = -H % multiple, -W % multiple
-    if ph or pw:
-        images = F.pad(images, (0, pw, 0, ph), mode="replicate")
-    return images
-
-
-def finish_levels(
-    maps: list[torch.Tensor], size: tuple[int, int], strides: tuple[int, ...], normalize: bool
-) -> list[torch.Tensor]:
-    """Crop padded maps to ``ceil(size / s)``, optionally L2-normalise, store channels-last."""
-    H, W = size
-    out = []
-    for m, s in zip(maps, strides):
-        m = m[..., : -(-H // s), : -(-W // s)]
-        if normalize:
-            m = F.normalize(m, dim=1)
-        out.append(m.contiguous(memory_format=torch.channels_last))
-    return out
 
 
 class GNNet(HeadedExtractor):

@@ -13,12 +13,16 @@ from kornia.filters import gaussian_blur2d, get_gaussian_kernel1d
 
 
 def image_to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """An image ``(H, W, 3)`` / ``(H, W)`` (uint8 or float in [0, 1]) -> float ``(C, H, W)``."""
+    """An image ``(H, W, 3)`` / ``(H, W)`` (uint8 or float in [0, 1]) -> float32 ``(C, H, W)``.
+
+    A tensor is taken as ``(C, H, W)`` already; it keeps its device and its floating dtype
+    (other dtypes become float32).
+    """
     if isinstance(image, np.ndarray):
         scale = 1 / 255 if image.dtype == np.uint8 else 1.0
         image = torch.from_numpy(np.ascontiguousarray(image)).float() * scale
         image = image[None] if image.dim() == 2 else image.permute(2, 0, 1)
-    return image.float()
+    return image if image.is_floating_point() else image.float()
 
 
 def photometric_pyramid(

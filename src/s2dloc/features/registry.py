@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -65,24 +66,107 @@ def save_checkpoint(
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu", weights_only: bool = True
 ) -> dict[str, Any]:
-    """Read a checkpoint dict written by :func:`save_checkpoint` (checks its keys)."""
+    """Read a checkpoint dict written by :func:`save_checkpoint` (checks its keys).
+
+    Checkpoints are always read with ``torch.load(..., weights_only=True)`` (tensors and plain
+    containers only, no arbitrary code). ``weights_only`` is accepted for compatibility and
+    ignored. Unreadable, truncated or foreign files raise a ``ValueError`` naming the file.
+    """
     path = Path(path)
+    if not weights_only:
+        logger.debug(
+            "load_checkpoint(weights_only=False) is ignored: %s is read weights-only", path
+        )
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=weights_only)
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            if fh.read(2) == b"PK":  # torch.save's zip format, cut short
+                raise ValueError(
+                    f"{path}: not a readable checkpoint: truncated or damaged file "
+                    "(incomplete zip archive)"
+                )
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # corrupt pickle, non-weights objects, I/O errors, ...
+        raise ValueError(f"{path}: not a readable checkpoint: {_load_error(err)}") from None
     missing = [k for k in RESERVED if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise ValueError(f"{path} is not an s2dloc checkpoint: missing keys {missing}")
     if ckpt["model"] not in MODELS:
         raise ValueError(f"{path}: unknown model {ckpt['model']!r}; known: {sorted(MODELS)}")
+    if not isinstance(ckpt["config"], dict) or not isinstance(ckpt["state_dict"], dict):
+        raise ValueError(f"{path}: 'config' and 'state_dict' must be dicts")
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], **overrides: Any) -> DenseExtractor:
-    """The model of a checkpoint dict; ``overrides`` update its config (e.g. ``normalize``)."""
+def _load_error(err: Exception) -> str:
+    """A one-line reason from ``torch.load``'s (multi-line) error."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        if reason.startswith("Unsupported global"):
+            what = reason.split("GLOBAL", 1)[-1].split(" was not")[0].strip()
+            return (
+                f"it holds a {what} object; checkpoints are read weights-only (tensors and "
+                "plain containers)"
+            )
+        return f"not a PyTorch checkpoint, or a damaged one ({reason})"
+    return (
+        f"not a PyTorch checkpoint, or a truncated or damaged one ({type(err).__name__}: "
+        f"{(text.strip().splitlines() or [''])[0][:200]})"
+    )
+
+
+def _brief(items: list[str], n: int = 3) -> str:
+    """``"5 (a, b, c, ...)"``: a count and the first few names."""
+    more = ", ..." if len(items) > n else ""
+    return f"{len(items)} ({', '.join(items[:n])}{more})"
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, Any], source: str) -> None:
+    """``ValueError`` naming ``source`` if ``state`` does not fit ``model``: missing and
+    unexpected keys and shape mismatches, each listed briefly."""
+    expected = model.state_dict()
+    problems = []
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    bad = [
+        k
+        for k in sorted(set(state) & set(expected))
+        if not torch.is_tensor(state[k]) or state[k].shape != expected[k].shape
+    ]
+    if missing:
+        problems.append(f"missing keys {_brief(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_brief(unexpected)}")
+    if bad:
+        shapes = [
+            f"{k} {tuple(getattr(state[k], 'shape', ()))} vs {tuple(expected[k].shape)}"
+            for k in bad
+        ]
+        problems.append(f"shape mismatches {_brief(shapes, 2)}")
+    if problems:
+        raise ValueError(
+            f"{source}: the weights do not fit the {model.name} model of its "
+            f"config: {'; '.join(problems)}"
+        )
+
+
+def model_from_checkpoint(
+    ckpt: dict[str, Any], source: str | Path = "checkpoint", **overrides: Any
+) -> DenseExtractor:
+    """The model of a checkpoint dict; ``overrides`` update its config (e.g. ``normalize``).
+    Errors (a config or weights that do not fit the model) name ``source``."""
     cls = MODELS[ckpt["model"]]
     kwargs: dict[str, Any] = {"pretrained": False} if cls is DISKBackbone else {}
-    model = cls(ckpt["config"], **kwargs, **overrides)
+    try:
+        model = cls(ckpt["config"], **kwargs, **overrides)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{source}: its config does not fit the {ckpt['model']} model: {err}"
+        ) from None
+    check_state_dict(model, ckpt["state_dict"], str(source))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 
@@ -115,6 +199,6 @@ def load_extractor(name_or_path: str | Path, **overrides: Any) -> DenseExtractor
             raise FileNotFoundError(
                 f"{name!r} is neither a known extractor name {list(NAMES)} nor a checkpoint file"
             )
-    model = model_from_checkpoint(load_checkpoint(path), **overrides)
+    model = model_from_checkpoint(load_checkpoint(path), path, **overrides)
     logger.info("loaded %s extractor from %s", model.name, path)
     return model

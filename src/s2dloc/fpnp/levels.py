@@ -21,7 +21,7 @@ _OFFSETS = torch.tensor([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, 
 
 @dataclass
 class Level:
-    """One feature level: query ``maps (B, C, H, W)`` (channels-last), ``ref (B, N, C)``."""
+    """One feature level: query ``maps (B, C, H, W)``, ``ref (B, N, C)`` and its camera."""
 
     maps: torch.Tensor
     ref: torch.Tensor
@@ -36,24 +36,56 @@ class Level:
     def channels(self) -> int:
         return self.ref.shape[-1]
 
+    def _samples(self, points: torch.Tensor, M: torch.Tensor, margin: float, min_depth: float):
+        """Camera-frame points, validity, pixel Jacobian and the 5 samples ``(B, 5, N, C)``."""
+        Xc = torch.baddbmm(M[:, None, :3, 3], points, M[:, :3, :3].transpose(1, 2))
+        p, valid, J = project_with_pose_jacobian(self.camera, Xc, margin, min_depth)
+        grid = (p * self._to_grid - 1)[:, None] + self._offsets  # (B, 5, N, 2)
+        v = F.grid_sample(
+            self.maps, grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
+        return Xc, valid, J, v.permute(0, 2, 3, 1)
+
     def residuals(self, points: torch.Tensor, M: torch.Tensor, margin: float, min_depth: float):
         """Residual statistics at poses ``M (B, 4, 4)`` for points ``(B, N, 3)``.
 
         Returns camera-frame points ``(B, N, 3)``, validity ``(B, N)``, the pixel Jacobian
-        ``(B, N, 2, 6)``, the channel count, and the per-point Gram matrix ``(B, N, 3, 3)`` of ``[dF/du, dF/dv, r]``
+        ``(B, N, 2, 6)``, the per-point Gram matrix ``(B, N, 3, 3)`` of ``[dF/du, dF/dv, r]``
         over channels (so ``[:2, :2]`` is ``G^T G``, ``[:2, 2]`` is ``G^T r``, ``[2, 2]`` is
-        ``||r||^2``), in the order ``(Xc, valid, J, gram, C)``.
+        ``||r||^2``) and the channel count, in the order ``(Xc, valid, J, gram, C)``.
         """
-        Xc = torch.baddbmm(M[:, None, :3, 3], points, M[:, :3, :3].transpose(1, 2))
-        p, valid, J = project_with_pose_jacobian(self.camera, Xc, margin, min_depth)
-        grid = (p * self._to_grid - 1)[:, None] + self._offsets  # (B, 5, N, 2)
-        v = F.grid_sample(self.maps, grid, mode="bilinear", padding_mode="border",
-                          align_corners=False)  # fmt: skip
-        v = v.permute(0, 2, 3, 1)  # (B, 5, N, C)
+        Xc, valid, J, v = self._samples(points, M, margin, min_depth)
         S = torch.stack([(v[:, 1] - v[:, 2]) / 2, (v[:, 3] - v[:, 4]) / 2, v[:, 0] - self.ref], 2)
         gram = S @ S.transpose(-1, -2)
         finite = torch.isfinite(gram.flatten(-2).sum(-1))
         return Xc, valid & finite, J, gram.nan_to_num(0.0, 0.0, 0.0), self.channels
+
+    def match_residuals(
+        self,
+        points: torch.Tensor,
+        M: torch.Tensor,
+        weights: torch.Tensor,
+        margin: float,
+        min_depth: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Squared residuals ``(B, N)`` of the valid points against their own reference and
+        against another point's (the ``k``-th of ``n`` valid points is paired with the
+        ``(k + n // 2) % n``-th), and squared feature gradient norms; NaN where invalid."""
+        _, valid, _, gram, _ = self.residuals(points, M, margin, min_depth)
+        valid = valid & (weights > 0)
+        values = self._samples(points, M, margin, min_depth)[3][:, 0]  # (B, N, C)
+        B, N = valid.shape
+        order = torch.argsort((~valid).to(torch.uint8), dim=-1, stable=True)
+        n = valid.sum(-1, keepdim=True)
+        k = torch.arange(N, device=valid.device)
+        partner = order.gather(-1, (k + n // 2) % n.clamp_min(1))  # of the point order[k]
+        other = torch.empty_like(order).scatter_(-1, order, partner)  # partner of point i
+        null = self.ref.gather(1, other[..., None].expand_as(self.ref))
+        nan = torch.full_like(values[..., 0], float("nan"))
+        sq = torch.where(valid, gram[..., 2, 2], nan)
+        sq_null = torch.where(valid, (values - null).square().sum(-1), nan)
+        sq_grad = torch.where(valid, gram[..., 0, 0] + gram[..., 1, 1], nan)
+        return sq, sq_null, sq_grad
 
 
 def prepare_levels(
@@ -64,22 +96,28 @@ def prepare_levels(
     init_pose: Pose,
     weights: torch.Tensor | None,
     mask: torch.Tensor | None,
+    channels_last: bool = True,
 ) -> tuple[list[Level], torch.Tensor]:
     """Validate inputs and build levels sorted coarse to fine, plus point weights ``(B, N)``.
 
     Non-finite points and padding get zero weight; points whose reference features or query
-    samples are not finite are invalid (checked on the residuals). Raises ``ValueError`` naming the argument for
-    malformed inputs.
+    samples are not finite are invalid (checked on the residuals). ``channels_last`` stores the
+    maps channels-last (for ``grid_sample``); otherwise they keep their layout. Raises
+    ``ValueError`` naming the argument for malformed inputs.
     """
     if points3d.dim() != 3 or points3d.shape[-1] != 3:
         raise ValueError(f"points3d must be (B, N, 3), got {tuple(points3d.shape)}")
     B, N, _ = points3d.shape
     if len(ref_features) != len(query_features) or not query_features:
-        raise ValueError(f"ref_features and query_features must list the same levels, got "
-                         f"{len(ref_features)} and {len(query_features)}")  # fmt: skip
+        raise ValueError(
+            f"ref_features and query_features must list the same levels, got "
+            f"{len(ref_features)} and {len(query_features)}"
+        )
     if init_pose.shape != (B,) or camera.shape != (B,):
-        raise ValueError(f"init_pose and camera must have batch shape ({B},), got "
-                         f"{tuple(init_pose.shape)} and {tuple(camera.shape)}")  # fmt: skip
+        raise ValueError(
+            f"init_pose and camera must have batch shape ({B},), got "
+            f"{tuple(init_pose.shape)} and {tuple(camera.shape)}"
+        )
     if not (torch.isfinite(init_pose.R).all() and torch.isfinite(init_pose.t).all()):
         raise ValueError("init_pose contains NaN or inf")
     dtype = query_features[0].dtype
@@ -93,23 +131,30 @@ def prepare_levels(
             raise ValueError(f"mask must be ({B}, {N}), got {tuple(mask.shape)}")
         w = w * mask.to(dtype)
     w = w * torch.isfinite(points3d).all(-1).to(dtype)
-    levels = []
-    for i, (ref, fmap) in enumerate(zip(ref_features, query_features)):
-        if fmap.dim() != 4 or fmap.shape[0] != B:
-            raise ValueError(
-                f"query_features[{i}] must be (B={B}, C, H, W), got {tuple(fmap.shape)}"
-            )
-        if ref.shape != (B, N, fmap.shape[1]):
-            raise ValueError(f"ref_features[{i}] must be ({B}, {N}, {fmap.shape[1]}) to match "
-                             f"query_features[{i}], got {tuple(ref.shape)}")  # fmt: skip
-        H, W = fmap.shape[-2:]
-        scale = torch.stack([W / camera.size[..., 0], H / camera.size[..., 1]], -1)
-        cam = _scale_batch(camera, scale).to(dtype)
-        # Channels-last maps make the 5-point bilinear sampling ~5x faster (a no-op if already).
-        maps = fmap.to(dtype).contiguous(memory_format=torch.channels_last)
-        levels.append(Level(maps, ref.to(dtype), cam))
+    levels = [
+        _level(i, ref, fmap, camera, (B, N), dtype, channels_last)
+        for i, (ref, fmap) in enumerate(zip(ref_features, query_features))
+    ]
     levels.sort(key=lambda lv: lv.maps.shape[-1] * lv.maps.shape[-2])
     return levels, w
+
+
+def _level(i, ref, fmap, camera: Camera, BN: tuple[int, int], dtype, channels_last: bool) -> Level:
+    """Check and build level ``i`` (maps in ``dtype``, the camera scaled to the map size)."""
+    B, N = BN
+    if fmap.dim() != 4 or fmap.shape[0] != B:
+        raise ValueError(f"query_features[{i}] must be (B={B}, C, H, W), got {tuple(fmap.shape)}")
+    if ref.shape != (B, N, fmap.shape[1]):
+        raise ValueError(
+            f"ref_features[{i}] must be ({B}, {N}, {fmap.shape[1]}) to match "
+            f"query_features[{i}], got {tuple(ref.shape)}"
+        )
+    H, W = fmap.shape[-2:]
+    scale = torch.stack([W / camera.size[..., 0], H / camera.size[..., 1]], -1)
+    maps = fmap.to(dtype)
+    if channels_last:  # 5-point grid_sample is ~5x faster on channels-last maps
+        maps = maps.contiguous(memory_format=torch.channels_last)
+    return Level(maps, ref.to(dtype), _scale_batch(camera, scale).to(dtype))
 
 
 def _scale_batch(camera: Camera, scale: torch.Tensor) -> Camera:

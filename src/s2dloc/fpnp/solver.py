@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import torch
 
+from s2dloc.fpnp import fast
+from s2dloc.fpnp.config import FPnPConfig
+from s2dloc.fpnp.decision import Outcome, finish
 from s2dloc.fpnp.levels import Level, prepare_levels
 from s2dloc.fpnp.linalg import damped_solve, se3_exp_matrix
 from s2dloc.fpnp.losses import RobustLoss
@@ -20,32 +23,6 @@ from s2dloc.fpnp.result import FPnPResult
 from s2dloc.geometry import Camera, Pose
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class FPnPConfig:
-    """Solver settings (all keyword arguments of :class:`FeatureMetricPnP`)."""
-
-    loss: str = "cauchy"
-    loss_scale: float | None = None  # None: 1.4826 x median residual norm at each level's start
-    barron_alpha: float = 0.0
-    max_iterations: int = 50  # per level
-    lambda_init: float = 1e-3
-    lambda_up: float = 10.0
-    lambda_down: float = 0.1
-    lambda_min: float = 1e-6
-    lambda_max: float = 1e4
-    rotation_tol: float = 1e-5  # radians, on the step
-    translation_tol: float = 1e-5  # relative to the mean point depth, on the step
-    gradient_tol: float = 1e-12  # on max |g| relative to the cost
-    cost_tol: float = 1e-5  # on the relative cost decrease of an accepted step
-    max_rejections: int = 4  # consecutive rejected steps before a level stops
-    min_points: int = 10
-    margin: float = 1.0  # pixels of the feature map kept clear of the border
-    min_depth: float = 1e-3
-    differentiable: bool = False
-    # "auto": the compiled CPU path when no gradient or history is needed, else torch.
-    backend: str = "auto"
 
 
 class FeatureMetricPnP:
@@ -92,10 +69,14 @@ class FeatureMetricPnP:
             weights: optional ``(N,)`` per-point weights or confidences.
         """
         result = self.refine_batch(
-            points3d[None], [f[None] for f in ref_features], [f[None] for f in query_features],
-            Camera(camera.model, camera.size[None], camera.params[None]), init_pose[None],
-            None if weights is None else weights[None], return_history=return_history,
-        )  # fmt: skip
+            points3d[None],
+            [f[None] for f in ref_features],
+            [f[None] for f in query_features],
+            Camera(camera.model, camera.size[None], camera.params[None]),
+            init_pose[None],
+            None if weights is None else weights[None],
+            return_history=return_history,
+        )
         return result[0]
 
     def refine_batch(
@@ -116,17 +97,24 @@ class FeatureMetricPnP:
             query_features: per level ``(B, C_l, H_l, W_l)``; camera: batch ``(B,)``;
             init_pose: batch ``(B,)``; weights: ``(B, N)``; mask: ``(B, N)`` bool, False for padding.
         """
-        levels, point_weights = prepare_levels(
-            points3d, ref_features, query_features, camera, init_pose, weights, mask
-        )
-        grad = (
-            self.conf.differentiable
-            or torch.is_grad_enabled()
+        grad = self.conf.differentiable or (
+            torch.is_grad_enabled()
             and any(
                 t.requires_grad for t in [points3d, *ref_features, *query_features, init_pose.R]
             )
         )
-        fast = self._use_fast(grad or return_history, levels[0].maps.device)
+        device = query_features[0].device if query_features else points3d.device
+        fast = self._use_fast(grad or return_history, device)
+        levels, point_weights = prepare_levels(
+            points3d,
+            ref_features,
+            query_features,
+            camera,
+            init_pose,
+            weights,
+            mask,
+            channels_last=not fast,
+        )
         ctx = contextlib.nullcontext() if grad else torch.no_grad()
         with ctx:
             if fast:
@@ -148,10 +136,9 @@ class FeatureMetricPnP:
         points = points3d.to(dtype).nan_to_num(0.0, 0.0, 0.0)
         M0 = init_pose.matrix().to(dtype)
         M = M0
-        B = M.shape[0]
-        iterations = torch.zeros(B, len(levels), dtype=torch.long)
+        iterations = torch.zeros(M.shape[0], len(levels), dtype=torch.long)
         history = [] if return_history else None
-        ok = torch.ones(B, dtype=torch.bool, device=M.device)
+        ok = torch.ones(M.shape[0], dtype=torch.bool, device=M.device)
         for li, level in enumerate(levels):
             M, iters, ok_level, hist, ev, scale = self._solve_level(
                 level, points, point_weights, M, return_history
@@ -160,36 +147,32 @@ class FeatureMetricPnP:
             ok = ok & ok_level
             if history is not None:
                 history.append(hist)
-        init_ev = self._evaluate(levels[-1], points, point_weights, M0, scale, system=False)
-        return self._finish(M, init_pose, ok, init_ev["cost"], ev, iterations, history)
+        finest, margin, min_depth = levels[-1], self.conf.margin, self.conf.min_depth
+        init_ev = self._evaluate(finest, points, point_weights, M0, scale, system=False)
+        match = finest.match_residuals(points, M, point_weights, margin, min_depth)
+        out = Outcome(
+            M0,
+            M,
+            ok,
+            iterations,
+            init_ev["cost"],
+            ev["cost"],
+            init_ev["depth"],
+            ev["num_valid"],
+            ev["H"],
+            ev["res_var"],
+            ev["num_res"],
+            *match,
+        )
+        return finish(out, init_pose, self.conf, history)
 
     def _solve_fast(self, levels, points3d, point_weights, init_pose) -> FPnPResult:
-        """The compiled CPU path (:mod:`s2dloc.fpnp.fast`), same algorithm and outputs."""
-        from s2dloc.fpnp import fast
-
-        M0 = init_pose.matrix()
+        """The compiled CPU path (:mod:`s2dloc.fpnp.fast`), same algorithm and decision."""
         points = points3d.nan_to_num(0.0, 0.0, 0.0)
-        out = fast.solve(levels, points, point_weights, M0, self.conf, self._fixed_scale)
-        t = torch.from_numpy
-        ev = {k: t(out[k]) for k in ("cost", "num_valid", "H", "res_var", "num_res")}
-        return self._finish(t(out["M"]), init_pose, t(out["ok"]), t(out["cost_init"]), ev,
-                            t(out["iterations"]))  # fmt: skip
-
-    def _finish(self, M, init_pose, ok, cost_init, ev, iterations, history=None) -> FPnPResult:
-        """Success flags, outputs and covariance from the final evaluation ``ev`` (``cost``,
-        ``num_valid``, ``H``, ``res_var``, ``num_res``) at poses ``M (B, 4, 4)``. A query succeeds
-        if it had enough valid points at every level's start, still has them, and its finite
-        cost did not rise; otherwise its initial pose is returned bit-exactly."""
-        cost = ev["cost"]
-        finite = torch.isfinite(M).flatten(1).all(1) & torch.isfinite(cost)
-        lowered = cost <= cost_init * (1 + 1e-6)
-        success = ok & (ev["num_valid"] >= self.conf.min_points) & finite & lowered
-        M_out = torch.where(success[:, None, None], M.to(init_pose.dtype), init_pose.matrix())
-        return FPnPResult(
-            Pose.from_matrix(M_out), success, iterations, cost_init,
-            torch.where(success, cost, cost_init), ev["num_valid"], self._covariance(ev),
-            _messages(success.tolist(), ok.tolist(), self.conf.min_points), history,
-        )  # fmt: skip
+        out = fast.solve(
+            levels, points, point_weights, init_pose.matrix(), self.conf, self._fixed_scale
+        )
+        return finish(out, init_pose, self.conf)
 
     def _solve_level(self, level: Level, points, point_weights, M, return_history=False):
         """LM iterations at one level; returns the pose, iterations, and the final evaluation."""
@@ -282,16 +265,6 @@ class FeatureMetricPnP:
         out["num_res"] = out["num_valid"] * channels
         return out
 
-    def _covariance(self, ev) -> torch.Tensor:
-        """``sigma^2 H^-1`` with ``sigma^2`` the weighted residual variance per channel."""
-        dof = (ev["num_res"] - 6).clamp_min(1).to(ev["H"].dtype)
-        sigma2 = ev["res_var"] / dof
-        H = ev["H"].detach()
-        eye = torch.eye(6, dtype=H.dtype, device=H.device)
-        jitter = 1e-12 * H.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp_min(1e-30)
-        cov = torch.linalg.pinv(H + jitter[:, None, None] * eye, hermitian=True)
-        return (cov * sigma2.detach()[:, None, None]).nan_to_num(0.0)
-
 
 def _select(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``torch.where`` with ``mask (B,)`` broadcast over the trailing dims of ``a`` and ``b``."""
@@ -300,12 +273,3 @@ def _select(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tenso
 
 def _record(M: torch.Tensor, ev: dict) -> dict:
     return {"pose": Pose.from_matrix(M.detach().clone()), "cost": ev["cost"].detach().clone()}
-
-
-def _messages(success: list[bool], ok: list[bool], min_points: int) -> list[str]:
-    """Why each query failed ("" on success)."""
-    return [
-        "" if s else (f"fewer than {min_points} valid points at the initial pose"
-                      if not o else "refinement did not lower the cost or lost the points")
-        for s, o in zip(success, ok)
-    ]  # fmt: skip

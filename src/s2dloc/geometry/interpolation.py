@@ -43,8 +43,9 @@ def sample(
     """
     size = points.new_tensor(fmap.shape[-1:-3:-1])  # (W, H)
     grid = points * (2 / size) - 1
-    values = F.grid_sample(fmap, grid[:, None], mode="bilinear", padding_mode="border",
-                           align_corners=False)  # fmt: skip
+    values = F.grid_sample(
+        fmap, grid[:, None], mode="bilinear", padding_mode="border", align_corners=False
+    )
     valid = ((points >= margin) & (points <= size - margin)).all(-1)
     return values[:, :, 0].transpose(1, 2), valid
 

@@ -24,7 +24,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from s2dloc.geometry import Pose
-from s2dloc.localization.map import Map
+from s2dloc.localization.map import Map, RefImage
 from s2dloc.localization.pnp import estimate_pose
 from s2dloc.localization.query import Query
 
@@ -87,6 +87,29 @@ def _ratio_matches(d1: np.ndarray, d2: np.ndarray, ratio: float) -> tuple[np.nda
     return np.array(pairs, np.int64).reshape(-1, 2), np.array(dist)
 
 
+def lift_keypoints(
+    map_: Map, im: RefImage, xy: np.ndarray, radius: float, snap: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """World points of reference keypoints ``xy (N, 2)`` (COLMAP pixels of ``im``).
+
+    Each keypoint takes the depth of the nearest map observation of ``im`` within ``radius``
+    px and is unprojected at its own pixel with it (the observation's own 3D point when closer
+    than ``snap`` px). Returns ``keep (N,)`` bool and the points ``(keep.sum(), 3)``.
+    """
+    if len(im.keypoints) == 0 or len(xy) == 0:
+        return np.zeros(len(xy), bool), np.zeros((0, 3))
+    dist, j = cKDTree(im.keypoints).query(xy, distance_upper_bound=radius)
+    keep = np.isfinite(dist)
+    X_obs = map_.xyz(im.point3D_ids[j[keep]])
+    T = im.cam_from_world.double()
+    z = T.transform(torch.from_numpy(X_obs))[:, 2]
+    X_cam = im.camera.double().unproject(torch.from_numpy(xy[keep])[None], z[None])[0]
+    X = T.inv().transform(X_cam).numpy()
+    near = dist[keep] < snap
+    X[near] = X_obs[near]
+    return keep, X
+
+
 class SiftBaseline:
     """SIFT + PnP localizer over a :class:`Map` (reference features computed once)."""
 
@@ -106,22 +129,10 @@ class SiftBaseline:
             xy, desc = features[im.name]
             if len(im.keypoints) == 0 or len(xy) == 0:
                 continue
-            dist, j = cKDTree(im.keypoints).query(xy, distance_upper_bound=c["radius"])
-            keep = np.isfinite(dist)
-            self.refs[im.name] = (self._lift(im, xy[keep], j[keep], dist[keep]), desc[keep])
+            keep, X = lift_keypoints(map_, im, xy, c["radius"], c["snap"])
+            self.refs[im.name] = (X, desc[keep])
         logger.info("SIFT map: %d references, %d keypoints with a 3D point", len(self.refs),
                     sum(len(v[0]) for v in self.refs.values()))  # fmt: skip
-
-    def _lift(self, im, xy: np.ndarray, obs: np.ndarray, dist: np.ndarray) -> np.ndarray:
-        """World points ``(K, 3)`` of reference keypoints ``xy`` given their nearest observations."""
-        X_obs = self.map.xyz(im.point3D_ids[obs])
-        T = im.cam_from_world.double()
-        z = T.transform(torch.from_numpy(X_obs))[:, 2]
-        X_cam = im.camera.double().unproject(torch.from_numpy(xy)[None], z[None])[0]
-        X = T.inv().transform(X_cam).numpy()
-        snap = dist < self.conf["snap"]
-        X[snap] = X_obs[snap]
-        return X
 
     def localize(self, query: Query) -> SiftResult:
         c, res = self.conf, SiftResult(query.name)

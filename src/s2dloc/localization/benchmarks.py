@@ -2,77 +2,148 @@
 
 Extended CMU Seasons: each slice is localized against its own sparse model with its own
 reference feature cache. RobotCar Seasons: every condition against the NVM reference model
-with one shared cache. Per-slice / per-condition logs make an interrupted run resume.
+with one shared cache. Each slice / condition is one run of the run driver
+(:func:`s2dloc.localization.run.run_queries`) in its own folder: locked, guarded against stale
+settings, resumable. The submission holds the successful queries, or every query with a pose
+when ``output.write_failed`` (a best guess for every query).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from s2dloc.datasets.cmu import load_slice, parse_slices
+from s2dloc.datasets.robotcar import QUERY_CONDITIONS, NvmModel, load_robotcar, parse_image_name
 from s2dloc.evaluation.recall import pose_errors, recall_table
-from s2dloc.evaluation.submission import SubmissionReport, write_submission
-from s2dloc.localization.io import append_log, read_log, write_results
-from s2dloc.localization.validate import pending_queries
+from s2dloc.evaluation.submission import SubmissionReport, record_success, write_submission
+from s2dloc.geometry import Pose
+from s2dloc.localization.config import settings
+from s2dloc.localization.lock import RunLock
+from s2dloc.localization.map import Map, RefImage
+from s2dloc.localization.run import RunSpec, output_folder, run_queries
 
 logger = logging.getLogger(__name__)
 
 
-def localize_resumable(map_, queries, out: Path, conf: dict, overwrite: bool = False,
-                       cache: Path | None = None) -> dict:  # fmt: skip
-    """Localize the queries not yet in ``out/log.jsonl``; all records by name."""
-    from s2dloc.localization.pipeline import Localizer
+@dataclass
+class RunOptions:
+    """How each slice / condition runs: settings, cache and results policy."""
 
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "log.jsonl"
-    if overwrite and log.exists():
-        log.unlink()
-    queries, todo = pending_queries(queries, conf, log)  # bad images: logged as failed
-    logger.info("%s: %d queries, %d already done", out, len(queries), len(queries) - len(todo))
-    if todo:
-        cache = cache or out / f"cache-{conf['extractor']}.h5"
-        loc = Localizer(map_, conf, cache=cache, overwrite=overwrite)
-        for q in tqdm(todo, desc=out.name):
-            append_log(log, loc.localize(q))
-    records = read_log(log)
-    write_results(out / "results.txt", records, "pose")
-    return records
+    conf: dict
+    rebuild_cache: bool = False
+    discard_results: bool = False
+    progress: bool = True
 
 
-def run_cmu(root: str | Path, slices: str, out: str | Path, conf: dict,
-            overwrite: bool = False) -> tuple[Path, SubmissionReport, dict]:  # fmt: skip
+@dataclass
+class BenchmarkRequest:
+    """Inputs of ``s2dloc benchmark`` (see its ``--help``)."""
+
+    dataset: str
+    root: Path
+    out: Path
+    slices: str = "2-25"
+    conditions: list[str] | None = None
+    query_list: str | None = None
+    extractor: str | None = "gnnet"
+    preset: str = "default"
+    conf: list[str] = field(default_factory=list)
+    rebuild_cache: bool = False
+    discard_results: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> BenchmarkRequest:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+@dataclass
+class BenchmarkResult:
+    """The submission ``path``, its report and recall tables of slices with local poses."""
+
+    path: Path
+    report: SubmissionReport
+    tables: dict[str, dict] = field(default_factory=dict)
+
+
+def benchmark_command(req: BenchmarkRequest) -> BenchmarkResult:
+    """Run the requested benchmark (``cmu`` or ``robotcar``) with the request's settings."""
+    opts = RunOptions(
+        settings(req.conf, req.extractor, req.preset), req.rebuild_cache, req.discard_results
+    )
+    if req.dataset == "robotcar":
+        conditions = req.conditions or list(QUERY_CONDITIONS)
+        return run_robotcar(req.root, conditions, req.out, opts, req.query_list)
+    if req.dataset == "cmu":
+        return run_cmu(req.root, req.slices, req.out, opts)
+    raise ValueError(f"unknown benchmark {req.dataset!r}; expected 'cmu' or 'robotcar'")
+
+
+def localize_resumable(
+    map_: Map,
+    queries: list,
+    out: Path,
+    opts: RunOptions,
+    sources: dict[str, str],
+    cache: Path | None = None,
+) -> dict[str, dict]:
+    """One resumable run of the run driver in ``out``; all records of its log by name."""
+    spec = RunSpec(
+        map_,
+        queries,
+        out,
+        opts.conf,
+        sources=sources,
+        cache=cache,
+        rebuild_cache=opts.rebuild_cache,
+        discard_results=opts.discard_results,
+        progress=opts.progress,
+    )
+    return run_queries(spec).records
+
+
+def run_cmu(root: str | Path, slices: str, out: str | Path, opts: RunOptions) -> BenchmarkResult:
     """Localize the test images of ``slices`` (e.g. ``"2-6"``) of Extended CMU Seasons.
 
     Returns the submission path, its report and, for slices whose query poses are available
-    locally (``camera-poses/``), the recall table per slice.
+    locally (``camera-poses/``), the recall table per slice (over the successful queries).
     """
-    out = Path(out)
+    out = output_folder(out)
     per_slice, expected, tables = [], [], {}
-    for s in parse_slices(slices):
-        sl = load_slice(root, s)
-        records = localize_resumable(sl.load_map(), sl.pipeline_queries(), out / f"slice{s}",
-                                     conf, overwrite)  # fmt: skip
-        poses = _poses(records)
-        per_slice.append(poses)
-        expected += sl.queries
-        if sl.query_poses:
-            found = {n: p for n, p in poses.items() if p is not None}
-            tables[f"slice{s}"] = recall_table(pose_errors(found, sl.query_poses))["all"]
-    path = out / "submission_cmu.txt"
-    report = write_submission(path, per_slice, "cmu", queries=expected)
-    return path, report, tables
+    with RunLock(out):
+        for s in parse_slices(slices):
+            sl = load_slice(root, s)
+            sources = {"benchmark": "cmu", "root": str(root), "slice": str(s)}
+            records = localize_resumable(
+                sl.load_map(), sl.pipeline_queries(), out / f"slice{s}", opts, sources
+            )
+            per_slice.append(records)
+            expected += sl.queries
+            if sl.query_poses:
+                found = {
+                    n: (r["pose"][:4], r["pose"][4:])
+                    for n, r in records.items()
+                    if record_success(r)
+                }
+                tables[f"slice{s}"] = recall_table(pose_errors(found, sl.query_poses))["all"]
+        path = out / "submission_cmu.txt"
+        report = write_submission(
+            path,
+            per_slice,
+            "cmu",
+            queries=expected,
+            write_failed=opts.conf["output"]["write_failed"],
+        )
+    return BenchmarkResult(path, report, tables)
 
 
 def robotcar_map(dataset):
     """The localization :class:`Map` of the RobotCar Seasons NVM reference model."""
-    from s2dloc.datasets.robotcar import NvmModel
-    from s2dloc.geometry import Pose
-    from s2dloc.localization.map import Map, RefImage
-
     nvm = dataset.reference_model()
     ids: list[list[int]] = [[] for _ in nvm.names]
     kps: list[list] = [[] for _ in nvm.names]
@@ -91,36 +162,46 @@ def robotcar_map(dataset):
     return map_
 
 
-def run_robotcar(root: str | Path, conditions: list[str], out: str | Path, conf: dict,
-                 query_list: str | Path | None = None,
-                 overwrite: bool = False) -> tuple[Path, SubmissionReport]:  # fmt: skip
+def run_robotcar(
+    root: str | Path,
+    conditions: list[str],
+    out: str | Path,
+    opts: RunOptions,
+    query_list: str | Path | None = None,
+) -> BenchmarkResult:
     """Localize the query images of ``conditions`` (all found on disk, or those of
     ``query_list``) against the reference model; one submission for all conditions."""
-    from s2dloc.datasets.robotcar import load_robotcar, parse_image_name
-
     dataset = load_robotcar(root)
     map_ = robotcar_map(dataset)
-    out = Path(out)
+    out = output_folder(out)
     listed = dataset.read_query_list(query_list) if query_list else None
-    cache = out / f"cache-{conf['extractor']}.h5"
+    cache = out / f"cache-{opts.conf['extractor']}.h5"
     per_condition, expected = [], []
-    for cond in conditions:
-        names = dataset.images(cond) if listed is None else [
-            n for n in listed if parse_image_name(n)[0] == cond]  # fmt: skip
-        records = localize_resumable(map_, dataset.pipeline_queries(names), out / cond, conf,
-                                     overwrite, cache)  # fmt: skip
-        per_condition.append(_poses(records))
-        expected += names
-    path = out / "submission_robotcar.txt"
-    return path, write_submission(path, per_condition, "robotcar", queries=expected)
-
-
-def _poses(records: dict) -> dict:
-    """``{name: (q, t)}`` of localized records, None for the others."""
-    return {n: (r["pose"][:4], r["pose"][4:]) if _localized(r) else None
-            for n, r in records.items()}  # fmt: skip
-
-
-def _localized(record: dict) -> bool:
-    """A pose that is not the fallback reference pose and no error."""
-    return bool(record.get("pose")) and not record.get("fallback") and not record.get("error")
+    with RunLock(out):
+        for cond in conditions:
+            names = (
+                dataset.images(cond)
+                if listed is None
+                else [n for n in listed if parse_image_name(n)[0] == cond]
+            )
+            sources = {
+                "benchmark": "robotcar",
+                "root": str(root),
+                "condition": cond,
+                "query_list": str(query_list or ""),
+            }
+            per_condition.append(
+                localize_resumable(
+                    map_, dataset.pipeline_queries(names), out / cond, opts, sources, cache
+                )
+            )
+            expected += names
+        path = out / "submission_robotcar.txt"
+        report = write_submission(
+            path,
+            per_condition,
+            "robotcar",
+            queries=expected,
+            write_failed=opts.conf["output"]["write_failed"],
+        )
+    return BenchmarkResult(path, report)

@@ -2,11 +2,14 @@
 
 Per reference image ``name`` the group ``name`` holds ``descriptors (M, D)`` (float16
 hypercolumns at the observations), ``features/<l> (M, C_l)`` (float32, every level, for F-PnP),
-``global (G,)``, ``point3D_ids (M,)`` and ``keypoints (M, 2)``; a group counts only once its
-``complete`` attribute is set (after its data is flushed), so a half-written cache is never
-trusted: incomplete groups are dropped and recomputed. The file's ``signature`` attribute (the
-extractor and descriptor settings) must match, else the cache is stale and refused unless
-``overwrite``.
+``global (G,)``, ``point3D_ids (M,)`` and ``keypoints (M, 2)``.
+
+Each entry carries a checksum over its data and the settings, and the file is only ever
+replaced atomically (see :mod:`s2dloc.localization.cache_store`): an interrupted, altered or
+truncated entry is named in a warning and recomputed by :func:`build_cache` and refused by
+:func:`load_cache`, and a process killed at any moment leaves a cache that opens. The file's
+``signature`` attribute (the extractor and descriptor settings) must match, else the cache is
+refused as stale.
 """
 
 from __future__ import annotations
@@ -16,15 +19,24 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from s2dloc.localization import descriptors as D
+from s2dloc.localization.cache_store import (
+    CacheWriter,
+    check_signature,
+    open_cache,
+    read_entry,
+    remove_stale_temporaries,
+    scan_cache,
+)
 from s2dloc.localization.map import Map
 
 logger = logging.getLogger(__name__)
+
+COMMIT_SECONDS = 60.0  # seconds of work between two commits of the cache file
 
 
 @dataclass
@@ -42,7 +54,7 @@ class DescriptorSpec:
         m = D.match_level(strides, conf["s2d"]["match_stride"])
         levels = D.hypercolumn_levels(strides, m)
         ctx = conf["s2d"]["context"]
-        if ctx == "auto":
+        if ctx is None or ctx == "auto":
             ctx = 1 if sum(maps[i].shape[0] for i in levels) < 32 else 0
         n = len(maps)
         glevels = sorted({int(i) % n for i in conf["retrieval"]["levels"]})
@@ -62,9 +74,11 @@ class RefFeatures:
 
 def signature(conf: dict) -> str:
     """The settings a cache depends on, as a canonical JSON string."""
-    keys = {"extractor": conf["extractor"],
-            "s2d": {k: conf["s2d"][k] for k in ("match_stride", "context")},
-            "retrieval": {k: conf["retrieval"][k] for k in ("levels", "grid", "gem_p")}}  # fmt: skip
+    keys = {
+        "extractor": conf["extractor"],
+        "s2d": {k: conf["s2d"][k] for k in ("match_stride", "context")},
+        "retrieval": {k: conf["retrieval"][k] for k in ("levels", "grid", "gem_p")},
+    }
     return json.dumps(keys, sort_keys=True)
 
 
@@ -81,77 +95,84 @@ def compute_features(extractor, image: np.ndarray, pixels: np.ndarray, conf: dic
     return maps, desc, feats, glob
 
 
+def entry_arrays(map_: Map, extractor, name: str, conf: dict) -> dict[str, np.ndarray]:
+    """The datasets of the cache entry of reference ``name`` (see the module doc)."""
+    im = map_[name]
+    _, desc, feats, glob = compute_features(extractor, map_.load_image(name), im.keypoints, conf)
+    out = {"descriptors": desc.numpy().astype(np.float16)}
+    out.update({f"features/{i}": x.numpy().astype(np.float32) for i, x in enumerate(feats)})
+    out["global"] = glob.numpy().astype(np.float32)
+    out["point3D_ids"] = np.asarray(im.point3D_ids, np.int64)
+    out["keypoints"] = np.asarray(im.keypoints, np.float64)
+    return out
+
+
 def build_cache(
-    map_: Map, extractor, path: str | Path, conf: dict, overwrite: bool = False,
+    map_: Map,
+    extractor,
+    path: str | Path,
+    conf: dict,
+    overwrite: bool = False,
     progress: bool = True,
-) -> int:  # fmt: skip
-    """Compute the features of every reference image not yet cached; returns how many."""
+    commit_seconds: float = COMMIT_SECONDS,
+) -> int:
+    """Compute the features of every reference image without a sound entry; returns how many.
+
+    ``overwrite`` discards the whole cache first. Broken entries are warned about and recomputed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     sig = signature(conf)
-    if overwrite and path.exists():
-        path.unlink()
-    try:
-        f = h5py.File(path, "a")
-    except OSError as err:
-        raise ValueError(f"cache {path} is unreadable ({err}); rerun with overwrite") from None
-    computed = 0
-    with f:
-        old = f.attrs.get("signature")
-        if old is not None and old != sig:
-            raise ValueError(f"cache {path} was built with other settings ({old}); "
-                             f"rerun with overwrite or use another cache path")  # fmt: skip
-        f.attrs["signature"] = sig
-        todo = [im for im in map_.images if not _complete(f, im.name)]
-        for im in tqdm(todo, desc="reference features", disable=not progress, leave=False):
-            if im.name in f:  # a group left incomplete by an interrupted run
-                del f[im.name]
-            _, desc, feats, glob = compute_features(
-                extractor, map_.load_image(im.name), im.keypoints, conf
-            )
-            g = f.create_group(im.name)
-            g.create_dataset("descriptors", data=desc.numpy().astype(np.float16))
-            for li, x in enumerate(feats):
-                g.create_dataset(f"features/{li}", data=x.numpy().astype(np.float32))
-            g.create_dataset("global", data=glob.numpy().astype(np.float32))
-            g.create_dataset("point3D_ids", data=im.point3D_ids)
-            g.create_dataset("keypoints", data=im.keypoints)
-            f.flush()
-            g.attrs["complete"] = True
-            f.flush()
-            computed += 1
-    logger.info("feature cache %s: %d computed, %d reused", path, computed,
-                len(map_.images) - computed)  # fmt: skip
-    return computed
-
-
-def _complete(f: h5py.File, name: str) -> bool:
-    return name in f and isinstance(f[name], h5py.Group) and bool(f[name].attrs.get("complete"))
+    if overwrite:
+        path.unlink(missing_ok=True)
+    good, bad = scan_cache(path, map_, sig)
+    for name, why in bad.items():
+        logger.warning("feature cache %s: entry %r is %s; recomputing it", path, name, why)
+    todo = [n for n in map_.names if n not in good]
+    if todo or not path.exists():
+        writer = CacheWriter(path, sig, list(bad), commit_seconds)
+        ok = False
+        try:
+            for name in tqdm(todo, desc="reference features", disable=not progress, leave=False):
+                writer.add(name, entry_arrays(map_, extractor, name, conf))
+            ok = True
+        finally:
+            writer.close(ok)
+    logger.info("feature cache %s: %d computed, %d reused", path, len(todo), len(good))
+    return len(todo)
 
 
 def load_cache(map_: Map, path: str | Path, conf: dict) -> dict[str, RefFeatures]:
-    """All reference features of ``map_`` from a complete cache (checked against the map)."""
+    """All reference features of ``map_`` from a complete, sound cache (checked against the map
+    and each entry's checksum)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"feature cache {path} does not exist; build it first")
-    out = {}
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("signature") != signature(conf):
-            raise ValueError(f"cache {path} was built with other settings; rebuild it")
+    sig, out = signature(conf), {}
+    with open_cache(path, "r") as f:
+        check_signature(f, path, sig)
         for im in map_.images:
-            if not _complete(f, im.name):
-                raise ValueError(f"cache {path} lacks reference {im.name!r}; rebuild it")
-            g = f[im.name]
-            ids = g["point3D_ids"][()]
-            if not np.array_equal(ids, im.point3D_ids):
+            arrays, why = read_entry(f, im.name, sig)
+            if arrays is None:
+                raise ValueError(
+                    f"feature cache {path}: entry {im.name!r} is {why or 'missing'}; rebuild it"
+                )
+            if not np.array_equal(arrays["point3D_ids"], im.point3D_ids):
                 raise ValueError(f"cache {path} is stale for {im.name!r} (observations differ)")
-            n = len(g["features"])
-            out[im.name] = RefFeatures(
-                torch.from_numpy(g["descriptors"][()].astype(np.float32)),
-                [torch.from_numpy(g[f"features/{i}"][()]) for i in range(n)],
-                torch.from_numpy(g["global"][()]), ids, g["keypoints"][()],
-            )  # fmt: skip
+            out[im.name] = _features(arrays)
     return out
+
+
+def _features(a: dict[str, np.ndarray]) -> RefFeatures:
+    n = sum(k.startswith("features/") for k in a)
+    return RefFeatures(
+        torch.from_numpy(a["descriptors"].astype(np.float32)),
+        [torch.from_numpy(a[f"features/{i}"]) for i in range(n)],
+        torch.from_numpy(a["global"]),
+        a["point3D_ids"],
+        a["keypoints"],
+    )
 
 
 def compute_all(map_: Map, extractor, conf: dict, progress: bool = True) -> dict[str, RefFeatures]:

@@ -1,13 +1,24 @@
-"""Localization settings: defaults, named presets, merging and ``key=value`` overrides.
+"""Localization settings: defaults, named presets and strict merging.
 
-Settings are nested dicts (JSON-serialisable, saved next to results). Unknown keys are errors.
+Settings are nested dicts (JSON-serialisable, saved next to results). They are merged with
+:func:`s2dloc.utils.config.merge`: unknown keys, values of the wrong type (``fpnp.enabled=ture``,
+``s2d.ratio=abc``) and values out of range (:data:`CHECKS`) raise
+:class:`~s2dloc.utils.config.ConfigError` naming the key and the valid keys or values.
+``fpnp.solver`` holds every field of :class:`s2dloc.fpnp.FPnPConfig` and is checked like the
+rest.
 """
 
 from __future__ import annotations
 
-import copy
-import json
+import dataclasses
 from typing import Any
+
+from s2dloc.fpnp import LOSSES, FPnPConfig
+from s2dloc.utils.config import Check, ConfigError, in_range, merge, one_of, parse_overrides
+
+__all__ = ["CHECKS", "DEFAULTS", "PRESETS", "ConfigError", "parse_overrides", "resolve", "settings"]
+
+BACKENDS = ("auto", "torch", "numba")
 
 DEFAULTS: dict[str, Any] = {
     "extractor": "photometric",
@@ -19,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "s2d": {
         "match_stride": 8,  # correlate at the level with the closest stride
-        "context": "auto",  # window radius of the hypercolumn (auto: 1 if < 32 channels)
+        "context": None,  # window radius of the hypercolumn (None/"auto": 1 if < 32 channels)
         "ratio": 0.9,  # keep if dist(best) / dist(second best outside radius) < ratio
         "radius": 2,  # matching-level pixels around the best match excluded for the second
         "min_similarity": 0.0,
@@ -41,7 +52,29 @@ DEFAULTS: dict[str, Any] = {
         "max_points": 4000,
         "max_rotation_change": 5.0,  # degrees: larger updates are rejected (flagged)
         "max_translation_change": 0.25,  # fraction of the mean point depth
-        "solver": {"loss": "cauchy", "max_iterations": 50},
+        "solver": dataclasses.asdict(FPnPConfig()),  # F-PnP solver keyword arguments
+    },
+    "output": {
+        "write_failed": False,  # results.txt: also queries that failed verification
+    },
+    "verify": {  # when a pose counts as localized (see s2dloc.localization.verify)
+        "enabled": True,
+        "min_inliers": 20,  # PnP inliers of the best reference
+        "min_inlier_ratio": 0.05,  # inliers / matches of the best reference
+        "min_grid_coverage": 0.25,  # occupied cells of a 4 x 4 grid over the image
+        "min_hull_fraction": 0.15,  # convex hull area of the inliers / image area
+        "max_residual_ratio": 0.45,  # median inlier residual / RANSAC threshold, or
+        "spread_hull_fraction": 0.35,  # for inliers whose hull covers this much of the image,
+        "max_residual_ratio_spread": 0.6,  # this ratio
+        "agree_min_support": 0.9,  # check the 2nd reference if its inliers >= this x best
+        "agree_max_rotation": 5.0,  # degrees between the top two references' poses
+        "agree_max_translation": 0.1,  # their centre distance / median inlier depth
+        "fpnp_min_valid": 30,  # valid points at the refined pose
+        "fpnp_max_cost_ratio": 1.0,  # final / initial cost
+        "fpnp_max_rotation_std": 2.0,  # degrees (from the F-PnP covariance)
+        "fpnp_max_translation_std": 0.05,  # fraction of the depth
+        "fpnp_max_move_sigma": 30.0,  # move in PnP standard deviations ...
+        "fpnp_strong_cost_ratio": 0.7,  # ... unless the cost fell below this ratio
     },
 }
 
@@ -51,47 +84,72 @@ PRESETS: dict[str, dict[str, Any]] = {
         "retrieval": {"num_refs": 3},
         "s2d": {"max_points": 1500, "refine": False},
         "fpnp": {"num_refs": 2, "max_points": 2000},
-    },  # fmt: skip
+    },
     "accurate": {"retrieval": {"num_refs": 10}, "s2d": {"match_stride": 4, "max_points": 5000}},
     "pnp-only": {"fpnp": {"enabled": False}},
 }
 
 
-def merge(base: dict, override: dict, path: str = "", strict: bool = True) -> dict:
-    """A deep copy of ``base`` updated with ``override`` (unknown keys raise ``ValueError``)."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        where = f"{path}{key}"
-        if strict and key not in out and not path.startswith("fpnp.solver"):
-            raise ValueError(f"unknown setting {where!r}; known: {sorted(out)}")
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value, f"{where}.", strict)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+def _context(value: Any) -> str | None:
+    ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+    return None if ok else "must be 'auto', null or an integer >= 0"
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``["s2d.ratio=0.8", "fpnp.enabled=false"]`` -> nested dict (values parsed as JSON)."""
-    out: dict = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"setting {item!r} must be KEY=VALUE (e.g. s2d.ratio=0.8)")
-        key, raw = item.split("=", 1)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
+def _non_empty(value: Any) -> str | None:
+    return None if value else "must be a non-empty list of levels (-1: coarsest)"
+
+
+def _positive_number(value: Any) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return None if ok else "must be a number > 0 (or null)"
+
+
+POSITIVE = in_range(0, lo_open=True)
+CHECKS: dict[str, Check] = {
+    "retrieval.num_refs": in_range(1),
+    "retrieval.levels": _non_empty,
+    "retrieval.grid": in_range(1),
+    "retrieval.gem_p": POSITIVE,
+    "s2d.match_stride": in_range(1),
+    "s2d.context": _context,
+    "s2d.ratio": in_range(0, 1),
+    "s2d.radius": in_range(0),
+    "s2d.min_similarity": in_range(-1, 1),
+    "s2d.refine_radius": in_range(0),
+    "s2d.refine_min_channels": in_range(0),
+    "s2d.max_points": in_range(1),
+    "pnp.max_error": POSITIVE,
+    "pnp.min_inliers": in_range(3),
+    "pnp.max_trials": in_range(1),
+    "fpnp.num_refs": in_range(1),
+    "fpnp.inlier_threshold": POSITIVE,
+    "fpnp.max_points": in_range(1),
+    "fpnp.max_rotation_change": POSITIVE,
+    "fpnp.max_translation_change": POSITIVE,
+    "fpnp.solver.loss": one_of(*LOSSES),
+    "fpnp.solver.backend": one_of(*BACKENDS),
+    "fpnp.solver.loss_scale": _positive_number,
+    "fpnp.solver.max_iterations": in_range(0),
+    "fpnp.solver.min_points": in_range(1),
+    "fpnp.solver.margin": in_range(0),
+    "fpnp.solver.min_depth": POSITIVE,
+    "fpnp.solver.max_rejections": in_range(1),
+}
 
 
 def resolve(conf: dict | None = None, preset: str = "default") -> dict:
-    """Defaults <- preset <- ``conf``."""
+    """Defaults <- preset <- ``conf``, strictly typed and range-checked (:data:`CHECKS`)."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    return merge(merge(DEFAULTS, PRESETS[preset]), conf or {})
+        raise ConfigError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    return merge(merge(DEFAULTS, PRESETS[preset]), conf or {}, checks=CHECKS)
+
+
+def settings(
+    overrides: list[str] | None = None, extractor: str | None = None, preset: str = "default"
+) -> dict:
+    """The resolved settings of a command line: ``--preset``, ``--conf KEY=VAL ...`` overrides
+    and ``--extractor`` (which wins over ``extractor=`` in the overrides)."""
+    user = parse_overrides(overrides)
+    if extractor:
+        user["extractor"] = extractor
+    return resolve(user, preset)

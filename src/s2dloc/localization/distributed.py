@@ -1,9 +1,12 @@
 """Sharding queries over processes started by ``torchrun`` (``torch.distributed``, gloo on CPU).
 
-Rank ``r`` of ``N`` localizes queries ``r, r + N, ...``, writes its records to a part file
-(atomically), and after a barrier rank 0 merges the parts with the records of earlier runs into
-one JSON-lines log in the original query order. The reference feature cache is built once, by
-rank 0, while the other ranks wait at a barrier and then only read it. Without ``torchrun``
+Rank ``r`` of ``N`` localizes queries ``r, r + N, ...`` and appends each record, as soon as its
+query is done, to its own log ``log.rank<r>.jsonl``. After a barrier rank 0 merges the rank logs
+into the run's log (``log.jsonl``, in the original query order) and deletes them. Rank 0 also
+merges leftover rank logs when a run starts, so a distributed run that was interrupted keeps
+every rank's finished queries (whatever the number of processes of the next run). The reference
+feature cache is built once, by rank 0, while the other ranks wait at a barrier and then only
+read it. Without ``torchrun``
 (``WORLD_SIZE`` unset or 1) everything runs in this process and nothing is initialised.
 
     torchrun --nproc_per_node=4 -m s2dloc localize --map MAP --queries Q.txt --out OUT
@@ -11,10 +14,9 @@ rank 0, while the other ranks wait at a barrier and then only read it. Without `
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
-from s2dloc.localization.io import read_log
+from s2dloc.localization.io import read_log, record_line
 from s2dloc.utils.io import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -82,32 +84,42 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def part_path(log_path: str | Path, ctx: Context) -> Path:
-    """Where rank ``ctx.rank`` writes its records before the merge."""
+def rank_log_path(log_path: str | Path, rank: int) -> Path:
+    """Where rank ``rank`` appends its records: ``log.rank<rank>.jsonl`` beside the log."""
     log_path = Path(log_path)
-    return log_path.with_name(f"{log_path.stem}.part{ctx.rank}-of-{ctx.world}{log_path.suffix}")
+    return log_path.with_name(f"{log_path.stem}.rank{rank}{log_path.suffix}")
 
 
-def write_part(log_path: str | Path, ctx: Context, records: Iterable[dict]) -> Path:
-    """Write this rank's records (JSON lines) atomically to its part file."""
-    text = "".join(json.dumps(r) + "\n" for r in records)
-    return write_text_atomic(part_path(log_path, ctx), text)
-
-
-def merge_parts(log_path: str | Path, world: int, order: Sequence[str]) -> dict[str, dict]:
-    """Merge the log's records and every rank's part into the log (written atomically), in the
-    query order ``order`` (records of names not in ``order`` follow), then delete the parts."""
+def rank_logs(log_path: str | Path) -> list[Path]:
+    """The rank logs beside ``log_path`` (of any earlier run), by rank."""
     log_path = Path(log_path)
+    found = log_path.parent.glob(f"{log_path.stem}.rank*{log_path.suffix}")
+    ranks = {}
+    for p in found:
+        r = p.name[len(log_path.stem) + 5 : len(p.name) - len(log_path.suffix)]
+        if r.isdigit():
+            ranks[int(r)] = p
+    return [ranks[r] for r in sorted(ranks)]
+
+
+def merge_rank_logs(log_path: str | Path, order: Sequence[str] = ()) -> dict[str, dict]:
+    """Merge every rank log into the log (written atomically, records in the query order
+    ``order``, others after them), then delete the rank logs; returns the merged records.
+
+    A query already in the log keeps its record (one record per query, never two).
+    """
+    log_path = Path(log_path)
+    parts = rank_logs(log_path)
     records = read_log(log_path)
-    parts = [part_path(log_path, Context(r, world)) for r in range(world)]
+    if not parts:
+        return records
     for p in parts:
-        if not p.exists():
-            raise FileNotFoundError(f"part {p} is missing: a rank failed before writing it")
-        records.update(read_log(p))
+        for name, rec in read_log(p).items():
+            records.setdefault(name, rec)
     rank = {n: i for i, n in enumerate(order)}
     names = sorted(records, key=lambda n: rank.get(n, len(rank)))
-    write_text_atomic(log_path, "".join(json.dumps(records[n]) + "\n" for n in names))
+    write_text_atomic(log_path, "".join(record_line(records[n]) for n in names))
     for p in parts:
         p.unlink()
-    logger.info("merged %d parts into %s (%d records)", world, log_path, len(names))
+    logger.info("merged %d rank logs into %s (%d records)", len(parts), log_path, len(names))
     return {n: records[n] for n in names}

@@ -1,15 +1,26 @@
 """Query lists in, results out: hloc query lists / image folders, benchmark pose files, JSON-lines
-logs (resumable: queries already logged are skipped)."""
+logs (resumable: queries already logged are skipped).
+
+Logs are strict JSON, one record per line: non-finite numbers (e.g. the scores of references
+taken from a pairs file) are written as ``null``. Result files hold, by default, only the
+queries whose record says ``success`` (the poses the pipeline stands behind; records without a
+``success`` key, from older logs, count as successes when they have a pose); with
+``write_failed`` every query that has any pose."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
+from typing import Any
 
 from s2dloc.datasets.colmap_io import read_query_list, write_poses
+from s2dloc.evaluation.submission import record_success
 from s2dloc.geometry import Camera
 from s2dloc.localization.query import Query, QueryResult
+from s2dloc.mapping.intrinsics import logger as intrinsics_logger
+from s2dloc.mapping.intrinsics import query_camera
 from s2dloc.utils.io import read_text
 
 logger = logging.getLogger(__name__)
@@ -71,8 +82,9 @@ def _folder_images(folder: Path) -> list[tuple[str, Path]]:
         p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     )
     if not files:
-        raise ValueError(f"no query images in {folder} (expected files ending in "
-                         f"{', '.join(IMAGE_SUFFIXES)})")  # fmt: skip
+        raise ValueError(
+            f"no query images in {folder} (expected files ending in {', '.join(IMAGE_SUFFIXES)})"
+        )
     return [(p.relative_to(folder).as_posix(), p) for p in files]
 
 
@@ -94,9 +106,6 @@ def read_query_folder(
     One warning per intrinsics source (with the number of images and an example), not one per
     image. Raises ``ValueError`` naming the files if no image is readable.
     """
-    from s2dloc.mapping.intrinsics import logger as intrinsics_logger
-    from s2dloc.mapping.intrinsics import query_camera
-
     folder = Path(folder)
     queries: list[Query] = []
     skipped: dict[str, str] = {}
@@ -120,29 +129,15 @@ def read_query_folder(
         raise ValueError(f"no readable query image in {folder}: " + "; ".join(skipped.values()))
     for src, qs in by_source.items():
         text = _SOURCE_TEXT.get(src, src).format(f=default_focal_factor)
-        logger.warning("intrinsics of %d of %d query images from %s; e.g. %s: %r",
-                       len(qs), len(queries), text, qs[0].name, qs[0].camera)  # fmt: skip
+        logger.warning(
+            "intrinsics of %d of %d query images from %s; e.g. %s: %r",
+            len(qs),
+            len(queries),
+            text,
+            qs[0].name,
+            qs[0].camera,
+        )
     return queries, skipped
-
-
-def attach_priors(queries: list[Query], poses_path: str | Path) -> list[Query]:
-    """Set ``prior`` of each query from a pose file; queries without a usable pose are dropped
-    (logged: a missing pose as a warning, a NaN/inf or malformed pose as an error naming
-    ``file:line``). An unreadable pose file, or one with no usable pose, raises."""
-    from s2dloc.localization.validate import read_priors
-
-    poses, bad = read_priors(poses_path)
-    out = []
-    for q in queries:
-        if q.name in bad:
-            logger.error("query %s skipped: %s", q.name, bad[q.name])
-            continue
-        if q.name not in poses:
-            logger.warning("%s has no pose for query %s: skipped", poses_path, q.name)
-            continue
-        q.prior = poses[q.name]
-        out.append(q)
-    return out
 
 
 def read_log(path: str | Path) -> dict[str, dict]:
@@ -163,7 +158,23 @@ def read_log(path: str | Path) -> dict[str, dict]:
     return out
 
 
-def append_log(path: str | Path, result: QueryResult) -> None:
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (nested dicts, lists, tuples)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def record_line(record: dict) -> str:
+    """One strict-JSON log line (no NaN / Infinity tokens) with its newline."""
+    return json.dumps(strict_json(record), allow_nan=False) + "\n"
+
+
+def append_log(path: str | Path, result: QueryResult | dict) -> None:
     """Append one record and flush (so an interrupted run can resume).
 
     A partial last line left by a killed run is cut off first, so the new record starts on a
@@ -176,12 +187,21 @@ def append_log(path: str | Path, result: QueryResult) -> None:
             if f.read(1) != b"\n":
                 f.seek(0)
                 f.truncate(f.read().rfind(b"\n") + 1)
+    record = result if isinstance(result, dict) else result.to_json()
     with open(path, "a") as f:
-        f.write(json.dumps(result.to_json()) + "\n")
+        f.write(record_line(record))
         f.flush()
 
 
-def write_results(path: str | Path, records: dict[str, dict], key: str = "pose") -> Path:
-    """Poses of the records (``name qw qx qy qz tx ty tz``); queries without a pose are left out."""
-    poses = {n: (r[key][:4], r[key][4:]) for n, r in records.items() if r.get(key)}
+def write_results(
+    path: str | Path, records: dict[str, dict], key: str = "pose", write_failed: bool = True
+) -> Path:
+    """Poses ``records[name][key]`` as ``name qw qx qy qz tx ty tz``. Records without that pose
+    are left out, and so are those that are not a success (:func:`record_success`) unless
+    ``write_failed``."""
+    poses = {
+        n: (r[key][:4], r[key][4:])
+        for n, r in records.items()
+        if r.get(key) and (write_failed or record_success(r))
+    }
     return write_poses(path, poses)

@@ -4,6 +4,10 @@ One structure (:class:`Map`) flows through the pipeline. It is built from a COLM
 (``Map.from_colmap``; a synthetic world folder is such a model plus its images) or from posed
 RGB-D frames (``Map.from_rgbd``). Poses are ``cam_from_world``; pixels follow COLMAP (the centre
 of the top-left pixel is at ``(0.5, 0.5)``).
+
+Every reference camera must pass :func:`s2dloc.geometry.camera_checks.check_camera`, and a
+reference image whose size differs from its camera's is refused when it is read (never rescaled:
+its observations and features would be sampled at the wrong pixels).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import cv2
 import numpy as np
 import torch
 
+from s2dloc.datasets.colmap_model import read_model
 from s2dloc.geometry import Camera, Pose
+from s2dloc.geometry.camera_checks import check_camera
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +83,22 @@ class Map:
         return self.points3D[[self._row[int(i)] for i in ids]].reshape(-1, 3)
 
     def load_image(self, name: str) -> np.ndarray:
-        """The ``(H, W, 3)`` uint8 RGB image ``name`` (in memory or under ``image_root``)."""
+        """The ``(H, W, 3)`` uint8 RGB image ``name`` (in memory or under ``image_root``);
+        raises ``ValueError`` naming it if its size is not its camera's."""
         if name in self.image_data:
-            return self.image_data[name]
-        if self.image_root is None:
+            image, where = self.image_data[name], f"reference image {name!r} (in memory)"
+        elif self.image_root is None:
             raise ValueError(f"map has no image root to read {name!r} from")
-        return read_rgb(self.image_root / name)
+        else:
+            path = self.image_root / name
+            image, where = read_rgb(path), f"reference image {path}"
+        w, h = (int(round(v)) for v in self[name].camera.size.tolist())
+        if image.shape[:2] != (h, w):
+            raise ValueError(
+                f"{where} is {image.shape[1]}x{image.shape[0]} but its camera is "
+                f"{w}x{h}: resize the image or fix the camera in the model"
+            )
+        return image
 
     # ------------------------------------------------------------------ checks
     def validate(self, check_images: bool = True) -> Map:
@@ -105,6 +121,7 @@ class Map:
             unknown = [int(i) for i in im.point3D_ids if int(i) not in self._row]
             if unknown:
                 raise ValueError(f"{im.name!r} observes unknown 3D points {unknown[:5]}")
+            check_camera(im.camera, f"camera of reference image {im.name!r}")
         if check_images:
             missing = [n for n in self.names if n not in self.image_data
                        and (self.image_root is None or not (self.image_root / n).is_file())]  # fmt: skip
@@ -120,12 +137,7 @@ class Map:
         import pycolmap
 
         if not isinstance(model, pycolmap.Reconstruction):
-            path = Path(model)
-            if not path.is_dir():
-                raise FileNotFoundError(f"COLMAP model folder {path} does not exist")
-            if not any((path / f"images{ext}").exists() for ext in (".bin", ".txt")):
-                raise ValueError(f"{path} is not a COLMAP model (no images.bin/images.txt)")
-            model = pycolmap.Reconstruction(str(path))
+            model = read_model(model)  # checks the files first; errors name the file
         images = []
         for image_id in sorted(model.images):
             image = model.images[image_id]

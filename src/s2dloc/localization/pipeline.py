@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.localization import descriptors as D
+from s2dloc.localization import verify as V
 from s2dloc.localization.cache import DescriptorSpec, build_cache, compute_all, load_cache
 from s2dloc.localization.config import resolve
 from s2dloc.localization.map import Map
@@ -52,6 +54,12 @@ class Localizer:
         self.retrieval = Retrieval(names, torch.stack([self.refs[n].global_desc for n in names]))
         self.pairs = pairs or {}
         self.solver = FeatureMetricPnP(**self.conf["fpnp"]["solver"])
+        c = self.conf["fpnp"]
+        self.thresholds = dataclasses.replace(
+            V.VerifyThresholds.from_conf(self.conf.get("verify", {})),
+            fpnp_max_rotation_change=c["max_rotation_change"],
+            fpnp_max_translation_change=c["max_translation_change"],
+        )
         # Record F-PnP's cost per iteration in each result (runs the solver's torch path).
         self.record_history = False
 
@@ -100,6 +108,7 @@ class Localizer:
         except Exception as err:  # a bad query must never abort the others
             logger.warning("query %s failed: %s", query.name, err)
             res.error = f"{type(err).__name__}: {err}"
+            res.success, res.reason = False, f"error: {res.error}"
         return res
 
     def _localize(self, query: Query, res: QueryResult) -> None:
@@ -126,30 +135,53 @@ class Localizer:
                 )
             )
         res.timings["pnp"] = time.perf_counter() - t
-        best = None
+        ranked = []
         for name, pnp in zip(names, poses):
-            m = per_ref[name][0]
-            res.matches[name] = len(m)
+            res.matches[name] = len(per_ref[name][0])
             res.inliers[name] = pnp.num_inliers if pnp.success else 0
-            if pnp.success and (best is None or pnp.num_inliers > best[1].num_inliers):
-                best = (name, pnp)
-        if best is None:
+            if pnp.success:
+                ranked.append((name, pnp))
+        ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
+        if not ranked:
             if not res.refs:
                 raise ValueError("no reference retrieved")
             res.best_ref, res.fallback = res.refs[0][0], True
             res.pose = self.map[res.best_ref].cam_from_world
+            res.reason = "PnP failed on every reference"
             logger.info("query %s: PnP failed on every reference; fallback to %s", query.name,
                         res.best_ref)  # fmt: skip
             return
-        res.best_ref = best[0]
+        res.best_ref = ranked[0][0]
         res.pnp_success = True
-        res.pose = res.pnp_pose = best[1].pose
-        if not self.conf["fpnp"]["enabled"]:
-            return
-        t = time.perf_counter()
-        points, feats = self._fpnp_points(query, per_ref, res)
-        self._run_fpnp(query, maps, points, feats, res)
-        res.timings["fpnp"] = time.perf_counter() - t
+        res.pose = res.pnp_pose = ranked[0][1].pose
+        pnp_cov, depth = self._verify_pnp(query, per_ref, ranked, res)
+        if self.conf["fpnp"]["enabled"]:
+            t = time.perf_counter()
+            points, feats = self._fpnp_points(query, per_ref, res)
+            self._run_fpnp(query, maps, points, feats, res, pnp_cov, depth)
+            res.timings["fpnp"] = time.perf_counter() - t
+        res.success = not res.reason
+
+    def _verify_pnp(self, query: Query, per_ref, ranked, res: QueryResult):
+        """Judge the best reference's PnP pose; returns its covariance and median inlier depth."""
+        name, pnp = ranked[0]
+        m, _, p3d = per_ref[name]
+        inl = pnp.inliers
+        err = reprojection_errors(m.p2d[inl], p3d[inl], query.camera, pnp.pose)
+        X = pnp.pose.double().transform(torch.from_numpy(np.asarray(p3d[inl], np.float64)))
+        depth = float(X[:, 2].median())
+        size = (float(query.camera.size[0]), float(query.camera.size[1]))
+        stats = V.pnp_stats(m.p2d[inl], err, len(m), size, depth, self.conf["pnp"]["max_error"])
+        if len(ranked) > 1:
+            second = ranked[1][1]
+            stats.second_support = second.num_inliers / max(pnp.num_inliers, 1)
+            rot, trans = V.pose_difference(pnp.pose, second.pose, depth)
+            stats.second_rotation, stats.second_translation = rot, trans
+        res.verify["pnp"] = dataclasses.asdict(stats)
+        res.reason = V.check_pnp(stats, self.thresholds)
+        # Pixel noise from the median inlier error (Rayleigh: median = 1.177 sigma), >= 0.5 px.
+        sigma = max(stats.residual_median / 1.177, 0.5)
+        return V.pnp_covariance(p3d[inl], query.camera, pnp.pose, sigma), depth
 
     def _fpnp_points(self, query, per_ref, res):
         """3D points and reference features of the inliers of the top references at the PnP pose."""
@@ -167,8 +199,11 @@ class Localizer:
             feats.append([f[obs[keep]] for f in rf.features])
         return points, feats
 
-    def _run_fpnp(self, query, maps, points, feats, res: QueryResult) -> None:
-        """F-PnP from ``res.pose`` with points ``[(N_r, 3)]`` and features ``[[(N_r, C_l)]]``."""
+    def _run_fpnp(
+        self, query, maps, points, feats, res: QueryResult, pnp_cov=None, depth: float | None = None
+    ) -> None:
+        """F-PnP from ``res.pose`` with points ``[(N_r, 3)]`` and features ``[[(N_r, C_l)]]``;
+        the update is kept only if :func:`verify.check_fpnp` trusts it."""
         c = self.conf["fpnp"]
         if not points:
             res.fpnp = {"message": "no points"}
@@ -181,20 +216,37 @@ class Localizer:
         init = res.pose.double()
         out = self.solver.refine(X, F, [m.float() for m in maps], query.camera.double(), init,
                                  return_history=self.record_history)  # fmt: skip
-        dR = float(init.angle_to(out.pose))
-        depth = float(init.transform(X)[:, 2].abs().mean())
-        dt = float(init.center_distance_to(out.pose)) / max(depth, 1e-9)
-        ok = bool(out.success)
-        msg = out.message[0] if out.message else ""
-        if ok and (dR > c["max_rotation_change"] or dt > c["max_translation_change"]):
-            ok, msg = False, f"update too large ({dR:.2f} deg, {dt:.3f} of depth): rejected"
-        res.fpnp = {"num_points": len(X), "iterations": out.iterations.tolist(),
-                    "cost_init": float(out.cost_init), "cost_final": float(out.cost_final),
-                    "rotation_change_deg": dR, "message": msg}  # fmt: skip
+        if depth is None:
+            depth = float(init.transform(X)[:, 2].abs().median())
+        stats = V.fpnp_stats(
+            init,
+            out.pose,
+            out.covariance.reshape(6, 6),
+            pnp_cov,
+            depth,
+            float(out.cost_init),
+            float(out.cost_final),
+            len(X),
+            int(out.num_valid),
+            bool(out.success),
+            out.message[0] if out.message else "",
+        )
+        why = V.check_fpnp(stats, self.thresholds)
+        res.reason = res.reason or V.check_pnp_against_fpnp(stats, self.thresholds)
+        res.verify["fpnp"] = dataclasses.asdict(stats)
+        res.fpnp = {
+            "num_points": len(X),
+            "iterations": out.iterations.tolist(),
+            "cost_init": float(out.cost_init),
+            "cost_final": float(out.cost_final),
+            "rotation_change_deg": stats.rotation_change,
+            "pose": [*out.pose.quat().tolist(), *out.pose.t.tolist()],
+            "message": why and f"{why}: rejected",
+        }
         if out.history is not None:  # cost per LM iteration, per level (coarse to fine)
             res.fpnp["cost_history"] = [[float(r["cost"]) for r in lv] for lv in out.history]
-        res.fpnp_success = ok
-        if ok:
+        res.fpnp_success = not why
+        if res.fpnp_success:
             res.pose = out.pose
 
     def refine(self, query: Query) -> QueryResult:
@@ -226,9 +278,12 @@ class Localizer:
                 feats.append([f[obs] for f in self.refs[name].features])
             self._run_fpnp(query, maps, points, feats, res)
             res.timings["fpnp"] = time.perf_counter() - t
+            res.success = res.fpnp_success
+            res.reason = "" if res.success else res.fpnp.get("message", "F-PnP failed")
         except Exception as err:
             logger.warning("query %s failed: %s", query.name, err)
             res.error = f"{type(err).__name__}: {err}"
+            res.success, res.reason = False, f"error: {res.error}"
         return res
 
 

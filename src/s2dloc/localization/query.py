@@ -44,6 +44,10 @@ class QueryResult:
     PnP-RANSAC estimate; ``fallback`` is True when PnP failed and ``pose`` is the best
     reference's pose. ``refs`` lists retrieved ``(name, score)``; ``matches`` / ``inliers``
     count per reference; ``fpnp`` holds iterations, costs, point count and a message.
+
+    ``success`` is the verdict: True only when the pose passed verification (see
+    :mod:`s2dloc.localization.verify`); ``reason`` says why not ("" on success). ``verify``
+    holds the statistics the verdict was taken from (``pnp`` and ``fpnp`` dicts).
     """
 
     name: str
@@ -59,6 +63,9 @@ class QueryResult:
     fpnp: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    success: bool = False
+    reason: str = ""
+    verify: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """A JSON-serialisable record (poses as ``[qw, qx, qy, qz, tx, ty, tz]``)."""
@@ -78,4 +85,6 @@ class QueryResult:
             "refs": [[n, round(s, 5)] for n, s in self.refs], "matches": self.matches,
             "inliers": self.inliers, "fpnp": {k: clean(v) for k, v in self.fpnp.items()},
             "timings": {k: round(v, 5) for k, v in self.timings.items()}, "error": self.error,
+            "success": self.success, "reason": self.reason,
+            "verify": {k: {n: clean(v) for n, v in d.items()} for k, d in self.verify.items()},
         }  # fmt: skip

@@ -1,12 +1,13 @@
 """Up-front checks of a run's inputs, before any work is done.
 
 Global problems raise one clear error naming the file (a map with no 3D points, a pose file that
-cannot be read). Problems of a single query (missing or unreadable image, an image whose size does
-not match its camera, an image whose dense features would not fit the memory budget, a non-finite
-prior pose) are reported and that query is skipped: the other queries still run.
+cannot be read). Problems of a single query (an implausible camera, a missing or unreadable
+image, an image whose size does not match its camera, an image whose dense features would not
+fit the memory budget, a non-finite prior pose) are reported and that query is skipped: the
+other queries still run.
 
-``s2dloc localize`` / ``refine`` call :func:`load_map` and :func:`check_queries`; ``refine`` reads
-its priors through :func:`read_priors` (via :func:`s2dloc.localization.io.attach_priors`).
+``s2dloc localize`` / ``refine`` call :func:`load_map` and :func:`pending_queries`; ``refine``
+reads its priors through :func:`read_priors` (via :func:`attach_priors`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from s2dloc.geometry import Pose
+from s2dloc.geometry.camera_checks import camera_problems
+from s2dloc.localization import descriptors as D
+from s2dloc.localization.config import resolve
+from s2dloc.localization.io import append_log, read_log
 from s2dloc.localization.map import Map
-from s2dloc.localization.query import Query
+from s2dloc.localization.query import Query, QueryResult
+from s2dloc.mapping.intrinsics import ORIENTATION
 from s2dloc.utils.io import read_text
 
 logger = logging.getLogger(__name__)
@@ -76,10 +83,6 @@ def image_size(path: str | Path) -> tuple[int, int]:
     Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing, empty,
     not an image or truncated.
     """
-    from PIL import Image
-
-    from s2dloc.mapping.intrinsics import ORIENTATION
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"query image {path} does not exist")
@@ -107,8 +110,13 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 def check_query(query: Query, channels: Sequence[int], strides: Sequence[float],
                 budget: int = DEFAULT_FEATURE_BUDGET) -> str | None:  # fmt: skip
-    """Why ``query`` cannot be localized (a message naming its image), or None if it can."""
+    """Why ``query`` cannot be localized (a message naming its image), or None if it can: an
+    implausible camera (:func:`s2dloc.geometry.camera_checks.camera_problems`), a missing or
+    unreadable image, a size other than its camera's, or features beyond the memory ``budget``."""
     where = query.path if query.image is None else f"query {query.name!r} (in memory)"
+    problems = camera_problems(query.camera, f"camera of query {query.name!r}")
+    if problems:
+        return "; ".join(problems)
     try:
         if query.image is not None:
             h, w = query.image.shape[:2]
@@ -142,9 +150,6 @@ def check_queries(queries: list[Query], conf: dict | None = None,
     if not budget > 0:
         raise ValueError(f"feature memory budget must be positive, got {budget}")
     if extractor is None:
-        from s2dloc.localization import descriptors as D
-        from s2dloc.localization.config import resolve
-
         extractor = D.load_extractor(resolve(conf)["extractor"])
     channels, strides = extractor_levels(extractor)
     good = []
@@ -166,9 +171,6 @@ def pending_queries(queries: list[Query], conf: dict, log_path: str | Path,
     """Check ``queries`` up front and return ``(valid, todo)``: ``todo`` are the valid ones not
     yet in the run's log. Queries that fail a check, and those already in ``skipped`` (e.g.
     unreadable files), are appended to the log as failed, once, and never localized."""
-    from s2dloc.localization.io import append_log, read_log
-    from s2dloc.localization.query import QueryResult
-
     skipped = {} if skipped is None else skipped
     queries = check_queries(queries, conf, skipped)
     done = read_log(log_path)
@@ -220,3 +222,21 @@ def read_priors(path: str | Path) -> tuple[dict[str, Pose], dict[str, str]]:
         raise ValueError(f"{path}: no usable pose (expected 'name qw qx qy qz tx ty tz' "
                          f"per line): {detail}")  # fmt: skip
     return poses, bad
+
+
+def attach_priors(queries: list[Query], poses_path: str | Path) -> list[Query]:
+    """Set ``prior`` of each query from a pose file; queries without a usable pose are dropped
+    (logged: a missing pose as a warning, a NaN/inf or malformed pose as an error naming
+    ``file:line``). An unreadable pose file, or one with no usable pose, raises."""
+    poses, bad = read_priors(poses_path)
+    out = []
+    for q in queries:
+        if q.name in bad:
+            logger.error("query %s skipped: %s", q.name, bad[q.name])
+            continue
+        if q.name not in poses:
+            logger.warning("%s has no pose for query %s: skipped", poses_path, q.name)
+            continue
+        q.prior = poses[q.name]
+        out.append(q)
+    return out

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from s2dloc.datasets import colmap_model
+from s2dloc.geometry import MODELS
 from s2dloc.utils.io import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ def summarize(rec) -> dict:
     }
 
 
-def _prepare_out(out: Path, meta: dict, overwrite: bool) -> None:
+def prepare_out(out: Path, meta: dict, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     conf_path = out / "config.json"
     if overwrite:
@@ -123,6 +125,9 @@ def _write_model(rec, out: Path) -> Path:
     """Write ``rec`` to ``out/sfm`` (binary) via a temporary folder and a rename."""
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".sfm-"))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private
         rec.write_binary(str(tmp))
         shutil.rmtree(out / "sfm", ignore_errors=True)
         os.replace(tmp, out / "sfm")
@@ -131,7 +136,7 @@ def _write_model(rec, out: Path) -> Path:
     return out / "sfm"
 
 
-def _finish(rec, images: Path, out: Path, extra: dict) -> dict:
+def finish_map(rec, images: Path, out: Path, extra: dict) -> dict:
     _write_model(rec, out)
     link_images(images, out)
     summary = {**summarize(rec), "image_root": str(images.resolve()), **extra}
@@ -171,10 +176,13 @@ def build_map(
     conf = conf or SfMConfig()
     if conf.matcher not in MATCHERS:
         raise ValueError(f"unknown matcher {conf.matcher!r}; choose from {MATCHERS}")
+    if conf.camera_model not in MODELS:
+        valid = ", ".join(MODELS)
+        raise ValueError(f"unknown camera model {conf.camera_model!r}; choose from {valid}")
     images, out = Path(images), Path(out)
     names = list_images(images)
     settings = {k: v for k, v in dataclasses.asdict(conf).items() if k != "num_threads"}
-    _prepare_out(out, {"images": str(images.resolve()), **settings}, overwrite)
+    prepare_out(out, {"images": str(images.resolve()), **settings}, overwrite)
     db_path = out / "database.db"
     if db_path.exists():
         logger.info("reusing %s (features and matches already there are kept)", db_path)
@@ -223,7 +231,13 @@ def build_map(
         logger.warning("%d of %d images registered (%d models); the others are not in the map",
                        rec.num_reg_images(), len(names), len(models))  # fmt: skip
     extra = {"input_images": len(names), "models": len(models), **timings}
-    return _finish(rec, images, out, extra)
+    return finish_map(rec, images, out, extra)
+
+
+def read_model(model: str | Path):
+    """The ``pycolmap.Reconstruction`` in a COLMAP model folder (text or binary), with clear
+    errors for a missing folder, a folder that is not a model, or unreadable files."""
+    return colmap_model.read_model(model)
 
 
 def import_model(
@@ -231,19 +245,10 @@ def import_model(
 ) -> dict:
     """Import a COLMAP model (text or binary folder) whose image names are relative to
     ``images``; writes ``out/sfm`` and returns the summary."""
-    import pycolmap
-
     model, images, out = Path(model), Path(images), Path(out)
-    if not model.is_dir():
-        raise FileNotFoundError(f"COLMAP model folder {model} does not exist")
-    if not any((model / f"images{ext}").exists() for ext in (".bin", ".txt")):
-        raise ValueError(f"{model} is not a COLMAP model (no images.bin or images.txt)")
+    rec = read_model(model)
     if not images.is_dir():
         raise FileNotFoundError(f"image folder {images} does not exist")
-    try:
-        rec = pycolmap.Reconstruction(str(model))
-    except Exception as err:  # pycolmap raises RuntimeError/ValueError on corrupt files
-        raise ValueError(f"could not read the COLMAP model {model}: {err}") from None
     names = [rec.images[i].name for i in rec.reg_image_ids()]
     if len(names) < 2 or rec.num_points3D() == 0:
         raise ValueError(f"{model} has {len(names)} registered images and "
@@ -252,5 +257,5 @@ def import_model(
     if missing:
         raise ValueError(f"{len(missing)} images of {model} are not under {images}: "
                          f"{missing[:3]}")  # fmt: skip
-    _prepare_out(out, {"import": str(model.resolve()), "images": str(images.resolve())}, overwrite)
-    return _finish(rec, images, out, {"imported_from": str(model.resolve())})
+    prepare_out(out, {"import": str(model.resolve()), "images": str(images.resolve())}, overwrite)
+    return finish_map(rec, images, out, {"imported_from": str(model.resolve())})

@@ -1,41 +1,83 @@
-"""Training configuration: YAML files merged over defaults, plus ``key.sub=value`` overrides."""
+"""Training configuration: defaults, merged strictly with a YAML file and ``section.key=value``
+overrides (:mod:`s2dloc.utils.config`).
+
+Unknown keys and values of the wrong type are rejected with the valid keys listed. ``model.*``
+is checked against the model's config dataclass (``model.name`` picks it), and every entry of
+``data.sources`` (the ``mix`` source) against its type's defaults in :data:`SOURCE_DEFAULTS`.
+For a single source (``data.source`` other than ``mix``), its keys are read from ``data``
+itself (``data.root``, ``data.exclude``, ...).
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from s2dloc.datasets.augment import PRESETS
+from s2dloc.datasets.homography_pairs import HomographyConfig
+from s2dloc.datasets.image_sets import IMAGE_PATTERNS
+from s2dloc.features.disk_backbone import DISKBackboneConfig
+from s2dloc.features.gnnet import GNNetConfig, merge_config
+from s2dloc.utils.config import ConfigError, in_range, merge, one_of, parse_overrides
+
+MODEL_CONFIGS: dict[str, type] = {"gnnet": GNNetConfig, "disk": DISKBackboneConfig}
+SOURCES = ("synthetic", "cscd", "rgbd", "colmap", "homography")
+
+_HOMOGRAPHY = {
+    k: list(v) if isinstance(v, tuple) else v
+    for k, v in dataclasses.asdict(HomographyConfig()).items()
+}
+# The settings of each pair source ("" roots must be set; exclude: held-out image patterns).
+SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "synthetic": {"worlds": None, "world_views": 40, "num_ref": 2},
+    "cscd": {"root": "", "files": "**/*.mat", "image_root": ""},
+    "rgbd": {"root": "", "max_gap": 1},
+    "colmap": {"root": "", "image_root": "", "exclude": [""], "min_shared": 20},
+    "homography": {"root": "", "patterns": list(IMAGE_PATTERNS), "exclude": [""], **_HOMOGRAPHY},
+}
+# Keys of every entry of data.sources (appearance "": data.appearance).
+ENTRY_DEFAULTS: dict[str, Any] = {"type": "", "weight": 1.0, "appearance": ""}
+
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "out_dir": "outputs/train",
     "device": "auto",  # auto: cuda when available, else cpu
-    "model": {"name": "gnnet"},  # other keys go to the model's config
+    "model": {"name": "gnnet", "freeze_trunk": False},  # plus the model's config keys
     "data": {
-        "source": "synthetic",  # synthetic | cscd | rgbd | colmap
-        "preset": "small",  # synthetic world preset
+        "source": "synthetic",  # synthetic | cscd | rgbd | colmap | homography | mix
+        "sources": [],  # for mix: [{type: ..., weight: ..., <the type's keys>}, ...]
         "image_size": [320, 240],
+        "crop": False,  # real pairs: keep the aspect ratio (cover-resize + crop), else stretch
         "max_points": 256,
         "batch_size": 4,
         "num_workers": 0,
         "augment": True,
+        "appearance": "conditions",  # augmentation preset of image b (see datasets.augment)
         "val_conditions": ["night", "snow"],  # held out from training
+        # single-source settings (see SOURCE_DEFAULTS)
         "worlds": None,  # synthetic [scene, seed] pairs; None: street 1, street 2, room 1
         "world_views": 40,  # database and query views per synthetic world
+        "root": "",
+        "image_root": "",
+        "files": "**/*.mat",
+        "exclude": [""],
     },
     "loss": {
         "gn_weight": 1.0,
         "e1_weight": 1.0,
         "e2_weight": 1.0,
-        "vicinity": [1.0, 2.0, 4.0, 8.0],  # start offset (pixels of each level), finest first
+        "vicinity": [1.0, 1.0, 1.0, 1.0],  # start offset (pixels of each level), finest first
         "both_directions": True,
         "contrastive_weight": 1.0,
         "margin_pos": 0.1,
         "margin_neg": 1.0,
         "mining": "hard",  # hard | random
         "negatives": 16,
+        "negative_pool": 0,  # candidate pixels per level for mining; 0: the whole level
         "exclusion_radius": 4.0,  # pixels of each level around the true match
     },
     "optim": {"lr": 1e-3, "weight_decay": 0.0, "scheduler": "cosine", "grad_clip": 10.0},
@@ -43,43 +85,131 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def merge(base: dict, update: dict) -> dict:
-    """Recursively merge ``update`` into a copy of ``base``."""
+def _length(n: int):
+    return lambda v: None if len(v) == n else f"must have {n} entries"
+
+
+CHECKS = {
+    "data.source": one_of(*SOURCES, "mix"),
+    "data.image_size": _length(2),
+    "data.max_points": in_range(1),
+    "data.batch_size": in_range(1),
+    "data.appearance": one_of(*PRESETS, "none"),
+    "loss.vicinity": _length(4),
+    "loss.mining": one_of("hard", "random"),
+    "loss.negatives": in_range(1),
+    "loss.negative_pool": in_range(0),
+    "optim.scheduler": one_of("cosine", "constant"),
+    "train.steps": in_range(1),
+    "train.log_every": in_range(1),
+    "train.ckpt_every": in_range(1),
+}
+MODEL_KEYS = ("name", "freeze_trunk")
+
+
+def model_settings(model: dict[str, Any]) -> dict[str, Any]:
+    """``model.*`` checked against the model's config dataclass: the full, resolved section."""
+    model = dict(model)
+    name = model.pop("name", "gnnet")
+    if name not in MODEL_CONFIGS:
+        raise ConfigError(
+            f"setting 'model.name' must be one of {sorted(MODEL_CONFIGS)}, got {name!r}"
+        )
+    freeze = model.pop("freeze_trunk", False)
+    if not isinstance(freeze, bool):
+        raise ConfigError(f"setting 'model.freeze_trunk' must be a boolean, got {freeze!r}")
+    cls = MODEL_CONFIGS[name]
+    defaults = {}
+    for f in dataclasses.fields(cls):  # a union-typed field (int | tuple) accepts either
+        v = getattr(cls(), f.name)
+        defaults[f.name] = None if "|" in str(f.type) else list(v) if isinstance(v, tuple) else v
+    try:
+        checked = merge(defaults, model, prefix="model.")  # unknown keys, wrong types
+        conf = merge_config(cls, {k: checked[k] for k in model})
+    except ConfigError as err:
+        raise ConfigError(
+            f"{err} (model.name {name!r}: valid keys {[*MODEL_KEYS, *defaults]})"
+        ) from err
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model settings of {name!r}: {err}") from err
+    resolved = {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(conf).items()
+    }
+    return {"name": name, "freeze_trunk": freeze, **resolved}
+
+
+def source_entries(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pair sources of ``data``, each a full dict: ``type``, ``weight``, ``appearance`` and
+    its type's settings (checked; roots required)."""
+    if data["source"] == "mix":
+        raw = data["sources"]
+        if not raw:
+            raise ConfigError("data.source is 'mix' but data.sources is empty")
+    else:
+        if data["sources"]:
+            raise ConfigError(
+                f"data.sources is only used with data.source: mix, not {data['source']!r}"
+            )
+        own = SOURCE_DEFAULTS[data["source"]]
+        raw = [{"type": data["source"], **{k: data[k] for k in own if k in data}}]
+    return [_entry(e, i if data["source"] == "mix" else None) for i, e in enumerate(raw)]
+
+
+def _entry(entry: Any, index: int | None) -> dict[str, Any]:
+    where = "data." if index is None else f"data.sources[{index}]."
+    if not isinstance(entry, dict) or entry.get("type") not in SOURCE_DEFAULTS:
+        raise ConfigError(
+            f"setting {where}type must be one of {list(SOURCE_DEFAULTS)}; got {entry!r}"
+        )
+    defaults = {**ENTRY_DEFAULTS, **SOURCE_DEFAULTS[entry["type"]]}
+    out = merge(defaults, entry, prefix=where)
+    if out["weight"] <= 0:
+        raise ConfigError(f"setting {where}weight must be > 0, got {out['weight']}")
+    if "root" in out and not out["root"]:
+        raise ConfigError(f"setting {where}root is required for a {out['type']!r} source")
+    if out["appearance"] not in ("", "none", *PRESETS):
+        raise ConfigError(f"setting {where}appearance must be one of {list(PRESETS)} or 'none'")
+    if "exclude" in out:
+        out["exclude"] = [p for p in out["exclude"] if p]
+    return out
+
+
+def resolve(raw: dict[str, Any]) -> dict[str, Any]:
+    """Defaults merged strictly with ``raw`` (a nested dict), model and sources resolved."""
+    raw = copy.deepcopy(raw)
+    model = raw.pop("model", {}) or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"setting 'model' must be a section, got {model!r}")
+    conf = merge({k: v for k, v in DEFAULTS.items() if k != "model"}, raw, checks=CHECKS)
+    conf["model"] = model_settings({**DEFAULTS["model"], **model})
+    entries = source_entries(conf["data"])  # checks the single source's keys too
+    conf["data"]["sources"] = entries if conf["data"]["source"] == "mix" else []
+    conf["data"]["exclude"] = [p for p in conf["data"]["exclude"] if p]
+    return conf
+
+
+def _deep_update(base: dict, update: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+            out[key] = _deep_update(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
 
 
-def apply_overrides(conf: dict, overrides: list[str]) -> dict:
-    """Apply ``section.key=value`` strings; values are parsed as YAML (numbers, lists, bools)."""
-    conf = copy.deepcopy(conf)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like section.key=value")
-        key, raw = item.split("=", 1)
-        node = conf
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {p!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
-    return conf
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
-    """Defaults, merged with the YAML file at ``path`` (if any), then the overrides."""
-    conf = DEFAULTS
+    """Defaults, the YAML file at ``path`` (if any), then ``section.key=value`` overrides;
+    raises :class:`ConfigError` (a ``ValueError``) naming the offending key."""
+    loaded: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config file {path} does not exist")
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level, got {type(loaded)}")
-        conf = merge(conf, loaded)
-    return apply_overrides(conf, overrides or [])
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded)}")
+    try:
+        return resolve(_deep_update(loaded, parse_overrides(overrides)))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}" if path is not None else str(err)) from err

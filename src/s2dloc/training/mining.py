@@ -1,7 +1,7 @@
 """Negative mining for the contrastive loss: progressive hard negatives or random negatives.
 
-Candidates are pixel centres of image b's feature map at one level (all of them, or a random
-subset). Hard mining sorts them by feature distance to each anchor ``f_a(u_a)`` and draws the
+Candidates are pixel centres of image b's feature map at one level (all of them by default,
+or a random subset). Hard mining sorts them by feature distance to each anchor ``f_a(u_a)`` and draws the
 negatives at random among the ``M`` closest, with ``M`` shrinking as training goes on
 (:func:`hard_negative_pool_size`); candidates within ``exclude_radius`` pixels of the true
 match are never chosen.
@@ -38,6 +38,24 @@ def _candidates(
     return scores.topk(num, dim=1).indices
 
 
+def _exclude_near(
+    score: torch.Tensor, u_b: torch.Tensor, H: int, W: int, radius: float
+) -> torch.Tensor:
+    """``score`` ``(B, k, H W)`` over all pixels, set to inf at pixel centres closer than
+    ``radius`` to ``u_b`` ``(B, k, 2)``: only the window around each match is visited."""
+    R = max(math.ceil(radius), 0)
+    d = torch.arange(-R, R + 1, device=u_b.device)
+    dy, dx = torch.meshgrid(d, d, indexing="ij")
+    base = torch.floor(u_b).long()  # (B, k, 2)
+    px = base[..., None, 0] + dx.reshape(-1)  # (B, k, (2R+1)^2)
+    py = base[..., None, 1] + dy.reshape(-1)
+    dist2 = (px + 0.5 - u_b[..., None, 0]) ** 2 + (py + 0.5 - u_b[..., None, 1]) ** 2
+    hit = (dist2 < radius**2) & (px >= 0) & (px < W) & (py >= 0) & (py < H)
+    b, k, j = hit.nonzero(as_tuple=True)
+    score[b, k, py[b, k, j] * W + px[b, k, j]] = float("inf")
+    return score
+
+
 def mine_negatives(
     f_a: torch.Tensor,
     F_b: torch.Tensor,
@@ -48,8 +66,9 @@ def mine_negatives(
     pool_size: int | None = None,
     mode: str = "hard",
     exclude_radius: float = 3.0,
-    num_candidates: int | None = 4096,
+    num_candidates: int | None = None,
     generator: torch.Generator | None = None,
+    chunk_elements: int = 2**24,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Negative locations in image b for anchors ``f_a`` ``(B, K, C)`` matched at ``u_b``.
 
@@ -57,8 +76,11 @@ def mine_negatives(
     true matches in its pixel coordinates. ``mode="hard"`` samples ``num_negatives`` distinct
     candidates among the ``pool_size`` closest in feature space (default
     ``hard_negative_pool_size(step)``); ``mode="random"`` samples among all candidates.
-    ``num_candidates=None`` uses every pixel of the map. Returns pixel centres ``(B, K, N, 2)``
-    and a validity mask ``(B, K, N)`` (False where fewer admissible candidates exist).
+    Candidates: every pixel of the map (``num_candidates`` None or 0, the default), or that
+    many random pixels. Distances are computed for chunks of anchors of at most
+    ``chunk_elements`` (anchor, candidate) pairs, so memory stays bounded at any map size; the
+    result does not depend on the chunking. Returns pixel centres ``(B, K, N, 2)`` and a
+    validity mask ``(B, K, N)`` (False where fewer admissible candidates exist).
     No gradient flows through the mining.
     """
     if mode not in ("hard", "random"):
@@ -66,27 +88,40 @@ def mine_negatives(
     B, C, H, W = F_b.shape
     K = f_a.shape[1]
     with torch.no_grad():
-        idx = _candidates(B, H, W, num_candidates, generator, F_b.device)  # (B, P)
+        idx = _candidates(B, H, W, num_candidates or None, generator, F_b.device)  # (B, P)
+        P = idx.shape[1]
         xy = torch.stack([idx % W, idx // W], -1).to(u_b.dtype) + 0.5  # (B, P, 2)
-        excluded = torch.cdist(u_b, xy) < exclude_radius  # (B, K, P)
+        feats = None
         if mode == "hard":
             feats = F_b.flatten(2).gather(2, idx[:, None].expand(-1, C, -1)).transpose(1, 2)
-            score = torch.cdist(f_a.detach().to(feats.dtype), feats)
             pool = hard_negative_pool_size(step) if pool_size is None else pool_size
         else:
-            score = _rand(excluded.shape, generator, F_b.device)
-            pool = idx.shape[1]
-        score = score.masked_fill(excluded, float("inf"))
-        pool = max(min(pool, idx.shape[1]), 1)
-        closest = score.topk(pool, dim=-1, largest=False)  # (B, K, M), ascending
-        # num_negatives distinct draws among the pool's M members, admissible ones first
-        # (excluded candidates only enter the pool when fewer than M are admissible).
+            pool = P
+        pool = max(min(pool, P), 1)
+        random_scores = None if mode == "hard" else _rand((B, K, P), generator, F_b.device)
         shuffle = _rand((B, K, pool), generator, F_b.device)
-        shuffle = shuffle.masked_fill(closest.values.isinf(), -1.0)
         n = min(num_negatives, pool)
-        pick = shuffle.topk(n, dim=-1).indices
-        chosen = closest.indices.gather(-1, pick)  # indices into the candidates
-        valid = closest.values.gather(-1, pick).isfinite()
+        step_k = max(1, chunk_elements // max(B * P, 1))
+        chosen, valid = [], []
+        for k0 in range(0, K, step_k):
+            sl = slice(k0, k0 + step_k)
+            if feats is not None:
+                score = torch.cdist(f_a[:, sl].detach().to(feats.dtype), feats)
+            else:
+                score = random_scores[:, sl].clone()
+            if P == H * W:  # all pixels, in order: visit the window around each match
+                score = _exclude_near(score, u_b[:, sl].detach(), H, W, exclude_radius)
+            else:
+                excluded = torch.cdist(u_b[:, sl], xy) < exclude_radius  # (B, k, P)
+                score = score.masked_fill(excluded, float("inf"))
+            closest = score.topk(pool, dim=-1, largest=False)  # (B, k, M), ascending
+            # n distinct draws among the pool's M members, admissible ones first (excluded
+            # candidates only enter the pool when fewer than M are admissible).
+            shuf = shuffle[:, sl].masked_fill(closest.values.isinf(), -1.0)
+            pick = shuf.topk(n, dim=-1).indices
+            chosen.append(closest.indices.gather(-1, pick))  # indices into the candidates
+            valid.append(closest.values.gather(-1, pick).isfinite())
+        chosen, valid = torch.cat(chosen, 1), torch.cat(valid, 1)
         u_neg = xy[:, None].expand(-1, K, -1, -1).gather(2, chosen[..., None].expand(-1, -1, -1, 2))
         if n < num_negatives:  # pad with invalid entries
             pad = num_negatives - n

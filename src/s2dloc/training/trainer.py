@@ -17,8 +17,9 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from s2dloc.features.registry import MODELS, load_checkpoint, save_checkpoint
+from s2dloc.features.registry import MODELS, save_checkpoint
 from s2dloc.geometry import sample
+from s2dloc.training.checkpoint import check_resume_config, read_resume_checkpoint
 from s2dloc.training.data import batch_for_step, build_dataset
 from s2dloc.training.logs import TrainLog
 from s2dloc.training.losses import contrastive_loss, gauss_newton_loss
@@ -27,15 +28,29 @@ from s2dloc.training.validation import Validator
 
 logger = logging.getLogger(__name__)
 
+HEADS = ("heads.", "confidence_heads.")
+
 
 def build_model(model_conf: dict, seed: int) -> torch.nn.Module:
-    conf = {k: v for k, v in model_conf.items() if k != "name"}
+    """The model of ``model`` (its initialisation drawn from ``seed``); with ``freeze_trunk``
+    only the heads (``heads``, ``confidence_heads``) keep ``requires_grad``."""
+    conf = {k: v for k, v in model_conf.items() if k not in ("name", "freeze_trunk")}
     name = model_conf.get("name", "gnnet")
     if name not in MODELS:
         raise ValueError(f"model.name must be one of {sorted(MODELS)}, got {name!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MODELS[name](conf)
+        model = MODELS[name](conf)
+    if model_conf.get("freeze_trunk"):
+        for key, p in model.named_parameters():
+            p.requires_grad_(key.startswith(HEADS))
+        n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        logger.info(
+            "trunk frozen: training %d of %d parameters (the heads)",
+            n,
+            sum(p.numel() for p in model.parameters()),
+        )
+    return model
 
 
 def level_losses(feats_a, feats_b, batch, strides, conf: dict, step: int, g: torch.Generator):
@@ -49,9 +64,17 @@ def level_losses(feats_a, feats_b, batch, strides, conf: dict, step: int, g: tor
                                w1=lc["e1_weight"], w2=lc["e2_weight"],
                                both_directions=lc["both_directions"], generator=g)  # fmt: skip
         f_a = sample(Fa, u_a)[0]
-        u_neg, v_neg = mine_negatives(f_a.detach(), Fb.detach(), u_b, lc["negatives"], step=step,
-                                      mode=lc["mining"], exclude_radius=lc["exclusion_radius"],
-                                      generator=g)  # fmt: skip
+        u_neg, v_neg = mine_negatives(
+            f_a.detach(),
+            Fb.detach(),
+            u_b,
+            lc["negatives"],
+            step=step,
+            mode=lc["mining"],
+            exclude_radius=lc["exclusion_radius"],
+            num_candidates=lc["negative_pool"],
+            generator=g,
+        )
         con = contrastive_loss(Fa, Fb, u_a, u_b, u_neg, valid, v_neg,
                                margin=(lc["margin_pos"], lc["margin_neg"]))  # fmt: skip
         total = total + lc["gn_weight"] * gn["total"] + lc["contrastive_weight"] * con["total"]
@@ -66,8 +89,8 @@ def level_losses(feats_a, feats_b, batch, strides, conf: dict, step: int, g: tor
 class Trainer:
     """Trains a dense extractor from a configuration (see ``training/config.py``)."""
 
-    def __init__(self, conf: dict, rank: int = 0, world_size: int = 1):
-        self.conf, self.rank, self.world_size = conf, rank, world_size
+    def __init__(self, conf: dict, rank: int = 0, world_size: int = 1, force: bool = False):
+        self.conf, self.rank, self.world_size, self.force = conf, rank, world_size, force
         self.out = Path(conf["out_dir"])
         self.ckpt_path = self.out / "last.pt"
         device = conf.get("device", "auto")
@@ -79,8 +102,8 @@ class Trainer:
         self.model = build_model(conf["model"], conf["seed"]).to(self.device)
         self.strides = self.model.strides
         oc = conf["optim"]
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=oc["lr"],
-                                          weight_decay=oc["weight_decay"])  # fmt: skip
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=oc["lr"], weight_decay=oc["weight_decay"])
         steps = conf["train"]["steps"]
         if oc["scheduler"] == "cosine":
             fn = lambda k: 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps))  # noqa: E731
@@ -97,7 +120,8 @@ class Trainer:
         self.dataset = build_dataset(conf["data"], conf["seed"])
 
     def _resume(self) -> None:
-        ckpt = load_checkpoint(self.ckpt_path, map_location=self.device, weights_only=False)
+        ckpt = read_resume_checkpoint(self.ckpt_path, self.device)
+        check_resume_config(self.ckpt_path, ckpt["train_config"], self.conf, self.force)
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])

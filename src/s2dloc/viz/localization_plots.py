@@ -111,7 +111,8 @@ def plot_query(
     ncol = max(2, 1 + len(refs))
     fig = plt.figure(figsize=(3.2 * ncol, 9.5))
     grid = fig.add_gridspec(3, ncol)
-    _show(fig.add_subplot(grid[0, 0]), query_image, f"query {result.name}")
+    verdict = "localized" if result.success else f"NOT localized: {result.reason}"[:60]
+    _show(fig.add_subplot(grid[0, 0]), query_image, f"query {result.name}\n{verdict}")
     for k, (name, score) in enumerate(refs):
         title = (f"#{k + 1} {name}\nscore {score:.3f}  matches {result.matches.get(name, 0)}"
                  f"  inliers {result.inliers.get(name, 0)}")  # fmt: skip

@@ -38,6 +38,18 @@ def pose_Rt(cam_from_world: Any) -> tuple[np.ndarray, np.ndarray]:
     return R.reshape(3, 3), t.reshape(3)
 
 
+def undistort(model: str, width: int, height: int, params: tuple[float, ...], uv: np.ndarray):
+    """Normalised ray coordinates ``(K, 2)`` of pixels ``uv (K, 2)`` of a distorted COLMAP
+    camera, NaN where undistortion does not converge (reprojection off by > 0.01 px)."""
+    import pycolmap
+
+    cam = pycolmap.Camera(model=model, width=width, height=height, params=list(params))
+    xy = np.array(cam.cam_from_img(uv), np.float64)
+    back = np.asarray(cam.img_from_cam(np.c_[xy, np.ones(len(xy))]))
+    xy[np.linalg.norm(back - uv, axis=1) > 1e-2] = np.nan
+    return xy
+
+
 @functools.lru_cache(maxsize=16)
 def pixel_rays(model: str, width: int, height: int, params: tuple[float, ...]):
     """Normalised ray coordinates (x, y) with z = 1 of every pixel centre, each (H, W) float32
@@ -48,17 +60,9 @@ def pixel_rays(model: str, width: int, height: int, params: tuple[float, ...]):
         c = params[2:4] if model == "PINHOLE" else params[1:3]
         x, y = (u - c[0]) / f[0], (v - c[1]) / f[1]
     else:
-        import pycolmap
-
-        cam = pycolmap.Camera(model=model, width=width, height=height, params=list(params))
-        xy = np.asarray(cam.cam_from_img(np.stack([u.ravel(), v.ravel()], 1)), np.float64)
+        xy = undistort(model, width, height, params, np.stack([u.ravel(), v.ravel()], 1))
         x = np.ascontiguousarray(xy[:, 0]).reshape(height, width)
         y = np.ascontiguousarray(xy[:, 1]).reshape(height, width)
-        # reject pixels where undistortion did not converge (reprojection mismatch)
-        back = np.asarray(cam.img_from_cam(np.stack([x.ravel(), y.ravel(), np.ones(x.size)], 1)))
-        bad = np.linalg.norm(back - np.stack([u.ravel(), v.ravel()], 1), axis=1) > 1e-2
-        x[bad.reshape(height, width)] = np.nan
-        y[bad.reshape(height, width)] = np.nan
     x, y = x.astype(np.float32), y.astype(np.float32)
     with np.errstate(all="ignore"):
         ext = (np.nanmin(x, 0), np.nanmax(x, 0), np.nanmin(y, 1), np.nanmax(y, 1))

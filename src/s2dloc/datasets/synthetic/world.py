@@ -11,6 +11,7 @@ from tqdm import tqdm
 from s2dloc.geometry import Camera, Pose
 
 from .conditions import CONDITIONS, apply_condition, condition_scene
+from .rays import undistort
 from .render import Scene, backproject, render
 from .scenes import SCENES
 from .trajectories import database_poses, query_poses
@@ -24,9 +25,32 @@ DISTORTION = {  # default extra parameters of distorted models
 }
 
 
+# Allowed ranges of the numeric settings: (min, max, unit). The field of view is that of a
+# pinhole projection (180 degrees is infinitely wide); distorted models may allow less.
+LIMITS = {
+    "num_db": (1, 10_000, "images"),
+    "num_query": (1, 10_000, "images"),
+    "width": (16, 4096, "pixels"),
+    "height": (16, 4096, "pixels"),
+    "fov_deg": (10.0, 170.0, "degrees"),
+}
+QUERY_FOCAL_SCALES = (0.9, 1.1)  # query focal lengths vary by this factor around the database's
+
+
+def out_of_range(name: str, value: float) -> str | None:
+    """Why ``value`` is not allowed for setting ``name`` (see :data:`LIMITS`), or None."""
+    lo, hi, unit = LIMITS[name]
+    if isinstance(lo, int) and not float(value).is_integer():
+        return f"must be an integer within {lo}-{hi} {unit}, got {value}"
+    if not lo <= value <= hi:
+        return f"must be within {lo:g}-{hi:g} {unit}, got {value:g}"
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class WorldConfig:
-    """Everything that determines a world; equal configs give identical worlds."""
+    """Everything that determines a world; equal configs give identical worlds. Numeric
+    settings must be within :data:`LIMITS` (``ValueError`` otherwise)."""
 
     scene: str = "street"
     seed: int = 0
@@ -38,18 +62,17 @@ class WorldConfig:
     fov_deg: float = 65.0  # horizontal field of view of the database camera
     query_conditions: tuple[str, ...] = CONDITIONS[1:]
 
+    def __post_init__(self):
+        for name in LIMITS:
+            problem = out_of_range(name, getattr(self, name))
+            if problem:
+                raise ValueError(f"WorldConfig.{name} {problem}")
+        check_field_of_view(self.camera_model, self.width, self.height, self.fov_deg)
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["query_conditions"] = list(self.query_conditions)
         return d
-
-
-PRESETS = {
-    "demo": WorldConfig(),
-    "small": WorldConfig(num_db=24, num_query=12, width=320, height=240),
-    "tiny": WorldConfig(num_db=8, num_query=6, width=160, height=120),
-    "room": WorldConfig(scene="room", num_db=40, num_query=20, width=320, height=240),
-}
 
 
 @dataclasses.dataclass
@@ -106,6 +129,48 @@ def make_camera(model: str, width: int, height: int, fov_deg: float, focal_scale
     return Camera.from_colmap(model, width, height, params[model] + DISTORTION.get(model, ()))
 
 
+def _border_pixels(width: int, height: int) -> np.ndarray:
+    """Centres ``(K, 2)`` of the outermost pixels, where undistortion fails first."""
+    u, v = np.arange(width) + 0.5, np.arange(height) + 0.5
+    top = np.c_[u, np.full(width, 0.5)]
+    left = np.c_[np.full(height, 0.5), v]
+    return np.concatenate([top, top + [0, height - 1], left, left + [width - 1, 0]])
+
+
+def _images_whole(model: str, width: int, height: int, fov_deg: float) -> bool:
+    if model in ("SIMPLE_PINHOLE", "PINHOLE"):
+        return True
+    widest = make_camera(model, width, height, fov_deg, min(QUERY_FOCAL_SCALES))
+    params = tuple(widest.params.tolist())
+    return bool(
+        np.isfinite(undistort(model, width, height, params, _border_pixels(width, height))).all()
+    )
+
+
+def check_field_of_view(model: str, width: int, height: int, fov_deg: float) -> None:
+    """``ValueError`` if a ``model`` camera (with :data:`DISTORTION`) cannot map every pixel of
+    the image to a ray at this field of view (including the widest query camera)."""
+    if _images_whole(model, width, height, fov_deg):
+        return
+    lo, hi = LIMITS["fov_deg"][0], fov_deg
+    for _ in range(20):  # bisection for the widest supported field of view
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _images_whole(model, width, height, mid) else (lo, mid)
+    raise ValueError(
+        f"field of view {fov_deg:g} deg is too wide for a {model} camera with distortion "
+        f"{DISTORTION[model]}: the image corners have no ray beyond about {int(lo)} deg for "
+        f"{width}x{height} images; use a smaller field of view or a PINHOLE/OPENCV camera"
+    )
+
+
+PRESETS = {
+    "demo": WorldConfig(),
+    "small": WorldConfig(num_db=24, num_query=12, width=320, height=240),
+    "tiny": WorldConfig(num_db=8, num_query=6, width=160, height=120),
+    "room": WorldConfig(scene="room", num_db=40, num_query=20, width=320, height=240),
+}
+
+
 def render_view(
     scene: Scene, camera: Camera, pose: Pose, condition: str, rng: np.random.Generator, name=""
 ) -> View:
@@ -134,7 +199,7 @@ def generate_world(config: WorldConfig | str = "demo", progress: bool = True) ->
     db_cam = make_camera(config.camera_model, config.width, config.height, config.fov_deg)
     db_poses = database_poses(scene.path, config.num_db)
     q_poses = query_poses(scene.path, config.num_query, rng)
-    q_scales = rng.uniform(0.9, 1.1, config.num_query)
+    q_scales = rng.uniform(*QUERY_FOCAL_SCALES, config.num_query)
     cond_scenes = {c: condition_scene(scene, c, config.seed) for c in config.query_conditions}
     cond_scenes["reference"] = scene
 

@@ -1,0 +1,291 @@
+"""Real-data validation table: strecha_dev under fixed synthetic appearance changes.
+
+strecha_dev (castle-P30, Herz-Jesus-P25; 1536x1024, metric LIDAR-registered poses): every
+held-out image (every third, ``s2dloc.evaluation.real.STRECHA_HELD_OUT``, printed) is
+localized against a map triangulated with the known poses of the OTHER images
+(``s2dloc.mapping.known_poses``, SIFT + exhaustive matching; cached under ``--maps``). All
+methods see images with the long side ``--max-side`` (default 768: scale 0.5, intrinsics
+scaled alike). Query conditions (``s2dloc.evaluation.conditions``, seeded): none, dark,
+very_dark, snow, fog.
+
+Sections:
+1. Localization: recall at (2 cm, 0.1 deg), (5 cm, 0.5 deg), (25 cm, 2 deg), (1 m, 5 deg),
+   median errors, seconds per query. Rows: s2dloc per extractor (PnP and after F-PnP; top
+   ``--num-refs`` by the pipeline's global-descriptor retrieval), SIFT + PnP (references with
+   most matches among all), DISK + LightGlue + PnP (top ``--num-refs`` by GeM of DISK).
+2. Retrieval recall@k: a retrieved reference is correct when >= 30% of its observed map points
+   project into the query image at the true pose.
+3. F-PnP basin on strecha pairs (held-out query vs the training image seeing most of it, its
+   visible map points): start rotated by 2/5/10/20/30 deg with a translation of
+   ``depth * tan(angle)``; success: < 0.5 deg and < 5 cm.
+4. ``--fountain``: the rows of ``benchmarks/features.py --dataset fountain`` (run as is).
+
+    .venv/bin/python benchmarks/real.py --scenes castle-P30 --max-queries 3 \\
+        --conditions none dark very_dark
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s2dloc.evaluation.conditions import CONDITIONS
+from s2dloc.evaluation.convergence import SuccessCriterion, convergence_sweep, fpnp_solver
+from s2dloc.evaluation.real import STRECHA_HELD_OUT, summarize
+from s2dloc.features.registry import load_extractor
+from s2dloc.fpnp import FeatureMetricPnP
+from s2dloc.localization import Localizer
+from s2dloc.localization.baseline_lightglue import LightGlueBaseline, disk_features, load_disk
+from s2dloc.localization.baseline_sift import SiftBaseline
+from s2dloc.localization.real_bench import (
+    basin_problems,
+    global_describer,
+    load_scene,
+    run_method,
+    synthetic_retrieval,
+)
+from s2dloc.training.data import synthetic_world
+from s2dloc.utils.table import format_table
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data" / "strecha_dev"
+BASIN = SuccessCriterion(0.5, 0.05, relative=False)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", type=Path, default=DATA)
+    p.add_argument("--scenes", nargs="*", default=list(STRECHA_HELD_OUT), help="none: skip")
+    p.add_argument("--max-queries", type=int, default=0, help="first N held-out images (0: all)")
+    p.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    p.add_argument("--extractors", nargs="+", default=["photometric", "gnnet", "disk", "default"])
+    p.add_argument("--extractor", action="append", default=[], help="extra checkpoint path")
+    p.add_argument("--max-side", type=int, default=768)
+    p.add_argument("--num-refs", type=int, default=5)
+    p.add_argument("--lightglue-features", type=int, default=2048)
+    p.add_argument("--no-sift", action="store_true")
+    p.add_argument("--no-lightglue", action="store_true")
+    p.add_argument("--angles", type=float, nargs="+", default=[2, 5, 10, 20, 30])
+    p.add_argument("--trials", type=int, default=4)
+    p.add_argument("--no-basin", action="store_true")
+    p.add_argument("--fountain", action="store_true", help="also run features.py on Fountain")
+    p.add_argument("--synthetic", action="store_true", help="retrieval recall on a synthetic world")
+    p.add_argument("--maps", type=Path, default=ROOT / "outputs" / "real" / "maps")
+    p.add_argument("--out", type=Path, default=ROOT / "outputs" / "real")
+    p.add_argument("--threads", type=int, default=2)
+    return p.parse_args()
+
+
+def extractor_names(args) -> list[str]:
+    """Requested extractors that can be loaded (``default`` only where it is registered)."""
+    names = []
+    for name in [*args.extractors, *args.extractor]:
+        try:
+            load_extractor(name)
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            print(f"  skipping extractor {name!r}: {err}")
+            continue
+        names.append(name)
+    return names
+
+
+def localize_all(scene, args, names) -> list:
+    """Records of every method on one scene."""
+    records, k = [], args.num_refs
+    for ext in names:
+        conf = {"extractor": ext, "retrieval": {"num_refs": k}}
+        loc = Localizer(scene.map, conf, progress=False)
+
+        def run(q, loc=loc):
+            r = loc.localize(q)
+            return r.pnp_pose, r.pose if r.pnp_success else None, [n for n, _ in r.refs]
+
+        records += run_method(scene, f"s2dloc {ext}", run, args.conditions, args.max_queries, k)
+        print(f"  {scene.name} s2dloc {ext}: done", flush=True)
+    if not args.no_sift:
+        sift = SiftBaseline(scene.map, {"max_side": args.max_side})
+        records += run_method(
+            scene,
+            "SIFT + PnP",
+            lambda q: (sift.localize(q).pose,) * 2 + ([],),
+            args.conditions,
+            args.max_queries,
+            k,
+        )
+        print(f"  {scene.name} SIFT: done", flush=True)
+    if not args.no_lightglue:
+        conf = {"max_side": args.max_side, "num_refs": k, "num_features": args.lightglue_features}
+        lg = LightGlueBaseline(scene.map, conf)
+
+        def run_lg(q):
+            r = lg.localize(q)
+            return r.pose, r.pose, r.refs
+
+        records += run_method(
+            scene, "DISK + LightGlue + PnP", run_lg, args.conditions, args.max_queries, k
+        )
+        print(f"  {scene.name} DISK + LightGlue: done", flush=True)
+    return records
+
+
+def localization_rows(records) -> tuple[list, list]:
+    """Recall rows per (method [PnP / +F-PnP], condition) and retrieval rows."""
+    rows, retrieval = [], []
+    methods = list(dict.fromkeys(r.method for r in records))  # in the order they ran
+    keys = sorted(
+        {(r.method, r.condition) for r in records},
+        key=lambda mc: (methods.index(mc[0]), CONDITIONS.index(mc[1])),
+    )
+    for method, cond in keys:
+        sel = [r for r in records if r.method == method and r.condition == cond]
+        variants = [("", "rot", "trans")]
+        if method.startswith("s2dloc"):
+            variants = [(" PnP", "rot_pnp", "trans_pnp"), (" +F-PnP", "rot", "trans")]
+        for suffix, rk, tk in variants:
+            s = summarize(
+                [getattr(r, rk) for r in sel],
+                [getattr(r, tk) for r in sel],
+                [r.seconds for r in sel],
+            )
+            rows.append(
+                [
+                    method + suffix,
+                    cond,
+                    s.count,
+                    *[f"{v:.0f}" for v in s.recall.values()],
+                    f"{s.median_rot_deg:.3f}",
+                    f"{s.median_trans:.3f}",
+                    f"{s.seconds_per_query:.1f}",
+                ]
+            )
+        hits = [r.retrieval_hit for r in sel if r.retrieval_hit is not None]
+        if hits:
+            retrieval.append([method, cond, len(hits), f"{100 * np.mean(hits):.0f}"])
+    return rows, retrieval
+
+
+def basin_rows(scenes, args, names) -> list:
+    solve = fpnp_solver(FeatureMetricPnP())
+    rows = []
+    for ext in names:
+        extractor = load_extractor(ext)
+        for cond in args.conditions:
+            problems = [
+                p
+                for sc in scenes
+                for p in basin_problems(sc, extractor.extract, [cond], args.max_queries)
+            ]
+            sweep = convergence_sweep(
+                problems, solve, args.angles, trials=args.trials, criterion=BASIN, progress=False
+            )
+            rows.append(
+                [ext, cond, len(problems), *[f"{100 * r.success_rate:.0f}%" for r in sweep]]
+            )
+        print(f"  basin {ext}: done", flush=True)
+    return rows
+
+
+def synthetic_rows(args, names) -> list:
+    """Retrieval recall@k on the evaluation street world (seed 0, night and snow queries)."""
+    world = synthetic_world("street", 0, ("night", "snow"), (320, 240), num=24)
+    rows = []
+    for ext in names:
+        describe = global_describer(load_extractor(ext))
+        rows.append([f"s2dloc {ext}", f"{synthetic_retrieval(world, describe, args.num_refs):.0f}"])
+    if not args.no_lightglue:
+        disk = load_disk()
+        recall = synthetic_retrieval(
+            world, lambda im: disk_features(disk, im, 320, 512).glob, args.num_refs
+        )
+        rows.append(["DISK + LightGlue + PnP", f"{recall:.0f}"])
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    command = ".venv/bin/python " + shlex.join(["benchmarks/real.py", *sys.argv[1:]])
+    names = extractor_names(args)
+    scenes, records = [], []
+    for scene_name in args.scenes:
+        sc = load_scene(args.root, scene_name, args.maps, args.max_side)
+        scenes.append(sc)
+        q = list(sc.queries[: args.max_queries or None])
+        print(
+            f"{scene_name}: map of {len(sc.map)} training images, {len(sc.map.point_ids)} "
+            f"points, scale {sc.s:g}; held out {list(sc.queries)}; queried {q}",
+            flush=True,
+        )
+        records += localize_all(sc, args, names)
+    sections = {}
+    loc_rows, ret_rows = localization_rows(records)
+    heads = ["method", "condition", "n", *summarize([0], [0]).recall, "med deg", "med m", "s/query"]
+    if records:
+        sections["localization (recall %)"] = format_table(loc_rows, heads)
+        sections[f"retrieval recall@{args.num_refs} (%)"] = format_table(
+            ret_rows, ["method", "condition", "n", f"recall@{args.num_refs}"]
+        )
+    if scenes and not args.no_basin:
+        rows = basin_rows(scenes, args, names)
+        sections[f"F-PnP basin, success {BASIN.describe()} m, {args.trials} starts"] = format_table(
+            rows, ["extractor", "condition", "problems", *[f"{a:g} deg" for a in args.angles]]
+        )
+    if args.synthetic:
+        sections[f"synthetic street world (night, snow): retrieval recall@{args.num_refs} (%)"] = (
+            format_table(synthetic_rows(args, names), ["method", f"recall@{args.num_refs}"])
+        )
+    if args.fountain:
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "features.py"),
+                "--dataset",
+                "fountain",
+                "--extractors",
+                *names,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        sections["Fountain (benchmarks/features.py --dataset fountain)"] = out.stdout.strip()
+    text = "\n\n".join(f"## {k}\n{v}" for k, v in sections.items())
+    text += f"\n\ntotal {time.perf_counter() - t0:.0f} s\ncommand: {command}"
+    print("\n" + text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    md = "".join(f"## {k}\n\n```\n{v}\n```\n\n" for k, v in sections.items())
+    (args.out / "real.md").write_text(f"{md}Command: `{command}`\n")
+    recs = [
+        {
+            k: None if isinstance(v, float) and not np.isfinite(v) else v
+            for k, v in dataclasses.asdict(r).items()
+        }
+        for r in records
+    ]
+    (args.out / "real.json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "records": recs,
+                "sections": sections,
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Helpers shared by the learned extractors: config merging, input padding, output levels."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+import torch
+import torch.nn.functional as F
+
+C = TypeVar("C")
+
+
+def merge_config(cls: type[C], conf: dict[str, Any] | C | None = None, **overrides: Any) -> C:
+    """A config dataclass ``cls`` from its defaults, then ``conf``, then ``overrides``.
+
+    Unknown keys raise a ``ValueError`` naming them and the valid keys (glue-factory style).
+    Lists are turned into tuples so that a config read back from a file compares equal.
+    """
+    values: dict[str, Any] = {}
+    if dataclasses.is_dataclass(conf):
+        values.update(dataclasses.asdict(conf))
+    elif conf is not None:
+        values.update(conf)
+    values.update(overrides)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid keys are {sorted(names)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**values)
+
+
+def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad ``(B, C, H, W)`` at the bottom and right (replicate) to multiples of ``multiple``."""
+    H, W = images.shape[-2:]
+    ph, pw = -H % multiple, -W % multiple
+    if ph or pw:
+        images = F.pad(images, (0, pw, 0, ph), mode="replicate")
+    return images
+
+
+def finish_levels(
+    maps: list[torch.Tensor], size: tuple[int, int], strides: tuple[int, ...], normalize: bool
+) -> list[torch.Tensor]:
+    """Crop padded maps ``(B, C, H', W')`` to ``ceil(size / s)``, optionally L2-normalise over
+    channels, and store them channels-last."""
+    H, W = size
+    out = []
+    for m, s in zip(maps, strides):
+        m = m[..., : -(-H // s), : -(-W // s)]
+        if normalize:
+            m = F.normalize(m, dim=1)
+        out.append(m.contiguous(memory_format=torch.channels_last))
+    return out

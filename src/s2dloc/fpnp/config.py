@@ -1,0 +1,37 @@
+"""Settings of the feature-metric PnP solver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class FPnPConfig:
+    """Solver settings (all keyword arguments of :class:`FeatureMetricPnP`)."""
+
+    loss: str = "cauchy"
+    loss_scale: float | None = None  # None: 1.4826 x median residual norm at each level's start
+    barron_alpha: float = 0.0
+    max_iterations: int = 50  # per level
+    lambda_init: float = 1e-3
+    lambda_up: float = 10.0
+    lambda_down: float = 0.1
+    lambda_min: float = 1e-6
+    lambda_max: float = 1e4
+    rotation_tol: float = 1e-5  # radians, on the step
+    translation_tol: float = 1e-5  # relative to the mean point depth, on the step
+    gradient_tol: float = 1e-12  # on max |g| relative to the cost
+    cost_tol: float = 1e-5  # on the relative cost decrease of an accepted step
+    max_rejections: int = 4  # consecutive rejected steps before a level stops
+    min_points: int = 10
+    # Success tests (see s2dloc.fpnp.decision): median squared feature gradient (per pixel)
+    # over median other-reference squared residual, smallest eigenvalue of the unit-diagonal
+    # Hessian, and median own / other-reference squared residual.
+    min_texture: float = 1e-6
+    min_information: float = 1e-5
+    max_match_ratio: float = 0.5
+    margin: float = 1.0  # pixels of the feature map kept clear of the border
+    min_depth: float = 1e-3
+    differentiable: bool = False
+    # "auto": the compiled CPU path when no gradient or history is needed, else torch.
+    backend: str = "auto"

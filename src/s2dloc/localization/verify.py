@@ -1,0 +1,292 @@
+"""Is a localized pose right? Scale-free checks of the PnP-RANSAC pose and of its F-PnP update.
+
+Statistics are computed once per query (:func:`pnp_stats`, :func:`fpnp_stats`), stored in the
+query's log record, and judged against thresholds (:func:`check_pnp`, :func:`check_fpnp`,
+:func:`check_pnp_against_fpnp`), so a log can be re-judged with other thresholds without
+localizing again. Every threshold is a count, a ratio, pixels relative to the RANSAC threshold,
+degrees or a fraction of the scene depth. A query succeeds when its PnP pose passes; the F-PnP
+update replaces that pose only when it passes too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from s2dloc.geometry import Camera, Pose
+from s2dloc.geometry.lie import skew
+
+
+@dataclass
+class VerifyThresholds:
+    """Thresholds of the verdict (the ``verify`` section of the localization settings)."""
+
+    enabled: bool = True
+    min_inliers: int = 20  # PnP inliers of the best reference
+    min_inlier_ratio: float = 0.05  # inliers / matches of the best reference
+    min_grid_coverage: float = 0.25  # occupied cells of a 4 x 4 grid over the image
+    min_hull_fraction: float = 0.15  # convex hull area of the inliers / image area
+    max_residual_ratio: float = 0.45  # median inlier reprojection error / RANSAC threshold ...
+    spread_hull_fraction: float = 0.35  # ... or, for inliers spread over this much image area,
+    max_residual_ratio_spread: float = 0.6  # ... this ratio
+    agree_min_support: float = 0.9  # compare with the 2nd reference if its inliers >= this x best
+    agree_max_rotation: float = 5.0  # degrees between the two references' poses
+    agree_max_translation: float = 0.1  # camera-centre distance / median inlier depth
+    fpnp_min_valid: int = 30  # valid points at the refined pose
+    fpnp_max_cost_ratio: float = 1.0  # final / initial robust cost
+    fpnp_max_rotation_std: float = 2.0  # degrees, largest rotation std of the covariance
+    fpnp_max_translation_std: float = 0.05  # largest centre std / median depth
+    fpnp_max_move_sigma: float = 30.0  # move in PnP standard deviations (Mahalanobis) ...
+    fpnp_strong_cost_ratio: float = 0.7  # ... unless the cost fell below this ratio
+    fpnp_max_rotation_change: float = 5.0  # degrees, absolute cap on the move
+    fpnp_max_translation_change: float = 0.25  # absolute cap, fraction of the depth
+
+    @classmethod
+    def from_conf(cls, conf: dict) -> VerifyThresholds:
+        """From a ``verify`` settings dict (unknown keys are errors)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(conf) - names
+        if unknown:
+            raise ValueError(f"unknown verify settings {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**conf)
+
+
+@dataclass
+class PnPStats:
+    """Evidence for a PnP pose (``nan`` where not available)."""
+
+    num_matches: int
+    num_inliers: int
+    inlier_ratio: float
+    grid_coverage: float  # fraction of 4 x 4 image cells holding an inlier
+    hull_fraction: float  # convex hull area of the inliers / image area
+    residual_median: float  # pixels
+    max_error: float  # the RANSAC inlier threshold (pixels)
+    residual_p90: float
+    depth: float  # median inlier depth at the pose (scene units)
+    second_support: float = math.nan  # 2nd best reference's inliers / best's
+    second_rotation: float = math.nan  # degrees between the two poses
+    second_translation: float = math.nan  # centre distance / depth
+
+
+@dataclass
+class FPnPStats:
+    """Evidence for an F-PnP update of a PnP pose."""
+
+    solver_success: bool
+    solver_message: str
+    num_points: int
+    num_valid: int
+    cost_ratio: float  # final / initial
+    rotation_std: float  # degrees
+    translation_std: float  # fraction of depth
+    rotation_change: float  # degrees
+    translation_change: float  # fraction of depth
+    move_sigma: float  # Mahalanobis distance of the move under the PnP covariance
+
+
+def grid_coverage(p2d: np.ndarray, size: tuple[float, float], cells: int = 4) -> float:
+    """Fraction of ``cells x cells`` image cells holding at least one of the pixels ``(N, 2)``."""
+    if len(p2d) == 0:
+        return 0.0
+    w, h = size
+    ij = np.floor(np.asarray(p2d, np.float64) / [w / cells, h / cells]).astype(np.int64)
+    ij = np.clip(ij, 0, cells - 1)
+    return len({(int(a), int(b)) for a, b in ij}) / cells**2
+
+
+def hull_fraction(p2d: np.ndarray, size: tuple[float, float]) -> float:
+    """Area of the convex hull of the pixels ``(N, 2)`` divided by the image area."""
+    pts = np.unique(np.asarray(p2d, np.float64), axis=0)
+    if len(pts) < 3:
+        return 0.0
+    pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
+
+    def cross(o, a, b) -> float:
+        return float((a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]))
+
+    def chain(points):
+        out: list = []
+        for p in points:
+            while len(out) >= 2 and cross(out[-2], out[-1], p) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+
+    hull = np.array(chain(pts) + chain(pts[::-1]))
+    x, y = hull[:, 0], hull[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return area / float(size[0] * size[1])
+
+
+def pose_difference(a: Pose, b: Pose, depth: float) -> tuple[float, float]:
+    """Rotation angle (deg) and camera-centre distance / ``depth`` between two poses."""
+    return float(a.angle_to(b)), float(a.center_distance_to(b)) / max(depth, 1e-12)
+
+
+def pnp_covariance(p3d: np.ndarray, camera: Camera, pose: Pose, sigma: float) -> torch.Tensor:
+    """Covariance ``(6, 6)`` of the left perturbation ``(rho, phi)`` of ``pose`` given world
+    points ``(N, 3)`` observed with isotropic pixel noise ``sigma`` (Gauss-Newton)."""
+    X = pose.double().transform(torch.from_numpy(np.asarray(p3d, np.float64)))
+    _, valid, J_p = camera.double().project_with_jacobian(X)
+    eye = torch.eye(3, dtype=X.dtype).expand(len(X), 3, 3)
+    J = J_p @ torch.cat([eye, -skew(X)], -1)  # (N, 2, 6): dX/d(rho, phi) = [I, -[X]x]
+    J = J[valid].reshape(-1, 6)
+    H = J.T @ J + 1e-12 * torch.eye(6, dtype=J.dtype)
+    return torch.linalg.pinv(H, hermitian=True) * sigma**2
+
+
+def pnp_stats(
+    p2d: np.ndarray,
+    residuals: np.ndarray,
+    num_matches: int,
+    size: tuple[float, float],
+    depth: float,
+    max_error: float,
+) -> PnPStats:
+    """Statistics of the inliers: pixels ``(N, 2)`` and their reprojection errors ``(N,)``,
+    found by a RANSAC with inlier threshold ``max_error`` pixels."""
+    n = len(p2d)
+    res = np.asarray(residuals, np.float64)
+    return PnPStats(
+        num_matches=int(num_matches),
+        num_inliers=n,
+        inlier_ratio=n / max(num_matches, 1),
+        grid_coverage=grid_coverage(p2d, size),
+        hull_fraction=hull_fraction(p2d, size),
+        residual_median=float(np.median(res)) if n else math.nan,
+        max_error=float(max_error),
+        residual_p90=float(np.percentile(res, 90, method="higher")) if n else math.nan,
+        depth=float(depth),
+    )
+
+
+def check_pnp(s: PnPStats, th: VerifyThresholds) -> str:
+    """Why the PnP pose is not trusted ("" if it is, or if verification is disabled)."""
+    if not th.enabled:
+        return ""
+    if s.num_inliers < th.min_inliers:
+        return f"PnP: {s.num_inliers} inliers < {th.min_inliers}"
+    if s.inlier_ratio < th.min_inlier_ratio:
+        return f"PnP: inlier ratio {s.inlier_ratio:.3f} < {th.min_inlier_ratio}"
+    if s.grid_coverage < th.min_grid_coverage:
+        return f"PnP: inliers cover {s.grid_coverage:.2f} of the image < {th.min_grid_coverage}"
+    if s.hull_fraction < th.min_hull_fraction:
+        return (
+            f"PnP: inlier hull covers {s.hull_fraction:.3f} of the image < {th.min_hull_fraction}"
+        )
+    spread = s.hull_fraction >= th.spread_hull_fraction
+    ratio = th.max_residual_ratio_spread if spread else th.max_residual_ratio
+    if not s.residual_median <= ratio * s.max_error:
+        return (
+            f"PnP: median residual {s.residual_median:.2f} px > {ratio} x "
+            f"the RANSAC threshold {s.max_error:g} px"
+        )
+    if s.second_support >= th.agree_min_support and not (
+        s.second_rotation <= th.agree_max_rotation
+        and s.second_translation <= th.agree_max_translation
+    ):
+        return (
+            f"PnP: top references disagree ({s.second_rotation:.1f} deg, "
+            f"{s.second_translation:.3f} of depth)"
+        )
+    return ""
+
+
+def fpnp_stats(
+    init: Pose,
+    final: Pose,
+    covariance: torch.Tensor,
+    pnp_cov: torch.Tensor | None,
+    depth: float,
+    cost_init: float,
+    cost_final: float,
+    num_points: int,
+    num_valid: int,
+    success: bool,
+    message: str = "",
+) -> FPnPStats:
+    """Statistics of an F-PnP update ``init -> final`` with its ``covariance (6, 6)`` and the
+    PnP covariance ``pnp_cov (6, 6)`` of ``init`` (both of the left perturbation (rho, phi);
+    ``pnp_cov`` None when ``init`` is not a PnP pose: no move check)."""
+    cov = covariance.double()
+    finite = bool(torch.isfinite(cov).all()) and float(cov.diagonal().min()) > 0
+    init_d = init.double()
+    rot_std = trans_std = math.inf
+    if finite:
+        rot_var = torch.linalg.eigvalsh(cov[3:, 3:]).max().clamp_min(0)
+        # Centre c = -R^T t: under a left perturbation, d c = -R^T (d rho + [t]x d phi).
+        A = -init_d.R.T @ torch.cat([torch.eye(3, dtype=cov.dtype), skew(init_d.t)], -1)
+        c_var = torch.linalg.eigvalsh(A @ cov @ A.T).max().clamp_min(0)
+        rot_std = math.degrees(float(rot_var.sqrt()))
+        trans_std = float(c_var.sqrt()) / max(depth, 1e-12)
+    move = math.nan
+    if pnp_cov is not None:
+        delta = (final.double() @ init_d.inv()).log()
+        info = torch.linalg.pinv(pnp_cov.double(), hermitian=True)
+        move = float((delta @ info @ delta).clamp_min(0).sqrt())
+    rot_change, trans_change = pose_difference(init, final, depth)
+    return FPnPStats(
+        solver_success=bool(success),
+        solver_message=message,
+        num_points=int(num_points),
+        num_valid=int(num_valid),
+        cost_ratio=float(cost_final) / float(cost_init) if cost_init > 0 else math.inf,
+        rotation_std=rot_std,
+        translation_std=trans_std,
+        rotation_change=rot_change,
+        translation_change=trans_change,
+        move_sigma=move,
+    )
+
+
+def check_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
+    """Why the F-PnP update is not trusted ("" if it is). With verification disabled, only the
+    solver's own flag and the caps on the move apply."""
+    if not s.solver_success:
+        return f"F-PnP: {s.solver_message or 'solver failed'}"
+    if s.rotation_change > th.fpnp_max_rotation_change or (
+        s.translation_change > th.fpnp_max_translation_change
+    ):
+        return (
+            f"F-PnP: update too large ({s.rotation_change:.2f} deg, "
+            f"{s.translation_change:.3f} of depth)"
+        )
+    if not th.enabled:
+        return ""
+    if s.num_valid < th.fpnp_min_valid:
+        return f"F-PnP: {s.num_valid} valid points < {th.fpnp_min_valid}"
+    if not s.cost_ratio <= th.fpnp_max_cost_ratio:
+        return f"F-PnP: cost ratio {s.cost_ratio:.3f} > {th.fpnp_max_cost_ratio}"
+    if not (
+        s.rotation_std <= th.fpnp_max_rotation_std
+        and s.translation_std <= th.fpnp_max_translation_std
+    ):
+        return (
+            f"F-PnP: ill-conditioned (std {s.rotation_std:.2f} deg, "
+            f"{s.translation_std:.3f} of depth)"
+        )
+    if s.move_sigma > th.fpnp_max_move_sigma and s.cost_ratio > th.fpnp_strong_cost_ratio:
+        return (
+            f"F-PnP: move of {s.move_sigma:.1f} PnP sigmas not supported by the cost "
+            f"(ratio {s.cost_ratio:.2f})"
+        )
+    return ""
+
+
+def check_pnp_against_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
+    """Why F-PnP contradicts the PnP pose ("" if it does not): the solver lowered the cost by
+    moving beyond the caps on the update, so the PnP pose is not at the feature-metric optimum."""
+    if not th.enabled or not s.solver_success or not s.cost_ratio <= th.fpnp_max_cost_ratio:
+        return ""
+    if s.rotation_change > th.fpnp_max_rotation_change or (
+        s.translation_change > th.fpnp_max_translation_change
+    ):
+        return (
+            f"PnP: F-PnP moved it by {s.rotation_change:.2f} deg, "
+            f"{s.translation_change:.3f} of depth (beyond the caps)"
+        )
+    return ""

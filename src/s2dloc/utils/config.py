@@ -1,0 +1,219 @@
+"""One strict, typed configuration mechanism for every component.
+
+A component declares its defaults once as a nested dict (``DEFAULTS``), optionally with
+``checks`` (dotted key -> validator) for ranges and choices. :func:`merge` overlays the user's
+settings on the defaults and rejects unknown keys and values of the wrong type, naming the key,
+the expected type and the valid keys. The type of a setting is the type of its default:
+
+- ``bool`` accepts only booleans (``fpnp.enabled=ture`` is an error);
+- ``int`` accepts integers, ``float`` accepts integers and floats (stored as float);
+- ``str`` accepts strings; ``list`` / ``tuple`` accept lists whose items match the type of the
+  default's first item; a ``dict`` is merged recursively;
+- a ``None`` default accepts anything (an optional setting).
+
+Command lines use one override syntax everywhere: ``section.key=value`` with the value parsed
+as YAML (numbers, booleans, lists, ``null``), see :func:`parse_overrides`.
+:func:`check_settings` is the single stale-settings guard of resumable outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from s2dloc.utils.io import write_text_atomic
+
+Check = Callable[[Any], "str | None"]  # returns an error text, or None when the value is valid
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, of the wrong type or out of range."""
+
+
+def in_range(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> Check:
+    """A check that a number lies in ``[lo, hi]`` (open ends with ``lo_open`` / ``hi_open``)."""
+
+    def check(value: Any) -> str | None:
+        nums = value if isinstance(value, list | tuple) else [value]
+        for v in nums:
+            if lo is not None and (v < lo or (lo_open and v == lo)):
+                return f"must be {'>' if lo_open else '>='} {lo}"
+            if hi is not None and (v > hi or (hi_open and v == hi)):
+                return f"must be {'<' if hi_open else '<='} {hi}"
+        return None
+
+    return check
+
+
+def one_of(*choices: Any) -> Check:
+    """A check that the value is one of ``choices``."""
+
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {list(choices)}"
+
+    return check
+
+
+def _type_name(value: Any) -> str:
+    return "list" if isinstance(value, tuple) else type(value).__name__
+
+
+def _coerce(default: Any, value: Any, where: str) -> Any:
+    """``value`` checked against the type of ``default`` (ints widened to float)."""
+    if default is None:
+        return copy.deepcopy(value)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, list | tuple):
+        if isinstance(value, list | tuple):
+            if not default:
+                return list(copy.deepcopy(value))
+            return [_coerce(default[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    else:
+        return copy.deepcopy(value)
+    raise ConfigError(
+        f"setting {where!r} must be of type {_type_name(default)} (like its default "
+        f"{default!r}), got {value!r} ({_type_name(value)})"
+    )
+
+
+def merge(
+    defaults: Mapping[str, Any],
+    override: Mapping[str, Any] | None,
+    *,
+    checks: Mapping[str, Check] | None = None,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """A deep copy of ``defaults`` updated with ``override``, strictly typed and checked.
+
+    Raises :class:`ConfigError` for an unknown key (listing the valid ones), a wrong type or a
+    value that fails its check in ``checks`` (dotted keys, e.g. ``"s2d.ratio"``).
+    """
+    if override is not None and not isinstance(override, Mapping):
+        raise ConfigError(
+            f"settings {prefix.rstrip('.') or '(top level)'!r} must be a mapping, got {override!r}"
+        )
+    out = copy.deepcopy(dict(defaults))
+    for key, value in (override or {}).items():
+        where = f"{prefix}{key}"
+        if key not in out:
+            raise ConfigError(f"unknown setting {where!r}; valid keys: {sorted(out)}")
+        if isinstance(out[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(
+                    f"setting {where!r} is a section with keys {sorted(out[key])}; got {value!r}"
+                )
+            out[key] = merge(out[key], value, checks=None, prefix=f"{where}.")
+        else:
+            out[key] = _coerce(out[key], value, where)
+    if not prefix:
+        validate(out, checks or {})
+    return out
+
+
+def get(conf: Mapping[str, Any], dotted: str) -> Any:
+    """The value at ``"section.key"`` of a nested dict."""
+    node: Any = conf
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def validate(conf: Mapping[str, Any], checks: Mapping[str, Check]) -> None:
+    """Run ``checks`` (dotted key -> validator) on ``conf``; the first failure raises."""
+    for key, check in checks.items():
+        try:
+            value = get(conf, key)
+        except (KeyError, TypeError):
+            continue
+        if value is None:
+            continue
+        error = check(value)
+        if error:
+            raise ConfigError(f"setting {key!r} = {value!r} {error}")
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["s2d.ratio=0.8", "fpnp.enabled=false"]`` -> nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(
+                f"setting {item!r} must look like section.key=value (e.g. s2d.ratio=0.8)"
+            )
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"setting {item!r}: {p!r} is set twice, as a value and a section")
+        node[parts[-1]] = value
+    return out
+
+
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts (lists compare as values)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{prefix}{key}"
+            if key not in old or key not in new:
+                out.append(where)
+            else:
+                out += changed_keys(old[key], new[key], f"{where}.")
+        return out
+    norm = json.loads(json.dumps(old)), json.loads(json.dumps(new))
+    return [] if norm[0] == norm[1] else [prefix.rstrip(".")]
+
+
+def check_settings(
+    path: str | Path,
+    settings: Mapping[str, Any],
+    *,
+    force: bool = False,
+    hint: str = "use --overwrite or another output folder",
+) -> Path:
+    """The stale-settings guard of a resumable output: write ``settings`` to ``path`` (JSON) the
+    first time; later, refuse (naming the changed keys) when they differ, unless ``force``.
+    """
+    path = Path(path)
+    current = json.loads(json.dumps(settings))
+    if path.exists() and not force:
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path}: unreadable settings file ({err}); {hint}") from err
+        diff = changed_keys(saved, current)
+        if diff:
+            raise ConfigError(
+                f"{path} was written with other settings (changed: {', '.join(diff[:8])}); {hint}"
+            )
+        return path
+    write_text_atomic(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
+    return path

@@ -1,0 +1,147 @@
+"""Tables of the localization verdict: how many queries are accepted (``success``), how often an
+accepted pose is right (precision) and what the verdict costs in recall."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from s2dloc.datasets.colmap_io import read_poses
+from s2dloc.geometry import Pose
+from s2dloc.localization import verify as V
+
+PRECISION_AT = (1.0, 5.0)  # translation units, degrees
+RECALL_AT = (0.25, 2.0)
+HEADERS = [
+    "run",
+    "queries",
+    "with pose",
+    "accepted",
+    "prec@1m,5deg %",
+    "recall@.25m,2deg all %",
+    "recall accepted %",
+]
+
+
+@dataclass
+class Outcome:
+    """One query: its final pose (None without one), the verdict and why it failed."""
+
+    name: str
+    pose: Pose | None
+    success: bool
+    reason: str = ""
+
+
+def within(gt: Pose, pose: Pose, at: tuple[float, float], unit: float = 1.0) -> bool:
+    """Camera-centre error / ``unit`` <= ``at[0]`` and rotation error (deg) <= ``at[1]``."""
+    return float(gt.center_distance_to(pose)) / unit <= at[0] and float(gt.angle_to(pose)) <= at[1]
+
+
+def verdict_row(label: str, outcomes: list[Outcome], gt: dict[str, Pose], unit: float = 1.0):
+    """``[label, queries, with pose, accepted, precision %, recall all %, recall accepted %]``
+    over the queries with ground truth (precision ``nan`` when none is accepted)."""
+    judged = [o for o in outcomes if o.name in gt]
+    posed = [o for o in judged if o.pose is not None]
+    acc = [o for o in posed if o.success]
+    n = max(len(judged), 1)
+    good = sum(within(gt[o.name], o.pose, PRECISION_AT, unit) for o in acc)
+    prec = 100 * good / len(acc) if acc else math.nan
+    rec_all = 100 * sum(within(gt[o.name], o.pose, RECALL_AT, unit) for o in posed) / n
+    rec_acc = 100 * sum(within(gt[o.name], o.pose, RECALL_AT, unit) for o in acc) / n
+    return [
+        label,
+        len(judged),
+        len(posed),
+        len(acc),
+        f"{prec:.1f}",
+        f"{rec_all:.1f}",
+        f"{rec_acc:.1f}",
+    ]
+
+
+def verdict_rows(
+    outcomes: list[Outcome], gt: dict[str, Pose], group: Callable[[str], str], unit: float = 1.0
+) -> list[list]:
+    """One :func:`verdict_row` per group of query names (``group(name)``), then ``all``."""
+    groups = sorted({group(o.name) for o in outcomes})
+    rows = [verdict_row(g, [o for o in outcomes if group(o.name) == g], gt, unit) for g in groups]
+    return rows + ([verdict_row("all", outcomes, gt, unit)] if len(groups) > 1 else [])
+
+
+def reason_rows(outcomes: list[Outcome]) -> list[list]:
+    """``[reason, count]`` of the failed queries, most frequent first (numbers shown as N)."""
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        if not o.success:
+            label = re.sub(r"\d+(\.\d+)?", "N", o.reason.split(" (")[0]) or "no reason"
+            counts[label] = counts.get(label, 0) + 1
+    return sorted(([k, v] for k, v in counts.items()), key=lambda r: -r[1])
+
+
+def write_run(folder: Path, results: list, gt: dict[str, Pose], unit: float = 1.0) -> Path:
+    """Write ``log.jsonl``, ``gt.txt`` (and ``unit.txt``) for ``results`` (QueryResult)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "log.jsonl", "w") as f:
+        for r in results:
+            f.write(json.dumps(r.to_json()) + "\n")
+    with open(folder / "gt.txt", "w") as f:
+        for name, p in gt.items():
+            f.write(" ".join([name, *(f"{v:.10g}" for v in [*p.quat().tolist(), *p.t.tolist()])]))
+            f.write("\n")
+    (folder / "unit.txt").write_text(f"{unit:.10g}\n")
+    return folder
+
+
+def _pose(v) -> Pose | None:
+    return None if v is None else Pose.from_quat_t(v[:4], v[4:])
+
+
+def _nan(d: dict) -> dict:
+    return {k: math.nan if v is None else v for k, v in d.items()}
+
+
+def judge(rec: dict, th: V.VerifyThresholds) -> Outcome:
+    """Verdict and final pose of a log record under thresholds ``th``."""
+    name, pose = rec["name"], _pose(rec.get("pose"))
+    if rec.get("error") or pose is None:
+        return Outcome(name, pose, False, rec.get("reason") or rec.get("error") or "no pose")
+    ver = rec.get("verify") or {}
+    if "pnp" not in ver:
+        return Outcome(name, pose, False, rec.get("reason") or "no PnP pose")
+    reason = V.check_pnp(V.PnPStats(**_nan(ver["pnp"])), th)
+    if "fpnp" in ver:
+        fpnp_pose = _pose((rec.get("fpnp") or {}).get("pose"))
+        fpnp = V.FPnPStats(**_nan(ver["fpnp"]))
+        ok = not V.check_fpnp(fpnp, th) and fpnp_pose is not None
+        reason = reason or V.check_pnp_against_fpnp(fpnp, th)
+        pose = fpnp_pose if ok else _pose(rec["pnp_pose"])
+    return Outcome(name, pose, not reason, reason)
+
+
+def evaluate_run(folder: Path, th: V.VerifyThresholds) -> list:
+    """The table row of one run folder."""
+    for name in ("log.jsonl", "gt.txt"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(
+                f"{folder}: no {name} (a run folder holds log.jsonl and gt.txt)"
+            )
+    records = []
+    with open(folder / "log.jsonl") as f:
+        for i, line in enumerate(f, start=1):
+            try:
+                records.append(json.loads(line)) if line.strip() else None
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f"{folder / 'log.jsonl'}:{i}: expected one JSON record per line ({err})"
+                ) from None
+    gt = {n: Pose.from_quat_t(*v) for n, v in read_poses(folder / "gt.txt").items()}
+    unit_file = folder / "unit.txt"
+    unit = float(unit_file.read_text()) if unit_file.exists() else 1.0
+    return verdict_row(
+        f"{folder.parent.name}/{folder.name}", [judge(r, th) for r in records], gt, unit
+    )

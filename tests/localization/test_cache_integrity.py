@@ -1,0 +1,149 @@
+"""Feature cache integrity: a checksum per entry over its data and the settings (altered or
+truncated entries are named, recomputed, and give the poses of a clean cache), and a cache that
+still opens whenever the process building it is killed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from s2dloc.cli import main
+from s2dloc.localization import build_cache, load_cache, resolve
+from s2dloc.localization.cache import signature
+from s2dloc.localization.cache_store import scan_cache
+
+from .conftest import CONF
+from .extractors import PatchProjection
+
+
+def _flip_bytes(path, dataset: str, count: int = 8) -> None:
+    """Invert ``count`` bytes in the middle of ``dataset``'s data, on disk (not through HDF5)."""
+    with h5py.File(path, "r") as f:
+        d = f[dataset]
+        offset, nbytes = d.id.get_offset(), d.id.get_storage_size()
+    assert offset is not None and nbytes > count
+    with open(path, "r+b") as fh:
+        fh.seek(offset + nbytes // 2)
+        data = fh.read(count)
+        fh.seek(offset + nbytes // 2)
+        fh.write(bytes(b ^ 0xFF for b in data))
+
+
+def _truncate_entry(path, dataset: str) -> None:
+    """Replace ``dataset`` by its first half (the entry keeps its old checksum)."""
+    with h5py.File(path, "a") as f:
+        data = f[dataset][()]
+        del f[dataset]
+        f.create_dataset(dataset, data=data[: len(data) // 2])
+
+
+def test_altered_entries_are_named_and_recomputed(world_map, tmp_path, caplog):
+    conf = resolve(CONF)
+    ext = PatchProjection()
+    path = tmp_path / "cache.h5"
+    assert build_cache(world_map, ext, path, conf, progress=False) == 12
+    clean = load_cache(world_map, path, conf)
+    a, b = world_map.names[2], world_map.names[5]
+    _flip_bytes(path, f"{a}/features/1")
+    _truncate_entry(path, f"{b}/descriptors")
+    with pytest.raises(ValueError, match=f"entry {a!r} is altered or truncated"):
+        load_cache(world_map, path, conf)
+    good, bad = scan_cache(path, world_map, signature(conf))
+    assert sorted(bad) == sorted([a, b]) and len(good) == 10
+    with caplog.at_level(logging.WARNING):
+        assert build_cache(world_map, ext, path, conf, progress=False) == 2
+    assert f"entry {a!r} is altered or truncated (checksum mismatch)" in caplog.text
+    assert f"entry {b!r} is altered or truncated" in caplog.text
+    again = load_cache(world_map, path, conf)
+    for name in (a, b):
+        assert torch.equal(again[name].descriptors, clean[name].descriptors)
+        for x, y in zip(again[name].features, clean[name].features):
+            assert torch.equal(x, y)
+    # The checksum covers the settings too: an entry copied under another signature is refused.
+    assert scan_cache(path, world_map, signature(conf))[1] == {}
+    other = signature(resolve({"s2d": {"match_stride": 2}}))
+    with h5py.File(path, "a") as f:
+        f.attrs["signature"] = other
+    assert len(scan_cache(path, world_map, other)[1]) == 12
+
+
+def _poses(out) -> dict[str, list]:
+    recs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    return {r["name"]: r["pose"] for r in recs}
+
+
+def test_corrupted_cache_gives_the_poses_of_a_clean_one(world_dir, tmp_path, caplog):
+    cache = tmp_path / "cache.h5"
+    args = [
+        "localize",
+        "--map",
+        str(world_dir),
+        "--queries",
+        str(world_dir / "queries_with_intrinsics.txt"),
+        "--num-queries",
+        "3",
+        "--cache",
+        str(cache),
+        "--conf",
+        "s2d.match_stride=4",
+        "retrieval.num_refs=3",
+    ]
+    assert main([*args, "--out", str(tmp_path / "clean")]) == 0
+    name = json.loads((tmp_path / "clean" / "log.jsonl").read_text().splitlines()[0])["best_ref"]
+    _flip_bytes(cache, f"{name}/descriptors", 256)  # the matches of query 0 would change
+    with caplog.at_level(logging.WARNING):
+        assert main([*args, "--out", str(tmp_path / "again")]) == 0
+    assert f"entry {name!r} is altered or truncated" in caplog.text
+    clean, again = _poses(tmp_path / "clean"), _poses(tmp_path / "again")
+    assert list(clean) == list(again) and all(p is not None for p in clean.values())
+    for n in clean:
+        np.testing.assert_allclose(again[n], clean[n], atol=1e-9)
+
+
+def _build_in_child(world_map, path, conf) -> None:
+    build_cache(world_map, PatchProjection(), path, conf, progress=False, commit_seconds=0.0)
+    os._exit(0)
+
+
+def test_cache_opens_after_a_kill_at_any_moment(world_map, tmp_path):
+    conf = resolve(CONF)
+    path = tmp_path / "cache.h5"
+    ctx = multiprocessing.get_context("fork")
+    t = time.monotonic()
+    child = ctx.Process(target=_build_in_child, args=(world_map, tmp_path / "ref.h5", conf))
+    child.start()
+    child.join(120)
+    duration = time.monotonic() - t
+    assert child.exitcode == 0
+    kills = 0
+    for delay in np.linspace(0.03, 0.9, 17) * duration:
+        path.unlink(missing_ok=True)  # every kill point starts from an empty cache
+        child = ctx.Process(target=_build_in_child, args=(world_map, path, conf))
+        child.start()
+        time.sleep(delay)
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)
+            kills += 1
+        child.join(30)
+        if path.exists():
+            with h5py.File(path, "r") as f:  # always opens
+                assert f.attrs["signature"] == signature(conf)
+            good, bad = scan_cache(path, world_map, signature(conf))
+            assert not bad, bad  # entries are complete or absent, never half-written
+    assert kills >= 14, f"only {kills} of 17 runs were killed before finishing"
+    ext = PatchProjection()
+    left = build_cache(world_map, ext, path, conf, progress=False)
+    assert left < 12  # the killed run kept its committed entries
+    assert not list(tmp_path.glob(".cache.h5.*.tmp"))  # temporaries of dead processes removed
+    refs, ref = load_cache(world_map, path, conf), load_cache(world_map, tmp_path / "ref.h5", conf)
+    for name in world_map.names:
+        assert torch.equal(refs[name].descriptors, ref[name].descriptors)

@@ -1,0 +1,179 @@
+"""The verdict: each check on constructed cases with known answers, and the pipeline's use of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from s2dloc.geometry import Camera, Pose
+from s2dloc.localization import verify as V
+
+SIZE = (640.0, 480.0)
+TH = V.VerifyThresholds()
+
+
+def _camera() -> Camera:
+    return Camera("PINHOLE", torch.tensor(SIZE), torch.tensor([500.0, 500.0, 320.0, 240.0]))
+
+
+def _scene(n: int = 300, seed: int = 0):
+    """World points seen by a camera at a known pose: (pose, world points (n, 3), pixels)."""
+    g = np.random.default_rng(seed)
+    pose = Pose.exp(torch.tensor([0.3, -0.2, 0.5, 0.05, -0.1, 0.02], dtype=torch.float64))
+    p = g.uniform([10, 10], [630, 470], (n, 2))
+    z = g.uniform(8, 12, n)
+    cam = _camera().double()
+    X_cam = torch.from_numpy(np.c_[(p - [320, 240]) / 500 * z[:, None], z])
+    X = pose.inv().transform(X_cam).numpy()
+    return pose, X, cam.project(pose.transform(torch.from_numpy(X)))[0].numpy()
+
+
+def _pnp(**kw) -> V.PnPStats:
+    pose, X, p = _scene()
+    s = V.pnp_stats(p, np.full(len(p), 0.8), 400, SIZE, 10.0, 6.0)
+    return dataclasses.replace(s, **kw)
+
+
+def test_grid_coverage_and_hull():
+    corner = np.random.default_rng(0).uniform([0, 0], [100, 100], (50, 2))
+    assert V.grid_coverage(corner, SIZE) == 1 / 16
+    assert V.hull_fraction(corner, SIZE) < 100 * 100 / (640 * 480)
+    full = np.array([[0, 0], [640, 0], [640, 480], [0, 480], [320, 240]], float)
+    assert V.hull_fraction(full, SIZE) == pytest.approx(1.0)
+    assert V.hull_fraction(full[[0, 1, 2]], SIZE) == pytest.approx(0.5)
+    assert V.grid_coverage(np.zeros((0, 2)), SIZE) == 0.0 and V.hull_fraction(full[:2], SIZE) == 0
+
+
+def test_correct_synthetic_pnp_is_accepted():
+    s = _pnp()
+    assert s.num_inliers == 300 and s.inlier_ratio == 0.75 and s.grid_coverage == 1.0
+    assert V.check_pnp(s, TH) == ""
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"num_inliers": 15}, "inliers < 20"),
+        ({"inlier_ratio": 0.03}, "inlier ratio"),
+        ({"grid_coverage": 1 / 16}, "cover"),
+        ({"hull_fraction": 0.03}, "inlier hull covers 0.030"),
+        (
+            {"residual_median": 2.8, "hull_fraction": 0.2},
+            "median residual 2.80 px > 0.45 x the RANSAC threshold 6 px",
+        ),
+        ({"residual_median": 3.7}, "median residual 3.70 px > 0.6 x"),
+        ({"residual_median": 2.5, "max_error": 4.0}, "median residual"),
+        ({"residual_median": math.nan}, "median residual"),
+        ({"second_support": 0.95, "second_rotation": 30.0, "second_translation": 0.01}, "disagree"),
+        ({"second_support": 0.95, "second_rotation": 1.0, "second_translation": 0.5}, "disagree"),
+    ],
+)
+def test_pnp_checks_reject(change, words):
+    assert words in V.check_pnp(_pnp(**change), TH)
+    assert V.check_pnp(_pnp(**change), dataclasses.replace(TH, enabled=False)) == ""
+
+
+def test_inliers_all_in_one_corner_are_rejected():
+    pose, X, p = _scene()
+    corner = (p[:, 0] < 160) & (p[:, 1] < 120)
+    s = V.pnp_stats(p[corner], np.zeros(corner.sum()), corner.sum(), SIZE, 10.0, 6.0)
+    assert s.num_inliers >= 10 and "cover" in V.check_pnp(
+        dataclasses.replace(s, num_inliers=100), TH
+    )
+
+
+def test_larger_residuals_are_accepted_only_for_well_spread_inliers():
+    assert V.check_pnp(_pnp(residual_median=2.6, hull_fraction=0.2), TH) == ""
+    assert V.check_pnp(_pnp(residual_median=3.5, hull_fraction=0.5), TH) == ""
+    assert "0.45 x" in V.check_pnp(_pnp(residual_median=3.5, hull_fraction=0.3), TH)
+
+
+def test_weak_or_agreeing_second_reference_is_accepted():
+    weak = _pnp(second_support=0.8, second_rotation=90.0, second_translation=3.0)
+    agree = _pnp(second_support=1.0, second_rotation=0.5, second_translation=0.01)
+    assert V.check_pnp(weak, TH) == "" and V.check_pnp(agree, TH) == ""
+
+
+def test_pnp_covariance_matches_the_reprojection_cost():
+    """``delta^T Sigma^-1 delta`` = sum of squared pixel changes / sigma^2 for small moves."""
+    pose, X, p = _scene(100)
+    cam = _camera().double()
+    sigma = 1.5
+    cov = V.pnp_covariance(X, cam, pose, sigma)
+    for delta in torch.eye(6, dtype=torch.float64) * 1e-5:
+        moved = cam.project((Pose.exp(delta) @ pose).transform(torch.from_numpy(X)))[0]
+        ssd = float(((moved.numpy() - p) ** 2).sum()) / sigma**2
+        maha = float(delta @ torch.linalg.inv(cov) @ delta)
+        assert maha == pytest.approx(ssd, rel=1e-3)
+
+
+def _fpnp(move=None, cost_final=0.8, cov=None, pnp_sigma=1.0, **kw) -> V.FPnPStats:
+    pose, X, _ = _scene(200)
+    final = pose if move is None else Pose.exp(torch.tensor(move, dtype=torch.float64)) @ pose
+    pnp_cov = V.pnp_covariance(X, _camera(), pose, pnp_sigma)
+    cov = torch.eye(6, dtype=torch.float64) * 1e-8 if cov is None else cov
+    args = dict(
+        init=pose,
+        final=final,
+        covariance=cov,
+        pnp_cov=pnp_cov,
+        depth=10.0,
+        cost_init=1.0,
+        cost_final=cost_final,
+        num_points=200,
+        num_valid=200,
+        success=True,
+    )
+    return V.fpnp_stats(**{**args, **kw})
+
+
+def test_fpnp_small_supported_update_is_accepted():
+    s = _fpnp([1e-3, 0, 0, 0, 1e-4, 0])
+    assert s.rotation_change == pytest.approx(math.degrees(1e-4), rel=1e-6)
+    assert s.translation_change == pytest.approx(1e-4, rel=0.2)
+    assert V.check_fpnp(s, TH) == ""
+
+
+def test_fpnp_checks_reject():
+    assert "cost ratio" in V.check_fpnp(_fpnp([1e-3, 0, 0, 0, 0, 0], cost_final=1.2), TH)
+    assert "valid points" in V.check_fpnp(_fpnp(num_valid=12), TH)
+    assert "fewer than 10" in V.check_fpnp(_fpnp(success=False, message="fewer than 10 valid"), TH)
+    bad = torch.diag(torch.tensor([1e-8] * 3 + [0.1] * 3, dtype=torch.float64))  # ~18 deg std
+    assert "ill-conditioned" in V.check_fpnp(_fpnp(cov=bad), TH)
+    nan = torch.full((6, 6), math.nan, dtype=torch.float64)
+    assert "ill-conditioned" in V.check_fpnp(_fpnp(cov=nan), TH)
+    assert "too large" in V.check_fpnp(_fpnp([0, 0, 0, 0.2, 0, 0], cost_final=0.1), TH)
+
+
+def test_fpnp_move_beyond_pnp_uncertainty_needs_strong_cost_support():
+    move = [0.0, 0.0, 0.0, 0.0, 0.02, 0.0]  # 1.1 deg: many PnP sigmas with 200 exact points
+    weak = _fpnp(move, cost_final=0.95, pnp_sigma=0.1)
+    assert weak.move_sigma > TH.fpnp_max_move_sigma
+    assert "PnP sigmas" in V.check_fpnp(weak, TH)
+    assert V.check_fpnp(_fpnp(move, cost_final=0.3, pnp_sigma=0.1), TH) == ""
+    no_pnp = _fpnp(move, cost_final=0.95, pnp_cov=None)
+    assert math.isnan(no_pnp.move_sigma) and V.check_fpnp(no_pnp, TH) == ""
+
+
+def test_thresholds_from_conf_match_the_defaults_and_reject_unknown_keys():
+    from s2dloc.localization.config import DEFAULTS
+
+    assert V.VerifyThresholds.from_conf(DEFAULTS["verify"]) == V.VerifyThresholds()
+    for key, value in DEFAULTS["verify"].items():
+        assert type(value) is type(getattr(V.VerifyThresholds(), key)), key
+    with pytest.raises(ValueError, match="min_inlier"):
+        V.VerifyThresholds.from_conf({"min_inlier": 3})
+
+
+def test_fpnp_moving_beyond_the_caps_contradicts_the_pnp_pose():
+    far = _fpnp([0, 0, 0, 0.2, 0, 0], cost_final=0.3)  # 11.5 deg, cost much lower
+    assert "too large" in V.check_fpnp(far, TH)
+    assert "F-PnP moved it by 11.46 deg" in V.check_pnp_against_fpnp(far, TH)
+    assert V.check_pnp_against_fpnp(_fpnp([1e-3, 0, 0, 0, 1e-4, 0]), TH) == ""
+    costly = _fpnp([0, 0, 0, 0.2, 0, 0], cost_final=1.5)  # the solver did not improve
+    assert V.check_pnp_against_fpnp(costly, TH) == ""
+    assert V.check_pnp_against_fpnp(far, dataclasses.replace(TH, enabled=False)) == ""

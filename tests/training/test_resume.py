@@ -1,0 +1,104 @@
+"""Safe resume: weights_only loading, changed settings refused (or forced), corrupt / truncated
+/ code-running checkpoints refused with a one-line error (exit code 2 from the CLI)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from s2dloc.cli import main as cli_main
+from s2dloc.training.checkpoint import CheckpointError, read_resume_checkpoint
+from s2dloc.training.config import load_config
+from s2dloc.training.trainer import Trainer
+from s2dloc.utils.config import ConfigError
+
+from .test_trainer import TINY
+
+
+def _conf(out, *extra: str) -> dict:
+    return load_config(None, [*TINY, "train.steps=2", f"out_dir={out}", *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run stopped after 1 step with a checkpoint."""
+    out = tmp_path_factory.mktemp("run")
+    trainer = Trainer(_conf(out))
+    trainer.train_step()
+    trainer.save()
+    return out, trainer
+
+
+def test_checkpoint_is_plain_data(trained):
+    out, trainer = trained
+    ckpt = torch.load(out / "last.pt", weights_only=True)  # raises if anything is not plain
+    assert ckpt["step"] == 1 and ckpt["train_config"] == trainer.conf
+    assert read_resume_checkpoint(out / "last.pt")["scheduler"]["last_epoch"] == 1
+
+
+def test_changed_settings_refused_unless_forced(trained, tmp_path):
+    out, _ = trained
+    copy = tmp_path / "run"
+    copy.mkdir()
+    (copy / "last.pt").write_bytes((out / "last.pt").read_bytes())
+    with pytest.raises(
+        ConfigError,
+        match=r"last.pt was trained with other settings "
+        r"\(changed: loss.margin_neg, optim.lr\).*--force",
+    ):
+        Trainer(_conf(copy, "optim.lr=0.5", "loss.margin_neg=2.0"))
+    forced = Trainer(_conf(copy, "optim.lr=0.5"), force=True)
+    assert forced.step == 1
+    assert Trainer(_conf(copy, "train.steps=5", "train.log_every=3")).step == 1  # allowed
+
+
+class _RunsCode:
+    """Unpickling this calls ``os.system``: what ``weights_only=False`` would execute."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_crafted_pickle_is_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save(
+        {"model": "gnnet", "config": {}, "state_dict": {}, "step": _RunsCode(marker)},
+        out / "last.pt",
+    )
+    with pytest.raises(CheckpointError, match=r"last.pt: cannot resume: .*unsafe"):
+        Trainer(_conf(out))
+    assert not marker.exists()
+
+
+def test_corrupt_and_truncated_checkpoints(trained, tmp_path, caplog):
+    out, _ = trained
+    data = (out / "last.pt").read_bytes()
+    cases = {"truncated": data[: len(data) // 2], "garbage": b"not a checkpoint at all"}
+    for name, payload in cases.items():
+        run = tmp_path / name
+        run.mkdir()
+        (run / "last.pt").write_bytes(payload)
+        with pytest.raises(CheckpointError, match=rf"{name}/last.pt: cannot resume"):
+            read_resume_checkpoint(run / "last.pt")
+        caplog.clear()
+        code = cli_main(["train", "--out", str(run), *TINY, "train.steps=2"])
+        assert code == 2
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and "\n" not in errors[0] and f"{name}/last.pt" in errors[0]
+    run = tmp_path / "model_only"
+    run.mkdir()
+    torch.save({"model": "gnnet", "config": {}, "state_dict": {}}, run / "last.pt")
+    with pytest.raises(CheckpointError, match=r"not a training checkpoint.*optimizer"):
+        read_resume_checkpoint(run / "last.pt")
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path, caplog):
+    code = cli_main(["train", "--out", str(tmp_path), "optim.lrr=1"])
+    assert code == 2 and "optim.lrr" in caplog.text

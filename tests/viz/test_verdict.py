@@ -1,0 +1,85 @@
+"""Verdict tables: precision of accepted poses and recall with and without the verdict."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from s2dloc.geometry import Pose
+from s2dloc.viz.verdict import Outcome, reason_rows, verdict_row, verdict_rows
+
+
+def _pose(deg: float = 0.0, metres: float = 0.0) -> Pose:
+    xi = torch.tensor([metres, 0, 0, math.radians(deg), 0, 0], dtype=torch.float64)
+    return Pose.exp(xi)
+
+
+def test_verdict_row_known_answer():
+    gt = {f"q/{c}/{i}": _pose() for c in ("day", "night") for i in range(4)}
+    outcomes = [
+        Outcome("q/day/0", _pose(0.5, 0.1), True),  # right, fine
+        Outcome("q/day/1", _pose(3.0, 0.5), True),  # right at (1 m, 5 deg), not fine
+        Outcome("q/day/2", _pose(90.0, 20.0), True),  # wrong but accepted
+        Outcome("q/day/3", _pose(0.1, 0.01), False, "PnP: 20 inliers < 30"),  # right, rejected
+        Outcome("q/night/0", None, False, "error: no image"),
+        Outcome("q/night/1", _pose(60.0), False, "PnP: 12 inliers < 30"),
+    ]
+    row = verdict_row("all", outcomes, gt)
+    # 6 queries, 5 with a pose, 3 accepted of which 2 right at (1 m, 5 deg); recall at
+    # (0.25 m, 2 deg): 2 of 6 counting every pose (day/0, day/3), 1 of 6 with the verdict.
+    assert row == ["all", 6, 5, 3, "66.7", "33.3", "16.7"]
+    rows = verdict_rows(outcomes, gt, lambda n: n.split("/")[1])
+    assert [r[0] for r in rows] == ["day", "night", "all"] and rows[1][3] == 0
+    assert rows[1][4] == "nan" and rows[0][4] == "66.7"
+    assert reason_rows(outcomes) == [["PnP: N inliers < N", 2], ["error: no image", 1]]
+
+
+def test_translation_unit_scales_the_thresholds():
+    gt = {"a": _pose()}
+    o = [Outcome("a", _pose(0.0, 2.0), True)]
+    assert verdict_row("x", o, gt)[4] == "0.0" and verdict_row("x", o, gt, unit=4.0)[4] == "100.0"
+
+
+def test_run_folder_round_trip_and_rejudging(tmp_path):
+    """Records written by write_run are judged again from their statistics."""
+    import dataclasses
+
+    import numpy as np
+    import pytest
+
+    from s2dloc.localization import QueryResult
+    from s2dloc.localization import verify as V
+    from s2dloc.viz.verdict import evaluate_run, write_run
+
+    grid = np.stack(np.meshgrid(np.linspace(5, 635, 8), np.linspace(5, 475, 8)), -1)
+    good = V.pnp_stats(grid.reshape(-1, 2), np.full(64, 1.0), 200, (640, 480), 10.0, 6.0)
+    wrong = dataclasses.replace(good, grid_coverage=1 / 16)
+    gt = {"a": _pose(), "b": _pose()}
+    results = [
+        QueryResult(
+            "a",
+            pose=_pose(0.5, 0.1),
+            pnp_pose=_pose(0.5, 0.1),
+            pnp_success=True,
+            success=True,
+            verify={"pnp": dataclasses.asdict(good)},
+        ),
+        QueryResult(
+            "b",
+            pose=_pose(40.0, 9.0),
+            pnp_pose=_pose(40.0, 9.0),
+            pnp_success=True,
+            success=False,
+            reason="PnP: ...",
+            verify={"pnp": dataclasses.asdict(wrong)},
+        ),
+    ]
+    run = write_run(tmp_path / "run", results, gt)
+    th = V.VerifyThresholds()
+    assert evaluate_run(run, th) == [f"{tmp_path.name}/run", 2, 2, 1, "100.0", "50.0", "50.0"]
+    loose = dataclasses.replace(th, min_grid_coverage=0.0)
+    assert evaluate_run(run, loose)[3:5] == [2, "50.0"]
+    (run / "log.jsonl").write_text("{not json\n")
+    with pytest.raises(ValueError, match="log.jsonl:1"):
+        evaluate_run(run, th)
