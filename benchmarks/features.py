@@ -41,15 +41,19 @@ def fountain_problems(frames, extractor, conditions, num_points: int, count: int
         query = frames[i + 1]
         image = build_augmentation(cond, seed=k)(query.image.astype(np.float32) / 255)
         query = dataclasses.replace(query, image=(255 * image).round().astype(np.uint8))
-        problems.append(lifted_problem(frames[i], query, extractor, num_points, seed=k,
-                                       name=f"{i}->{i + 1} {cond}"))  # fmt: skip
+        problems.append(
+            lifted_problem(
+                frames[i], query, extractor, num_points, seed=k, name=f"{i}->{i + 1} {cond}"
+            )
+        )
     return problems
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extractors", nargs="+",
-                        default=["photometric", "gnnet-untrained", "gnnet"])  # fmt: skip
+    parser.add_argument(
+        "--extractors", nargs="+", default=["photometric", "gnnet-untrained", "gnnet"]
+    )
     parser.add_argument("--conditions", nargs="+", default=["night", "snow"])
     parser.add_argument("--size", type=int, nargs=2, default=[320, 240])
     parser.add_argument("--angles", type=float, nargs="+", default=[2, 5, 10, 15, 20, 30])
@@ -73,13 +77,14 @@ def main() -> None:
         tic = time.perf_counter()
         extractor = load_extractor(name)
         if args.dataset == "synthetic":
-            problems = synthetic_problems(world, extractor, tuple(args.conditions), args.points,
-                                          args.problems)  # fmt: skip
+            problems = synthetic_problems(
+                world, extractor, tuple(args.conditions), args.points, args.problems
+            )
         else:
-            problems = fountain_problems(frames, extractor, args.conditions, args.points,
-                                         args.problems)  # fmt: skip
-        rows = convergence_sweep(problems, solve, args.angles, trials=args.trials,
-                                 progress=False)  # fmt: skip
+            problems = fountain_problems(
+                frames, extractor, args.conditions, args.points, args.problems
+            )
+        rows = convergence_sweep(problems, solve, args.angles, trials=args.trials, progress=False)
         for criterion, (table, medians) in zip(criteria, tables):
             success = [criterion(r.rot_final, r.trans_final, r.depth) for r in rows]
             table[name] = [f"{100 * s.mean():.0f}%" for s in success]

@@ -46,8 +46,17 @@ def toy_problems(seeds: list[int], strides: tuple[int, ...], blur: float) -> lis
     for seed in seeds:
         pb = make_toy_problem(seed=seed)
         ref, query = pb.features(extractor=partial(photometric_pyramid, strides=strides, blur=blur))
-        out.append(BasinProblem(pb.points3d.float(), ref, query, pb.camera, pb.query_pose,
-                                pb.scene_depth, f"toy{seed}"))  # fmt: skip
+        out.append(
+            BasinProblem(
+                pb.points3d.float(),
+                ref,
+                query,
+                pb.camera,
+                pb.query_pose,
+                pb.scene_depth,
+                f"toy{seed}",
+            )
+        )
     return out
 
 
@@ -71,23 +80,35 @@ def main() -> None:
     for name in args.configs:
         problems = toy_problems(args.scenes, *CONFIGS[name])
         depth = sum(p.scene_depth for p in problems) / len(problems)
-        results[name] = convergence_sweep(problems, solver, args.angles, args.trials,
-                                          criterion=criterion, translation_ratio=args.ratio,
-                                          progress=True)  # fmt: skip
+        results[name] = convergence_sweep(
+            problems,
+            solver,
+            args.angles,
+            args.trials,
+            criterion=criterion,
+            translation_ratio=args.ratio,
+            progress=True,
+        )
     total = time.perf_counter() - start
 
     n = len(args.scenes) * args.trials
-    print(f"\nF-PnP convergence basin, toy scene(s) {args.scenes}, photometric features "
-          f"(level s: sigma = blur * s), {n} starts per angle, Cauchy loss")  # fmt: skip
-    print(f"init: rotation theta about a random axis + translation {args.ratio:g} * depth * "
-          f"tan(theta) in a random direction (mean scene depth {depth:.2f})")  # fmt: skip
+    print(
+        f"\nF-PnP convergence basin, toy scene(s) {args.scenes}, photometric features "
+        f"(level s: sigma = blur * s), {n} starts per angle, Cauchy loss"
+    )
+    print(
+        f"init: rotation theta about a random axis + translation {args.ratio:g} * depth * "
+        f"tan(theta) in a random direction (mean scene depth {depth:.2f})"
+    )
     print(f"success: {criterion.describe()}\n")
     headers = ["init rot", "init t"] + list(args.configs)
     rows = []
     for i, angle in enumerate(args.angles):
         t = perturbation_translation(angle, depth, args.ratio)
-        rows.append([f"{angle:g} deg", f"{t:.2f}"] +
-                    [f"{100 * results[c][i].success_rate:.0f}%" for c in args.configs])  # fmt: skip
+        rows.append(
+            [f"{angle:g} deg", f"{t:.2f}"]
+            + [f"{100 * results[c][i].success_rate:.0f}%" for c in args.configs]
+        )
     print("Success rate")
     print(format_table(rows, headers))
     rows = []
@@ -101,10 +122,16 @@ def main() -> None:
         rows.append([f"{angle:g} deg", *cells])
     print("\nMedian final error: rotation (deg) / camera-centre distance (% of depth)")
     print(format_table(rows, ["init rot", *args.configs]))
-    ms = {c: 1000 * sum(r.seconds_per_refinement for r in results[c]) / len(args.angles)
-          for c in args.configs}  # fmt: skip
-    print("\nmean ms per refinement (batched, " + str(args.batch) + " per call): "
-          + ", ".join(f"{c} {v:.0f}" for c, v in ms.items()))  # fmt: skip
+    ms = {
+        c: 1000 * sum(r.seconds_per_refinement for r in results[c]) / len(args.angles)
+        for c in args.configs
+    }
+    print(
+        "\nmean ms per refinement (batched, "
+        + str(args.batch)
+        + " per call): "
+        + ", ".join(f"{c} {v:.0f}" for c, v in ms.items())
+    )
     print(f"total {total:.0f} s with {args.threads} threads")
 
 

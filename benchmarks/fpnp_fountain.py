@@ -75,34 +75,54 @@ def main() -> None:
             i, j = pairs[k]
             return pair_problem(frame(i), frame(j), args.points, seed=k, extractor=extractor)
 
-        results[name] = convergence_sweep(make, solver, args.angles, args.trials,
-                                          num_problems=len(pairs), criterion=criterion,
-                                          progress=True)  # fmt: skip
+        results[name] = convergence_sweep(
+            make,
+            solver,
+            args.angles,
+            args.trials,
+            num_problems=len(pairs),
+            criterion=criterion,
+            progress=True,
+        )
     total = time.perf_counter() - start
 
     gt = [frame(i).cam_from_world for i, _ in pairs], [frame(j).cam_from_world for _, j in pairs]
     rel_rot = np.median([a.angle_to(b).item() for a, b in zip(*gt, strict=True)])
     rel_t = np.median([a.center_distance_to(b).item() for a, b in zip(*gt, strict=True)])
-    print(f"\nF-PnP on Fountain RGB-D: {len(pairs)} pairs (i, i+{args.step}), median GT motion "
-          f"{rel_rot:.1f} deg / {100 * rel_t:.0f} cm; {args.trials} starts per pair and angle, "
-          f"{args.points} points lifted from frame i, Cauchy loss")  # fmt: skip
+    print(
+        f"\nF-PnP on Fountain RGB-D: {len(pairs)} pairs (i, i+{args.step}), median GT motion "
+        f"{rel_rot:.1f} deg / {100 * rel_t:.0f} cm; {args.trials} starts per pair and angle, "
+        f"{args.points} points lifted from frame i, Cauchy loss"
+    )
     print("init: rotation theta (random axis) + translation depth*tan(theta) (random direction)")
     print(f"success: {criterion.describe()} m of the GT (GT itself ~1 deg / 2 cm accurate)")
     print("improved: final rotation and translation errors both below the initial ones\n")
-    headers = ["features", "init", "success", "improved", "median init err", "median final err",
-               "p90 final err", "ms/ref"]  # fmt: skip
+    headers = [
+        "features",
+        "init",
+        "success",
+        "improved",
+        "median init err",
+        "median final err",
+        "p90 final err",
+        "ms/ref",
+    ]
     rows = []
     for name in args.configs:
         for r in results[name]:
-            rows.append([
-                name, f"{r.angle_deg:g} deg", f"{100 * r.success_rate:.0f}%",
-                f"{100 * r.improved_rate:.0f}%" if r.angle_deg > 0 else "-",
-                f"{r.median('rot_init'):.2f} deg / {100 * r.median('trans_init'):.1f} cm",
-                f"{r.median('rot_final'):.2f} deg / {100 * r.median('trans_final'):.1f} cm",
-                f"{np.quantile(r.rot_final, 0.9):.2f} deg / "
-                f"{100 * np.quantile(r.trans_final, 0.9):.1f} cm",
-                f"{1000 * r.seconds_per_refinement:.0f}",
-            ])  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    f"{r.angle_deg:g} deg",
+                    f"{100 * r.success_rate:.0f}%",
+                    f"{100 * r.improved_rate:.0f}%" if r.angle_deg > 0 else "-",
+                    f"{r.median('rot_init'):.2f} deg / {100 * r.median('trans_init'):.1f} cm",
+                    f"{r.median('rot_final'):.2f} deg / {100 * r.median('trans_final'):.1f} cm",
+                    f"{np.quantile(r.rot_final, 0.9):.2f} deg / "
+                    f"{100 * np.quantile(r.trans_final, 0.9):.1f} cm",
+                    f"{1000 * r.seconds_per_refinement:.0f}",
+                ]
+            )
     print(format_table(rows, headers))
     print(f"\ntotal {total:.0f} s with {args.threads} threads")
 

@@ -71,11 +71,15 @@ class LegacyLocalizer(Localizer):
             Hm, Wm = dense.shape[-2:]
             p = pos[idx].double() * torch.tensor([size[0] / Wm, size[1] / Hm]).double()
             if c["refine"] and len(idx):
-                finer = [i for i, m in enumerate(maps)
-                         if m.shape[-1] > Wm and m.shape[0] >= c["refine_min_channels"]]  # fmt: skip
+                finer = [
+                    i
+                    for i, m in enumerate(maps)
+                    if m.shape[-1] > Wm and m.shape[0] >= c["refine_min_channels"]
+                ]
                 for li in sorted(finer, key=lambda i: maps[i].shape[-1]):
-                    p = refine_on_level(p, rf.features[li][sub][idx], maps[li], size,
-                                        int(c["refine_radius"])).double()  # fmt: skip
+                    p = refine_on_level(
+                        p, rf.features[li][sub][idx], maps[li], size, int(c["refine_radius"])
+                    ).double()
             m = Matches(p.numpy(), idx.numpy(), s1[idx].numpy(), ratio[idx].numpy())
             obs = sub[m.idx]
             out[name] = (m, obs, self.map.xyz(rf.point3D_ids[obs]))
@@ -98,9 +102,11 @@ def run(loc: Localizer, queries, profile: bool = False):
 
 def report(label: str, results, total: float, threads: int) -> None:
     split = {s: np.mean([r.timings.get(s, 0.0) for r in results]) for s in STAGES}
-    print(f"[{label}] {len(results)} queries at 640x480, top-5: {len(results) / total:.2f} "
-          f"queries/s ({1000 * total / len(results):.0f} ms/query, {threads} threads); "
-          "stage ms: " + ", ".join(f"{s} {1000 * v:.0f}" for s, v in split.items()))  # fmt: skip
+    print(
+        f"[{label}] {len(results)} queries at 640x480, top-5: {len(results) / total:.2f} "
+        f"queries/s ({1000 * total / len(results):.0f} ms/query, {threads} threads); "
+        "stage ms: " + ", ".join(f"{s} {1000 * v:.0f}" for s, v in split.items())
+    )
 
 
 def main() -> None:
@@ -113,8 +119,14 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the optimised run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = dataclasses.replace(PRESETS["demo"], num_db=args.num_db, num_query=args.num_query,
-                              width=640, height=480, query_conditions=("reference",))  # fmt: skip
+    cfg = dataclasses.replace(
+        PRESETS["demo"],
+        num_db=args.num_db,
+        num_query=args.num_query,
+        width=640,
+        height=480,
+        query_conditions=("reference",),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_world(generate_world(cfg, progress=False), root, progress=False)
@@ -124,14 +136,14 @@ def main() -> None:
         t = time.perf_counter()
         loc = Localizer(map_, conf, cache=root / "cache.h5", progress=False)
         t_map = time.perf_counter() - t
-        print(f"map features ({args.extractor}): {len(map_)} images in {t_map:.2f} s "
-              "(cached once)")  # fmt: skip
+        print(f"map features ({args.extractor}): {len(map_)} images in {t_map:.2f} s (cached once)")
         results, total = run(loc, queries, args.profile)
         report("optimised", results, total, args.threads)
         if args.no_baseline:
             return
-        legacy = LegacyLocalizer(map_, conf, extractor=loc.extractor, cache=root / "cache.h5",
-                                 progress=False)  # fmt: skip
+        legacy = LegacyLocalizer(
+            map_, conf, extractor=loc.extractor, cache=root / "cache.h5", progress=False
+        )
         base, total_b = run(legacy, queries)
         report("legacy matching", base, total_b, args.threads)
     m_new = np.mean([r.timings["match"] for r in results])
@@ -142,9 +154,11 @@ def main() -> None:
         if a.pose is not None and b.pose is not None
     ]
     same = all(a.matches == b.matches and a.inliers == b.inliers for a, b in zip(results, base))
-    print(f"speed-up: end to end x{total_b / total:.2f}, matching x{m_old / m_new:.1f}; "
-          f"identical matches/inliers: {same}; max pose difference "
-          f"{max(dpose, default=0.0):.2e} deg")  # fmt: skip
+    print(
+        f"speed-up: end to end x{total_b / total:.2f}, matching x{m_old / m_new:.1f}; "
+        f"identical matches/inliers: {same}; max pose difference "
+        f"{max(dpose, default=0.0):.2e} deg"
+    )
 
 
 if __name__ == "__main__":

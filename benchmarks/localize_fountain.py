@@ -43,8 +43,13 @@ def errors(gt: Pose, pose: Pose | None) -> tuple[float, float]:
 def summary(name: str, errs: list[tuple[float, float]]) -> list:
     r, t = np.array(errs).T
     rec = [f"{100 * np.mean((t <= tt) & (r <= rt)):.0f}" for tt, rt in THRESHOLDS]
-    return [name, f"{np.median(r):.3f}", f"{100 * np.median(t):.2f}",
-            f"{int(np.isfinite(r).sum())}/{len(r)}", *rec]  # fmt: skip
+    return [
+        name,
+        f"{np.median(r):.3f}",
+        f"{100 * np.median(t):.2f}",
+        f"{int(np.isfinite(r).sum())}/{len(r)}",
+        *rec,
+    ]
 
 
 def main() -> None:
@@ -67,8 +72,10 @@ def main() -> None:
     frames = [data[i] for i in range(len(data))]
     refs, queries = frames[0::2], frames[1::2]
     map_ = Map.from_rgbd(refs, stride=args.stride, max_points=100000)
-    print(f"fountain: map of {len(refs)} frames ({len(map_.point_ids)} points, stride "
-          f"{args.stride}), {len(queries)} queries; {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    print(
+        f"fountain: map of {len(refs)} frames ({len(map_.point_ids)} points, stride "
+        f"{args.stride}), {len(queries)} queries; {time.perf_counter() - t0:.0f} s"
+    )
     errs: dict[str, list] = {}
     rows, verdicts = [], []
     gt = {f.name: f.cam_from_world for f in queries}

@@ -42,8 +42,11 @@ def leave_one_out(rec: pycolmap.Reconstruction, name: str, min_track: int = 2):
     """A new Reconstruction without image ``name``; points keep their other observations and
     are dropped when fewer than ``min_track`` remain."""
     held = next(i for i, im in rec.images.items() if im.name == name)
-    keep = {pid for pid, p in rec.points3D.items()
-            if sum(e.image_id != held for e in p.track.elements) >= min_track}  # fmt: skip
+    keep = {
+        pid
+        for pid, p in rec.points3D.items()
+        if sum(e.image_id != held for e in p.track.elements) >= min_track
+    }
     out, obs = pycolmap.Reconstruction(), {}
     for k, (image_id, im) in enumerate(sorted(rec.images.items()), start=1):
         if image_id == held:
@@ -51,9 +54,13 @@ def leave_one_out(rec: pycolmap.Reconstruction, name: str, min_track: int = 2):
         pts = [
             (p.xy, p.point3D_id) for p in im.points2D if p.has_point3D() and p.point3D_id in keep
         ]
-        cam = pycolmap.Camera(model=rec.cameras[im.camera_id].model, width=rec.cameras[im.camera_id].width,
-                              height=rec.cameras[im.camera_id].height,
-                              params=rec.cameras[im.camera_id].params, camera_id=k)  # fmt: skip
+        cam = pycolmap.Camera(
+            model=rec.cameras[im.camera_id].model,
+            width=rec.cameras[im.camera_id].width,
+            height=rec.cameras[im.camera_id].height,
+            params=rec.cameras[im.camera_id].params,
+            camera_id=k,
+        )
         out.add_camera_with_trivial_rig(cam)
         xy = np.array([p[0] for p in pts], np.float64).reshape(-1, 2)
         image = pycolmap.Image(name=im.name, keypoints=xy, camera_id=k, image_id=k)
@@ -76,8 +83,10 @@ def integral_scale(w: int, h: int, max_side: int) -> float:
 
 def scaled_map(map_: Map, images: dict[str, np.ndarray], s: float) -> Map:
     """``map_`` with images (already resized by ``s``), cameras and observations scaled."""
-    refs = [RefImage(im.name, im.camera.scale(s), im.cam_from_world, im.point3D_ids,
-                     im.keypoints * s) for im in map_.images]  # fmt: skip
+    refs = [
+        RefImage(im.name, im.camera.scale(s), im.cam_from_world, im.point3D_ids, im.keypoints * s)
+        for im in map_.images
+    ]
     data = {im.name: images[im.name] for im in map_.images}
     return Map(refs, map_.point_ids, map_.points3D, None, data).validate()
 
@@ -91,8 +100,13 @@ def errors(gt: Pose, pose: Pose | None, baseline: float) -> tuple[float, float]:
 def summary(name: str, errs: list[tuple[float, float]]) -> list:
     r, t = np.array(errs).T
     rec = [f"{100 * np.mean((r < a) & (t < b)):.0f}" for a, b in ((1, 0.01), (2, 0.05), (5, 0.1))]
-    return [name, f"{np.median(r):.3f}", f"{np.median(t):.4f}", f"{np.mean(np.isfinite(r)):.2f}",
-            *rec]  # fmt: skip
+    return [
+        name,
+        f"{np.median(r):.3f}",
+        f"{np.median(t):.4f}",
+        f"{np.mean(np.isfinite(r)):.2f}",
+        *rec,
+    ]
 
 
 def main() -> None:
@@ -125,8 +139,10 @@ def main() -> None:
     gt = {im.name: im.cam_from_world for im in gt_map.images}
     centres = torch.stack([gt[n].inv().t for n in names])
     baseline = float((centres[1:] - centres[:-1]).norm(dim=-1).mean())
-    print(f"lund_door: {len(names)} images {cam.width}x{cam.height} -> {size[0]}x{size[1]} "
-          f"(s={s:.4f}), mean baseline {baseline:.3f} units")  # fmt: skip
+    print(
+        f"lund_door: {len(names)} images {cam.width}x{cam.height} -> {size[0]}x{size[1]} "
+        f"(s={s:.4f}), mean baseline {baseline:.3f} units"
+    )
     errs: dict[str, list] = {}
     sift_cache: dict = {}
     per_query, runs, thresholds = [], {}, None
@@ -146,8 +162,11 @@ def main() -> None:
             e_fin = errors(gt[name], res.pose if res.pnp_success else None, baseline)
             errs.setdefault(f"S2D {ext} PnP", []).append(e_pnp)
             errs.setdefault(f"S2D {ext} +F-PnP", []).append(e_fin)
-            row += [max(res.inliers.values(), default=0), f"{e_pnp[0]:.2f}/{e_pnp[1]:.4f}",
-                    f"{e_fin[0]:.2f}/{e_fin[1]:.4f}"]  # fmt: skip
+            row += [
+                max(res.inliers.values(), default=0),
+                f"{e_pnp[0]:.2f}/{e_pnp[1]:.4f}",
+                f"{e_fin[0]:.2f}/{e_fin[1]:.4f}",
+            ]
         if not args.no_sift:
             map_sift = Map(map_full.images, map_full.point_ids, map_full.points3D, None, full)
             sift = SiftBaseline(map_sift, {"max_side": args.sift_max_side}, sift_cache)
@@ -164,9 +183,20 @@ def main() -> None:
     print("\nper query (rotation deg / centre error over mean baseline):")
     print(format_table(per_query, headers))
     print(f"\nsummary over {len(per_query)} queries (rel = centre error / mean baseline):")
-    print(format_table([summary(k, v) for k, v in errs.items()],
-                       ["method", "med deg", "med rel", "localized", "% <1deg,.01",
-                        "% <2deg,.05", "% <5deg,.1"]))  # fmt: skip
+    print(
+        format_table(
+            [summary(k, v) for k, v in errs.items()],
+            [
+                "method",
+                "med deg",
+                "med rel",
+                "localized",
+                "% <1deg,.01",
+                "% <2deg,.05",
+                "% <5deg,.1",
+            ],
+        )
+    )
     # Verdict with one translation unit = the mean baseline (the model has no metric scale).
     verdicts = [
         evaluate_run(write_run(args.out / f"run-{ext}", res, gt, baseline), thresholds)

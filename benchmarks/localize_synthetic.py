@@ -71,9 +71,11 @@ def main() -> None:
     map_ = Map.load(root)
     queries = read_queries(root / "queries_with_intrinsics.txt", root / "images")
     gt = read_poses(root / "poses_query.txt")
-    print(f"world {args.preset}: {len(map_)} db images {cfg.width}x{cfg.height}, "
-          f"{len(queries)} queries ({', '.join(cfg.query_conditions)}); "
-          f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
+    print(
+        f"world {args.preset}: {len(map_)} db images {cfg.width}x{cfg.height}, "
+        f"{len(queries)} queries ({', '.join(cfg.query_conditions)}); "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
     keys = [f"{t}m/{r}deg" for t, r in THRESHOLDS]
     rows, summary, verdicts = [], {}, []
     gt_poses = {n: Pose.from_quat_t(*v) for n, v in gt.items()}
@@ -86,21 +88,38 @@ def main() -> None:
         n_pnp = sum(r.pnp_success for r in results)
         n_fpnp = sum(r.fpnp_success for r in results)
         inl = np.median([max(r.inliers.values(), default=0) for r in results])
-        print(f"{name}: PnP succeeded {n_pnp}/{len(results)}, F-PnP accepted {n_fpnp}, median "
-              f"best-ref inliers {inl:.0f}, {dt:.0f} s")  # fmt: skip
+        print(
+            f"{name}: PnP succeeded {n_pnp}/{len(results)}, F-PnP accepted {n_fpnp}, median "
+            f"best-ref inliers {inl:.0f}, {dt:.0f} s"
+        )
         for cond in tab_pnp:
             for stage, tab in (("PnP", tab_pnp), ("F-PnP", tab_fpnp)):
                 row = tab[cond]
-                rows.append([name, cond, stage, row["count"], f"{row['median_trans']:.3f}",
-                             f"{row['median_rot_deg']:.2f}", *(f"{row[k]:.1f}" for k in keys)])  # fmt: skip
+                rows.append(
+                    [
+                        name,
+                        cond,
+                        stage,
+                        row["count"],
+                        f"{row['median_trans']:.3f}",
+                        f"{row['median_rot_deg']:.2f}",
+                        *(f"{row[k]:.1f}" for k in keys),
+                    ]
+                )
         summary[name] = {"PnP": tab_pnp, "F-PnP": tab_fpnp}
         run_dir = write_run(args.out / f"run-{name}", results, gt_poses)
         verdicts.append(evaluate_run(run_dir, loc.thresholds))
         night = next((r for r, q in zip(results, queries) if "night" in q.name), results[0])
         q = next(q for q in queries if q.name == night.name)
-        plot_query(args.out / f"query-{name}.png", q.load(), q.camera, night,
-                   {n: map_.load_image(n) for n, _ in night.refs}, matches_for_plot(loc, q, night),
-                   gt_pose=Pose.from_quat_t(*gt[q.name]))  # fmt: skip
+        plot_query(
+            args.out / f"query-{name}.png",
+            q.load(),
+            q.camera,
+            night,
+            {n: map_.load_image(n) for n, _ in night.refs},
+            matches_for_plot(loc, q, night),
+            gt_pose=Pose.from_quat_t(*gt[q.name]),
+        )
     headers = ["features", "condition", "stage", "n", "med m", "med deg", *keys]
     print()
     print(format_table(rows, headers))

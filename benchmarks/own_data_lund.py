@@ -115,14 +115,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("outputs/own_data_lund"))
     parser.add_argument("--max-side", type=int, default=1024)
     parser.add_argument("--extractor", default="gnnet")
-    parser.add_argument("--no-exif-check", dest="exif_check", action="store_false",
-                        help="skip the second localization with the EXIF focal as --camera")  # fmt: skip
+    parser.add_argument(
+        "--no-exif-check",
+        dest="exif_check",
+        action="store_false",
+        help="skip the second localization with the EXIF focal as --camera",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     images, gt_dir = args.data / "images", args.data / "colmap_ground_truth"
     if not images.is_dir() or not gt_dir.is_dir():
-        print(f"SKIP: Lund door data not found at {args.data.resolve()} (expected images/ and "
-              "colmap_ground_truth/; see the data README)")  # fmt: skip
+        print(
+            f"SKIP: Lund door data not found at {args.data.resolve()} (expected images/ and "
+            "colmap_ground_truth/; see the data README)"
+        )
         return
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
@@ -132,8 +138,10 @@ def main() -> None:
     for names, folder in ((MAPPING, mapping), (QUERIES, queries)):
         for n in names:
             size = downscale(images / n, folder / n, args.max_side)
-    print(f"images: {len(MAPPING)} mapping + {len(QUERIES)} queries, downscaled to {size[0]}x"
-          f"{size[1]} (from 1296x1936), EXIF kept\n")  # fmt: skip
+    print(
+        f"images: {len(MAPPING)} mapping + {len(QUERIES)} queries, downscaled to {size[0]}x"
+        f"{size[1]} (from 1296x1936), EXIF kept\n"
+    )
 
     exe = str(Path(sys.executable).with_name("s2dloc"))
     out, loc = work / "map", work / "loc"
@@ -150,7 +158,7 @@ def main() -> None:
             str(loc),
             "--extractor",
             args.extractor,
-        ],  # fmt: skip
+        ],
     ]
     t_map = run(cmds[0], work / "map.log")
     t_loc = run(cmds[1], work / "localize.log")
@@ -159,9 +167,24 @@ def main() -> None:
         f = exif_focal(queries / QUERIES[0])
         camera = f"SIMPLE_RADIAL {size[0]} {size[1]} {f:.2f} {size[0] / 2} {size[1] / 2} 0"
         cache = loc / f"cache-{args.extractor}.h5"  # the reference features of the first run
-        cmds.append([exe, "localize", "--map", str(out), "--queries", str(queries), "--camera",
-                     camera, "--out", str(loc_exif), "--extractor", args.extractor, "--cache",
-                     str(cache)])  # fmt: skip
+        cmds.append(
+            [
+                exe,
+                "localize",
+                "--map",
+                str(out),
+                "--queries",
+                str(queries),
+                "--camera",
+                camera,
+                "--out",
+                str(loc_exif),
+                "--extractor",
+                args.extractor,
+                "--cache",
+                str(cache),
+            ]
+        )
         t_exif = run(cmds[2], work / "localize_exif.log")
     loc_log = (work / "localize.log").read_text().splitlines()
     intrinsics = [ln for ln in loc_log if "intrinsics of" in ln]
@@ -190,23 +213,36 @@ def main() -> None:
     print("\ncommands:")
     for c in cmds:
         print("  " + shlex.join(["s2dloc", *c[1:]]))
-    print(f"\nSfM: {summ['registered_images']}/{summ['images']} images registered, "
-          f"{summ['points3D']} points, mean reprojection error "
-          f"{summ['mean_reprojection_error']:.2f} px, mean track length "
-          f"{summ['mean_track_length']:.2f}; `s2dloc map` {t_map:.1f} s")  # fmt: skip
-    print(f"SfM camera {cam.model_name} {cam.width}x{cam.height} f={cam.params[0]:.1f}; ground "
-          f"truth f scaled to this size {gt_cam.params[0] * size[1] / gt_cam.height:.1f}; "
-          f"EXIF f {f_exif:.1f}")  # fmt: skip
-    print(f"alignment (Umeyama, {len(common)} camera centres): scale {s:.4f}, centre residual "
-          f"RMS {np.sqrt((resid**2).mean()) / baseline:.4f} baselines (max "
-          f"{resid.max() / baseline:.4f}); baseline = {baseline:.3f} GT units")  # fmt: skip
+    print(
+        f"\nSfM: {summ['registered_images']}/{summ['images']} images registered, "
+        f"{summ['points3D']} points, mean reprojection error "
+        f"{summ['mean_reprojection_error']:.2f} px, mean track length "
+        f"{summ['mean_track_length']:.2f}; `s2dloc map` {t_map:.1f} s"
+    )
+    print(
+        f"SfM camera {cam.model_name} {cam.width}x{cam.height} f={cam.params[0]:.1f}; ground "
+        f"truth f scaled to this size {gt_cam.params[0] * size[1] / gt_cam.height:.1f}; "
+        f"EXIF f {f_exif:.1f}"
+    )
+    print(
+        f"alignment (Umeyama, {len(common)} camera centres): scale {s:.4f}, centre residual "
+        f"RMS {np.sqrt((resid**2).mean()) / baseline:.4f} baselines (max "
+        f"{resid.max() / baseline:.4f}); baseline = {baseline:.3f} GT units"
+    )
     if t_exif is not None:
         print(f"`s2dloc localize --camera` (EXIF focal): {t_exif:.1f} s (reference cache reused)")
     print(f"`s2dloc localize` ({args.extractor}): {t_loc:.1f} s; query intrinsics:")
     for ln in intrinsics or ["  (no intrinsics warning found in the log)"]:
         print("  " + ln.strip())
-    headers = ["query", "intrinsics", "rot err (deg)", "centre err / baseline", "centre err (GT units)",
-               "inliers", "result"]  # fmt: skip
+    headers = [
+        "query",
+        "intrinsics",
+        "rot err (deg)",
+        "centre err / baseline",
+        "centre err (GT units)",
+        "inliers",
+        "result",
+    ]
     print("\n" + format_table(rows, headers))
 
 

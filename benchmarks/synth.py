@@ -84,8 +84,10 @@ def main() -> None:
         write_world(world, tmp, progress=False)
         t2 = time.perf_counter()
     cfg = world.config
-    print(f"demo world ({cfg.num_db} db + {cfg.num_query} queries at {cfg.width}x{cfg.height}): "
-          f"{t2 - t0:.1f} s total = {t1 - t0:.1f} s render + {t2 - t1:.1f} s export")  # fmt: skip
+    print(
+        f"demo world ({cfg.num_db} db + {cfg.num_query} queries at {cfg.width}x{cfg.height}): "
+        f"{t2 - t0:.1f} s total = {t1 - t0:.1f} s render + {t2 - t1:.1f} s export"
+    )
 
 
 if __name__ == "__main__":

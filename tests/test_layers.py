@@ -33,41 +33,13 @@ LAYERS = {
 }
 LAZY_IMPORTS_ALLOWED = ("s2dloc.cli",)
 
-# Known violations, to be removed as they are fixed: a violation not listed here fails its
-# test, and a listed one that no longer occurs fails test_allow_lists_are_current. Entries are "importer -> imported"
-# (module names) for the layer and function-level checks, sorted module tuples for cycles.
-KNOWN_LAYER_VIOLATIONS = {
-    # datasets (3) build localization (5) objects: readers should return plain data.
-    "s2dloc.datasets.cmu -> s2dloc.localization.map",
-    "s2dloc.datasets.cmu -> s2dloc.localization.query",
-    "s2dloc.datasets.robotcar -> s2dloc.localization.query",
-    # mapping (4) <-> localization (5): sfm writes through localization.io.
-    "s2dloc.mapping.sfm -> s2dloc.localization.io",
-    # evaluation (4) plots with viz (6).
-    "s2dloc.evaluation.recall -> s2dloc.viz.figure",
-}
+# Known violations (none today; keep it so): a violation not listed here fails its test, and a
+# listed one that no longer occurs fails test_allow_lists_are_current. Entries are
+# "importer -> imported" (module names) for the layer and function-level checks, sorted module
+# tuples for cycles.
+KNOWN_LAYER_VIOLATIONS: set[str] = set()
 KNOWN_CYCLES: set[tuple[str, ...]] = set()
-KNOWN_LAZY_IMPORTS = {
-    # The lazy halves of the layer violations above.
-    "s2dloc.datasets.cmu -> s2dloc.localization.map",
-    "s2dloc.datasets.cmu -> s2dloc.localization.query",
-    "s2dloc.datasets.robotcar -> s2dloc.localization.query",
-    "s2dloc.mapping.sfm -> s2dloc.localization.io",
-    "s2dloc.evaluation.recall -> s2dloc.viz.figure",
-    # training.data picks dataset readers inside its builders.
-    "s2dloc.training.data -> s2dloc.datasets.fountain",
-    "s2dloc.training.data -> s2dloc.datasets.synthetic.world",
-    # Allowed directions, imported inside functions for no structural reason.
-    "s2dloc.datasets.pairs -> s2dloc.datasets.synthetic.export",
-    "s2dloc.evaluation.problems -> s2dloc.datasets.synthetic.export",
-    "s2dloc.evaluation.submission -> s2dloc.datasets.robotcar",
-    "s2dloc.localization.descriptors -> s2dloc.features.base",
-    "s2dloc.localization.descriptors -> s2dloc.features.registry",
-    "s2dloc.mapping.intrinsics -> s2dloc.datasets.colmap_io",
-    "s2dloc.training.validation -> s2dloc.training.data",
-    "s2dloc.viz.localization_plots -> s2dloc.localization.pnp",
-    "s2dloc.viz.localization_plots -> s2dloc.localization.s2d",
-}
+KNOWN_LAZY_IMPORTS: set[str] = set()
 
 
 @dataclass(frozen=True)

@@ -100,14 +100,20 @@ def test_augmentation_determinism_and_types(image):
 def test_dataset_augmentation_leaves_geometry_untouched(image):
     cam = Camera.from_colmap("PINHOLE", 64, 48, [50.0, 50, 32, 24])
     frames = [
-        SimpleNamespace(name=f"f{k}", rgb=image, depth=np.full((48, 64), 4.0, np.float32),
-                        camera=cam, cam_from_world=Pose.from_Rt(np.eye(3), [0.05 * k, 0, 0]))
+        SimpleNamespace(
+            name=f"f{k}",
+            rgb=image,
+            depth=np.full((48, 64), 4.0, np.float32),
+            camera=cam,
+            cam_from_world=Pose.from_Rt(np.eye(3), [0.05 * k, 0, 0]),
+        )
         for k in range(2)
-    ]  # fmt: skip
+    ]
     plain = RGBDPairs(frames, max_points=64, seed=2)[0]
     night = RGBDPairs(frames, max_points=64, seed=2, augment=build_augmentation("night"))[0]
-    both = RGBDPairs(frames, max_points=64, seed=2, augment=build_augmentation("noise"),
-                     augment_both=True)[0]  # fmt: skip
+    both = RGBDPairs(
+        frames, max_points=64, seed=2, augment=build_augmentation("noise"), augment_both=True
+    )[0]
     for k in ("points_a", "points_b", "valid"):
         assert torch.equal(plain[k], night[k]) and torch.equal(plain[k], both[k])
     assert plain["valid"].all()

@@ -83,9 +83,12 @@ def test_missing_file_raises_file_not_found(tmp_path):
 def _pair(n=7, seed=0):
     rng = np.random.default_rng(seed)
     return CorrespondencePair(
-        "db/0001.png", "query/snow/0004.png", rng.random((n, 2)) * 100, rng.random((n, 2)) * 90,
+        "db/0001.png",
+        "query/snow/0004.png",
+        rng.random((n, 2)) * 100,
+        rng.random((n, 2)) * 90,
         rng.random(n),
-    )  # fmt: skip
+    )
 
 
 def test_correspondences_round_trip_matlab_layout(tmp_path):

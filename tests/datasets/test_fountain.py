@@ -184,8 +184,9 @@ def test_real_refinement_from_3deg(fountain):
 
     criterion = SuccessCriterion(max_rotation_deg=2.0, max_translation=0.05, relative=False)
     solver = fpnp_solver(FeatureMetricPnP(), 8)
-    (row,) = convergence_sweep(make, solver, [3.0], trials=3, num_problems=len(pairs),
-                               criterion=criterion, progress=False)  # fmt: skip
+    (row,) = convergence_sweep(
+        make, solver, [3.0], trials=3, num_problems=len(pairs), criterion=criterion, progress=False
+    )
     assert row.success_rate > 0.5, (row.rot_final, row.trans_final)
     assert row.median("rot_final") < 0.6 * row.median("rot_init")
     assert row.median("trans_final") < 0.6 * row.median("trans_init")

@@ -9,8 +9,13 @@ from s2dloc.datasets import hloc_io as H
 
 def _feats(rng, n=7, d=16, w=640, h=480):
     kp = rng.uniform([0, 0], [w, h], (n, 2))
-    return H.LocalFeatures(kp, rng.standard_normal((n, d)).astype(np.float32),
-                           rng.uniform(0, 1, n).astype(np.float32), np.array([w, h]), 1.5)  # fmt: skip
+    return H.LocalFeatures(
+        kp,
+        rng.standard_normal((n, d)).astype(np.float32),
+        rng.uniform(0, 1, n).astype(np.float32),
+        np.array([w, h]),
+        1.5,
+    )
 
 
 def test_features_round_trip_and_layout(tmp_path):

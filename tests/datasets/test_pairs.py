@@ -62,8 +62,16 @@ def frames():
         pose = Pose.from_Rt(*look_at([x, -1.0, 1.5], [0.0, 6.0, 1.2]))
         res = render(scene, cam, pose)
         image = (res.rgb * 255).round().astype(np.uint8)
-        out.append(SimpleNamespace(name=f"f{k}", image=image, depth=res.depth, camera=cam,
-                                   cam_from_world=pose, primitive=res.primitive))  # fmt: skip
+        out.append(
+            SimpleNamespace(
+                name=f"f{k}",
+                image=image,
+                depth=res.depth,
+                camera=cam,
+                cam_from_world=pose,
+                primitive=res.primitive,
+            )
+        )
     return out
 
 
@@ -100,8 +108,12 @@ def test_rgbd_pairs_padding_collation_and_determinism(frames):
     assert 0 <= item["image_b"].min() and item["image_b"].max() <= 1
     assert item["points_a"].shape == (256, 2) and item["valid"].shape == (256,)
     assert item["valid"].all() and (item["name_a"], item["name_b"]) == ("f0", "f2")
-    _check_lift_project(frames[0], frames[2], item["points_a"].numpy().astype(np.float64),
-                        item["points_b"].numpy().astype(np.float64))  # fmt: skip
+    _check_lift_project(
+        frames[0],
+        frames[2],
+        item["points_a"].numpy().astype(np.float64),
+        item["points_b"].numpy().astype(np.float64),
+    )
     again = ds[1]
     assert all(torch.equal(item[k], again[k]) for k in ("points_a", "points_b", "image_b"))
     other = RGBDPairs(frames, max_gap=2, max_points=256, seed=4)[1]
@@ -241,8 +253,9 @@ def colmap_scene(tmp_path):
     for image_id, ids in seen.items():
         t = np.array([0.1 * image_id, 0, 0])
         xy[image_id] = np.asarray((X[ids] + t)[:, :2] / X[ids, 2:] * 30 + [20, 15])
-        image = pycolmap.Image(name=f"im{image_id}.png", keypoints=xy[image_id], camera_id=1,
-                               image_id=image_id)  # fmt: skip
+        image = pycolmap.Image(
+            name=f"im{image_id}.png", keypoints=xy[image_id], camera_id=1, image_id=image_id
+        )
         rec.add_image_with_trivial_frame(image, pycolmap.Rigid3d(np.c_[np.eye(3), t]))
         _write_png(tmp_path / "images" / f"im{image_id}.png", rng.uniform(size=(30, 40, 3)))
     for n in range(40):

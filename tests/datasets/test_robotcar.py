@@ -7,11 +7,10 @@ import numpy as np
 import pycolmap
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from s2dloc.datasets import robotcar as rc
 from s2dloc.geometry import Pose
+from s2dloc.localization.benchmarks import robotcar_queries
 
 INTRINSICS = {
     "left": (400.0, 400.0, 500.107605, 511.461426),
@@ -95,7 +94,7 @@ def test_round_trip(tmp_path):
     assert ds.camera(QUERIES[1]) is ds.cameras["right"]
     ql = ds.query_list(QUERIES)
     assert ql[QUERIES[0]][:3] == ("PINHOLE", 1024, 1024)
-    assert ds.pipeline_queries(QUERIES)[0].path == tmp_path / "images" / QUERIES[0]
+    assert robotcar_queries(ds, QUERIES)[0].path == tmp_path / "images" / QUERIES[0]
 
 
 @pytest.mark.parametrize("convention", ["centred", "absolute"])
@@ -180,27 +179,3 @@ def test_unknown_camera_and_absent_image(tmp_path):
         match=re.escape(f"{lst}:3: image 'night/rear/1418721355742599.jpg' listed but absent"),
     ):
         ds.read_query_list(lst)
-
-
-_garbage = st.text(st.sampled_from(list("0123456789.-+e :fxycNaIn/_\tpgj")), max_size=80)
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.one_of(_garbage, st.text(max_size=60)))
-def test_fuzz_line_parsers(text):
-    for parse in (rc.parse_intrinsics_line, rc.parse_nvm_camera_line, rc.parse_image_name):
-        try:
-            parse(text)
-        except ValueError:
-            pass
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(st.sampled_from(list("0123456789 .-e\n")), max_size=30), max_size=6))
-def test_fuzz_nvm_file(tmp_path_factory, lines):
-    path = tmp_path_factory.mktemp("nvm") / "m.nvm"
-    path.write_text("NVM_V3\n" + "\n".join(lines))
-    try:
-        rc.read_nvm(path)
-    except ValueError:
-        pass

@@ -17,8 +17,9 @@ from s2dloc.datasets.toy import make_toy_problem
     ],
 )
 def test_camera_of_each_model(model, distortion, params):
-    problem = make_toy_problem(width=64, height=48, num_points=16, camera_model=model,
-                               distortion=distortion)  # fmt: skip
+    problem = make_toy_problem(
+        width=64, height=48, num_points=16, camera_model=model, distortion=distortion
+    )
     assert problem.camera.model == model
     assert problem.camera.params.tolist() == pytest.approx(params)
     assert len(problem.points3d) == 16

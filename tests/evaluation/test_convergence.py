@@ -46,8 +46,9 @@ def test_perturbation_translation_known_answer():
 
 
 def test_success_rates_follow_the_solver_basin():
-    rows = convergence_sweep([_problem(), _problem(6.0)], _snap_below(7.0), [2.0, 5.0, 10.0],
-                             trials=4, progress=False)  # fmt: skip
+    rows = convergence_sweep(
+        [_problem(), _problem(6.0)], _snap_below(7.0), [2.0, 5.0, 10.0], trials=4, progress=False
+    )
     assert [r.success_rate for r in rows] == [1.0, 1.0, 0.0]
     assert [r.solver_failures for r in rows] == [0, 0, 8]
     assert [r.trials for r in rows] == [8, 8, 8]
@@ -61,10 +62,18 @@ def test_success_rates_follow_the_solver_basin():
 
 
 def test_same_seed_same_starts_and_lazy_problems():
-    a = convergence_sweep(lambda i: _problem(), _snap_below(0.0), [3.0], trials=3,
-                          num_problems=2, seed=1, progress=False)  # fmt: skip
-    b = convergence_sweep([_problem(), _problem()], _snap_below(0.0), [3.0], trials=3, seed=1,
-                          progress=False)  # fmt: skip
+    a = convergence_sweep(
+        lambda i: _problem(),
+        _snap_below(0.0),
+        [3.0],
+        trials=3,
+        num_problems=2,
+        seed=1,
+        progress=False,
+    )
+    b = convergence_sweep(
+        [_problem(), _problem()], _snap_below(0.0), [3.0], trials=3, seed=1, progress=False
+    )
     np.testing.assert_array_equal(a[0].trans_final, b[0].trans_final)
 
 

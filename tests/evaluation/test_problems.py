@@ -6,15 +6,17 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+import pycolmap
 import pytest
 import torch
+from scipy.ndimage import map_coordinates
 
 from s2dloc.datasets.synthetic import render, toy_reference_pose, toy_scene
 from s2dloc.datasets.toy import perturb
 from s2dloc.evaluation.problems import lifted_problem
 from s2dloc.features.base import PhotometricExtractor
 from s2dloc.fpnp import FeatureMetricPnP
-from s2dloc.geometry import Camera, Pose, sample
+from s2dloc.geometry import Camera, Pose
 from s2dloc.training.validation import relative_pose_error
 
 
@@ -31,27 +33,47 @@ def views():
     return out
 
 
-def test_lifted_points_and_features_are_consistent(views):
+def _cam_points(view, points: torch.Tensor) -> np.ndarray:
+    """World points ``(N, 3)`` in the view's camera frame, ``R X + t`` in numpy."""
+    R, t = view.cam_from_world.R.numpy(), view.cam_from_world.t.numpy()
+    return points.double().numpy() @ R.T + t
+
+
+def test_lifted_points_and_features_match_independent_references(views):
     ref, query = views
     extractor = PhotometricExtractor(strides=(1, 2, 4))
     problem = lifted_problem(ref, query, extractor, num_points=200, seed=0)
     assert problem.points3d.shape == (200, 3) and len(problem.ref_features) == 3
-    p, valid = ref.camera.project(ref.cam_from_world.transform(problem.points3d.double()))
-    assert valid.all() and (p - problem.ref_pixels).abs().max() < 1e-3
-    maps = extractor.extract(ref.rgb)
-    for level, m in enumerate(maps):
+    pixels = problem.ref_pixels.double().numpy()
+    # Lifted from pixel centres with the depth map's depth: pycolmap projects them back there.
+    X = _cam_points(ref, problem.points3d)
+    colmap_cam = pycolmap.Camera(
+        model="PINHOLE", width=160, height=120, params=[128.0, 128.0, 80.0, 60.0]
+    )
+    np.testing.assert_allclose(colmap_cam.img_from_cam(X), pixels, atol=2e-3)
+    col, row = np.floor(pixels).astype(int).T
+    np.testing.assert_allclose(pixels - np.floor(pixels), 0.5)
+    np.testing.assert_allclose(X[:, 2], ref.depth[row, col], rtol=1e-5)
+    # Features: bilinear samples of each level at the scaled pixels, by scipy (index = p - 0.5).
+    for level, m in enumerate(extractor.extract(ref.rgb)):
         s = m.shape[-1] / 160
-        expected = sample(m[None], (problem.ref_pixels * s)[None].float())[0][0]
-        torch.testing.assert_close(problem.ref_features[level], expected)
-    depth = query.cam_from_world.transform(problem.points3d.double())[:, 2]
-    assert problem.scene_depth == pytest.approx(float(depth.median()), rel=1e-5)
+        coords = [pixels[:, 1] * s - 0.5, pixels[:, 0] * s - 0.5]
+        expected = np.stack(
+            [map_coordinates(c, coords, order=1, mode="nearest") for c in m.numpy()]
+        )
+        np.testing.assert_allclose(problem.ref_features[level].numpy(), expected.T, atol=1e-5)
+    finest = extractor.extract(ref.rgb)[0][:, row, col].T  # stride 1: exactly at the cells
+    torch.testing.assert_close(problem.ref_features[0], finest, atol=1e-6, rtol=0)
+    depth = _cam_points(query, problem.points3d)[:, 2]
+    assert problem.scene_depth == pytest.approx(float(np.median(depth)), rel=1e-5)
 
 
 def test_problem_is_solvable_from_a_nearby_start(views):
     problem = lifted_problem(*views, PhotometricExtractor(strides=(1, 2, 4)), 300, seed=1)
     init = perturb(problem.true_pose, 2.0, 0.05, seed=0)
-    res = FeatureMetricPnP().refine(problem.points3d, problem.ref_features,
-                                    problem.query_features, problem.camera, init)  # fmt: skip
+    res = FeatureMetricPnP().refine(
+        problem.points3d, problem.ref_features, problem.query_features, problem.camera, init
+    )
     assert bool(res.success) and float(res.pose.angle_to(problem.true_pose)) < 0.1
 
 

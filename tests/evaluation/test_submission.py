@@ -25,8 +25,10 @@ def _pose(seed):
 
 def test_cmu_slices_concatenated(tmp_path, caplog):
     s2 = {"slice2/query/img_1_c0_1us.jpg": _pose(0), "slice2/query/img_2_c1_2us.jpg": None}
-    s3 = {"img_3_c0_3us.jpg": QueryResult("img_3_c0_3us.jpg", pose=_pose(1), fallback=True),
-          "img_4_c1_4us.jpg": QueryResult("img_4_c1_4us.jpg", pose=_pose(2), success=True)}  # fmt: skip
+    s3 = {
+        "img_3_c0_3us.jpg": QueryResult("img_3_c0_3us.jpg", pose=_pose(1), fallback=True),
+        "img_4_c1_4us.jpg": QueryResult("img_4_c1_4us.jpg", pose=_pose(2), success=True),
+    }
     expected = [*s2, *s3, "img_5_c0_5us.jpg"]
     with caplog.at_level(logging.WARNING):
         rep = write_submission(tmp_path / "cmu.txt", [s2, s3], "cmu", queries=expected)
@@ -53,8 +55,10 @@ def test_write_failed_uses_fallback_pose(tmp_path):
 def test_robotcar_naming_and_tuples(tmp_path):
     q, t = _pose(3).quat().numpy(), _pose(3).t.numpy()
     night = {"night/rear/1418721355742500.jpg": (q, t)}
-    dawn = {"dawn/left/1418235223450115.jpg": (q * 1.0000001, t),
-            "dawn/rear/1418235223450999.jpg": (np.full(4, np.nan), t)}  # fmt: skip
+    dawn = {
+        "dawn/left/1418235223450115.jpg": (q * 1.0000001, t),
+        "dawn/rear/1418235223450999.jpg": (np.full(4, np.nan), t),
+    }
     rep = write_submission(tmp_path / "rc.txt", [night, dawn], "robotcar")
     assert list(read_poses(tmp_path / "rc.txt")) == [
         "rear/1418721355742500.jpg",

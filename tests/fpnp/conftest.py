@@ -36,8 +36,11 @@ def photometric(toy):
 
 
 @pytest.fixture(params=["torch", "numba"])
-def backend(request):
-    """Both solver paths: the torch reference (differentiable) and the compiled CPU path."""
+def backend(request, device):
+    """Both solver paths: the torch reference (differentiable) and the compiled CPU path
+    (skipped on another ``device``: it runs on the CPU only)."""
     if request.param == "numba":
+        if device.type != "cpu":
+            pytest.skip("the numba backend runs on the CPU only")
         pytest.importorskip("numba")
     return request.param

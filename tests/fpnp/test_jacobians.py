@@ -103,7 +103,7 @@ def _level(seed: int = 0, n: int = 15):
     return Level(_bilinear_maps(), ref, cam_b), camera, T, X
 
 
-def test_level_residuals_gradcheck():
+def test_level_residuals_gradcheck(device):
     T = _pose(0)
     g = torch.Generator().manual_seed(5)
     maps = torch.randn(1, 2, 10, 12, generator=g, dtype=D)  # non-bilinear, tiny
@@ -114,24 +114,25 @@ def test_level_residuals_gradcheck():
         torch.tensor([[10.0, 10.0, 6.0, 5.0]], dtype=D),
     )
     X = _points_in_view(T, cam[0], 6, seed=3, margin=2.5)
+    cam = cam.to(device)
 
     def fn(maps, ref, points, M):
-        _, valid, J, gram, _ = Level(maps, ref, cam).residuals(points, M, 0.0, 1e-3)
-        assert valid.all()
-        return J, gram
+        res = Level(maps, ref, cam).residuals(points, M, 0.0, 1e-3)
+        assert res.valid.all()
+        return res.J, res.gram
 
     inputs = (maps, ref, X[None], T.matrix()[None])
-    inputs = tuple(x.clone().requires_grad_() for x in inputs)
+    inputs = tuple(x.to(device).clone().requires_grad_() for x in inputs)
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
 def test_residuals_match_continuous_functions():
     level, camera, T, X = _level(1)
-    Xc, valid, J, gram, C = level.residuals(X[None], T.matrix()[None], 1.0, 1e-3)
-    assert C == 4 and valid.all()
-    p = camera.project(Xc[0])[0]
+    res = level.residuals(X[None], T.matrix()[None], 1.0, 1e-3)
+    assert res.channels == 4 and res.valid.all()
+    p = camera.project(res.Xc[0])[0]
     r = _bilinear_functions(p) - level.ref[0]
-    torch.testing.assert_close(gram[0, :, 2, 2], (r * r).sum(-1), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(res.sq[0], (r * r).sum(-1), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("loss, scale", [("squared", None), ("cauchy", 0.7), ("huber", 0.5)])
@@ -154,15 +155,15 @@ def test_solver_gradient_and_hessian_match_autograd(loss, scale):
 
     zero = torch.zeros(6, dtype=D)
     g_auto = torch.autograd.functional.jacobian(cost, zero)
-    torch.testing.assert_close(ev["g"][0], g_auto, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(ev.g[0], g_auto, rtol=1e-9, atol=1e-10)
 
     Jr = jacobian(residuals, zero)  # (N, C, 6)
     s = (residuals(zero) ** 2).sum(-1)
     w = point_weights[0] * solver.loss(s)[1]
     H_auto = torch.einsum("n,nci,ncj->ij", w, Jr, Jr)
-    torch.testing.assert_close(ev["H"][0], H_auto, rtol=1e-9, atol=1e-10)
-    torch.testing.assert_close(ev["H"][0], ev["H"][0].T)
+    torch.testing.assert_close(ev.H[0], H_auto, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(ev.H[0], ev.H[0].T)
     # The reported cost is the weight-normalised robust cost.
     expected_cost = (point_weights[0] * solver.loss(s)[0]).sum() / point_weights[0].sum()
-    torch.testing.assert_close(ev["cost"][0], expected_cost, rtol=1e-12, atol=0.0)
-    assert ev["num_valid"].item() == 25
+    torch.testing.assert_close(ev.cost[0], expected_cost, rtol=1e-12, atol=0.0)
+    assert ev.num_valid.item() == 25

@@ -153,13 +153,14 @@ def _unrolled(max_iterations: int = 2) -> FeatureMetricPnP:
     )
 
 
-def test_differentiable_gradcheck_reference_features(tiny):
-    points, ref, fmap, camera, init = tiny
+def test_differentiable_gradcheck_reference_features(tiny, device):
+    points, ref, fmap, camera, init = (x.to(device) for x in tiny)
     solver = _unrolled()
 
     def pose_of(ref):
         result = solver.refine(points, [ref], [fmap], camera, init)
         assert result.success and result.iterations.item() == 2
+        assert result.pose.device.type == device.type
         return torch.cat([result.pose.R.flatten(), result.pose.t])
 
     assert torch.autograd.gradcheck(

@@ -118,8 +118,14 @@ def test_K_known_answer():
     cam, _ = _cameras("PINHOLE")
     expected = torch.tensor([[500.0, 0, 319.5], [0, 520.0, 241.2], [0, 0, 1]], dtype=torch.float64)
     assert_close(cam.K, expected, atol=0, rtol=0)
-    assert_close(cam.K, torch.from_numpy(pycolmap.Camera(model="PINHOLE", width=W, height=H,
-                 params=PARAMS["PINHOLE"]).calibration_matrix()))  # fmt: skip
+    assert_close(
+        cam.K,
+        torch.from_numpy(
+            pycolmap.Camera(
+                model="PINHOLE", width=W, height=H, params=PARAMS["PINHOLE"]
+            ).calibration_matrix()
+        ),
+    )
 
 
 # ----- scaling and the pixel-centre convention
@@ -159,8 +165,10 @@ def test_scale_anisotropic():
 @pytest.mark.parametrize("model", ALL_MODELS)
 def test_behind_camera_is_invalid(model):
     cam, _ = _cameras(model)
-    X = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1e-4], [0.0, 0.0, 0.01],
-                      [0.01, 0.0, -2.0]], dtype=torch.float64)  # fmt: skip
+    X = torch.tensor(
+        [[0.0, 0.0, -1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1e-4], [0.0, 0.0, 0.01], [0.01, 0.0, -2.0]],
+        dtype=torch.float64,
+    )
     p, valid = cam.project(X)
     assert valid.tolist() == [False, False, False, True, False]
     assert torch.isfinite(p).all()
@@ -169,8 +177,10 @@ def test_behind_camera_is_invalid(model):
 
 def test_outside_image_with_margin():
     cam = Camera.from_colmap("PINHOLE", W, H, [100.0, 100.0, 0.0, 0.0])  # pixel = 100 * (x, y)
-    xy = torch.tensor([[5.0, 100.0], [0.0, 0.0], [W, H], [-0.1, 10.0], [10.0, H + 0.1],
-                       [W - 5.0, H - 5.0]], dtype=torch.float64)  # fmt: skip
+    xy = torch.tensor(
+        [[5.0, 100.0], [0.0, 0.0], [W, H], [-0.1, 10.0], [10.0, H + 0.1], [W - 5.0, H - 5.0]],
+        dtype=torch.float64,
+    )
     X = torch.cat([xy / 100, torch.ones(6, 1, dtype=torch.float64)], -1)
     p, valid = cam.project(X)
     assert_close(p, xy)

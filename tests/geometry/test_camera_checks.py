@@ -20,10 +20,12 @@ def _cam(model, params, size=(640, 480)):
 
 
 def test_plausible_cameras_pass():
-    for cam in (_cam("PINHOLE", [500, 500, 320, 240]),
-                _cam("SIMPLE_RADIAL", [500, 320, 240, -0.2]),
-                _cam("RADIAL", [500, 320, 240, 0.1, 0.05]),
-                _cam("OPENCV", [500, 510, 300, 250, -0.1, 0.01, 1e-3, 1e-3])):  # fmt: skip
+    for cam in (
+        _cam("PINHOLE", [500, 500, 320, 240]),
+        _cam("SIMPLE_RADIAL", [500, 320, 240, -0.2]),
+        _cam("RADIAL", [500, 320, 240, 0.1, 0.05]),
+        _cam("OPENCV", [500, 510, 300, 250, -0.1, 0.01, 1e-3, 1e-3]),
+    ):
         assert camera_problems(cam) == []
         assert check_camera(cam) is cam
 

@@ -77,9 +77,21 @@ def test_affine_map_gradients_are_exact(device, dtype):
 
 def test_border_mask():
     fmap = randn(1, C, H, W, seed=4)
-    pts = torch.tensor([[[0.5, 0.5], [W - 0.5, H - 0.5], [0.49, 3.0], [3.0, 0.49],
-                         [W - 0.49, 3.0], [3.0, H - 0.49], [-1.0, 2.0], [W / 2, H / 2]]],
-                       dtype=torch.float64)  # fmt: skip
+    pts = torch.tensor(
+        [
+            [
+                [0.5, 0.5],
+                [W - 0.5, H - 0.5],
+                [0.49, 3.0],
+                [3.0, 0.49],
+                [W - 0.49, 3.0],
+                [3.0, H - 0.49],
+                [-1.0, 2.0],
+                [W / 2, H / 2],
+            ]
+        ],
+        dtype=torch.float64,
+    )
     _, valid = sample(fmap, pts)
     assert valid[0].tolist() == [True, True, False, False, False, False, False, True]
     _, valid = sample(fmap, pts, margin=2.0)
@@ -120,8 +132,9 @@ def test_stacked_affine_gradients_exact_up_to_the_border():
     """The stacked maps hold one-sided differences on the border, exact for an affine map."""
     fmap, coef = _affine_map()
     pts = _inside_points(200, lo=0.5, seed=11)
-    pts[:, :4] = torch.tensor([[0.5, 0.5], [W - 0.5, H - 0.5], [0.7, H - 0.6], [W - 1.0, 1.0]],
-                              dtype=torch.float64)  # fmt: skip
+    pts[:, :4] = torch.tensor(
+        [[0.5, 0.5], [W - 0.5, H - 0.5], [0.7, H - 0.6], [W - 1.0, 1.0]], dtype=torch.float64
+    )
     _, grads, valid = sample_with_gradients(stack_with_gradients(fmap), pts, stacked=True)
     assert valid.all()
     assert_close(grads, coef[:, None, :, :2].expand(B, 200, C, 2), atol=1e-12)

@@ -276,5 +276,8 @@ def test_file_line_known_answer():
     s = math.sqrt(0.5)
     _, T = _parse_line(f"db/0001.png {s} 0 0 {s} 1 2 3")
     assert_close(T.R, rot_z(math.pi / 2), atol=1e-15)
-    assert_close(T.transform(torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64))[0],
-                 torch.tensor([1.0, 3.0, 3.0], dtype=torch.float64), atol=1e-15)  # fmt: skip
+    assert_close(
+        T.transform(torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64))[0],
+        torch.tensor([1.0, 3.0, 3.0], dtype=torch.float64),
+        atol=1e-15,
+    )

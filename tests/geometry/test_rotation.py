@@ -24,10 +24,16 @@ def _random_quats(n: int, seed: int = 0) -> torch.Tensor:
 def _branch_quats() -> torch.Tensor:
     """Unit quaternions where each of w, x, y, z is the largest component (all four formulas)."""
     q = torch.tensor(
-        [[0.9, 0.1, -0.3, 0.2], [0.1, 0.9, 0.3, -0.2], [0.05, -0.3, 0.9, 0.2],
-         [0.2, 0.3, -0.1, -0.9], [0.0, 0.6, 0.0, 0.8], [0.01, 0.0, -1.0, 0.0]],
+        [
+            [0.9, 0.1, -0.3, 0.2],
+            [0.1, 0.9, 0.3, -0.2],
+            [0.05, -0.3, 0.9, 0.2],
+            [0.2, 0.3, -0.1, -0.9],
+            [0.0, 0.6, 0.0, 0.8],
+            [0.01, 0.0, -1.0, 0.0],
+        ],
         dtype=torch.float64,
-    )  # fmt: skip
+    )
     return q / q.norm(dim=-1, keepdim=True)
 
 

@@ -17,8 +17,9 @@ CONF = {"s2d": {"match_stride": 4}}  # 160x120 images: correlate at stride 4
 
 def write_tiny_world(tmp_path_factory, name: str = "world", **overrides):
     """12 database and 5 query views in the reference condition (tiny preset), on disk."""
-    cfg = dataclasses.replace(PRESETS["tiny"], num_db=12, num_query=5,
-                              query_conditions=("reference",), **overrides)  # fmt: skip
+    cfg = dataclasses.replace(
+        PRESETS["tiny"], num_db=12, num_query=5, query_conditions=("reference",), **overrides
+    )
     out = tmp_path_factory.mktemp(name)
     write_world(generate_world(cfg, progress=False), out, progress=False)
     return out

@@ -53,8 +53,18 @@ def cmu_root(world_dir, tmp_path_factory):
 
 
 def test_cmu_runner_writes_submission_and_resumes(cmu_root, tmp_path, capsys):
-    args = ["benchmark", "cmu", "--root", str(cmu_root), "--slices", "2", "--out", str(tmp_path),
-            "--conf", "s2d.match_stride=4"]  # fmt: skip
+    args = [
+        "benchmark",
+        "cmu",
+        "--root",
+        str(cmu_root),
+        "--slices",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--conf",
+        "s2d.match_stride=4",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "slice2" in out and "submission:" in out
@@ -73,8 +83,10 @@ def test_cmu_runner_writes_submission_and_resumes(cmu_root, tmp_path, capsys):
 
 
 def test_missing_slice_names_the_folder(cmu_root, tmp_path):
-    assert main(["benchmark", "cmu", "--root", str(cmu_root), "--slices", "3",
-                 "--out", str(tmp_path)]) == 2  # fmt: skip
+    assert (
+        main(["benchmark", "cmu", "--root", str(cmu_root), "--slices", "3", "--out", str(tmp_path)])
+        == 2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +144,19 @@ def test_robotcar_runner_writes_submission(robotcar_root, tmp_path, monkeypatch)
 
     root, size = robotcar_root
     monkeypatch.setattr(robotcar, "IMAGE_SIZE", size)
-    args = ["benchmark", "robotcar", "--root", str(root), "--conditions", "night",
-            "--out", str(tmp_path), "--conf", "s2d.match_stride=4", "output.write_failed=true"]  # fmt: skip
+    args = [
+        "benchmark",
+        "robotcar",
+        "--root",
+        str(root),
+        "--conditions",
+        "night",
+        "--out",
+        str(tmp_path),
+        "--conf",
+        "s2d.match_stride=4",
+        "output.write_failed=true",
+    ]
     assert main(args) == 0
     lines = (tmp_path / "submission_robotcar.txt").read_text().splitlines()
     assert lines and all(line.split()[0].startswith("rear/") for line in lines)
@@ -141,8 +164,18 @@ def test_robotcar_runner_writes_submission(robotcar_root, tmp_path, monkeypatch)
 
 
 def test_interrupted_run_resumes_without_recomputing(cmu_root, tmp_path, caplog):
-    args = ["benchmark", "cmu", "--root", str(cmu_root), "--slices", "2", "--out", str(tmp_path),
-            "--conf", "s2d.match_stride=4"]  # fmt: skip
+    args = [
+        "benchmark",
+        "cmu",
+        "--root",
+        str(cmu_root),
+        "--slices",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--conf",
+        "s2d.match_stride=4",
+    ]
     assert main(args) == 0
     log = tmp_path / "slice2" / "log.jsonl"
     full = log.read_text().splitlines(keepends=True)
@@ -165,8 +198,18 @@ def test_robotcar_conditions_share_one_feature_cache(robotcar_root, tmp_path, mo
 
     root, size = robotcar_root
     monkeypatch.setattr(robotcar, "IMAGE_SIZE", size)
-    args = ["benchmark", "robotcar", "--root", str(root), "--conditions", "night",
-            "--out", str(tmp_path), "--conf", "s2d.match_stride=4"]  # fmt: skip
+    args = [
+        "benchmark",
+        "robotcar",
+        "--root",
+        str(root),
+        "--conditions",
+        "night",
+        "--out",
+        str(tmp_path),
+        "--conf",
+        "s2d.match_stride=4",
+    ]
     assert main(args) == 0
     assert [p.name for p in tmp_path.glob("cache-*.h5")] == ["cache-gnnet.h5"]
     assert not list((tmp_path / "night").glob("cache-*.h5"))

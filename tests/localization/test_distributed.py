@@ -31,10 +31,23 @@ def _free_port() -> int:
 
 
 def _localize(world_dir, out, nproc: int) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           f"--master_port={_free_port()}", "-m", "s2dloc", "localize", "--map", str(world_dir),
-           "--queries", str(world_dir / "queries_with_intrinsics.txt"), "--out", str(out),
-           *CONF]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        f"--master_port={_free_port()}",
+        "-m",
+        "s2dloc",
+        "localize",
+        "--map",
+        str(world_dir),
+        "--queries",
+        str(world_dir / "queries_with_intrinsics.txt"),
+        "--out",
+        str(out),
+        *CONF,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
 
@@ -75,8 +88,14 @@ def test_merge_rank_logs_keeps_query_order_and_one_record_per_query(tmp_path):
 
 
 def test_interrupted_distributed_run_keeps_every_ranks_records(world_dir, tmp_path, caplog):
-    args = ["localize", "--map", str(world_dir), "--queries",
-            str(world_dir / "queries_with_intrinsics.txt"), *CONF]  # fmt: skip
+    args = [
+        "localize",
+        "--map",
+        str(world_dir),
+        "--queries",
+        str(world_dir / "queries_with_intrinsics.txt"),
+        *CONF,
+    ]
     full = tmp_path / "full"
     assert main([*args, "--out", str(full)]) == 0
     lines = (full / "log.jsonl").read_text().splitlines(keepends=True)

@@ -63,8 +63,21 @@ def test_killed_run_resumes_without_recomputing(world_dir, tmp_path):
     n = 12  # the first run is killed as soon as one query is logged, long before the last
     qlist = _copy_queries(world_dir, tmp_path / "qroot", n)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "s2dloc", "localize", "--map", str(world_dir), "--queries",
-           str(qlist), "--query-images", str(tmp_path / "qroot"), "--out", str(out), *CONF]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "s2dloc",
+        "localize",
+        "--map",
+        str(world_dir),
+        "--queries",
+        str(qlist),
+        "--query-images",
+        str(tmp_path / "qroot"),
+        "--out",
+        str(out),
+        *CONF,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = out / "log.jsonl"
     with open(tmp_path / "run1.txt", "wb") as output:
@@ -105,8 +118,12 @@ def test_killed_run_resumes_without_recomputing(world_dir, tmp_path):
     assert sorted(results) == sorted(r["name"] for r in records if r["pose"])
     assert len(results) == n
     assert len(read_poses(out / "results_pnp.txt")) == sum(bool(r["pnp_pose"]) for r in records)
-    leftovers = [p.name for p in out.iterdir() if p.name != ".lock"
-                 and (p.name.startswith(".") or p.suffix in (".tmp", ".part") or "rank" in p.name)]  # fmt: skip
+    leftovers = [
+        p.name
+        for p in out.iterdir()
+        if p.name != ".lock"
+        and (p.name.startswith(".") or p.suffix in (".tmp", ".part") or "rank" in p.name)
+    ]
     assert not leftovers, f"temporary files left in {out}: {leftovers}"
 
 
@@ -177,8 +194,18 @@ def test_memory_budget(world_dir, tmp_path):
 def test_localize_cli_reports_and_skips_bad_queries(world_dir, tmp_path):
     qlist, bad = _bad_query_files(world_dir, tmp_path / "qroot")
     out = tmp_path / "out"
-    args = ["localize", "--map", str(world_dir), "--queries", str(qlist), "--query-images",
-            str(tmp_path / "qroot"), "--out", str(out), *CONF]  # fmt: skip
+    args = [
+        "localize",
+        "--map",
+        str(world_dir),
+        "--queries",
+        str(qlist),
+        "--query-images",
+        str(tmp_path / "qroot"),
+        "--out",
+        str(out),
+        *CONF,
+    ]
     assert main(args) == 0
     records = {json.loads(x)["name"]: json.loads(x) for x in (out / "log.jsonl").open()}
     assert sorted(records) == sorted(["q/good.png", *bad])
@@ -211,9 +238,20 @@ def test_map_without_points_names_the_model(world_dir, tmp_path, world_map):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_map(tmp_path / "nowhere")
     out = tmp_path / "out"
-    rc = main(["localize", "--map", str(model), "--images", str(world_dir / "images"),
-               "--queries", str(world_dir / "queries_with_intrinsics.txt"), "--out", str(out),
-               *CONF])  # fmt: skip
+    rc = main(
+        [
+            "localize",
+            "--map",
+            str(model),
+            "--images",
+            str(world_dir / "images"),
+            "--queries",
+            str(world_dir / "queries_with_intrinsics.txt"),
+            "--out",
+            str(out),
+            *CONF,
+        ]
+    )
     assert rc == 2 and not (out / "log.jsonl").exists()
 
 

@@ -19,7 +19,7 @@ def _match(world_map, shift):
     maps = PositionalEncoding(shift=shift).extract(image)
     spec = DescriptorSpec.from_maps(maps, 160, conf)
     dense = dense_descriptors(maps, spec.levels, spec.match, spec.context)
-    m = match_s2d(desc, dense, maps, feats, (160, 120), spec.match, conf["s2d"])
+    m = match_s2d(desc, dense, maps, feats, (160, 120), conf["s2d"])
     return m, im.keypoints[m.idx] + np.array(shift)
 
 

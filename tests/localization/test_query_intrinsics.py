@@ -84,8 +84,19 @@ def test_cli_folder_without_camera(world_dir, tmp_path, caplog):
         shutil.copy(path, queries / path.name)
     (queries / "zz_truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     out = tmp_path / "out"
-    args = ["localize", "--map", str(world_dir), "--queries", str(queries), "--out", str(out),
-            "--conf", "s2d.match_stride=4", "retrieval.num_refs=2", "output.write_failed=true"]  # fmt: skip
+    args = [
+        "localize",
+        "--map",
+        str(world_dir),
+        "--queries",
+        str(queries),
+        "--out",
+        str(out),
+        "--conf",
+        "s2d.match_stride=4",
+        "retrieval.num_refs=2",
+        "output.write_failed=true",
+    ]
     with caplog.at_level(logging.WARNING):
         assert main(args) == 0
     assert "zz_truncated.png" in caplog.text

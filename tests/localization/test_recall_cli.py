@@ -15,9 +15,11 @@ def test_recall_known_numbers(tmp_path):
     gt = [(f"query/{c}/{i}.png", [1, 0, 0, 0, 0, 0, 0]) for c in ("dusk", "snow") for i in range(2)]
     c10 = np.cos(np.deg2rad(4) / 2)
     s10 = np.sin(np.deg2rad(4) / 2)
-    res = [("query/dusk/0.png", [1, 0, 0, 0, 0.1, 0, 0]),  # 0.1 m, 0 deg
-           ("query/dusk/1.png", [1, 0, 0, 0, 0, 0, 1.0]),  # 1 m
-           ("query/snow/0.png", [c10, s10, 0, 0, 0, 0, 0])]  # 4 deg; snow/1 missing  # fmt: skip
+    res = [
+        ("query/dusk/0.png", [1, 0, 0, 0, 0.1, 0, 0]),  # 0.1 m, 0 deg
+        ("query/dusk/1.png", [1, 0, 0, 0, 0, 0, 1.0]),  # 1 m
+        ("query/snow/0.png", [c10, s10, 0, 0, 0, 0, 0]),
+    ]  # 4 deg; snow/1 missing
     _write(tmp_path / "gt.txt", gt)
     _write(tmp_path / "res.txt", res)
     ev = evaluate(tmp_path / "res.txt", tmp_path / "gt.txt")
@@ -34,9 +36,20 @@ def test_recall_known_numbers(tmp_path):
 
 def test_cli_localize_refine_evaluate(world_dir, tmp_path):
     out = tmp_path / "loc"
-    args = ["localize", "--map", str(world_dir), "--queries",
-            str(world_dir / "queries_with_intrinsics.txt"), "--out", str(out),
-            "--num-queries", "2", "--conf", "s2d.match_stride=4", "retrieval.num_refs=2"]  # fmt: skip
+    args = [
+        "localize",
+        "--map",
+        str(world_dir),
+        "--queries",
+        str(world_dir / "queries_with_intrinsics.txt"),
+        "--out",
+        str(out),
+        "--num-queries",
+        "2",
+        "--conf",
+        "s2d.match_stride=4",
+        "retrieval.num_refs=2",
+    ]
     assert main(args) == 0
     for f in ("results.txt", "results_pnp.txt", "log.jsonl", "config.json"):
         assert (out / f).exists(), f
@@ -48,25 +61,66 @@ def test_cli_localize_refine_evaluate(world_dir, tmp_path):
     # Other settings in the same folder are refused (stale results).
     assert main(args[:-1] + ["retrieval.num_refs=3"]) == 2
     ref = tmp_path / "ref"
-    assert main(["refine", "--map", str(world_dir), "--queries",
-                 str(world_dir / "queries_with_intrinsics.txt"), "--out", str(ref),
-                 "--poses", str(out / "results_pnp.txt"), "--cache",
-                 str(out / "cache-photometric.h5"), "--conf", "s2d.match_stride=4",
-                 "retrieval.num_refs=2"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "refine",
+                "--map",
+                str(world_dir),
+                "--queries",
+                str(world_dir / "queries_with_intrinsics.txt"),
+                "--out",
+                str(ref),
+                "--poses",
+                str(out / "results_pnp.txt"),
+                "--cache",
+                str(out / "cache-photometric.h5"),
+                "--conf",
+                "s2d.match_stride=4",
+                "retrieval.num_refs=2",
+            ]
+        )
+        == 0
+    )
     assert (ref / "results.txt").exists()
     plot = tmp_path / "plot.png"
-    assert main(["evaluate", "--results", f"pnp={out / 'results_pnp.txt'}",
-                 f"fpnp={out / 'results.txt'}", "--gt", str(world_dir / "poses_query.txt"),
-                 "--plot", str(plot)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--results",
+                f"pnp={out / 'results_pnp.txt'}",
+                f"fpnp={out / 'results.txt'}",
+                "--gt",
+                str(world_dir / "poses_query.txt"),
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     assert plot.stat().st_size > 1000
 
 
 def test_cli_bad_inputs(world_dir, tmp_path, caplog):
     bad = tmp_path / "queries.txt"
     bad.write_text("query/x.png PINHOLE 160 120 100 100 80\n")
-    rc = main(["localize", "--map", str(world_dir), "--queries", str(bad), "--out",
-               str(tmp_path / "o")])  # fmt: skip
+    rc = main(
+        ["localize", "--map", str(world_dir), "--queries", str(bad), "--out", str(tmp_path / "o")]
+    )
     assert rc == 2 and f"{bad}:1" in caplog.text
-    assert main(["localize", "--map", str(tmp_path / "nomap"), "--queries", str(bad),
-                 "--out", str(tmp_path / "o2")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "localize",
+                "--map",
+                str(tmp_path / "nomap"),
+                "--queries",
+                str(bad),
+                "--out",
+                str(tmp_path / "o2"),
+            ]
+        )
+        == 2
+    )
     assert main(["evaluate", "--results", str(tmp_path / "none.txt"), "--gt", str(bad)]) == 2

@@ -23,9 +23,11 @@ def render_sequence(
     condition: str = "reference",
     depths: dict | None = None,
 ) -> dict[str, Pose]:
-    """Render ``num`` 320x240 views (0.25 m apart, less than the 3 m texture period, looking 45 degrees off the street axis) as
-    PNGs into ``folder``; returns the ground-truth cam_from_world poses by name (and fills
-    ``depths`` with the (H, W) depth maps by name when given)."""
+    """Render ``num`` 320x240 views as PNGs into ``folder``.
+
+    Views are 0.25 m apart (less than the 3 m texture period) and look 45 degrees off the street
+    axis. Returns the ground-truth cam_from_world poses by name (and fills ``depths`` with the
+    (H, W) depth maps by name when given)."""
     scene, camera = SCENES["street"](0), SEQUENCE_CAMERA
     heading = np.deg2rad(45.0)
     folder.mkdir(parents=True, exist_ok=True)

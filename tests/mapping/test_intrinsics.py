@@ -69,8 +69,13 @@ def test_query_list_and_model_come_first(tmp_path, caplog):
     ref_cam = Camera.from_colmap("SIMPLE_RADIAL", 640, 480, [555, 320, 240, 0.01])
     from s2dloc.localization.map import RefImage
 
-    ref = RefImage("db.jpg", ref_cam, Pose.from_Rt(np.eye(3), np.zeros(3)),
-                   np.array([0]), np.array([[1.0, 2.0]]))  # fmt: skip
+    ref = RefImage(
+        "db.jpg",
+        ref_cam,
+        Pose.from_Rt(np.eye(3), np.zeros(3)),
+        np.array([0]),
+        np.array([[1.0, 2.0]]),
+    )
     map_ = Map([ref], [0], [[0.0, 0.0, 1.0]])
     with caplog.at_level(logging.WARNING, "s2dloc"):
         cam, source = query_camera(path, model=map_, query_list=qlist)

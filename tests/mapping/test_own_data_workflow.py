@@ -15,16 +15,43 @@ from .conftest import align_to_gt, render_sequence
 
 def test_map_then_localize_new_images(sequence, tmp_path):
     images, gt = sequence
-    assert main(["map", "--images", str(images), "--out", str(tmp_path / "map"),
-                 "--single-camera", "--threads", "1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "map",
+                "--images",
+                str(images),
+                "--out",
+                str(tmp_path / "map"),
+                "--single-camera",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     # New images between the mapping cameras (half a step along the street), at dusk.
     queries = tmp_path / "queries"
     rendered = render_sequence(queries, num=3, step=0.5, start=4.375, condition="dusk")
     q_gt = {f"q{k}": p for k, p in enumerate(rendered.values())}
     for k, old in enumerate(sorted(queries.iterdir())):
         old.rename(queries / f"q{k}.png")
-    assert main(["localize", "--map", str(tmp_path / "map"), "--queries", str(queries),
-                 "--out", str(tmp_path / "loc"), "--extractor", "gnnet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "localize",
+                "--map",
+                str(tmp_path / "map"),
+                "--queries",
+                str(queries),
+                "--out",
+                str(tmp_path / "loc"),
+                "--extractor",
+                "gnnet",
+            ]
+        )
+        == 0
+    )
     results = read_poses(tmp_path / "loc" / "results.txt")
     assert len(results) >= 2
     map_ = Map.load(tmp_path / "map")

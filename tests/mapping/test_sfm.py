@@ -63,8 +63,10 @@ def test_import_text_model(sequence, sfm_map, tmp_path):
     text.mkdir()
     pycolmap.Reconstruction(str(sfm_map[0] / "sfm")).write_text(str(text))
     out = tmp_path / "imported"
-    assert main(["map", "--images", str(sequence[0]), "--out", str(out),
-                 "--import-model", str(text)]) == 0  # fmt: skip
+    assert (
+        main(["map", "--images", str(sequence[0]), "--out", str(out), "--import-model", str(text)])
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["registered_images"] == sfm_map[1]["registered_images"]
     assert len(Map.load(out)) == summary["registered_images"]

@@ -1,4 +1,8 @@
-"""Tests of negative mining (s2dloc.training.mining)."""
+"""Tests of negative mining (s2dloc.training.mining).
+
+Each test that mines runs on every ``device``; draws come from seeded CPU generators, so the
+same seed gives the same negatives on every device.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _column_map() -> torch.Tensor:
-    """A 1-channel map whose feature is the column index: distances are ``|j - f|``."""
-    return torch.arange(W, dtype=torch.float32).expand(1, 1, H, W).clone()
+def _column_map(device: torch.device) -> torch.Tensor:
+    """A 1-channel map ``(1, 1, H, W)`` whose feature is the column index: distances are
+    ``|j - f|``."""
+    return torch.arange(W, dtype=torch.float32, device=device).expand(1, 1, H, W).clone()
 
 
 def test_pool_size_schedule():
@@ -32,11 +37,11 @@ def test_pool_size_schedule():
     assert sizes == sorted(sizes, reverse=True) and min(sizes) == 5
 
 
-def test_hard_negatives_are_among_the_closest_in_feature_space():
+def test_hard_negatives_are_among_the_closest_in_feature_space(device):
     # Anchor feature 20: columns 19-21 (24 pixels) are the 24 closest candidates.
-    f_a = torch.full((1, 2, 1), 20.0)
-    u_b = torch.tensor([[[5.5, 4.5], [2.5, 1.5]]])
-    u_neg, valid = mine_negatives(f_a, _column_map(), u_b, 10, pool_size=24,
+    f_a = torch.full((1, 2, 1), 20.0, device=device)
+    u_b = torch.tensor([[[5.5, 4.5], [2.5, 1.5]]], device=device)
+    u_neg, valid = mine_negatives(f_a, _column_map(device), u_b, 10, pool_size=24,
                                   num_candidates=None, generator=_gen(0))  # fmt: skip
     assert u_neg.shape == (1, 2, 10, 2) and valid.all()
     cols = u_neg[..., 0] - 0.5
@@ -45,21 +50,21 @@ def test_hard_negatives_are_among_the_closest_in_feature_space():
     for k in range(2):  # distinct negatives per anchor
         assert len({tuple(p) for p in u_neg[0, k].tolist()}) == 10
     # Seeded: same draw again; another seed gives another subset of the pool.
-    again, _ = mine_negatives(f_a, _column_map(), u_b, 10, pool_size=24, num_candidates=None,
+    again, _ = mine_negatives(f_a, _column_map(device), u_b, 10, pool_size=24, num_candidates=None,
                               generator=_gen(0))  # fmt: skip
-    other, _ = mine_negatives(f_a, _column_map(), u_b, 10, pool_size=24, num_candidates=None,
+    other, _ = mine_negatives(f_a, _column_map(device), u_b, 10, pool_size=24, num_candidates=None,
                               generator=_gen(1))  # fmt: skip
     assert torch.equal(u_neg, again) and not torch.equal(u_neg, other)
 
 
 @pytest.mark.parametrize("mode", ["hard", "random"])
 @pytest.mark.parametrize("num_candidates", [None, 100])
-def test_excluded_radius_is_respected(mode, num_candidates):
+def test_excluded_radius_is_respected(mode, num_candidates, device):
     # The true match sits where the features are closest: hard mining must look around it.
-    f_a = torch.tensor([[[20.0], [3.0]]])
-    u_b = torch.tensor([[[20.5, 4.5], [3.2, 2.0]]])
+    f_a = torch.tensor([[[20.0], [3.0]]], device=device)
+    u_b = torch.tensor([[[20.5, 4.5], [3.2, 2.0]]], device=device)
     radius = 2.5
-    u_neg, valid = mine_negatives(f_a, _column_map(), u_b, 16, pool_size=40, mode=mode,
+    u_neg, valid = mine_negatives(f_a, _column_map(device), u_b, 16, pool_size=40, mode=mode,
                                   exclude_radius=radius, num_candidates=num_candidates,
                                   generator=_gen(2))  # fmt: skip
     assert valid.all()
@@ -70,19 +75,19 @@ def test_excluded_radius_is_respected(mode, num_candidates):
         assert ((u_neg[0, 0, :, 0] - 0.5 - 20).abs() <= 4).all()
 
 
-def test_random_mining_spreads_over_the_image():
-    f_a = torch.full((1, 1, 1), 20.0)
-    u_b = torch.tensor([[[20.5, 4.5]]])
-    u_neg, valid = mine_negatives(f_a, _column_map(), u_b, 64, mode="random",
+def test_random_mining_spreads_over_the_image(device):
+    f_a = torch.full((1, 1, 1), 20.0, device=device)
+    u_b = torch.tensor([[[20.5, 4.5]]], device=device)
+    u_neg, valid = mine_negatives(f_a, _column_map(device), u_b, 64, mode="random",
                                   num_candidates=None, generator=_gen(3))  # fmt: skip
     cols = u_neg[0, 0, :, 0] - 0.5
     assert valid.all() and (cols < 10).any() and (cols > 28).any()
 
 
-def test_too_few_admissible_candidates_are_marked_invalid():
-    F_b = torch.rand(1, 4, 3, 3, generator=_gen(4))
-    f_a = torch.rand(1, 1, 4, generator=_gen(5))
-    u_b = torch.tensor([[[1.5, 1.5]]])
+def test_too_few_admissible_candidates_are_marked_invalid(device):
+    F_b = torch.rand(1, 4, 3, 3, generator=_gen(4)).to(device)
+    f_a = torch.rand(1, 1, 4, generator=_gen(5)).to(device)
+    u_b = torch.tensor([[[1.5, 1.5]]], device=device)
     # Radius 1.2 excludes the centre and its 4 neighbours: 4 corners remain.
     u_neg, valid = mine_negatives(f_a, F_b, u_b, 6, pool_size=300, exclude_radius=1.2,
                                   generator=_gen(6))  # fmt: skip
@@ -94,10 +99,10 @@ def test_too_few_admissible_candidates_are_marked_invalid():
         mine_negatives(f_a, F_b, u_b, 2, mode="semi-hard")
 
 
-def test_default_step_schedule_and_no_gradient():
-    F_b = torch.rand(2, 8, 16, 16, generator=_gen(7), requires_grad=True)
-    f_a = torch.rand(2, 5, 8, generator=_gen(8), requires_grad=True)
-    u_b = torch.rand(2, 5, 2, generator=_gen(9)) * 16
+def test_default_step_schedule_and_no_gradient(device):
+    F_b = torch.rand(2, 8, 16, 16, generator=_gen(7)).to(device).requires_grad_()
+    f_a = torch.rand(2, 5, 8, generator=_gen(8)).to(device).requires_grad_()
+    u_b = torch.rand(2, 5, 2, generator=_gen(9)).to(device) * 16
     u_neg, valid = mine_negatives(f_a, F_b, u_b, 8, step=0, generator=_gen(10))
     assert u_neg.shape == (2, 5, 8, 2) and valid.all() and not u_neg.requires_grad
     # At step 1e6 the pool holds the 5 closest: 5 valid negatives, 3 padded invalid ones.
@@ -106,10 +111,10 @@ def test_default_step_schedule_and_no_gradient():
 
 
 @pytest.mark.parametrize("mode", ["hard", "random"])
-def test_whole_level_by_default_and_chunking_does_not_change_the_result(mode):
-    F_b = torch.rand(2, 8, 24, 32, generator=_gen(11))
-    f_a = torch.rand(2, 7, 8, generator=_gen(12))
-    u_b = torch.rand(2, 7, 2, generator=_gen(13)) * torch.tensor([32.0, 24.0])
+def test_whole_level_by_default_and_chunking_does_not_change_the_result(mode, device):
+    F_b = torch.rand(2, 8, 24, 32, generator=_gen(11)).to(device)
+    f_a = torch.rand(2, 7, 8, generator=_gen(12)).to(device)
+    u_b = (torch.rand(2, 7, 2, generator=_gen(13)) * torch.tensor([32.0, 24.0])).to(device)
     kw = dict(pool_size=20, mode=mode, exclude_radius=2.0)
     default = mine_negatives(f_a, F_b, u_b, 6, generator=_gen(14), **kw)
     whole = mine_negatives(f_a, F_b, u_b, 6, num_candidates=0, generator=_gen(14), **kw)
@@ -118,7 +123,9 @@ def test_whole_level_by_default_and_chunking_does_not_change_the_result(mode):
         assert torch.equal(a, b) and torch.equal(a, c)
     if mode == "hard":  # exact: each negative is among the 20 closest admissible pixels
         feats = F_b.flatten(2).transpose(1, 2)  # (B, P, C)
-        ys, xs = torch.meshgrid(torch.arange(24), torch.arange(32), indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(24, device=device), torch.arange(32, device=device), indexing="ij"
+        )
         xy = torch.stack([xs, ys], -1).reshape(-1, 2) + 0.5
         d = torch.cdist(f_a, feats)
         d = d.masked_fill(torch.cdist(u_b, xy.expand(2, -1, -1)) < 2.0, float("inf"))

@@ -118,11 +118,15 @@ def test_model_and_source_settings_are_checked():
 
 
 def _params(model) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    """All parameters of ``model`` as one flat CPU tensor."""
+    return torch.cat([p.detach().reshape(-1).cpu() for p in model.parameters()])
 
 
-def test_steps_update_the_model_log_and_checkpoint(tmp_path):
-    trainer = Trainer(_conf(tmp_path, 2))
+def test_steps_update_the_model_log_and_checkpoint(tmp_path, device):
+    conf = _conf(tmp_path, 2)
+    conf["device"] = device.type
+    trainer = Trainer(conf)
+    assert next(trainer.model.parameters()).device.type == device.type
     before = _params(trainer.model).clone()
     path = trainer.run()
     assert trainer.step == 2 and not torch.equal(before, _params(trainer.model))

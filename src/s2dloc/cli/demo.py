@@ -29,11 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from s2dloc.datasets.colmap_io import read_poses
     from s2dloc.datasets.synthetic.world import generate_world
     from s2dloc.datasets.synthetic.write import write_world
-    from s2dloc.evaluation.recall import plot_cumulative, pose_errors, recall_table
+    from s2dloc.evaluation.recall import pose_errors, recall_table
     from s2dloc.localization.config import resolve
     from s2dloc.localization.io import read_queries
     from s2dloc.localization.map import Map
     from s2dloc.localization.pipeline import Localizer
+    from s2dloc.viz.figure import plot_cumulative
     from s2dloc.viz.report import table_html, write_report
 
     tic = time.perf_counter()

@@ -34,7 +34,8 @@ def parse_thresholds(items: list[str]) -> tuple[tuple[float, float], ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from s2dloc.evaluation.recall import evaluate, format_table, plot_cumulative
+    from s2dloc.evaluation.recall import evaluate, format_table
+    from s2dloc.viz.figure import plot_cumulative
 
     thresholds = parse_thresholds(args.thresholds)
     plot = Path(args.plot or Path(args.results[-1].split("=")[-1]).with_suffix(".errors.png"))

@@ -19,8 +19,11 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, help="folder of mapping images (any depth)")
     parser.add_argument("--out", required=True, help="output map folder")
-    parser.add_argument("--import-model", metavar="PATH",
-                        help="import this COLMAP model (text or binary) instead of running SfM")  # fmt: skip
+    parser.add_argument(
+        "--import-model",
+        metavar="PATH",
+        help="import this COLMAP model (text or binary) instead of running SfM",
+    )
     parser.add_argument(
         "--known-poses",
         metavar="MODEL",
@@ -29,8 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--camera-model", default="SIMPLE_RADIAL", help="COLMAP camera model")
     parser.add_argument("--camera", help="'MODEL W H params...': one known camera for all images")
-    parser.add_argument("--single-camera", action="store_true",
-                        help="all images share one camera (default: grouped by size and EXIF)")  # fmt: skip
+    parser.add_argument(
+        "--single-camera",
+        action="store_true",
+        help="all images share one camera (default: grouped by size and EXIF)",
+    )
     parser.add_argument(
         "--max-size",
         type=int,
@@ -45,11 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="image pairs to match: all, neighbours in name order, or (with "
         "--known-poses) nearest cameras looking the same way",
     )
-    parser.add_argument("--overlap", type=int, default=10,
-                        help="sequential matcher: neighbours matched to each image")  # fmt: skip
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=10,
+        help="sequential matcher: neighbours matched to each image",
+    )
     parser.add_argument("--threads", type=int, default=-1, help="CPU threads (-1: all)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start again (default: reuse OUT/database.db)")  # fmt: skip
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start again (default: reuse OUT/database.db)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,9 +102,11 @@ def run(args: argparse.Namespace) -> int:
             num_threads=args.threads,
         )
         summary = build_map(args.images, args.out, conf, args.overwrite)
-    print(f"map {args.out}: {summary['registered_images']}/{summary['images']} images registered, "
-          f"{summary['points3D']} points, mean reprojection error "
-          f"{summary['mean_reprojection_error']:.2f} px, mean track length "
-          f"{summary['mean_track_length']:.2f}\n"
-          f"next: s2dloc localize --map {args.out} --queries QUERIES --out RESULTS")  # fmt: skip
+    print(
+        f"map {args.out}: {summary['registered_images']}/{summary['images']} images registered, "
+        f"{summary['points3D']} points, mean reprojection error "
+        f"{summary['mean_reprojection_error']:.2f} px, mean track length "
+        f"{summary['mean_track_length']:.2f}\n"
+        f"next: s2dloc localize --map {args.out} --queries QUERIES --out RESULTS"
+    )
     return 0

@@ -21,8 +21,13 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/toy"), help="output folder")
-    parser.add_argument("--angles", type=float, nargs="+", default=[2.0, 5.0, 10.0, 15.0],
-                        help="initial rotation errors in degrees")  # fmt: skip
+    parser.add_argument(
+        "--angles",
+        type=float,
+        nargs="+",
+        default=[2.0, 5.0, 10.0, 15.0],
+        help="initial rotation errors in degrees",
+    )
     parser.add_argument("--trials", type=int, default=3, help="random starts per angle")
     parser.add_argument(
         "--points", type=int, default=1024, help=f"3D points to align (>= {MIN_POINTS})"
@@ -60,18 +65,39 @@ def run(args: argparse.Namespace) -> int:
                 histories[f"{angle:g} deg"] = hist.history
             e0r, e0t = float(init.angle_to(gt)), float(init.center_distance_to(gt))
             e1r, e1t = float(res.pose.angle_to(gt)), float(res.pose.center_distance_to(gt))
-            rows.append([f"{angle:g}", trial, f"{e0r:.2f}", f"{100 * e0t / depth:.2f}",
-                         f"{e1r:.4f}", f"{100 * e1t / depth:.4f}",
-                         "/".join(str(int(i)) for i in res.iterations), f"{ms:.1f}",
-                         "yes" if bool(res.success) and e1r < 0.1 else "no"])  # fmt: skip
-    headers = ["start deg", "trial", "init rot [deg]", "init centre [% depth]",
-               "final rot [deg]", "final centre [% depth]", "iters/level", "time [ms]",
-               "converged"]  # fmt: skip
+            rows.append(
+                [
+                    f"{angle:g}",
+                    trial,
+                    f"{e0r:.2f}",
+                    f"{100 * e0t / depth:.2f}",
+                    f"{e1r:.4f}",
+                    f"{100 * e1t / depth:.4f}",
+                    "/".join(str(int(i)) for i in res.iterations),
+                    f"{ms:.1f}",
+                    "yes" if bool(res.success) and e1r < 0.1 else "no",
+                ]
+            )
+    headers = [
+        "start deg",
+        "trial",
+        "init rot [deg]",
+        "init centre [% depth]",
+        "final rot [deg]",
+        "final centre [% depth]",
+        "iters/level",
+        "time [ms]",
+        "converged",
+    ]
     table = format_table(rows, headers)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "toy_results.txt").write_text(table + "\n")
-    plot = plot_error_vs_iteration(histories, gt, args.out / "toy_convergence.png",
-                                   title="F-PnP on the toy scene (photometric features)")  # fmt: skip
+    plot = plot_error_vs_iteration(
+        histories,
+        gt,
+        args.out / "toy_convergence.png",
+        title="F-PnP on the toy scene (photometric features)",
+    )
     print(
         f"Toy scene: {len(points)} points, mean depth {depth:.2f} m, "
         f"{problem.camera.model} {int(problem.camera.width)}x{int(problem.camera.height)}"

@@ -1,7 +1,8 @@
 """Photometric augmentation that simulates condition changes on real images (geometry untouched).
 
 Ops map an image (H, W, 3) float32 in [0, 1] and a ``numpy.random.Generator`` to a new image of
-the same shape (the strong real-photo changes are in :mod:`s2dloc.datasets.appearance`). :class:`Augmentation` composes them (each with a probability, or exactly one with
+the same shape (the strong real-photo changes are in :mod:`s2dloc.datasets.appearance`).
+:class:`Augmentation` composes them (each with a probability, or exactly one with
 ``one_of``), accepts numpy (H, W, 3) or torch (3, H, W) images and is deterministic for a seed:
 called without ``rng`` it draws from its own generator seeded with ``seed``; the pair datasets
 pass a per-item generator instead. Presets: :data:`PRESETS` / :func:`build_augmentation`.

@@ -61,7 +61,10 @@ def unit_quaternion(where: str, q: np.ndarray, tol: float = 1e-3) -> np.ndarray:
 
 
 def pose_from_centre(q_wxyz: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(q, t)`` cam_from_world from a world-to-camera rotation and a camera centre: ``t = -R c``."""
+    """``(q, t)`` cam_from_world from a world-to-camera rotation and a camera centre.
+
+    ``t = -R c``.
+    """
     R = quat_to_matrix(torch.as_tensor(np.asarray(q_wxyz, np.float64))).numpy()
     with np.errstate(over="ignore", invalid="ignore"):
         t = -R @ np.asarray(centre, np.float64)
@@ -90,7 +93,10 @@ def parse_intrinsics_line(line: str, where: str = "<line>") -> tuple[str, Camera
 
 
 def camera_of(name: str, cameras: Iterable[str] = ("c0", "c1"), where: str = "<name>") -> str:
-    """The camera id (``c0``/``c1``) in an image name such as ``img_00122_c0_1303398475046031us.jpg``."""
+    """The camera id (``c0``/``c1``) in an image name.
+
+    For example ``img_00122_c0_1303398475046031us.jpg`` -> ``c0``.
+    """
     m = _CAMERA_RE.search(Path(name).name)
     known = sorted(cameras)
     if m is None or m.group(1) not in known:
@@ -179,7 +185,10 @@ def read_centre_poses(
 def read_image_list(
     path: str | Path, cameras: Iterable[str] | None = None, image_dir: Path | None = None
 ) -> list[str]:
-    """Image names, one a line (``test-images-slice<N>.txt``), checked like :func:`read_centre_poses`."""
+    """Image names, one a line (``test-images-slice<N>.txt``).
+
+    Checked like :func:`read_centre_poses`.
+    """
     out, seen = [], set()
     for where, line in numbered_lines(path):
         f = line.split()
@@ -234,23 +243,11 @@ class CMUSlice:
             out[name] = (cam.model, w, h, cam.params.numpy())
         return out
 
-    def pipeline_queries(self) -> list:
-        """:class:`s2dloc.localization.query.Query` objects reading from ``query/``."""
-        from s2dloc.localization.query import Query
-
-        return [Query(n, self.camera(n), path=self.query_dir / n) for n in self.queries]
-
     def reconstruction(self):
         """The slice's sparse COLMAP model (``pycolmap.Reconstruction``)."""
         if not self.sparse_dir.is_dir():
             raise FileNotFoundError(f"{self.sparse_dir}: sparse model folder not found")
         return read_model(self.sparse_dir)
-
-    def load_map(self, validate: bool = True):
-        """The localization :class:`~s2dloc.localization.map.Map` with images under ``database/``."""
-        from s2dloc.localization.map import Map
-
-        return Map.from_colmap(self.reconstruction(), self.database_dir, validate=validate)
 
 
 def load_slice(root: str | Path, slice_: int, check_images: bool = True) -> CMUSlice:
@@ -261,16 +258,26 @@ def load_slice(root: str | Path, slice_: int, check_images: bool = True) -> CMUS
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: folder not found")
     cameras = read_intrinsics(root / "intrinsics.txt")
-    db = read_centre_poses(path / f"ground-truth-database-images-slice{slice_}.txt", cameras,
-                           path / "database" if check_images else None)  # fmt: skip
-    queries = read_image_list(path / f"test-images-slice{slice_}.txt", cameras,
-                              path / "query" if check_images else None)  # fmt: skip
+    db = read_centre_poses(
+        path / f"ground-truth-database-images-slice{slice_}.txt",
+        cameras,
+        path / "database" if check_images else None,
+    )
+    queries = read_image_list(
+        path / f"test-images-slice{slice_}.txt", cameras, path / "query" if check_images else None
+    )
     query_poses: dict = {}
     for gt in sorted((path / "camera-poses").glob("*.txt")):
         for name, pose in read_centre_poses(gt, cameras).items():
             if name in query_poses:
                 raise ValueError(f"{gt}: image {name!r} already has a pose in another file")
             query_poses[name] = pose
-    logger.info("CMU slice %d (%s): %d database, %d queries, %d query poses", slice_,
-                scene_of(slice_), len(db), len(queries), len(query_poses))  # fmt: skip
+    logger.info(
+        "CMU slice %d (%s): %d database, %d queries, %d query poses",
+        slice_,
+        scene_of(slice_),
+        len(db),
+        len(queries),
+        len(query_poses),
+    )
     return CMUSlice(slice_, path, cameras, db, queries, query_poses)

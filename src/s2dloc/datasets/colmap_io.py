@@ -57,8 +57,9 @@ def parse_camera_fields(f: list[str], where: str) -> tuple[str, str, int, int, n
     if model not in MODEL_NUM_PARAMS:
         raise ValueError(f"{where}: unknown camera model {model!r}")
     if len(f) - 4 != MODEL_NUM_PARAMS[model]:
-        raise ValueError(f"{where}: model {model} takes {MODEL_NUM_PARAMS[model]} params, "
-                         f"got {len(f) - 4}")  # fmt: skip
+        raise ValueError(
+            f"{where}: model {model} takes {MODEL_NUM_PARAMS[model]} params, got {len(f) - 4}"
+        )
     size = [int(x) if x.isdecimal() and len(x) < 8 else 0 for x in f[2:4]]
     if not all(0 < v < 10**6 for v in size):
         raise ValueError(f"{where}: width/height must be integers in 1-999999, got {f[2:4]}")

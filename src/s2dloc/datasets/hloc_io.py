@@ -46,8 +46,9 @@ class LocalFeatures:
     def __post_init__(self):
         self.keypoints = np.asarray(self.keypoints, np.float64).reshape(-1, 2)
         n = len(self.keypoints)
-        if self.descriptors is not None and (np.ndim(self.descriptors) != 2
-                                             or len(self.descriptors) != n):  # fmt: skip
+        if self.descriptors is not None and (
+            np.ndim(self.descriptors) != 2 or len(self.descriptors) != n
+        ):
             raise ValueError(f"descriptors must be (N={n}, D), got {np.shape(self.descriptors)}")
         if self.scores is not None and np.shape(self.scores) != (n,):
             raise ValueError(f"scores must be (N={n},), got {np.shape(self.scores)}")
@@ -119,9 +120,11 @@ def read_features(path: str | Path, name: str) -> LocalFeatures:
 
 
 def write_features(
-    path: str | Path, features: Mapping[str, LocalFeatures], as_half: bool = False,
+    path: str | Path,
+    features: Mapping[str, LocalFeatures],
+    as_half: bool = False,
     overwrite: bool = False,
-) -> Path:  # fmt: skip
+) -> Path:
     """Write ``{name: LocalFeatures}`` in hloc's layout (keypoints shifted to hloc's convention).
 
     ``as_half`` stores descriptors and scores as float16 (keypoints stay float32).
@@ -172,8 +175,10 @@ def read_matches(path: str | Path, name0: str, name1: str) -> tuple[np.ndarray, 
         m0 = f[key]["matches0"][()].astype(np.int64)
         s0 = f[key]["matching_scores0"][()] if "matching_scores0" in f[key] else None
     if m0.ndim != 1 or (s0 is not None and s0.shape != m0.shape):
-        raise ValueError(f"{path}: {key}: matches0/matching_scores0 must be (N0,), "
-                         f"got {m0.shape}, {None if s0 is None else s0.shape}")  # fmt: skip
+        raise ValueError(
+            f"{path}: {key}: matches0/matching_scores0 must be (N0,), "
+            f"got {m0.shape}, {None if s0 is None else s0.shape}"
+        )
     idx = np.flatnonzero(m0 >= 0)
     matches = np.stack([idx, m0[idx]], -1)
     scores = np.ones(len(idx), np.float32) if s0 is None else s0[idx].astype(np.float32)
@@ -195,9 +200,10 @@ def matches0_from_pairs(matches: np.ndarray, num0: int) -> np.ndarray:
 
 
 def write_matches(
-    path: str | Path, matches: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    matches: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]],
     overwrite: bool = False,
-) -> Path:  # fmt: skip
+) -> Path:
     """Write ``{(name0, name1): (matches0 (N0,), matching_scores0 (N0,))}`` under hloc's keys."""
     path = Path(path)
 

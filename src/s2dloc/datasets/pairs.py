@@ -26,6 +26,7 @@ import torch
 
 from .correspondences import read_correspondences
 from .image_sets import cover_scale, crop_pair, exclude_names, scale_image
+from .synthetic.export import dense_correspondences, nearest_database
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +142,10 @@ class PairDataset(torch.utils.data.Dataset):
         points[1, :n] = pts_b * s_b
         valid = torch.zeros(self.max_points, dtype=torch.bool)
         valid[:n] = True
-        t = [torch.from_numpy(np.ascontiguousarray(i.transpose(2, 0, 1), np.float32))
-             for i in (img_a, img_b)]  # fmt: skip
+        t = [
+            torch.from_numpy(np.ascontiguousarray(i.transpose(2, 0, 1), np.float32))
+            for i in (img_a, img_b)
+        ]
         p = torch.from_numpy(points)
         return Pair(t[0], t[1], p[0], p[1], valid, name_a, name_b, cond).to_dict()
 
@@ -168,9 +171,14 @@ class CSCDPairs(PairDataset):
     (default ``root``). Image a is ``im_i_path``; ``condition`` is image b's condition, or a
     mapping from ``im_j_path`` to condition."""
 
-    def __init__(self, root: str | Path, files: str | Sequence[str | Path] = "**/*.mat",
-                 image_root: str | Path | None = None, condition: str | Mapping[str, str] = "",
-                 **kw):  # fmt: skip
+    def __init__(
+        self,
+        root: str | Path,
+        files: str | Sequence[str | Path] = "**/*.mat",
+        image_root: str | Path | None = None,
+        condition: str | Mapping[str, str] = "",
+        **kw,
+    ):
         super().__init__(**kw)
         self.root = Path(root)
         self.image_root = Path(image_root) if image_root is not None else self.root
@@ -220,11 +228,12 @@ class SyntheticPairs(PairDataset):
             self.cscd = CSCDPairs(root, "correspondences/*.mat", root / "images", conds, **kw)
             self.world, self.pairs = None, []
         else:
-            from .synthetic.export import nearest_database
-
             self.cscd, self.world = None, world
-            self.pairs = [(world.database[i], q) for q in world.queries
-                          for i in nearest_database(world, q, num_ref)]  # fmt: skip
+            self.pairs = [
+                (world.database[i], q)
+                for q in world.queries
+                for i in nearest_database(world, q, num_ref)
+            ]
 
     def __len__(self) -> int:
         return len(self.cscd) if self.cscd is not None else len(self.pairs)
@@ -240,8 +249,6 @@ class SyntheticPairs(PairDataset):
         return super().__getitem__(index)
 
     def load(self, index, rng):
-        from .synthetic.export import dense_correspondences
-
         ref, q = self.pairs[index]
         seed = int(rng.integers(2**31))
         c = dense_correspondences(ref, q, self.stride, seed, len(self.world.scene.primitives))
@@ -281,9 +288,16 @@ class RGBDPairs(PairDataset):
     ``num_samples`` pixels of a with valid depth are drawn per item (default 4 * max_points).
     """
 
-    def __init__(self, frames: Sequence[Any], pairs: Sequence[tuple[int, int]] | None = None,
-                 max_gap: int = 1, rel_tol: float = 0.03, num_samples: int | None = None,
-                 condition: str = "", **kw):  # fmt: skip
+    def __init__(
+        self,
+        frames: Sequence[Any],
+        pairs: Sequence[tuple[int, int]] | None = None,
+        max_gap: int = 1,
+        rel_tol: float = 0.03,
+        num_samples: int | None = None,
+        condition: str = "",
+        **kw,
+    ):
         super().__init__(**kw)
         self.frames, self.rel_tol, self.condition = frames, rel_tol, condition
         n = len(frames)
@@ -347,8 +361,11 @@ class ColmapPairs(PairDataset):
                     ids.append(p.point3D_id)
                     xy.append(np.asarray(p.xy, np.float64))
             order = np.argsort(ids, kind="stable")
-            self.obs[image_id] = (image.name, np.asarray(ids, np.int64)[order],
-                                  np.asarray(xy, np.float64).reshape(-1, 2)[order])  # fmt: skip
+            self.obs[image_id] = (
+                image.name,
+                np.asarray(ids, np.int64)[order],
+                np.asarray(xy, np.float64).reshape(-1, 2)[order],
+            )
         keys = sorted(self.obs)
         self.pairs = []
         for k, a in enumerate(keys):
@@ -356,8 +373,12 @@ class ColmapPairs(PairDataset):
                 shared = len(np.intersect1d(self.obs[a][1], self.obs[b][1], assume_unique=True))
                 if shared >= min_shared:
                     self.pairs.append((a, b))
-        logger.info("COLMAP pairs: %d of %d images, >= %d shared points",
-                    len(self.pairs), len(keys), min_shared)  # fmt: skip
+        logger.info(
+            "COLMAP pairs: %d of %d images, >= %d shared points",
+            len(self.pairs),
+            len(keys),
+            min_shared,
+        )
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -35,8 +35,17 @@ from s2dloc.geometry import Camera
 logger = logging.getLogger(__name__)
 
 CAMERAS = ("left", "rear", "right")
-QUERY_CONDITIONS = ("dawn", "dusk", "night", "night-rain", "overcast-summer", "overcast-winter",
-                    "rain", "snow", "sun")  # fmt: skip
+QUERY_CONDITIONS = (
+    "dawn",
+    "dusk",
+    "night",
+    "night-rain",
+    "overcast-summer",
+    "overcast-winter",
+    "rain",
+    "snow",
+    "sun",
+)
 REFERENCE_CONDITION = "overcast-reference"
 CONDITIONS = (*QUERY_CONDITIONS, REFERENCE_CONDITION)
 IMAGE_SIZE = (1024, 1024)
@@ -132,12 +141,6 @@ class RobotCarSeasons:
             out[n] = (cam.model, *IMAGE_SIZE, cam.params.numpy())
         return out
 
-    def pipeline_queries(self, names: list[str]) -> list:
-        """:class:`s2dloc.localization.query.Query` objects reading from ``images/``."""
-        from s2dloc.localization.query import Query
-
-        return [Query(n, self.camera(n), path=self.image_dir / n) for n in names]
-
     def reference_model(self, read_points: bool = True) -> NvmModel:
         """The reference model ``3D-models/all-merged/all.nvm`` (its measurement convention
         detected)."""
@@ -152,6 +155,9 @@ def load_robotcar(root: str | Path) -> RobotCarSeasons:
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: folder not found")
     cams = {c: read_intrinsics(root / "intrinsics" / f"{c}_intrinsics.txt") for c in CAMERAS}
-    logger.info("RobotCar Seasons at %s: conditions %s", root,
-                sorted(p.name for p in (root / "images").iterdir() if p.is_dir()))  # fmt: skip
+    logger.info(
+        "RobotCar Seasons at %s: conditions %s",
+        root,
+        sorted(p.name for p in (root / "images").iterdir() if p.is_dir()),
+    )
     return RobotCarSeasons(root, cams)

@@ -118,7 +118,9 @@ def make_toy_problem(
     query_pose = yaw @ sideways @ ref_pose
     ref = render(scene, camera, ref_pose)
     query = render(scene, camera, query_pose)
-    points, pixels, depth = lift_textured_points(ref.rgb, ref.depth, camera, ref_pose, num_points,
-                                                 rng)  # fmt: skip
-    return ToyProblem(camera, ref_pose, query_pose, ref.rgb, query.rgb, pixels, points,
-                      float(depth.mean()))  # fmt: skip
+    points, pixels, depth = lift_textured_points(
+        ref.rgb, ref.depth, camera, ref_pose, num_points, rng
+    )
+    return ToyProblem(
+        camera, ref_pose, query_pose, ref.rgb, query.rgb, pixels, points, float(depth.mean())
+    )

@@ -179,8 +179,9 @@ def convergence_sweep(
         num_problems = len(problems) if num_problems is None else num_problems
         get = problems.__getitem__
     if num_problems <= 0 or trials <= 0 or not len(angles_deg):
-        raise ValueError(f"Need problems, trials and angles, got {num_problems}, {trials}, "
-                         f"{list(angles_deg)}")  # fmt: skip
+        raise ValueError(
+            f"Need problems, trials and angles, got {num_problems}, {trials}, {list(angles_deg)}"
+        )
     acc = {a: {k: [] for k in ("ri", "ti", "rf", "tf", "d", "ok", "t")} for a in angles_deg}
     bar = tqdm(total=num_problems * len(angles_deg), desc="basin", disable=not progress)
     for pi in range(num_problems):
@@ -208,10 +209,20 @@ def convergence_sweep(
     for angle in angles_deg:
         a = {k: np.concatenate(v) if k != "t" else np.asarray(v) for k, v in acc[angle].items()}
         success = criterion(a["rf"], a["tf"], a["d"])
-        rows.append(BasinRow(
-            float(angle), float(success.mean()), int((~a["ok"]).sum()), float(a["t"].mean()),
-            a["ri"], a["ti"], a["rf"], a["tf"], a["d"], success,
-        ))  # fmt: skip
+        rows.append(
+            BasinRow(
+                float(angle),
+                float(success.mean()),
+                int((~a["ok"]).sum()),
+                float(a["t"].mean()),
+                a["ri"],
+                a["ti"],
+                a["rf"],
+                a["tf"],
+                a["d"],
+                success,
+            )
+        )
         logger.info(
             "basin %.1f deg: success %.2f (%s)", angle, success.mean(), criterion.describe()
         )

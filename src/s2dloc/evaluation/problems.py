@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from s2dloc.datasets.synthetic.export import nearest_database
 from s2dloc.evaluation.convergence import BasinProblem
 from s2dloc.features import lift_textured_points, photometric_pyramid
 from s2dloc.features.base import DenseExtractor
@@ -16,9 +17,15 @@ from s2dloc.geometry import sample
 Extractor = Callable[[np.ndarray], list[torch.Tensor]]
 
 
-def lifted_problem(ref_view, query_view, extractor: DenseExtractor | Extractor,
-                   num_points: int = 512, seed: int = 0, name: str = "",
-                   depth_stat: str = "median") -> BasinProblem:  # fmt: skip
+def lifted_problem(
+    ref_view,
+    query_view,
+    extractor: DenseExtractor | Extractor,
+    num_points: int = 512,
+    seed: int = 0,
+    name: str = "",
+    depth_stat: str = "median",
+) -> BasinProblem:
     """Points lifted from ``ref_view``'s depth, features from both images by ``extractor``.
 
     Views need ``rgb`` (H, W, 3) float in [0, 1] (or ``image`` uint8), ``depth`` (H, W) metric
@@ -29,9 +36,14 @@ def lifted_problem(ref_view, query_view, extractor: DenseExtractor | Extractor,
     extract = extractor.extract if hasattr(extractor, "extract") else extractor
     ref_rgb = _rgb(ref_view)
     cam_ref = ref_view.camera
-    points, pixels, _ = lift_textured_points(ref_rgb, ref_view.depth, cam_ref,
-                                             ref_view.cam_from_world, num_points,
-                                             np.random.default_rng(seed))  # fmt: skip
+    points, pixels, _ = lift_textured_points(
+        ref_rgb,
+        ref_view.depth,
+        cam_ref,
+        ref_view.cam_from_world,
+        num_points,
+        np.random.default_rng(seed),
+    )
     ref_features = []
     for m in extract(ref_rgb):
         s = m.shape[-1] / float(cam_ref.width)
@@ -39,9 +51,18 @@ def lifted_problem(ref_view, query_view, extractor: DenseExtractor | Extractor,
     query_maps = [m.float() for m in extract(_rgb(query_view))]
     z = query_view.cam_from_world.transform(points)[:, 2]
     depth = float({"median": z.median, "mean": z.mean}[depth_stat]())
-    return BasinProblem(points.float(), ref_features, query_maps, query_view.camera,
-                        query_view.cam_from_world, depth, name, pixels, cam_ref,
-                        ref_view.cam_from_world)  # fmt: skip
+    return BasinProblem(
+        points.float(),
+        ref_features,
+        query_maps,
+        query_view.camera,
+        query_view.cam_from_world,
+        depth,
+        name,
+        pixels,
+        cam_ref,
+        ref_view.cam_from_world,
+    )
 
 
 def pair_problem(
@@ -70,17 +91,21 @@ def _rgb(view) -> np.ndarray:
     return np.asarray(rgb, np.float32)
 
 
-def synthetic_problems(world, extractor: DenseExtractor, conditions: tuple[str, ...],
-                       num_points: int = 512, max_problems: int | None = None) -> list[BasinProblem]:  # fmt: skip
+def synthetic_problems(
+    world,
+    extractor: DenseExtractor,
+    conditions: tuple[str, ...],
+    num_points: int = 512,
+    max_problems: int | None = None,
+) -> list[BasinProblem]:
     """One problem per query of ``world`` under ``conditions``: its nearest database view
     (reference condition) against the query image, with the query's true pose."""
-    from s2dloc.datasets.synthetic.export import nearest_database
-
     problems = []
     for k, q in enumerate(v for v in world.queries if v.condition in conditions):
         ref = world.database[nearest_database(world, q, 1)[0]]
-        problems.append(lifted_problem(ref, q, extractor, num_points, seed=k,
-                                       name=f"{ref.name}->{q.name}"))  # fmt: skip
+        problems.append(
+            lifted_problem(ref, q, extractor, num_points, seed=k, name=f"{ref.name}->{q.name}")
+        )
         if max_problems is not None and len(problems) >= max_problems:
             break
     return problems

@@ -125,22 +125,3 @@ def evaluate(results_path, gt_path, thresholds=THRESHOLDS) -> Evaluation:
     return Evaluation(
         recall_table(errors, thresholds), submitted, errors, missing, sorted(set(results) - set(gt))
     )
-
-
-def plot_cumulative(curves: dict[str, Errors], path: str | Path, max_trans: float = 5.0) -> Path:
-    """Cumulative translation / rotation error curves (one line per entry of ``curves``)."""
-    from s2dloc.viz.figure import plt, save_figure
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for label, e in curves.items():
-        for ax, v, hi in ((axes[0], e.trans, max_trans), (axes[1], e.rot_deg, 10.0)):
-            x = np.sort(v)
-            y = 100 * np.arange(1, len(x) + 1) / max(len(x), 1)
-            ax.step(np.clip(x, 0, hi), y, where="post", label=label)
-    axes[0].set(xlabel="translation error (map units)", ylabel="queries (%)", xlim=(0, max_trans))
-    axes[1].set(xlabel="rotation error (deg)", ylabel="queries (%)", xlim=(0, 10))
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    return save_figure(fig, path)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from s2dloc.datasets.colmap_io import write_poses
+from s2dloc.datasets.robotcar import parse_image_name
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ def cmu_name(name: str) -> str:
 
 def robotcar_name(name: str) -> str:
     """``night/rear/1418721355742500.jpg`` (or ``rear/...``) -> ``rear/1418721355742500.jpg``."""
-    from s2dloc.datasets.robotcar import parse_image_name
-
     parts = name.split("/")
     full = "/".join(parts[-3:] if len(parts) >= 3 else ["overcast-reference", *parts])
     _, camera, timestamp = parse_image_name(full, f"query {name!r}")
@@ -133,8 +132,10 @@ def write_submission(
         for name, result in chunk.items():
             out_name = rename(name)
             if out_name in source:
-                raise ValueError(f"queries {source[out_name]!r} and {name!r} both map to "
-                                 f"{out_name!r} in the {benchmark} submission")  # fmt: skip
+                raise ValueError(
+                    f"queries {source[out_name]!r} and {name!r} both map to "
+                    f"{out_name!r} in the {benchmark} submission"
+                )
             source[out_name] = name
             pose, ok = _pose_of(result)
             if not ok:
@@ -149,10 +150,15 @@ def write_submission(
     write_poses(path, lines)
     report.written = len(lines)
     if report.not_localized:
-        logger.warning("%s: %d of %d queries not localized (%d failed, %d without a result; "
-                       "%s), e.g. %s", path, len(report.not_localized),
-                       len(source) + len(report.missing), len(report.failed), len(report.missing),
-                       "fallback poses written" if write_failed else "omitted",
-                       report.not_localized[:3])  # fmt: skip
+        logger.warning(
+            "%s: %d of %d queries not localized (%d failed, %d without a result; %s), e.g. %s",
+            path,
+            len(report.not_localized),
+            len(source) + len(report.missing),
+            len(report.failed),
+            len(report.missing),
+            "fallback poses written" if write_failed else "omitted",
+            report.not_localized[:3],
+        )
     logger.info("wrote %d poses to %s", report.written, path)
     return report

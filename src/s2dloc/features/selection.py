@@ -26,8 +26,9 @@ def select_textured_pixels(rgb: np.ndarray, depth: np.ndarray, n: int, rng) -> t
     return torch.from_numpy(np.stack([u + 0.5, v + 0.5], -1))
 
 
-def lift_textured_points(rgb: np.ndarray, depth: np.ndarray, camera, cam_from_world, n: int,
-                         rng) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def lift_textured_points(
+    rgb: np.ndarray, depth: np.ndarray, camera, cam_from_world, n: int, rng
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pick textured pixels (:func:`select_textured_pixels`) and lift them with ``depth``.
 
     Returns world points ``(N, 3)``, pixels ``(N, 2)`` and their z-depths ``(N,)`` (float64).

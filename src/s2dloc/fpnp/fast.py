@@ -29,6 +29,7 @@ still slower to sample than channels-last ones (see ``benchmarks/fpnp.py``).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -37,6 +38,10 @@ from s2dloc.fpnp.decision import Outcome
 from s2dloc.fpnp.kernel_model import CONF_NAMES, LOSS_IDS
 from s2dloc.fpnp.kernels import evaluate, match_residuals, row_order
 from s2dloc.fpnp.lm_kernels import solve_level
+
+# Side of the square of texels cached per point for maps with non-adjacent channels: a point
+# may move by up to one texel in any direction before its cache is refilled.
+PATCH_TEXELS = 4
 
 
 def conf_vector(conf, scale: float | None) -> np.ndarray:
@@ -79,13 +84,53 @@ def level_arrays(level) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.n
     return (flat, layout), ref, camera_vector(level.camera)
 
 
-def _solve_query(b: int, levels: list, pts, w, M, conf_v: np.ndarray, has_dist: bool) -> dict:
-    """Coarse-to-fine LM for query ``b`` (updates ``M[b]``); its :class:`Outcome` entries."""
+@dataclass
+class QueryStats:
+    """One query's entries of an :class:`Outcome` (numpy; ``N`` points, ``L`` levels).
+
+    Attributes:
+        iterations: ``L`` LM iterations per level.
+        ok: enough valid points at the start of every level.
+        cost_init, cost: robust cost at the initial and final pose (finest level, final scale).
+        depth: mean valid depth at the initial pose.
+        H: ``(6, 6)`` Gauss-Newton matrix at the final pose.
+        num_valid, res_var, num_res: valid points, weighted residual sum, residual count.
+        sq_match, sq_null, sq_grad: ``(N,)`` as :class:`~s2dloc.fpnp.levels.MatchResiduals`.
+    """
+
+    iterations: list[int]
+    ok: bool
+    cost_init: float
+    cost: float
+    depth: float
+    H: np.ndarray
+    num_valid: int
+    res_var: float
+    num_res: int
+    sq_match: np.ndarray
+    sq_null: np.ndarray
+    sq_grad: np.ndarray
+
+
+def query_map(fmap: tuple[np.ndarray, np.ndarray], b: int, num_points: int, channels: int):
+    """The kernels' map argument for query ``b`` of a level's :func:`map_layout` ``fmap``:
+    ``(flat, layout[b], patch, origin)``, with an empty texel cache ``patch (N, P, P, C)`` and
+    ``origin (N, 2)`` when the channels are not adjacent in memory (see
+    :func:`~s2dloc.fpnp.kernels.sample_gram`), a zero-length one otherwise."""
+    flat, layout = fmap
+    n = num_points if layout[b, 3] != 1 else 0
+    patch = np.empty((n, PATCH_TEXELS, PATCH_TEXELS, channels), dtype=flat.dtype)
+    origin = np.full((n, 2), -(2**40), dtype=np.int64)  # no point has its texels cached yet
+    return flat, layout[b], patch, origin
+
+
+def _solve_query(b: int, levels: list, pts, w, M, conf_v: np.ndarray, has_dist: bool) -> QueryStats:
+    """Coarse-to-fine LM for query ``b`` (updates ``M[b]``)."""
     H, g = np.zeros((6, 6)), np.zeros(6)
     M0 = M[b].copy()
     iters, ok = [], True
-    for (flat, layout), ref, cam in levels:
-        fmap = (flat, layout[b])
+    for lmap, ref, cam in levels:
+        fmap = query_map(lmap, b, pts.shape[1], ref.shape[2])
         args = (pts[b], M[b], fmap, ref[b], w[b], cam[b], has_dist, conf_v)
         order = row_order(pts[b], M[b], fmap, cam[b], has_dist, conf_v)
         it, ok_l, scale, cost, _, nvalid, res_var, nres = solve_level(*args, H, g, order)
@@ -96,20 +141,20 @@ def _solve_query(b: int, levels: list, pts, w, M, conf_v: np.ndarray, has_dist: 
     args = (pts[b], M0, fmap, ref[b], w[b], cam[b], has_dist, conf_v)
     ev0 = evaluate(*args, scale, np.empty((6, 6)), np.empty(6), sq, order)  # same sums
     match_residuals(pts[b], M[b], *args[2:], sq_match, sq_null, sq_grad)
-    return {
-        "iterations": iters,
-        "ok": ok,
-        "cost_init": ev0[0],
-        "cost": cost,
-        "depth": ev0[3],
-        "H": H,
-        "num_valid": nvalid,
-        "res_var": res_var,
-        "num_res": nres,
-        "sq_match": sq_match,
-        "sq_null": sq_null,
-        "sq_grad": sq_grad,
-    }
+    return QueryStats(
+        iterations=iters,
+        ok=ok,
+        cost_init=ev0[0],
+        cost=cost,
+        depth=ev0[3],
+        H=H,
+        num_valid=nvalid,
+        res_var=res_var,
+        num_res=nres,
+        sq_match=sq_match,
+        sq_null=sq_null,
+        sq_grad=sq_grad,
+    )
 
 
 def solve(
@@ -137,5 +182,8 @@ def solve(
     else:
         with ThreadPoolExecutor(workers) as pool:
             results = list(pool.map(lambda b: _solve_query(b, *args), range(B)))
-    out = {k: torch.from_numpy(np.array([r[k] for r in results])) for k in results[0]}
+    out = {
+        f.name: torch.from_numpy(np.array([getattr(r, f.name) for r in results]))
+        for f in fields(QueryStats)
+    }
     return Outcome(M0=M0.detach().double(), M=torch.from_numpy(M), **out)

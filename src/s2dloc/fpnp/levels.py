@@ -20,6 +20,64 @@ _OFFSETS = torch.tensor([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, 
 
 
 @dataclass
+class Samples:
+    """Projected points of a level and their five bilinear feature samples.
+
+    Attributes:
+        Xc: ``(B, N, 3)`` camera-frame points.
+        valid: ``(B, N)`` in front of the camera and inside the image (less the margin).
+        J: ``(B, N, 2, 6)`` pixel Jacobian w.r.t. the left pose perturbation.
+        values: ``(B, 5, N, C)`` features at ``p``, ``p +- e_u``, ``p +- e_v`` (in this order).
+    """
+
+    Xc: torch.Tensor
+    valid: torch.Tensor
+    J: torch.Tensor
+    values: torch.Tensor
+
+
+@dataclass
+class Residuals:
+    """Per-point residual statistics of a level at some poses.
+
+    Attributes:
+        Xc: ``(B, N, 3)`` camera-frame points.
+        valid: ``(B, N)`` projected inside the image with finite statistics.
+        J: ``(B, N, 2, 6)`` pixel Jacobian w.r.t. the left pose perturbation.
+        gram: ``(B, N, 3, 3)`` Gram matrix of ``[dF/du, dF/dv, r]`` over channels (so
+            ``[:2, :2]`` is ``G^T G``, ``[:2, 2]`` is ``G^T r``, ``[2, 2]`` is ``||r||^2``);
+            zero where not finite.
+        channels: the channel count ``C``.
+    """
+
+    Xc: torch.Tensor
+    valid: torch.Tensor
+    J: torch.Tensor
+    gram: torch.Tensor
+    channels: int
+
+    @property
+    def sq(self) -> torch.Tensor:
+        """Squared residual norms ``(B, N)``."""
+        return self.gram[..., 2, 2]
+
+
+@dataclass
+class MatchResiduals:
+    """Squared residuals ``(B, N)`` of the valid points (NaN where invalid).
+
+    Attributes:
+        sq_match: against their own reference feature.
+        sq_null: against another valid point's reference feature.
+        sq_grad: squared norms of the feature gradients ``dF/d(u, v)``.
+    """
+
+    sq_match: torch.Tensor
+    sq_null: torch.Tensor
+    sq_grad: torch.Tensor
+
+
+@dataclass
 class Level:
     """One feature level: query ``maps (B, C, H, W)``, ``ref (B, N, C)`` and its camera."""
 
@@ -36,29 +94,30 @@ class Level:
     def channels(self) -> int:
         return self.ref.shape[-1]
 
-    def _samples(self, points: torch.Tensor, M: torch.Tensor, margin: float, min_depth: float):
-        """Camera-frame points, validity, pixel Jacobian and the 5 samples ``(B, 5, N, C)``."""
+    def samples(
+        self, points: torch.Tensor, M: torch.Tensor, margin: float, min_depth: float
+    ) -> Samples:
+        """Project points ``(B, N, 3)`` at poses ``M (B, 4, 4)`` and sample the maps there."""
         Xc = torch.baddbmm(M[:, None, :3, 3], points, M[:, :3, :3].transpose(1, 2))
         p, valid, J = project_with_pose_jacobian(self.camera, Xc, margin, min_depth)
         grid = (p * self._to_grid - 1)[:, None] + self._offsets  # (B, 5, N, 2)
         v = F.grid_sample(
             self.maps, grid, mode="bilinear", padding_mode="border", align_corners=False
         )
-        return Xc, valid, J, v.permute(0, 2, 3, 1)
+        return Samples(Xc, valid, J, v.permute(0, 2, 3, 1))
 
-    def residuals(self, points: torch.Tensor, M: torch.Tensor, margin: float, min_depth: float):
-        """Residual statistics at poses ``M (B, 4, 4)`` for points ``(B, N, 3)``.
+    def residuals(
+        self, points: torch.Tensor, M: torch.Tensor, margin: float, min_depth: float
+    ) -> Residuals:
+        """Residual statistics at poses ``M (B, 4, 4)`` for points ``(B, N, 3)``."""
+        return self._residuals(self.samples(points, M, margin, min_depth))
 
-        Returns camera-frame points ``(B, N, 3)``, validity ``(B, N)``, the pixel Jacobian
-        ``(B, N, 2, 6)``, the per-point Gram matrix ``(B, N, 3, 3)`` of ``[dF/du, dF/dv, r]``
-        over channels (so ``[:2, :2]`` is ``G^T G``, ``[:2, 2]`` is ``G^T r``, ``[2, 2]`` is
-        ``||r||^2``) and the channel count, in the order ``(Xc, valid, J, gram, C)``.
-        """
-        Xc, valid, J, v = self._samples(points, M, margin, min_depth)
+    def _residuals(self, s: Samples) -> Residuals:
+        v = s.values
         S = torch.stack([(v[:, 1] - v[:, 2]) / 2, (v[:, 3] - v[:, 4]) / 2, v[:, 0] - self.ref], 2)
         gram = S @ S.transpose(-1, -2)
         finite = torch.isfinite(gram.flatten(-2).sum(-1))
-        return Xc, valid & finite, J, gram.nan_to_num(0.0, 0.0, 0.0), self.channels
+        return Residuals(s.Xc, s.valid & finite, s.J, gram.nan_to_num(0.0, 0.0, 0.0), self.channels)
 
     def match_residuals(
         self,
@@ -67,13 +126,14 @@ class Level:
         weights: torch.Tensor,
         margin: float,
         min_depth: float,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> MatchResiduals:
         """Squared residuals ``(B, N)`` of the valid points against their own reference and
         against another point's (the ``k``-th of ``n`` valid points is paired with the
         ``(k + n // 2) % n``-th), and squared feature gradient norms; NaN where invalid."""
-        _, valid, _, gram, _ = self.residuals(points, M, margin, min_depth)
-        valid = valid & (weights > 0)
-        values = self._samples(points, M, margin, min_depth)[3][:, 0]  # (B, N, C)
+        samples = self.samples(points, M, margin, min_depth)
+        res = self._residuals(samples)
+        valid = res.valid & (weights > 0)
+        values = samples.values[:, 0]  # (B, N, C)
         B, N = valid.shape
         order = torch.argsort((~valid).to(torch.uint8), dim=-1, stable=True)
         n = valid.sum(-1, keepdim=True)
@@ -82,10 +142,11 @@ class Level:
         other = torch.empty_like(order).scatter_(-1, order, partner)  # partner of point i
         null = self.ref.gather(1, other[..., None].expand_as(self.ref))
         nan = torch.full_like(values[..., 0], float("nan"))
-        sq = torch.where(valid, gram[..., 2, 2], nan)
-        sq_null = torch.where(valid, (values - null).square().sum(-1), nan)
-        sq_grad = torch.where(valid, gram[..., 0, 0] + gram[..., 1, 1], nan)
-        return sq, sq_null, sq_grad
+        return MatchResiduals(
+            sq_match=torch.where(valid, res.sq, nan),
+            sq_null=torch.where(valid, (values - null).square().sum(-1), nan),
+            sq_grad=torch.where(valid, res.gram[..., 0, 0] + res.gram[..., 1, 1], nan),
+        )
 
 
 def prepare_levels(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -20,9 +20,31 @@ from s2dloc.fpnp.levels import Level, prepare_levels
 from s2dloc.fpnp.linalg import damped_solve, se3_exp_matrix
 from s2dloc.fpnp.losses import RobustLoss
 from s2dloc.fpnp.result import FPnPResult
+from s2dloc.fpnp.system import Evaluation, evaluate_residuals
 from s2dloc.geometry import Camera, Pose
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LevelOutcome:
+    """The end of the LM iterations at one level, for a batch of ``B`` queries.
+
+    Attributes:
+        M: ``(B, 4, 4)`` final ``cam_from_world`` matrices.
+        iterations: ``(B,)`` iterations run (CPU).
+        ok: ``(B,)`` enough valid points at the level's start.
+        final: the evaluation (with normal equations) at ``M``.
+        scale: the loss scale used, a float or ``(B, 1)``.
+        history: per-iteration records ``{"pose", "cost"}`` if requested, else None.
+    """
+
+    M: torch.Tensor
+    iterations: torch.Tensor
+    ok: torch.Tensor
+    final: Evaluation
+    scale: torch.Tensor | float
+    history: list[dict] | None = None
 
 
 class FeatureMetricPnP:
@@ -140,29 +162,30 @@ class FeatureMetricPnP:
         history = [] if return_history else None
         ok = torch.ones(M.shape[0], dtype=torch.bool, device=M.device)
         for li, level in enumerate(levels):
-            M, iters, ok_level, hist, ev, scale = self._solve_level(
-                level, points, point_weights, M, return_history
-            )
-            iterations[:, li] = iters
-            ok = ok & ok_level
+            lo = self._solve_level(level, points, point_weights, M, return_history)
+            M = lo.M
+            iterations[:, li] = lo.iterations
+            ok = ok & lo.ok
             if history is not None:
-                history.append(hist)
-        finest, margin, min_depth = levels[-1], self.conf.margin, self.conf.min_depth
-        init_ev = self._evaluate(finest, points, point_weights, M0, scale, system=False)
+                history.append(lo.history)
+        finest, margin, min_depth, ev = levels[-1], self.conf.margin, self.conf.min_depth, lo.final
+        init_ev = self._evaluate(finest, points, point_weights, M0, lo.scale, system=False)
         match = finest.match_residuals(points, M, point_weights, margin, min_depth)
         out = Outcome(
-            M0,
-            M,
-            ok,
-            iterations,
-            init_ev["cost"],
-            ev["cost"],
-            init_ev["depth"],
-            ev["num_valid"],
-            ev["H"],
-            ev["res_var"],
-            ev["num_res"],
-            *match,
+            M0=M0,
+            M=M,
+            ok=ok,
+            iterations=iterations,
+            cost_init=init_ev.cost,
+            cost=ev.cost,
+            depth=init_ev.depth,
+            num_valid=ev.num_valid,
+            H=ev.H,
+            res_var=ev.res_var,
+            num_res=ev.num_res,
+            sq_match=match.sq_match,
+            sq_null=match.sq_null,
+            sq_grad=match.sq_grad,
         )
         return finish(out, init_pose, self.conf, history)
 
@@ -174,43 +197,45 @@ class FeatureMetricPnP:
         )
         return finish(out, init_pose, self.conf)
 
-    def _solve_level(self, level: Level, points, point_weights, M, return_history=False):
-        """LM iterations at one level; returns the pose, iterations, and the final evaluation."""
+    def _solve_level(
+        self, level: Level, points, point_weights, M, return_history=False
+    ) -> LevelOutcome:
+        """LM iterations at one level from poses ``M (B, 4, 4)``."""
         conf = self.conf
         B = M.shape[0]
         res = level.residuals(points, M, conf.margin, conf.min_depth)
-        scale = self._scale(res[3][..., 2, 2], point_weights * res[1])
-        ev = self._system(res, point_weights, scale)
-        active = ev["num_valid"] >= conf.min_points
+        scale = self._scale(res.sq, point_weights * res.valid)
+        ev = evaluate_residuals(res, point_weights, self.loss, scale)
+        active = ev.num_valid >= conf.min_points
         ok = active.clone()
         lam = torch.full((B,), conf.lambda_init, dtype=M.dtype, device=M.device)
         iters = torch.zeros(B, dtype=torch.long)
         rejections = torch.zeros(B, dtype=torch.long, device=M.device)
-        depth = ev["depth"].clamp_min(1e-9)
+        depth = ev.depth.clamp_min(1e-9)
         hist = [_record(M, ev)] if return_history else None
         for _ in range(conf.max_iterations):
             if not bool(active.any()):
                 break
-            delta = damped_solve(ev["H"], ev["g"], lam)
+            delta = damped_solve(ev.H, ev.g, lam)
             delta = torch.where(active[:, None], delta, torch.zeros_like(delta))
             M_new = se3_exp_matrix(delta) @ M
             new = self._evaluate(level, points, point_weights, M_new, scale)
-            accept = active & (new["cost"] < ev["cost"]) & (new["num_valid"] >= conf.min_points)
+            accept = active & (new.cost < ev.cost) & (new.num_valid >= conf.min_points)
             # Stop when the achieved (if accepted) or model-predicted (if rejected) decrease of
             # the cost is negligible: the IRLS model predicts (2 g.d + d^T H d) / sum(w).
-            Hd = (ev["H"] @ delta[..., None])[..., 0]
-            predicted = -(2 * ev["g"] + Hd).mul(delta).sum(-1) / ev["wsum"]
-            gain = torch.where(accept, ev["cost"] - new["cost"], predicted)
-            stalled = gain <= conf.cost_tol * ev["cost"]
+            Hd = (ev.H @ delta[..., None])[..., 0]
+            predicted = -(2 * ev.g + Hd).mul(delta).sum(-1) / ev.wsum
+            gain = torch.where(accept, ev.cost - new.cost, predicted)
+            stalled = gain <= conf.cost_tol * ev.cost
             M = torch.where(accept[:, None, None], M_new, M)
-            ev = {k: _select(accept, new[k], ev[k]) for k in ev}
+            ev = new.where(accept, ev)
             lam = torch.where(accept, lam * conf.lambda_down, lam * conf.lambda_up)
             lam = lam.clamp(conf.lambda_min, conf.lambda_max)
             iters += active.long().cpu()
             small_step = (delta[:, 3:].norm(dim=-1) < conf.rotation_tol) & (
                 delta[:, :3].norm(dim=-1) < conf.translation_tol * depth
             )
-            small_grad = ev["g"].abs().amax(-1) <= conf.gradient_tol * ev["cost"].clamp_min(1e-30)
+            small_grad = ev.g.abs().amax(-1) <= conf.gradient_tol * ev.cost.clamp_min(1e-30)
             # Near the optimum the central-difference gradient and the bilinear cost disagree
             # slightly, so steps stop being accepted: give up after a few rejections in a row.
             rejections = torch.where(accept, torch.zeros_like(rejections), rejections + 1)
@@ -218,7 +243,7 @@ class FeatureMetricPnP:
             active = active & ~(small_step | small_grad | stalled | stuck) & (lam < conf.lambda_max)
             if hist is not None:
                 hist.append(_record(M, ev))
-        return M, iters, ok, hist, ev, scale
+        return LevelOutcome(M, iters, ok, ev, scale, hist)
 
     @property
     def _fixed_scale(self) -> float | None:
@@ -235,41 +260,13 @@ class FeatureMetricPnP:
         med = sq.masked_fill(w <= 0, float("nan")).nanmedian(dim=-1).values.sqrt()
         return (1.4826 * med.nan_to_num(1.0)).clamp_min(1e-6)[:, None]
 
-    def _evaluate(self, level: Level, points, point_weights, M, scale, system: bool = True):
+    def _evaluate(
+        self, level: Level, points, point_weights, M, scale, system: bool = True
+    ) -> Evaluation:
         """Cost (and normal equations) at poses ``M (B, 4, 4)``."""
         res = level.residuals(points, M, self.conf.margin, self.conf.min_depth)
-        return self._system(res, point_weights, scale, system)
-
-    def _system(self, res, point_weights, scale, system: bool = True) -> dict:
-        """Robust cost, and the IRLS normal equations ``H (B, 6, 6)``, ``g (B, 6)``."""
-        Xc, valid, J, gram, channels = res
-        w = point_weights * valid
-        sq = gram[..., 2, 2]
-        rho, irls = self.loss(sq, scale)
-        wsum = w.sum(-1).clamp_min(1e-12)
-        out = {
-            "cost": (w * rho).sum(-1) / wsum,
-            "num_valid": (w > 0).sum(-1),
-            "depth": (Xc[..., 2] * w).sum(-1) / wsum,
-            "wsum": wsum,
-        }
-        if not system:
-            return out
-        B, N = sq.shape
-        ww = (w * irls)[..., None, None]
-        A = (gram[..., :2, :2] @ J).reshape(B, 2 * N, 6)  # G^T G dp/ddelta
-        Jw = (J * ww).reshape(B, 2 * N, 6).transpose(1, 2)
-        out["H"] = Jw @ A
-        out["g"] = (Jw @ gram[..., :2, 2].reshape(B, 2 * N, 1))[..., 0]
-        out["res_var"] = (ww[..., 0, 0] * sq).sum(-1)
-        out["num_res"] = out["num_valid"] * channels
-        return out
+        return evaluate_residuals(res, point_weights, self.loss, scale, system)
 
 
-def _select(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``torch.where`` with ``mask (B,)`` broadcast over the trailing dims of ``a`` and ``b``."""
-    return torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
-
-
-def _record(M: torch.Tensor, ev: dict) -> dict:
-    return {"pose": Pose.from_matrix(M.detach().clone()), "cost": ev["cost"].detach().clone()}
+def _record(M: torch.Tensor, ev: Evaluation) -> dict:
+    return {"pose": Pose.from_matrix(M.detach().clone()), "cost": ev.cost.detach().clone()}

@@ -56,8 +56,10 @@ class Camera:
         if model not in MODELS:
             raise ValueError(f"Unsupported camera model {model!r}; expected one of {list(MODELS)}")
         if params.shape[-1] != len(MODELS[model]):
-            raise ValueError(f"{model} expects {len(MODELS[model])} params {MODELS[model]}, "
-                             f"got {params.shape[-1]}")  # fmt: skip
+            raise ValueError(
+                f"{model} expects {len(MODELS[model])} params {MODELS[model]}, "
+                f"got {params.shape[-1]}"
+            )
         if not torch.isfinite(params).all() or (size <= 0).any():
             raise ValueError(f"Invalid camera: size={size.tolist()}, params={params.tolist()}")
         self.model = model
@@ -89,8 +91,9 @@ class Camera:
         if self.size.dim() != 1:
             raise ValueError(f"to_colmap needs an unbatched Camera, got shape {self.shape}")
         w, h = (int(round(v)) for v in self.size.tolist())
-        return pycolmap.Camera(model=self.model, width=w, height=h,
-                               params=self.params.detach().cpu().double().numpy())  # fmt: skip
+        return pycolmap.Camera(
+            model=self.model, width=w, height=h, params=self.params.detach().cpu().double().numpy()
+        )
 
     @classmethod
     def stack(cls, cameras: Sequence[Camera]) -> Camera:
@@ -223,5 +226,6 @@ class Camera:
     def __repr__(self) -> str:
         if self.shape == ():
             w, h = (int(v) for v in self.size.tolist())
-            return f"Camera({self.model}, {w}x{h}, params={[round(v, 6) for v in self.params.tolist()]})"
+            params = [round(v, 6) for v in self.params.tolist()]
+            return f"Camera({self.model}, {w}x{h}, params={params})"
         return f"Camera({self.model}, shape={tuple(self.shape)})"

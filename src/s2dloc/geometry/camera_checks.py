@@ -55,19 +55,25 @@ def camera_problems(camera: Camera, where: str = "camera") -> list[str]:
         return [f"{desc}: focal length must be > 0, got fx={fx:g}, fy={fy:g}"]
     out = []
     if not (0 < cx < w and 0 < cy < h):
-        out.append(f"{desc}: principal point ({cx:g}, {cy:g}) must lie inside the image "
-                   f"(0 < cx < {w:g}, 0 < cy < {h:g})")  # fmt: skip
+        out.append(
+            f"{desc}: principal point ({cx:g}, {cy:g}) must lie inside the image "
+            f"(0 < cx < {w:g}, 0 < cy < {h:g})"
+        )
     for axis, f, c, size in (("horizontal", fx, cx, w), ("vertical", fy, cy, h)):
         fov = math.degrees(math.atan(c / f) + math.atan((size - c) / f))
         if not MIN_FOV_DEG <= fov <= MAX_FOV_DEG:
-            out.append(f"{desc}: {axis} field of view {fov:.1f} deg must be between "
-                       f"{MIN_FOV_DEG:g} and {MAX_FOV_DEG:g} deg (check the focal length)")  # fmt: skip
+            out.append(
+                f"{desc}: {axis} field of view {fov:.1f} deg must be between "
+                f"{MIN_FOV_DEG:g} and {MAX_FOV_DEG:g} deg (check the focal length)"
+            )
     corner = max(math.hypot((u - cx) / fx, (v - cy) / fy) for u in (0, w) for v in (0, h))
     reach = max_distorted_radius(k1, k2)
     if reach <= corner:
-        out.append(f"{desc}: radial distortion (k1={k1:g}, k2={k2:g}) folds over at normalized "
-                   f"radius {reach:.3f}, inside the image (corner at {corner:.3f}): the "
-                   "projection must stay monotonic up to the image corner")  # fmt: skip
+        out.append(
+            f"{desc}: radial distortion (k1={k1:g}, k2={k2:g}) folds over at normalized "
+            f"radius {reach:.3f}, inside the image (corner at {corner:.3f}): the "
+            "projection must stay monotonic up to the image corner"
+        )
     return out
 
 

@@ -27,7 +27,7 @@ def feature_gradients(fmap: torch.Tensor) -> torch.Tensor:
 
 
 def stack_with_gradients(fmap: torch.Tensor) -> torch.Tensor:
-    """Maps ``(B, C, H, W)`` -> ``(B, 3C, H, W)``: features, d/du and d/dv, for one-pass sampling."""
+    """``(B, C, H, W)`` -> ``(B, 3C, H, W)``: features, d/du and d/dv, for one-pass sampling."""
     grads = feature_gradients(fmap)
     return torch.cat([fmap, grads[:, 0], grads[:, 1]], 1)
 

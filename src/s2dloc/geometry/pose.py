@@ -33,8 +33,9 @@ class Pose:
 
     def __init__(self, R: torch.Tensor, t: torch.Tensor):
         if R.shape[-2:] != (3, 3) or t.shape[-1:] != (3,) or R.shape[:-2] != t.shape[:-1]:
-            raise ValueError(f"Pose expects R (...,3,3) and t (...,3), got {tuple(R.shape)}, "
-                             f"{tuple(t.shape)}")  # fmt: skip
+            raise ValueError(
+                f"Pose expects R (...,3,3) and t (...,3), got {tuple(R.shape)}, {tuple(t.shape)}"
+            )
         self.R = R
         self.t = t
 

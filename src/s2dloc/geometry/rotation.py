@@ -41,20 +41,32 @@ def matrix_to_quat(R: torch.Tensor) -> torch.Tensor:
         -1,
     )
     c1 = torch.stack(
-        [m[..., 2, 1] - m[..., 1, 2], 1 + 2 * diag[..., 0] - trace, m[..., 0, 1] + m[..., 1, 0],
-         m[..., 0, 2] + m[..., 2, 0]],
+        [
+            m[..., 2, 1] - m[..., 1, 2],
+            1 + 2 * diag[..., 0] - trace,
+            m[..., 0, 1] + m[..., 1, 0],
+            m[..., 0, 2] + m[..., 2, 0],
+        ],
         -1,
-    )  # fmt: skip
+    )
     c2 = torch.stack(
-        [m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 + 2 * diag[..., 1] - trace,
-         m[..., 1, 2] + m[..., 2, 1]],
+        [
+            m[..., 0, 2] - m[..., 2, 0],
+            m[..., 0, 1] + m[..., 1, 0],
+            1 + 2 * diag[..., 1] - trace,
+            m[..., 1, 2] + m[..., 2, 1],
+        ],
         -1,
-    )  # fmt: skip
+    )
     c3 = torch.stack(
-        [m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1],
-         1 + 2 * diag[..., 2] - trace],
+        [
+            m[..., 1, 0] - m[..., 0, 1],
+            m[..., 0, 2] + m[..., 2, 0],
+            m[..., 1, 2] + m[..., 2, 1],
+            1 + 2 * diag[..., 2] - trace,
+        ],
         -1,
-    )  # fmt: skip
+    )
     cands = torch.stack([c0, c1, c2, c3], -2)  # (..., 4, 4)
     choice = torch.cat([trace[..., None], diag], -1).argmax(-1)
     q = torch.gather(cands, -2, choice[..., None, None].expand(*choice.shape, 1, 4))[..., 0, :]

@@ -7,5 +7,16 @@ from s2dloc.localization.map import Map, RefImage
 from s2dloc.localization.pipeline import Localizer, localize
 from s2dloc.localization.query import Query, QueryResult
 
-__all__ = ["DEFAULTS", "PRESETS", "Localizer", "Map", "Query", "QueryResult", "RefImage",
-           "build_cache", "load_cache", "localize", "resolve"]  # fmt: skip
+__all__ = [
+    "DEFAULTS",
+    "PRESETS",
+    "Localizer",
+    "Map",
+    "Query",
+    "QueryResult",
+    "RefImage",
+    "build_cache",
+    "load_cache",
+    "localize",
+    "resolve",
+]

@@ -17,14 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
-from s2dloc.datasets.cmu import load_slice, parse_slices
-from s2dloc.datasets.robotcar import QUERY_CONDITIONS, NvmModel, load_robotcar, parse_image_name
+from s2dloc.datasets.cmu import CMUSlice, load_slice, parse_slices
+from s2dloc.datasets.robotcar import (
+    QUERY_CONDITIONS,
+    NvmModel,
+    RobotCarSeasons,
+    load_robotcar,
+    parse_image_name,
+)
 from s2dloc.evaluation.recall import pose_errors, recall_table
 from s2dloc.evaluation.submission import SubmissionReport, record_success, write_submission
 from s2dloc.geometry import Pose
 from s2dloc.localization.config import settings
 from s2dloc.localization.lock import RunLock
 from s2dloc.localization.map import Map, RefImage
+from s2dloc.localization.query import Query
 from s2dloc.localization.run import RunSpec, output_folder, run_queries
 
 logger = logging.getLogger(__name__)
@@ -107,6 +114,16 @@ def localize_resumable(
     return run_queries(spec).records
 
 
+def cmu_map(slice_: CMUSlice, validate: bool = True) -> Map:
+    """The :class:`Map` of a CMU slice's sparse model, reference images under ``database/``."""
+    return Map.from_colmap(slice_.reconstruction(), slice_.database_dir, validate=validate)
+
+
+def cmu_queries(slice_: CMUSlice) -> list[Query]:
+    """The slice's test images as :class:`Query` objects reading from ``query/``."""
+    return [Query(n, slice_.camera(n), path=slice_.query_dir / n) for n in slice_.queries]
+
+
 def run_cmu(root: str | Path, slices: str, out: str | Path, opts: RunOptions) -> BenchmarkResult:
     """Localize the test images of ``slices`` (e.g. ``"2-6"``) of Extended CMU Seasons.
 
@@ -120,7 +137,7 @@ def run_cmu(root: str | Path, slices: str, out: str | Path, opts: RunOptions) ->
             sl = load_slice(root, s)
             sources = {"benchmark": "cmu", "root": str(root), "slice": str(s)}
             records = localize_resumable(
-                sl.load_map(), sl.pipeline_queries(), out / f"slice{s}", opts, sources
+                cmu_map(sl), cmu_queries(sl), out / f"slice{s}", opts, sources
             )
             per_slice.append(records)
             expected += sl.queries
@@ -142,7 +159,7 @@ def run_cmu(root: str | Path, slices: str, out: str | Path, opts: RunOptions) ->
     return BenchmarkResult(path, report, tables)
 
 
-def robotcar_map(dataset):
+def robotcar_map(dataset: RobotCarSeasons) -> Map:
     """The localization :class:`Map` of the RobotCar Seasons NVM reference model."""
     nvm = dataset.reference_model()
     ids: list[list[int]] = [[] for _ in nvm.names]
@@ -160,6 +177,12 @@ def robotcar_map(dataset):
     map_ = Map(images, np.arange(len(nvm.points3D)), nvm.points3D, dataset.image_dir)
     map_.validate()
     return map_
+
+
+def robotcar_queries(dataset: RobotCarSeasons, names: list[str]) -> list[Query]:
+    """:class:`Query` objects of ``names`` (``<condition>/<camera>/<timestamp>.jpg``) reading
+    from ``images/``."""
+    return [Query(n, dataset.camera(n), path=dataset.image_dir / n) for n in names]
 
 
 def run_robotcar(
@@ -192,7 +215,7 @@ def run_robotcar(
             }
             per_condition.append(
                 localize_resumable(
-                    map_, dataset.pipeline_queries(names), out / cond, opts, sources, cache
+                    map_, robotcar_queries(dataset, names), out / cond, opts, sources, cache
                 )
             )
             expected += names

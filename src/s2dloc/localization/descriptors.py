@@ -13,25 +13,10 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from s2dloc.features.registry import load_extractor as load_extractor  # re-exported
 from s2dloc.geometry import sample
 
 logger = logging.getLogger(__name__)
-
-
-def load_extractor(name: str, **kwargs):
-    """A dense extractor by name (the features registry if present, else photometric only)."""
-    try:
-        from s2dloc.features.registry import load_extractor as _load
-    except ImportError:
-        _load = None
-    if _load is not None:
-        return _load(name, **kwargs)
-    if name != "photometric":
-        raise ValueError(f"extractor {name!r} is not available (no features registry); "
-                         "use 'photometric'")  # fmt: skip
-    from s2dloc.features.base import PhotometricExtractor
-
-    return PhotometricExtractor(**kwargs)
 
 
 def level_strides(maps: list[torch.Tensor], width: int) -> list[float]:
@@ -57,7 +42,7 @@ def _offsets(context: int) -> torch.Tensor:
 
 
 def sample_levels(maps: list[torch.Tensor], pixels: torch.Tensor, size) -> list[torch.Tensor]:
-    """Sample every level ``(C_l, H_l, W_l)`` at full-resolution pixels ``(M, 2)`` -> ``(M, C_l)``."""
+    """Sample each level ``(C_l, H_l, W_l)`` at full-res pixels ``(M, 2)`` -> ``(M, C_l)``."""
     W, H = size
     out = []
     for fmap in maps:

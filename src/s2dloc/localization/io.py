@@ -20,21 +20,13 @@ from s2dloc.evaluation.submission import record_success
 from s2dloc.geometry import Camera
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.mapping.intrinsics import logger as intrinsics_logger
+from s2dloc.mapping.intrinsics import parse_camera as parse_camera  # re-exported
 from s2dloc.mapping.intrinsics import query_camera
 from s2dloc.utils.io import read_text
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
-
-
-def parse_camera(text: str) -> Camera:
-    """``"MODEL W H p1 p2 ..."`` -> Camera (clear error if malformed)."""
-    f = text.split()
-    try:
-        return Camera.from_colmap(f[0], int(f[1]), int(f[2]), [float(x) for x in f[3:]])
-    except (IndexError, ValueError) as err:
-        raise ValueError(f"bad camera {text!r} (expected 'MODEL W H params...'): {err}") from None
 
 
 def read_queries(

@@ -102,14 +102,15 @@ class Map:
 
     # ------------------------------------------------------------------ checks
     def validate(self, check_images: bool = True) -> Map:
-        """Raise ``ValueError`` on an empty map, NaN poses/points, dangling ids or missing images."""
+        """Raise ``ValueError`` on an empty map, NaN poses/points, dangling ids, missing images."""
         if not self.images:
             raise ValueError("map has no reference images")
         if len(self.points3D) == 0 or not any(len(im.point3D_ids) for im in self.images):
             raise ValueError("map has no 3D points with observations")
         if not np.isfinite(self.points3D).all():
-            raise ValueError(f"map has {int((~np.isfinite(self.points3D)).any(1).sum())} "
-                             "non-finite 3D points")  # fmt: skip
+            raise ValueError(
+                f"map has {int((~np.isfinite(self.points3D)).any(1).sum())} non-finite 3D points"
+            )
         if len(self._by_name) != len(self.images):
             raise ValueError("map has duplicate image names")
         for im in self.images:
@@ -123,17 +124,23 @@ class Map:
                 raise ValueError(f"{im.name!r} observes unknown 3D points {unknown[:5]}")
             check_camera(im.camera, f"camera of reference image {im.name!r}")
         if check_images:
-            missing = [n for n in self.names if n not in self.image_data
-                       and (self.image_root is None or not (self.image_root / n).is_file())]  # fmt: skip
+            missing = [
+                n
+                for n in self.names
+                if n not in self.image_data
+                and (self.image_root is None or not (self.image_root / n).is_file())
+            ]
             if missing:
-                raise ValueError(f"{len(missing)} reference images not found under "
-                                 f"{self.image_root}: {missing[:3]}")  # fmt: skip
+                raise ValueError(
+                    f"{len(missing)} reference images not found under "
+                    f"{self.image_root}: {missing[:3]}"
+                )
         return self
 
     # ------------------------------------------------------------------ builders
     @classmethod
     def from_colmap(cls, model, image_root: str | Path | None = None, validate: bool = True) -> Map:
-        """From a ``pycolmap.Reconstruction`` or a model folder, with images under ``image_root``."""
+        """From a ``pycolmap.Reconstruction`` or a model folder, images under ``image_root``."""
         import pycolmap
 
         if not isinstance(model, pycolmap.Reconstruction):
@@ -153,8 +160,12 @@ class Map:
         xyz = np.array([model.points3D[i].xyz for i in ids], np.float64).reshape(-1, 3)
         root = None if image_root is None else Path(image_root)
         out = cls(images, ids, xyz, root)
-        logger.info("map: %d images, %d points, %d observations", len(images), len(ids),
-                    sum(len(im.point3D_ids) for im in images))  # fmt: skip
+        logger.info(
+            "map: %d images, %d points, %d observations",
+            len(images),
+            len(ids),
+            sum(len(im.point3D_ids) for im in images),
+        )
         return out.validate(check_images=root is not None) if validate else out
 
     @classmethod
@@ -186,8 +197,9 @@ class Map:
             xyz = frame.cam_from_world.double().inv().transform(X_cam).numpy()
             ids = np.arange(next_id, next_id + len(pix), dtype=np.int64)
             next_id += len(pix)
-            images.append(RefImage(frame.name, frame.camera, frame.cam_from_world.double(),
-                                   ids, pix))  # fmt: skip
+            images.append(
+                RefImage(frame.name, frame.camera, frame.cam_from_world.double(), ids, pix)
+            )
             all_ids.append(ids)
             all_xyz.append(xyz)
             data[frame.name] = np.asarray(frame.image)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 @dataclass
 class Matches:
     """``K`` 2D-3D matches of one reference: query pixels ``p2d (K, 2)`` float64, indices
-    ``idx (K,)`` into the reference's observations, cosine ``similarity (K,)`` and ``ratio (K,)``."""
+    ``idx (K,)`` into the reference's observations, cosine ``similarity (K,)`` and
+    ``ratio (K,)``."""
 
     p2d: np.ndarray
     idx: np.ndarray
@@ -134,8 +135,11 @@ def match_batch(
     Hm, Wm = dense.shape[-2:]
     p = pos[idx].double() * torch.tensor([size[0] / Wm, size[1] / Hm], dtype=torch.float64)
     if conf["refine"] and len(idx):
-        finer = [i for i, m in enumerate(query_maps)
-                 if m.shape[-1] > Wm and m.shape[0] >= conf["refine_min_channels"]]  # fmt: skip
+        finer = [
+            i
+            for i, m in enumerate(query_maps)
+            if m.shape[-1] > Wm and m.shape[0] >= conf["refine_min_channels"]
+        ]
         for li in sorted(finer, key=lambda i: query_maps[i].shape[-1]):
             ref = torch.cat([f[li].float() for f in ref_features])[idx]
             p = refine_on_level(p, ref, query_maps[li], size, int(conf["refine_radius"])).double()
@@ -155,10 +159,8 @@ def match_s2d(
     query_maps: list[torch.Tensor],
     ref_features: list[torch.Tensor],
     size,
-    match_level: int,
     conf: dict,
 ) -> Matches:
     """Match reference points (hypercolumns ``desc (M, D)``, per-level features ``(M, C_l)``) in
-    the query (dense hypercolumn ``(D, H_m, W_m)``, levels ``(C_l, H_l, W_l)``, image ``size``).
-    ``match_level`` is implied by ``dense`` and kept for compatibility."""
+    the query (dense hypercolumn ``(D, H_m, W_m)``, levels ``(C_l, H_l, W_l)``, image ``size``)."""
     return match_batch([desc], dense, query_maps, [ref_features], size, conf)[0]

@@ -40,9 +40,11 @@ def check_map(map_: Map, path: str | Path) -> Map:
     """Raise ``ValueError`` naming the model ``path`` if the map has no 3D points."""
     observed = any(len(im.point3D_ids) for im in map_.images)
     if len(map_.points3D) == 0 or not observed:
-        raise ValueError(f"map {path} has no 3D points with observations "
-                         f"({len(map_.images)} images, {len(map_.points3D)} points): "
-                         "expected a COLMAP model with triangulated points")  # fmt: skip
+        raise ValueError(
+            f"map {path} has no 3D points with observations "
+            f"({len(map_.images)} images, {len(map_.points3D)} points): "
+            "expected a COLMAP model with triangulated points"
+        )
     return map_
 
 
@@ -63,12 +65,16 @@ def feature_bytes(
 ) -> int:
     """Estimated bytes of a float32 feature pyramid: sum over levels of
     ``C_l * ceil(H / s_l) * ceil(W / s_l) * 4``."""
-    return int(sum(4 * int(c) * math.ceil(height / s) * math.ceil(width / s)
-                   for c, s in zip(channels, strides)))  # fmt: skip
+    return int(
+        sum(
+            4 * int(c) * math.ceil(height / s) * math.ceil(width / s)
+            for c, s in zip(channels, strides)
+        )
+    )
 
 
 def extractor_levels(extractor) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """``(channels, strides)`` per level of a dense extractor (3 channels at stride 1 if unknown)."""
+    """``(channels, strides)`` per level of a dense extractor (3 channels, stride 1 if unknown)."""
     strides = tuple(getattr(extractor, "strides", (1,)))
     channels = tuple(getattr(extractor, "channels", (3,) * len(strides)))
     if len(channels) == 1 and len(strides) > 1:
@@ -98,18 +104,23 @@ def image_size(path: str | Path) -> tuple[int, int]:
             if im.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):  # decoded rotated by 90 deg
                 size = size[::-1]
     except OSError as err:  # covers PIL.UnidentifiedImageError and truncated files
-        raise ValueError(f"cannot read query image {path} (expected a readable image file: "
-                         f"{type(err).__name__}: {err})") from None  # fmt: skip
+        raise ValueError(
+            f"cannot read query image {path} (expected a readable image file: "
+            f"{type(err).__name__}: {err})"
+        ) from None
     except Exception as err:  # anything else a broken file triggers in a decoder
-        raise ValueError(f"cannot read query image {path} ({type(err).__name__}: {err})"
-                         ) from None  # fmt: skip
+        raise ValueError(f"cannot read query image {path} ({type(err).__name__}: {err})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
     return int(size[0]), int(size[1])
 
 
-def check_query(query: Query, channels: Sequence[int], strides: Sequence[float],
-                budget: int = DEFAULT_FEATURE_BUDGET) -> str | None:  # fmt: skip
+def check_query(
+    query: Query,
+    channels: Sequence[int],
+    strides: Sequence[float],
+    budget: int = DEFAULT_FEATURE_BUDGET,
+) -> str | None:
     """Why ``query`` cannot be localized (a message naming its image), or None if it can: an
     implausible camera (:func:`s2dloc.geometry.camera_checks.camera_problems`), a missing or
     unreadable image, a size other than its camera's, or features beyond the memory ``budget``."""
@@ -131,16 +142,22 @@ def check_query(query: Query, channels: Sequence[int], strides: Sequence[float],
         return f"query image {where} is {w}x{h} but its camera is {cw}x{ch}"
     need = feature_bytes(w, h, channels, strides)
     if need > budget:
-        return (f"query image {where} ({w}x{h}) needs about {need / 2**30:.2f} GiB of dense "
-                f"features ({len(channels)} levels, {max(channels)} channels max, float32), "
-                f"more than the budget of {budget / 2**30:.2f} GiB: downscale the image "
-                "(and its camera) or raise the budget")  # fmt: skip
+        return (
+            f"query image {where} ({w}x{h}) needs about {need / 2**30:.2f} GiB of dense "
+            f"features ({len(channels)} levels, {max(channels)} channels max, float32), "
+            f"more than the budget of {budget / 2**30:.2f} GiB: downscale the image "
+            "(and its camera) or raise the budget"
+        )
     return None
 
 
-def check_queries(queries: list[Query], conf: dict | None = None,
-                  skipped: dict[str, str] | None = None, extractor=None,
-                  budget: int = DEFAULT_FEATURE_BUDGET) -> list[Query]:  # fmt: skip
+def check_queries(
+    queries: list[Query],
+    conf: dict | None = None,
+    skipped: dict[str, str] | None = None,
+    extractor=None,
+    budget: int = DEFAULT_FEATURE_BUDGET,
+) -> list[Query]:
     """The queries that pass :func:`check_query`; the others are logged and their reasons added
     to ``skipped`` (``{name: message}``, e.g. to record them as failed in the run's log).
 
@@ -166,8 +183,9 @@ def check_queries(queries: list[Query], conf: dict | None = None,
     return good
 
 
-def pending_queries(queries: list[Query], conf: dict, log_path: str | Path,
-                    skipped: dict[str, str] | None = None) -> tuple[list[Query], list[Query]]:  # fmt: skip
+def pending_queries(
+    queries: list[Query], conf: dict, log_path: str | Path, skipped: dict[str, str] | None = None
+) -> tuple[list[Query], list[Query]]:
     """Check ``queries`` up front and return ``(valid, todo)``: ``todo`` are the valid ones not
     yet in the run's log. Queries that fail a check, and those already in ``skipped`` (e.g.
     unreadable files), are appended to the log as failed, once, and never localized."""
@@ -219,8 +237,9 @@ def read_priors(path: str | Path) -> tuple[dict[str, Pose], dict[str, str]]:
         poses[name] = Pose.from_quat_t(v[:4] / norm, v[4:])
     if not poses:
         detail = "; ".join(list(bad.values())[:3]) or "the file has no pose lines"
-        raise ValueError(f"{path}: no usable pose (expected 'name qw qx qy qz tx ty tz' "
-                         f"per line): {detail}")  # fmt: skip
+        raise ValueError(
+            f"{path}: no usable pose (expected 'name qw qx qy qz tx ty tz' per line): {detail}"
+        )
     return poses, bad
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from s2dloc.datasets.colmap_io import read_query_list
 from s2dloc.geometry import Camera
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,15 @@ FOCAL_PLANE_UNIT = 0xA210
 EXIF_WIDTH, EXIF_HEIGHT = 0xA002, 0xA003
 ORIENTATION = 0x0112
 UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 1e-3}  # FocalPlaneResolutionUnit -> millimetres
+
+
+def parse_camera(text: str) -> Camera:
+    """``"MODEL W H p1 p2 ..."`` -> Camera (clear error if malformed)."""
+    f = text.split()
+    try:
+        return Camera.from_colmap(f[0], int(f[1]), int(f[2]), [float(x) for x in f[3:]])
+    except (IndexError, ValueError) as err:
+        raise ValueError(f"bad camera {text!r} (expected 'MODEL W H params...'): {err}") from None
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -77,8 +87,11 @@ def _from_model(model, name: str, size: tuple[int, int]) -> Camera | None:
         if name in model:
             return model[name].camera
         cams = [im.camera for im in model.images]
-    same = {(c.model, tuple(c.params.tolist())): c for c in cams
-            if tuple(int(round(s)) for s in c.size.tolist()) == size}  # fmt: skip
+    same = {
+        (c.model, tuple(c.params.tolist())): c
+        for c in cams
+        if tuple(int(round(s)) for s in c.size.tolist()) == size
+    }
     return next(iter(same.values())) if len(same) == 1 else None
 
 
@@ -98,8 +111,6 @@ def query_camera(
         query_list: hloc query list file, or its parsed dict (``read_query_list``).
         name: the image's name in the model / query list (default: the file name).
     """
-    from s2dloc.datasets.colmap_io import read_query_list
-
     path = Path(image_path)
     if not path.is_file():
         raise FileNotFoundError(f"query image {path} does not exist")
@@ -121,9 +132,13 @@ def query_camera(
     source = "exif"
     if focal is None:
         focal, source = default_focal_factor * max(w, h), "default"
-        logger.warning("%s: no intrinsics in the model, query list or EXIF: using a default "
-                       "focal of %.3g * max(W, H) = %.1f px (SIMPLE_RADIAL)",
-                       name, default_focal_factor, focal)  # fmt: skip
+        logger.warning(
+            "%s: no intrinsics in the model, query list or EXIF: using a default "
+            "focal of %.3g * max(W, H) = %.1f px (SIMPLE_RADIAL)",
+            name,
+            default_focal_factor,
+            focal,
+        )
     else:
         logger.warning("%s: focal length %.1f px from EXIF (SIMPLE_RADIAL)", name, focal)
     return Camera.from_colmap("SIMPLE_RADIAL", w, h, [focal, w / 2, h / 2, 0.0]), source

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from s2dloc.datasets import colmap_model
 from s2dloc.geometry import MODELS
+from s2dloc.mapping.intrinsics import parse_camera
 from s2dloc.utils.io import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -98,8 +99,10 @@ def prepare_out(out: Path, meta: dict, overwrite: bool) -> None:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "sfm", ignore_errors=True)
     elif conf_path.exists() and json.loads(conf_path.read_text()) != meta:
-        raise ValueError(f"{out} holds a map built with other settings ({conf_path}); "
-                         "use --overwrite or another --out")  # fmt: skip
+        raise ValueError(
+            f"{out} holds a map built with other settings ({conf_path}); "
+            "use --overwrite or another --out"
+        )
     write_text_atomic(conf_path, json.dumps(meta, indent=1) + "\n")
 
 
@@ -109,14 +112,20 @@ def link_images(images: Path, out: Path) -> Path | None:
     if target.exists():
         if target.resolve() == images:
             return target
-        logger.warning("%s exists and is not %s: pass `s2dloc localize --images %s`",
-                       target, images, images)  # fmt: skip
+        logger.warning(
+            "%s exists and is not %s: pass `s2dloc localize --images %s`", target, images, images
+        )
         return None
     try:
         os.symlink(images, target, target_is_directory=True)
     except OSError as err:
-        logger.warning("could not link %s -> %s (%s): pass `s2dloc localize --images %s`",
-                       target, images, err, images)  # fmt: skip
+        logger.warning(
+            "could not link %s -> %s (%s): pass `s2dloc localize --images %s`",
+            target,
+            images,
+            err,
+            images,
+        )
         return None
     return target
 
@@ -141,17 +150,21 @@ def finish_map(rec, images: Path, out: Path, extra: dict) -> dict:
     link_images(images, out)
     summary = {**summarize(rec), "image_root": str(images.resolve()), **extra}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    logger.info("map in %s: %d/%d images registered, %d points, reprojection error %.2f px, "
-                "track length %.2f", out, summary["registered_images"], summary["images"],
-                summary["points3D"], summary["mean_reprojection_error"],
-                summary["mean_track_length"])  # fmt: skip
+    logger.info(
+        "map in %s: %d/%d images registered, %d points, reprojection error %.2f px, "
+        "track length %.2f",
+        out,
+        summary["registered_images"],
+        summary["images"],
+        summary["points3D"],
+        summary["mean_reprojection_error"],
+        summary["mean_track_length"],
+    )
     return summary
 
 
 def _reader_options(conf: SfMConfig):
     import pycolmap
-
-    from s2dloc.localization.io import parse_camera
 
     opts = pycolmap.ImageReaderOptions()
     opts.camera_model = conf.camera_model
@@ -196,9 +209,15 @@ def build_map(
     extract.sift.max_num_features = conf.max_features
     single = conf.single_camera or conf.camera is not None
     mode = pycolmap.CameraMode.SINGLE if single else pycolmap.CameraMode.AUTO
-    pycolmap.extract_features(db_path, images, image_names=names, camera_mode=mode,
-                              reader_options=_reader_options(conf), extraction_options=extract,
-                              device=device)  # fmt: skip
+    pycolmap.extract_features(
+        db_path,
+        images,
+        image_names=names,
+        camera_mode=mode,
+        reader_options=_reader_options(conf),
+        extraction_options=extract,
+        device=device,
+    )
     timings["extract_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -207,8 +226,9 @@ def build_map(
     if conf.matcher == "sequential":
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = conf.overlap
-        pycolmap.match_sequential(db_path, matching_options=match, pairing_options=pairing,
-                                  device=device)  # fmt: skip
+        pycolmap.match_sequential(
+            db_path, matching_options=match, pairing_options=pairing, device=device
+        )
     else:
         pycolmap.match_exhaustive(db_path, matching_options=match, device=device)
     timings["match_s"] = time.perf_counter() - t
@@ -221,15 +241,23 @@ def build_map(
         models = pycolmap.incremental_mapping(db_path, images, tmp, mapping)
     timings["mapping_s"] = time.perf_counter() - t
     if not models:
-        raise ValueError(f"SfM reconstructed nothing from the {len(names)} images in {images}: "
-                         "they need more overlap or texture (try --matcher exhaustive)")  # fmt: skip
+        raise ValueError(
+            f"SfM reconstructed nothing from the {len(names)} images in {images}: "
+            "they need more overlap or texture (try --matcher exhaustive)"
+        )
     rec = max(models.values(), key=lambda r: r.num_reg_images())
     if rec.num_reg_images() < 2:
-        raise ValueError(f"SfM registered only {rec.num_reg_images()} of {len(names)} images "
-                         f"in {images}: a map needs at least 2")  # fmt: skip
+        raise ValueError(
+            f"SfM registered only {rec.num_reg_images()} of {len(names)} images "
+            f"in {images}: a map needs at least 2"
+        )
     if rec.num_reg_images() < len(names):
-        logger.warning("%d of %d images registered (%d models); the others are not in the map",
-                       rec.num_reg_images(), len(names), len(models))  # fmt: skip
+        logger.warning(
+            "%d of %d images registered (%d models); the others are not in the map",
+            rec.num_reg_images(),
+            len(names),
+            len(models),
+        )
     extra = {"input_images": len(names), "models": len(models), **timings}
     return finish_map(rec, images, out, extra)
 
@@ -251,11 +279,12 @@ def import_model(
         raise FileNotFoundError(f"image folder {images} does not exist")
     names = [rec.images[i].name for i in rec.reg_image_ids()]
     if len(names) < 2 or rec.num_points3D() == 0:
-        raise ValueError(f"{model} has {len(names)} registered images and "
-                         f"{rec.num_points3D()} points: a map needs 2 images and some points")  # fmt: skip
+        raise ValueError(
+            f"{model} has {len(names)} registered images and "
+            f"{rec.num_points3D()} points: a map needs 2 images and some points"
+        )
     missing = [n for n in names if not (images / n).is_file()]
     if missing:
-        raise ValueError(f"{len(missing)} images of {model} are not under {images}: "
-                         f"{missing[:3]}")  # fmt: skip
+        raise ValueError(f"{len(missing)} images of {model} are not under {images}: {missing[:3]}")
     prepare_out(out, {"import": str(model.resolve()), "images": str(images.resolve())}, overwrite)
     return finish_map(rec, images, out, {"imported_from": str(model.resolve())})

@@ -11,8 +11,10 @@ import torch
 from torch.utils.data import default_collate
 
 from s2dloc.datasets.augment import build_augmentation
+from s2dloc.datasets.fountain import FountainDataset
 from s2dloc.datasets.homography_pairs import HomographyConfig, HomographyPairs
 from s2dloc.datasets.pairs import ColmapPairs, CSCDPairs, RGBDPairs, SyntheticPairs
+from s2dloc.datasets.synthetic.world import WorldConfig, generate_world
 from s2dloc.training.config import source_entries
 
 logger = logging.getLogger(__name__)
@@ -24,10 +26,15 @@ HOMOGRAPHY_KEYS = tuple(f.name for f in dataclasses.fields(HomographyConfig))
 
 def synthetic_world(scene: str, seed: int, conditions: tuple[str, ...], size, num: int = 40):
     """A synthetic world whose queries are under ``conditions`` (cached per process)."""
-    from s2dloc.datasets.synthetic.world import WorldConfig, generate_world
-
-    conf = WorldConfig(scene=scene, seed=seed, num_db=num, num_query=num, width=size[0],
-                       height=size[1], query_conditions=tuple(conditions))  # fmt: skip
+    conf = WorldConfig(
+        scene=scene,
+        seed=seed,
+        num_db=num,
+        num_query=num,
+        width=size[0],
+        height=size[1],
+        query_conditions=tuple(conditions),
+    )
     return generate_world(conf)
 
 
@@ -72,8 +79,6 @@ def build_source(entry: dict, data_conf: dict, seed: int) -> torch.utils.data.Da
             Path(entry["root"]), entry["files"], entry["image_root"] or None, **kw, **crop
         )
     if kind == "rgbd":
-        from s2dloc.datasets.fountain import FountainDataset
-
         frames = list(FountainDataset(entry["root"]))
         return RGBDPairs(frames, max_gap=entry["max_gap"], **kw, **crop)
     if kind == "colmap":
@@ -138,8 +143,9 @@ class ConcatPairs(torch.utils.data.ConcatDataset):
             d.set_epoch(epoch)
 
 
-def batch_for_step(dataset, step: int, batch_size: int, seed: int, rank: int = 0,
-                   world_size: int = 1) -> dict:  # fmt: skip
+def batch_for_step(
+    dataset, step: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+) -> dict:
     """The samples of global step ``step`` for process ``rank``: a pure function of
     ``(seed, step)``, so a resumed or distributed run sees exactly the same data."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)

@@ -31,8 +31,10 @@ class TrainLog:
             return []
         with self.csv.open() as f:
             rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= resume_step]
-        return [{k: float(v) if k != "step" else int(float(v)) for k, v in r.items() if v != ""}
-                for r in rows]  # fmt: skip
+        return [
+            {k: float(v) if k != "step" else int(float(v)) for k, v in r.items() if v != ""}
+            for r in rows
+        ]
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         row = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}

@@ -25,7 +25,7 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def start_points(
     u_b: torch.Tensor, vicinity: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """``u_b + offset`` with offsets uniform in ``[-vicinity, vicinity]^2`` pixels, ``(B, K, 2)``."""
+    """``u_b + offset``, offsets uniform in ``[-vicinity, vicinity]^2`` pixels, ``(B, K, 2)``."""
     device = u_b.device if generator is None else generator.device  # a CPU generator on GPU
     r = torch.rand(u_b.shape, generator=generator, dtype=u_b.dtype, device=device).to(u_b.device)
     return u_b + (2 * r - 1) * vicinity

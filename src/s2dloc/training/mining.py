@@ -1,8 +1,8 @@
 """Negative mining for the contrastive loss: progressive hard negatives or random negatives.
 
 Candidates are pixel centres of image b's feature map at one level (all of them by default,
-or a random subset). Hard mining sorts them by feature distance to each anchor ``f_a(u_a)`` and draws the
-negatives at random among the ``M`` closest, with ``M`` shrinking as training goes on
+or a random subset). Hard mining sorts them by feature distance to each anchor ``f_a(u_a)`` and
+draws the negatives at random among the ``M`` closest, with ``M`` shrinking as training goes on
 (:func:`hard_negative_pool_size`); candidates within ``exclude_radius`` pixels of the true
 match are never chosen.
 """

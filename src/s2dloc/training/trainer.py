@@ -160,7 +160,8 @@ class Trainer:
     def check_replicas(self) -> None:
         """Raise if the model parameters differ between processes (DDP must keep them equal)."""
         flat = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()]).double()
-        probe = torch.stack([flat.sum(), (flat * torch.arange(flat.numel()).double()).sum()])
+        index = torch.arange(flat.numel(), device=flat.device, dtype=flat.dtype)
+        probe = torch.stack([flat.sum(), (flat * index).sum()])
         gathered = [torch.zeros_like(probe) for _ in range(self.world_size)]
         dist.all_gather(gathered, probe)
         if any(not torch.equal(g, gathered[0]) for g in gathered):

@@ -12,6 +12,7 @@ import torch
 from s2dloc.evaluation.convergence import BasinProblem, convergence_sweep, fpnp_solver
 from s2dloc.evaluation.problems import synthetic_problems
 from s2dloc.fpnp import FeatureMetricPnP
+from s2dloc.training.data import synthetic_world
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ class Validator:
     @property
     def world(self):
         if self._world is None:
-            from s2dloc.training.data import synthetic_world
-
             self._world = synthetic_world("street", 0, self.conditions, self.size, num=24)
         return self._world
 
@@ -61,8 +60,13 @@ class Validator:
         model.eval()
         problems = synthetic_problems(self.world, model, self.conditions, 256, self.max_problems)
         model.train(was_training)
-        rows = convergence_sweep(problems, fpnp_solver(FeatureMetricPnP()), self.angles,
-                                 trials=self.trials, progress=False)  # fmt: skip
+        rows = convergence_sweep(
+            problems,
+            fpnp_solver(FeatureMetricPnP()),
+            self.angles,
+            trials=self.trials,
+            progress=False,
+        )
         out = {f"fpnp_success@{a:g}": r.success_rate for a, r in zip(self.angles, rows)}
         out["relpose_err_deg"] = float(np.median([relative_pose_error(p) for p in problems]))
         return out

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from s2dloc.geometry import Camera, Pose
+from s2dloc.localization.pnp import estimate_pose
+from s2dloc.localization.s2d import match_s2d
 from s2dloc.viz.figure import plt, save_figure
 
 logger = logging.getLogger(__name__)
@@ -166,9 +168,6 @@ def matches_for_plot(localizer, query, result) -> PlotMatches | None:
     Uses the localizer's cached reference features; the same settings as the pipeline, so the
     inliers are those of the pose it reported (up to RANSAC randomness, which is seeded).
     """
-    from s2dloc.localization.pnp import estimate_pose
-    from s2dloc.localization.s2d import match_s2d
-
     name = result.best_ref
     if name is None or name not in localizer.refs:
         return None
@@ -177,7 +176,7 @@ def matches_for_plot(localizer, query, result) -> PlotMatches | None:
     rf = localizer.refs[name]
     sub = localizer._subset(len(rf.point3D_ids))
     m = match_s2d(rf.descriptors[sub], dense, maps, [f[sub] for f in rf.features], size,
-                  spec.match, localizer.conf["s2d"])  # fmt: skip
+                  localizer.conf["s2d"])  # fmt: skip
     obs = sub[m.idx]
     ref = localizer.map[name]
     p3d = localizer.map.xyz(ref.point3D_ids[obs])

@@ -107,8 +107,9 @@ def colmap_model(world: World, stride: int | None = None, seed: int = 0):
             cam.camera_id = cam_ids[key] = len(cam_ids) + 1
             rec.add_camera_with_trivial_rig(cam)
         sel = np.flatnonzero(valid & keep)
-        image = pycolmap.Image(name=view.name, keypoints=p[sel], camera_id=cam_ids[key],
-                               image_id=image_id)  # fmt: skip
+        image = pycolmap.Image(
+            name=view.name, keypoints=p[sel], camera_id=cam_ids[key], image_id=image_id
+        )
         R, t = pose_Rt(view.cam_from_world)
         rec.add_image_with_trivial_frame(image, pycolmap.Rigid3d(np.hstack([R, t[:, None]])))
         point2d_idx.append(dict(zip(index[sel].tolist(), range(len(sel)), strict=True)))

@@ -15,8 +15,18 @@ import numpy as np
 from .rays import NEAR, backproject, camera_tuple, pixel_rays, pose_Rt, project
 from .textures import TextureAtlas
 
-__all__ = ["NEAR", "Primitive", "RenderResult", "Scene", "backproject", "camera_tuple",
-           "pixel_rays", "pose_Rt", "project", "render"]  # fmt: skip
+__all__ = [
+    "NEAR",
+    "Primitive",
+    "RenderResult",
+    "Scene",
+    "backproject",
+    "camera_tuple",
+    "pixel_rays",
+    "pose_Rt",
+    "project",
+    "render",
+]
 
 
 @dataclasses.dataclass

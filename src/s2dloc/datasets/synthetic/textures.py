@@ -143,8 +143,9 @@ class TextureAtlas:
         sides = [self.size >> lvl for lvl in range(self.num_levels)]
         self.rows = np.cumsum([0] + [s + 2 for s in sides])[:-1].astype(np.float32)
         self.inv = np.array([1.0 / (1 << lvl) for lvl in range(self.num_levels)], np.float32)
-        self.image = np.zeros((int(sum(s + 2 for s in sides)), len(textures) * (self.size + 2), 3),
-                              np.float32)  # fmt: skip
+        self.image = np.zeros(
+            (int(sum(s + 2 for s in sides)), len(textures) * (self.size + 2), 3), np.float32
+        )
         for k, tex in enumerate(textures):
             x0 = k * (self.size + 2)
             for lvl, img in enumerate(mip_levels(tex)):

@@ -84,8 +84,13 @@ def write_world(world: World, out: str | Path, overwrite: bool = False, progress
         with atomic_path(paths["depth"], suffix=".h5") as tmp:
             with h5py.File(tmp, "w", libver="earliest") as f:
                 for view in world.views:
-                    f.create_dataset(view.name, data=view.depth, compression="gzip",
-                                     shuffle=True, track_times=False)  # fmt: skip
+                    f.create_dataset(
+                        view.name,
+                        data=view.depth,
+                        compression="gzip",
+                        shuffle=True,
+                        track_times=False,
+                    )
     if todo(paths["sfm"] / "images.bin"):
         rec = colmap_model(world, seed=world.config.seed)
         tmp = Path(tempfile.mkdtemp(dir=out, prefix=".sfm."))
