@@ -60,7 +60,7 @@ def toy_problems(seeds: list[int], strides: tuple[int, ...], blur: float) -> lis
     return out
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--angles", type=float, nargs="+", default=[2, 5, 10, 15, 20, 30])
     parser.add_argument("--trials", type=int, default=24, help="random starts per scene and angle")
@@ -69,7 +69,11 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=1.0, help="t = ratio * depth * tan(angle)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     criterion = SuccessCriterion(max_rotation_deg=0.5, max_translation=0.01, relative=True)
@@ -90,7 +94,12 @@ def main() -> None:
             progress=True,
         )
     total = time.perf_counter() - start
+    _report(args, results, depth, criterion)
+    print(f"total {total:.0f} s with {args.threads} threads")
 
+
+def _report(args: argparse.Namespace, results: dict, depth: float, criterion) -> None:
+    """Success rates, median final errors and time per refinement, per config and angle."""
     n = len(args.scenes) * args.trials
     print(
         f"\nF-PnP convergence basin, toy scene(s) {args.scenes}, photometric features "
@@ -132,7 +141,6 @@ def main() -> None:
         + " per call): "
         + ", ".join(f"{c} {v:.0f}" for c, v in ms.items())
     )
-    print(f"total {total:.0f} s with {args.threads} threads")
 
 
 if __name__ == "__main__":

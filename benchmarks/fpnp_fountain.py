@@ -39,7 +39,7 @@ CONFIGS = {
 DEFAULT_CONFIGS = ["rgb (1,2,4)", "rgb (1,..,16) blur2", "gray (1,..,16) blur2"]
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--angles", type=float, nargs="+", default=[0, 2, 5, 10])
@@ -50,7 +50,11 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     if not args.root.is_dir():
@@ -85,8 +89,13 @@ def main() -> None:
             progress=True,
         )
     total = time.perf_counter() - start
-
     gt = [frame(i).cam_from_world for i, _ in pairs], [frame(j).cam_from_world for _, j in pairs]
+    _report(args, pairs, gt, results, criterion)
+    print(f"\ntotal {total:.0f} s with {args.threads} threads")
+
+
+def _report(args: argparse.Namespace, pairs: list, gt: tuple, results: dict, criterion) -> None:
+    """The ground-truth motion of the pairs, then one table row per config and angle."""
     rel_rot = np.median([a.angle_to(b).item() for a, b in zip(*gt, strict=True)])
     rel_t = np.median([a.center_distance_to(b).item() for a, b in zip(*gt, strict=True)])
     print(
@@ -124,7 +133,6 @@ def main() -> None:
                 ]
             )
     print(format_table(rows, headers))
-    print(f"\ntotal {total:.0f} s with {args.threads} threads")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def summary(name: str, errs: list[tuple[float, float]]) -> list:
     ]
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=DATA)
     parser.add_argument("--max-side", type=int, default=640)
@@ -124,7 +124,25 @@ def main() -> None:
         type=Path,
         default=Path(__file__).resolve().parents[1] / "outputs" / "bench_localize_lund",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _print_tables(args: argparse.Namespace, per_query: list, errs: dict) -> None:
+    """Per-query errors, then the summary per method."""
+    headers = ["query", "map pts"]
+    for ext in args.extractors:
+        headers += [f"{ext} inl", f"{ext} PnP deg/rel", f"{ext} F-PnP deg/rel"]
+    headers += [] if args.no_sift else ["SIFT inl", "SIFT deg/rel"]
+    print("\nper query (rotation deg / centre error over mean baseline):")
+    print(format_table(per_query, headers))
+    print(f"\nsummary over {len(per_query)} queries (rel = centre error / mean baseline):")
+    summary_headers = ["method", "med deg", "med rel", "localized"]
+    summary_headers += ["% <1deg,.01", "% <2deg,.05", "% <5deg,.1"]
+    print(format_table([summary(k, v) for k, v in errs.items()], summary_headers))
+
+
+def main() -> None:
+    args = _parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
@@ -176,27 +194,7 @@ def main() -> None:
             row += [res.inliers, f"{e[0]:.2f}/{e[1]:.4f}"]
         per_query.append(row)
         print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
-    headers = ["query", "map pts"]
-    for ext in args.extractors:
-        headers += [f"{ext} inl", f"{ext} PnP deg/rel", f"{ext} F-PnP deg/rel"]
-    headers += [] if args.no_sift else ["SIFT inl", "SIFT deg/rel"]
-    print("\nper query (rotation deg / centre error over mean baseline):")
-    print(format_table(per_query, headers))
-    print(f"\nsummary over {len(per_query)} queries (rel = centre error / mean baseline):")
-    print(
-        format_table(
-            [summary(k, v) for k, v in errs.items()],
-            [
-                "method",
-                "med deg",
-                "med rel",
-                "localized",
-                "% <1deg,.01",
-                "% <2deg,.05",
-                "% <5deg,.1",
-            ],
-        )
-    )
+    _print_tables(args, per_query, errs)
     # Verdict with one translation unit = the mean baseline (the model has no metric scale).
     verdicts = [
         evaluate_run(write_run(args.out / f"run-{ext}", res, gt, baseline), thresholds)

@@ -53,7 +53,7 @@ def run(loc: Localizer, queries, gt: dict) -> tuple[dict, dict, list]:
     return recall_table(pose_errors(before, gt)), recall_table(pose_errors(after, gt)), results
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small", choices=list(PRESETS))
     parser.add_argument("--num-query", type=int, default=20, help="spread over the conditions")
@@ -61,7 +61,46 @@ def main() -> None:
     parser.add_argument("--num-refs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_localize_synthetic")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _rows(name: str, tab_pnp: dict, tab_fpnp: dict, keys: list[str]) -> list[list]:
+    """Recall rows of one extractor: per condition, PnP then F-PnP."""
+    rows = []
+    for cond in tab_pnp:
+        for stage, tab in (("PnP", tab_pnp), ("F-PnP", tab_fpnp)):
+            row = tab[cond]
+            rows.append(
+                [
+                    name,
+                    cond,
+                    stage,
+                    row["count"],
+                    f"{row['median_trans']:.3f}",
+                    f"{row['median_rot_deg']:.2f}",
+                    *(f"{row[k]:.1f}" for k in keys),
+                ]
+            )
+    return rows
+
+
+def _plot_night_query(path: Path, loc, map_, queries, results, gt: dict) -> None:
+    """The first night query's matches and poses (or the first query's)."""
+    night = next((r for r, q in zip(results, queries) if "night" in q.name), results[0])
+    q = next(q for q in queries if q.name == night.name)
+    plot_query(
+        path,
+        q.load(),
+        q.camera,
+        night,
+        {n: map_.load_image(n) for n, _ in night.refs},
+        matches_for_plot(loc, q, night),
+        gt_pose=Pose.from_quat_t(*gt[q.name]),
+    )
+
+
+def main() -> None:
+    args = _parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     cfg = dataclasses.replace(PRESETS[args.preset], num_query=args.num_query)
@@ -92,34 +131,11 @@ def main() -> None:
             f"{name}: PnP succeeded {n_pnp}/{len(results)}, F-PnP accepted {n_fpnp}, median "
             f"best-ref inliers {inl:.0f}, {dt:.0f} s"
         )
-        for cond in tab_pnp:
-            for stage, tab in (("PnP", tab_pnp), ("F-PnP", tab_fpnp)):
-                row = tab[cond]
-                rows.append(
-                    [
-                        name,
-                        cond,
-                        stage,
-                        row["count"],
-                        f"{row['median_trans']:.3f}",
-                        f"{row['median_rot_deg']:.2f}",
-                        *(f"{row[k]:.1f}" for k in keys),
-                    ]
-                )
+        rows += _rows(name, tab_pnp, tab_fpnp, keys)
         summary[name] = {"PnP": tab_pnp, "F-PnP": tab_fpnp}
         run_dir = write_run(args.out / f"run-{name}", results, gt_poses)
         verdicts.append(evaluate_run(run_dir, loc.thresholds))
-        night = next((r for r, q in zip(results, queries) if "night" in q.name), results[0])
-        q = next(q for q in queries if q.name == night.name)
-        plot_query(
-            args.out / f"query-{name}.png",
-            q.load(),
-            q.camera,
-            night,
-            {n: map_.load_image(n) for n, _ in night.refs},
-            matches_for_plot(loc, q, night),
-            gt_pose=Pose.from_quat_t(*gt[q.name]),
-        )
+        _plot_night_query(args.out / f"query-{name}.png", loc, map_, queries, results, gt)
     headers = ["features", "condition", "stage", "n", "med m", "med deg", *keys]
     print()
     print(format_table(rows, headers))

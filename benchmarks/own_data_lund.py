@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shlex
@@ -109,7 +110,7 @@ def query_rows(loc: Path, label: str, gt_pose: dict[str, Pose], sim, baseline: f
     return rows
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help="lund_door folder")
     parser.add_argument("--work", type=Path, default=Path("outputs/own_data_lund"))
@@ -121,76 +122,44 @@ def main() -> None:
         action="store_false",
         help="skip the second localization with the EXIF focal as --camera",
     )
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    images, gt_dir = args.data / "images", args.data / "colmap_ground_truth"
-    if not images.is_dir() or not gt_dir.is_dir():
-        print(
-            f"SKIP: Lund door data not found at {args.data.resolve()} (expected images/ and "
-            "colmap_ground_truth/; see the data README)"
-        )
-        return
-    work = args.work
+    return parser.parse_args()
+
+
+def _prepare_images(images: Path, work: Path, max_side: int) -> tuple[Path, Path, tuple]:
+    """Downscaled copies of the mapping and query images: ``(mapping, queries, size)``."""
     shutil.rmtree(work, ignore_errors=True)
     mapping, queries = work / "mapping", work / "queries"
     mapping.mkdir(parents=True)
     queries.mkdir()
     for names, folder in ((MAPPING, mapping), (QUERIES, queries)):
         for n in names:
-            size = downscale(images / n, folder / n, args.max_side)
+            size = downscale(images / n, folder / n, max_side)
     print(
         f"images: {len(MAPPING)} mapping + {len(QUERIES)} queries, downscaled to {size[0]}x"
         f"{size[1]} (from 1296x1936), EXIF kept\n"
     )
+    return mapping, queries, size
 
-    exe = str(Path(sys.executable).with_name("s2dloc"))
-    out, loc = work / "map", work / "loc"
-    cmds = [
-        [exe, "map", "--images", str(mapping), "--out", str(out), "--single-camera"],
-        [
-            exe,
-            "localize",
-            "--map",
-            str(out),
-            "--queries",
-            str(queries),
-            "--out",
-            str(loc),
-            "--extractor",
-            args.extractor,
-        ],
-    ]
-    t_map = run(cmds[0], work / "map.log")
-    t_loc = run(cmds[1], work / "localize.log")
-    loc_exif, t_exif = work / "loc_exif", None
-    if args.exif_check:  # the same queries with the EXIF camera instead of the map's camera
-        f = exif_focal(queries / QUERIES[0])
-        camera = f"SIMPLE_RADIAL {size[0]} {size[1]} {f:.2f} {size[0] / 2} {size[1] / 2} 0"
-        cache = loc / f"cache-{args.extractor}.h5"  # the reference features of the first run
-        cmds.append(
-            [
-                exe,
-                "localize",
-                "--map",
-                str(out),
-                "--queries",
-                str(queries),
-                "--camera",
-                camera,
-                "--out",
-                str(loc_exif),
-                "--extractor",
-                args.extractor,
-                "--cache",
-                str(cache),
-            ]
-        )
-        t_exif = run(cmds[2], work / "localize_exif.log")
-    loc_log = (work / "localize.log").read_text().splitlines()
-    intrinsics = [ln for ln in loc_log if "intrinsics of" in ln]
 
-    gt = pycolmap.Reconstruction(str(gt_dir))
-    sfm = pycolmap.Reconstruction(str(out / "sfm"))
+def _localize_command(exe: str, out: Path, queries: Path, loc: Path, extractor: str) -> list:
+    args = ["--map", out, "--queries", queries, "--out", loc, "--extractor", extractor]
+    return [exe, "localize", *map(str, args)]
+
+
+@dataclasses.dataclass
+class _Alignment:
+    """Similarity ``gt = s R sfm + t`` from the mapping images' camera centres."""
+
+    s: float
+    R: np.ndarray
+    t: np.ndarray
+    common: list[str]
+    resid: np.ndarray  # centre residuals (GT units)
+    baseline: float  # mean distance between consecutive GT centres
+    gt_pose: dict[str, Pose]
+
+
+def _align(gt, sfm) -> _Alignment:
     gt_pose = {im.name: Pose.from_colmap(im.cam_from_world()) for im in gt.images.values()}
     sfm_pose = {im.name: Pose.from_colmap(im.cam_from_world()) for im in sfm.images.values()}
     common = [n for n in MAPPING if n in sfm_pose]
@@ -201,49 +170,82 @@ def main() -> None:
     centres = np.stack([gt_pose[n].center().numpy() for n in names])
     baseline = float(np.linalg.norm(np.diff(centres, axis=0), axis=1).mean())
     resid = np.linalg.norm(dst - (s * src @ R.T + t), axis=1)
+    return _Alignment(s, R, t, common, resid, baseline, gt_pose)
 
-    rows = query_rows(loc, "map model", gt_pose, (s, R, t), baseline)
+
+def main() -> None:
+    args = _parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    images, gt_dir = args.data / "images", args.data / "colmap_ground_truth"
+    if not images.is_dir() or not gt_dir.is_dir():
+        print(
+            f"SKIP: Lund door data not found at {args.data.resolve()} (expected images/ and "
+            "colmap_ground_truth/; see the data README)"
+        )
+        return
+    work = args.work
+    mapping, queries, size = _prepare_images(images, work, args.max_side)
+    exe = str(Path(sys.executable).with_name("s2dloc"))
+    out, loc, loc_exif = work / "map", work / "loc", work / "loc_exif"
+    cmds = [
+        [exe, "map", "--images", str(mapping), "--out", str(out), "--single-camera"],
+        _localize_command(exe, out, queries, loc, args.extractor),
+    ]
+    times = {"map": run(cmds[0], work / "map.log"), "loc": run(cmds[1], work / "localize.log")}
+    if args.exif_check:  # the same queries with the EXIF camera instead of the map's camera
+        f = exif_focal(queries / QUERIES[0])
+        camera = f"SIMPLE_RADIAL {size[0]} {size[1]} {f:.2f} {size[0] / 2} {size[1] / 2} 0"
+        cache = loc / f"cache-{args.extractor}.h5"  # the reference features of the first run
+        cmd = _localize_command(exe, out, queries, loc_exif, args.extractor)
+        cmds.append(cmd + ["--camera", camera, "--cache", str(cache)])
+        times["exif"] = run(cmds[2], work / "localize_exif.log")
+    gt = pycolmap.Reconstruction(str(gt_dir))
+    sfm = pycolmap.Reconstruction(str(out / "sfm"))
+    al = _align(gt, sfm)
+    sim = (al.s, al.R, al.t)
+    rows = query_rows(loc, "map model", al.gt_pose, sim, al.baseline)
     if args.exif_check:
-        rows += query_rows(loc_exif, "EXIF (--camera)", gt_pose, (s, R, t), baseline)
+        rows += query_rows(loc_exif, "EXIF (--camera)", al.gt_pose, sim, al.baseline)
+    print("\ncommands:")
+    for c in cmds:
+        print("  " + shlex.join(["s2dloc", *c[1:]]))
+    _print_report(args, work, out, gt, sfm, al, size, times, queries)
+    headers = ["query", "intrinsics", "rot err (deg)", "centre err / baseline"]
+    headers += ["centre err (GT units)", "inliers", "result"]
+    print("\n" + format_table(rows, headers))
 
+
+def _print_report(args, work: Path, out: Path, gt, sfm, al: _Alignment, size, times, queries):
+    """SfM summary, cameras, alignment residuals, timings and the query intrinsics used."""
     summ = json.loads((out / "summary.json").read_text())
     cam = next(iter(sfm.cameras.values()))
     gt_cam = next(iter(gt.cameras.values()))
     f_exif = exif_focal(queries / QUERIES[0])
-    print("\ncommands:")
-    for c in cmds:
-        print("  " + shlex.join(["s2dloc", *c[1:]]))
     print(
         f"\nSfM: {summ['registered_images']}/{summ['images']} images registered, "
         f"{summ['points3D']} points, mean reprojection error "
         f"{summ['mean_reprojection_error']:.2f} px, mean track length "
-        f"{summ['mean_track_length']:.2f}; `s2dloc map` {t_map:.1f} s"
+        f"{summ['mean_track_length']:.2f}; `s2dloc map` {times['map']:.1f} s"
     )
     print(
         f"SfM camera {cam.model_name} {cam.width}x{cam.height} f={cam.params[0]:.1f}; ground "
         f"truth f scaled to this size {gt_cam.params[0] * size[1] / gt_cam.height:.1f}; "
         f"EXIF f {f_exif:.1f}"
     )
+    resid, baseline = al.resid, al.baseline
     print(
-        f"alignment (Umeyama, {len(common)} camera centres): scale {s:.4f}, centre residual "
-        f"RMS {np.sqrt((resid**2).mean()) / baseline:.4f} baselines (max "
+        f"alignment (Umeyama, {len(al.common)} camera centres): scale {al.s:.4f}, centre "
+        f"residual RMS {np.sqrt((resid**2).mean()) / baseline:.4f} baselines (max "
         f"{resid.max() / baseline:.4f}); baseline = {baseline:.3f} GT units"
     )
-    if t_exif is not None:
+    if "exif" in times:
+        t_exif = times["exif"]
         print(f"`s2dloc localize --camera` (EXIF focal): {t_exif:.1f} s (reference cache reused)")
-    print(f"`s2dloc localize` ({args.extractor}): {t_loc:.1f} s; query intrinsics:")
+    print(f"`s2dloc localize` ({args.extractor}): {times['loc']:.1f} s; query intrinsics:")
+    loc_log = (work / "localize.log").read_text().splitlines()
+    intrinsics = [ln for ln in loc_log if "intrinsics of" in ln]
     for ln in intrinsics or ["  (no intrinsics warning found in the log)"]:
         print("  " + ln.strip())
-    headers = [
-        "query",
-        "intrinsics",
-        "rot err (deg)",
-        "centre err / baseline",
-        "centre err (GT units)",
-        "inliers",
-        "result",
-    ]
-    print("\n" + format_table(rows, headers))
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ import torch
 
 from s2dloc.datasets.fountain import (
     FountainDataset,
-    lift_frame,
     primesense_camera,
     read_trajectory_log,
 )
 from s2dloc.evaluation import SuccessCriterion, convergence_sweep, fpnp_solver
 from s2dloc.evaluation.problems import pair_problem
-from s2dloc.features import photometric_pyramid
+from s2dloc.features import lift_textured_points, photometric_pyramid
 from s2dloc.fpnp import FeatureMetricPnP
 
 FOUNTAIN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fountain_rgbd"
@@ -49,6 +48,24 @@ def _fake_fountain(root: Path, n: int = 3, size=(64, 48)) -> Path:
     text = "".join(_log_entry(i, C2W) for i in range(n))
     (root / "scene" / "key.log").write_bytes(text.encode())
     return root
+
+
+def _lift_frame(frame, num_points: int = 1024, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lift well-textured pixels with valid depth to world points.
+
+    Pixels are chosen among the stronger image gradients (above the median), away from the
+    border and from depth discontinuities (the toy example's selection).
+
+    Returns:
+        points3d ``(N, 3)`` float64 world coordinates and their pixels ``(N, 2)`` float64 in
+        ``frame`` (pixel centres), ``N <= num_points``.
+    """
+    rgb = frame.image.astype(np.float32)
+    rng = np.random.default_rng(seed)
+    points, pixels, _ = lift_textured_points(
+        rgb, frame.depth, frame.camera, frame.cam_from_world, num_points, rng
+    )
+    return points, pixels
 
 
 def test_camera_to_world_conversion(tmp_path):
@@ -86,13 +103,13 @@ def test_primesense_camera_pixel_convention():
 
 def test_lift_frame_reprojects(tmp_path):
     frame = FountainDataset(_fake_fountain(tmp_path))[2]
-    points, pixels = lift_frame(frame, num_points=50, seed=0)
+    points, pixels = _lift_frame(frame, num_points=50, seed=0)
     assert points.shape == (50, 3) and pixels.shape == (50, 2)
     X = frame.cam_from_world.transform(points)
     np.testing.assert_allclose(X[:, 2].numpy(), 1.5, rtol=1e-6)
     p, _ = frame.camera.project(X)
     np.testing.assert_allclose(p.numpy(), pixels.numpy(), atol=1e-9)
-    assert torch.equal(lift_frame(frame, 50, seed=0)[1], pixels)  # seeded
+    assert torch.equal(_lift_frame(frame, 50, seed=0)[1], pixels)  # seeded
 
 
 @pytest.mark.parametrize(
@@ -156,7 +173,7 @@ def test_real_loader_and_pose_convention(fountain):
     for i in (0, 10, 20, 31):
         ref, query = fountain[i], fountain[i + 1]
         assert ref.image.shape == (480, 640, 3) and 0.3 < ref.depth[ref.depth > 0].mean() < 4
-        points, _ = lift_frame(ref, num_points=500, seed=i)
+        points, _ = _lift_frame(ref, num_points=500, seed=i)
         X = query.cam_from_world.transform(points)
         p, _ = query.camera.project(X)
         inside = query.camera.in_image(p) & (X[:, 2] > 0)

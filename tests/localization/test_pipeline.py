@@ -30,13 +30,13 @@ def test_retrieval_database_images(setup, world_map):
     for name in world_map.names[::3]:
         im = world_map[name]
         q = Query(name, im.camera, image=world_map.load_image(name))
-        assert loc.retrieval(loc.features(q)[3], 1)[0][0] == name
+        assert loc.retrieval(loc.features(q).glob, 1)[0][0] == name
 
 
 def test_retrieval_queries(setup, world_dir):
     loc, queries, _ = setup
     pairs = pairs_from_file(world_dir / "pairs-query-db.txt")
-    hits = [pairs[q.name][0] in [n for n, _ in loc.retrieval(loc.features(q)[3], 5)]
+    hits = [pairs[q.name][0] in [n for n, _ in loc.retrieval(loc.features(q).glob, 5)]
             for q in queries]  # fmt: skip
     assert np.mean(hits) >= 0.4, hits  # weak content features, far-apart database views
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ import torch
 
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization import QueryResult
-from s2dloc.viz.localization_plots import PlotMatches, plot_query, project
+from s2dloc.localization.map import Map, RefImage
+from s2dloc.localization.s2d import RefMatches
+from s2dloc.viz.localization_plots import PlotMatches, matches_for_plot, plot_query, project
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -67,3 +70,24 @@ def test_project_known_answer():
     p, valid = project(np.array([[0.0, 0.0, 2.0], [0.5, 0.0, 2.0]]), camera, _pose())
     np.testing.assert_allclose(p, [[48.0, 32.0], [68.0, 32.0]], atol=1e-9)
     assert valid.all()
+
+
+def test_matches_for_plot_uses_the_stored_matches(case):
+    camera, gt, matches, res, _, _ = case
+    X = matches.p3d
+    obs = np.arange(len(X))[::-1].copy()
+    keypoints = np.arange(2 * len(X), dtype=float).reshape(-1, 2)
+    ref = RefImage("db/0001.png", camera, gt, np.arange(len(X)), keypoints)
+    map_ = Map([ref], np.arange(len(X)), X[::-1].copy(), Path("."))
+    res.ref_matches = {
+        "db/0001.png": RefMatches(
+            matches.p2d, obs, obs, X, np.ones(len(X)), np.ones(len(X)), matches.inliers
+        ),
+    }
+    pm = matches_for_plot(res, map_)
+    assert pm.ref_name == "db/0001.png"
+    np.testing.assert_array_equal(pm.ref_p2d, keypoints[obs])
+    np.testing.assert_array_equal(pm.inliers, matches.inliers)
+    np.testing.assert_array_equal(pm.p2d, matches.p2d)
+    res.best_ref = "db/0002.png"
+    assert matches_for_plot(res, map_) is None

@@ -186,7 +186,7 @@ def _query_figures(loc, queries, results, gt, report: Path, count: int) -> list[
         refs = {n: cv2.imread(str(loc.map.image_root / n))[..., ::-1] for n, _ in r.refs[:3]}
         gt_pose = Pose.from_quat_t(*gt[q.name]) if q.name in gt else None
         path = report / f"query_{cond}.png"
-        plot_query(path, q.load(), q.camera, r, refs, matches_for_plot(loc, q, r), gt_pose,
+        plot_query(path, q.load(), q.camera, r, refs, matches_for_plot(r, loc.map), gt_pose,
                    max_refs=3)  # fmt: skip
         paths.append(path.relative_to(report))
     return paths

@@ -79,6 +79,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pairs",
         help="hloc retrieval pairs file 'query ref' (queries it does not list use retrieval)",
     )
+    parser.add_argument(
+        "--matches",
+        help="S2D matches file (.h5, see --export-matches): the queries it lists skip retrieval "
+        "and dense matching",
+    )
+    parser.add_argument(
+        "--export-pairs", metavar="FILE", help="write the retrieved pairs 'query ref' to FILE"
+    )
+    parser.add_argument(
+        "--export-matches",
+        metavar="FILE.h5",
+        help="write each query's S2D matches to FILE.h5 (read back with --matches)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,7 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def run(args: argparse.Namespace) -> int:
+HEADERS = [
+    "start deg",
+    "trial",
+    "init rot [deg]",
+    "init centre [% depth]",
+    "final rot [deg]",
+    "final centre [% depth]",
+    "iters/level",
+    "time [ms]",
+    "converged",
+]
+
+
+def _check_args(args: argparse.Namespace) -> None:
     if args.points < MIN_POINTS:
         raise ValueError(
             f"s2dloc toy --points must be >= {MIN_POINTS} (F-PnP needs at least "
@@ -44,6 +57,27 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.trials < 1:
         raise ValueError(f"s2dloc toy --trials must be >= 1, got {args.trials}")
+
+
+def _row(angle: float, trial: int, init, res, gt, depth: float, ms: float) -> list:
+    """One table row: start and final errors (centre errors in % of the scene depth)."""
+    e0r, e0t = float(init.angle_to(gt)), float(init.center_distance_to(gt))
+    e1r, e1t = float(res.pose.angle_to(gt)), float(res.pose.center_distance_to(gt))
+    return [
+        f"{angle:g}",
+        trial,
+        f"{e0r:.2f}",
+        f"{100 * e0t / depth:.2f}",
+        f"{e1r:.4f}",
+        f"{100 * e1t / depth:.4f}",
+        "/".join(str(int(i)) for i in res.iterations),
+        f"{ms:.1f}",
+        "yes" if bool(res.success) and e1r < 0.1 else "no",
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
     torch.manual_seed(args.seed)
     problem = make_toy_problem(seed=args.seed, num_points=args.points)
     ref, query = problem.features()
@@ -63,33 +97,8 @@ def run(args: argparse.Namespace) -> int:
             if trial == 0:  # the history (for the plot) comes from the torch reference path
                 hist = solver.refine(points, ref, query, problem.camera, init, return_history=True)
                 histories[f"{angle:g} deg"] = hist.history
-            e0r, e0t = float(init.angle_to(gt)), float(init.center_distance_to(gt))
-            e1r, e1t = float(res.pose.angle_to(gt)), float(res.pose.center_distance_to(gt))
-            rows.append(
-                [
-                    f"{angle:g}",
-                    trial,
-                    f"{e0r:.2f}",
-                    f"{100 * e0t / depth:.2f}",
-                    f"{e1r:.4f}",
-                    f"{100 * e1t / depth:.4f}",
-                    "/".join(str(int(i)) for i in res.iterations),
-                    f"{ms:.1f}",
-                    "yes" if bool(res.success) and e1r < 0.1 else "no",
-                ]
-            )
-    headers = [
-        "start deg",
-        "trial",
-        "init rot [deg]",
-        "init centre [% depth]",
-        "final rot [deg]",
-        "final centre [% depth]",
-        "iters/level",
-        "time [ms]",
-        "converged",
-    ]
-    table = format_table(rows, headers)
+            rows.append(_row(angle, trial, init, res, gt, depth, ms))
+    table = format_table(rows, HEADERS)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "toy_results.txt").write_text(table + "\n")
     plot = plot_error_vs_iteration(

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
-from s2dloc.features import lift_textured_points
 from s2dloc.geometry import Camera, Pose
 from s2dloc.utils.io import read_text
 
@@ -169,23 +167,3 @@ class FountainDataset:
             camera=primesense_camera(width, height),
             cam_from_world=self.poses[i],
         )
-
-
-def lift_frame(
-    frame: FountainFrame, num_points: int = 1024, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lift well-textured pixels with valid depth to world points.
-
-    Pixels are chosen among the stronger image gradients (above the median), away from the
-    border and from depth discontinuities (the toy example's selection).
-
-    Returns:
-        points3d ``(N, 3)`` float64 world coordinates and their pixels ``(N, 2)`` float64 in
-        ``frame`` (pixel centres), ``N <= num_points``.
-    """
-    rgb = frame.image.astype(np.float32)
-    rng = np.random.default_rng(seed)
-    points, pixels, _ = lift_textured_points(
-        rgb, frame.depth, frame.camera, frame.cam_from_world, num_points, rng
-    )
-    return points, pixels

@@ -171,59 +171,85 @@ def convergence_sweep(
         One :class:`BasinRow` per angle, in the order given.
     """
     criterion = criterion or SuccessCriterion()
-    if callable(problems) and not isinstance(problems, Sequence):
-        if num_problems is None:
-            raise ValueError("num_problems is required when problems is a callable")
-        get = problems
-    else:
-        num_problems = len(problems) if num_problems is None else num_problems
-        get = problems.__getitem__
+    get, num_problems = _problem_getter(problems, num_problems)
     if num_problems <= 0 or trials <= 0 or not len(angles_deg):
         raise ValueError(
             f"Need problems, trials and angles, got {num_problems}, {trials}, {list(angles_deg)}"
         )
-    acc = {a: {k: [] for k in ("ri", "ti", "rf", "tf", "d", "ok", "t")} for a in angles_deg}
+    runs: dict[float, list[_Trials]] = {a: [] for a in angles_deg}
     bar = tqdm(total=num_problems * len(angles_deg), desc="basin", disable=not progress)
     for pi in range(num_problems):
         problem = get(pi)
-        truth = problem.true_pose.double()
         for angle in angles_deg:
-            t_norm = perturbation_translation(angle, problem.scene_depth, translation_ratio)
             seeds = [seed * 1_000_003 + pi * 1009 + k for k in range(trials)]
-            init = Pose.stack([perturb(truth, angle, t_norm, s) for s in seeds])
-            start = time.perf_counter()
-            final, ok = solve(problem, init.to(problem.points3d.dtype))
-            elapsed = time.perf_counter() - start
-            final = final.double()
-            a = acc[angle]
-            a["ri"].append(init.angle_to(truth).numpy())
-            a["ti"].append(init.center_distance_to(truth).numpy())
-            a["rf"].append(final.angle_to(truth).numpy())
-            a["tf"].append(final.center_distance_to(truth).numpy())
-            a["d"].append(np.full(trials, problem.scene_depth))
-            a["ok"].append(ok.cpu().numpy().astype(bool))
-            a["t"].append(elapsed / trials)
+            runs[angle].append(_run_trials(problem, solve, angle, seeds, translation_ratio))
             bar.update()
     bar.close()
-    rows = []
-    for angle in angles_deg:
-        a = {k: np.concatenate(v) if k != "t" else np.asarray(v) for k, v in acc[angle].items()}
-        success = criterion(a["rf"], a["tf"], a["d"])
-        rows.append(
-            BasinRow(
-                float(angle),
-                float(success.mean()),
-                int((~a["ok"]).sum()),
-                float(a["t"].mean()),
-                a["ri"],
-                a["ti"],
-                a["rf"],
-                a["tf"],
-                a["d"],
-                success,
-            )
-        )
-        logger.info(
-            "basin %.1f deg: success %.2f (%s)", angle, success.mean(), criterion.describe()
-        )
-    return rows
+    return [_basin_row(angle, runs[angle], criterion) for angle in angles_deg]
+
+
+def _problem_getter(problems, num_problems: int | None):
+    """``(index -> problem, number of problems)`` for a sequence or a lazy callable."""
+    if callable(problems) and not isinstance(problems, Sequence):
+        if num_problems is None:
+            raise ValueError("num_problems is required when problems is a callable")
+        return problems, num_problems
+    return problems.__getitem__, len(problems) if num_problems is None else num_problems
+
+
+@dataclass
+class _Trials:
+    """Errors of the trials of one problem at one angle, each ``(trials,)``."""
+
+    rot_init: np.ndarray
+    trans_init: np.ndarray
+    rot_final: np.ndarray
+    trans_final: np.ndarray
+    depth: np.ndarray
+    solver_ok: np.ndarray
+    seconds_per_trial: float
+
+
+def _run_trials(
+    problem: BasinProblem, solve: Solver, angle: float, seeds: list[int], ratio: float
+) -> _Trials:
+    """Refine one problem from a start per seed at rotation error ``angle`` (degrees)."""
+    truth = problem.true_pose.double()
+    t_norm = perturbation_translation(angle, problem.scene_depth, ratio)
+    init = Pose.stack([perturb(truth, angle, t_norm, s) for s in seeds])
+    start = time.perf_counter()
+    final, ok = solve(problem, init.to(problem.points3d.dtype))
+    elapsed = time.perf_counter() - start
+    final = final.double()
+    return _Trials(
+        init.angle_to(truth).numpy(),
+        init.center_distance_to(truth).numpy(),
+        final.angle_to(truth).numpy(),
+        final.center_distance_to(truth).numpy(),
+        np.full(len(seeds), problem.scene_depth),
+        ok.cpu().numpy().astype(bool),
+        elapsed / len(seeds),
+    )
+
+
+def _basin_row(angle: float, runs: list[_Trials], criterion: SuccessCriterion) -> BasinRow:
+    """Pool the trials of all problems at one angle."""
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(r, name) for r in runs])
+
+    rot_final, trans_final, depth = cat("rot_final"), cat("trans_final"), cat("depth")
+    success = criterion(rot_final, trans_final, depth)
+    logger.info("basin %.1f deg: success %.2f (%s)", angle, success.mean(), criterion.describe())
+    return BasinRow(
+        float(angle),
+        float(success.mean()),
+        int((~cat("solver_ok")).sum()),
+        float(np.mean([r.seconds_per_trial for r in runs])),
+        cat("rot_init"),
+        cat("trans_init"),
+        rot_final,
+        trans_final,
+        depth,
+        success,
+    )

@@ -41,7 +41,7 @@ from s2dloc.fpnp.lm_kernels import solve_level
 
 # Side of the square of texels cached per point for maps with non-adjacent channels: a point
 # may move by up to one texel in any direction before its cache is refilled.
-PATCH_TEXELS = 4
+PATCH_TEXELS = 6
 
 
 def conf_vector(conf, scale: float | None) -> np.ndarray:

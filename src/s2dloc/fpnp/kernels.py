@@ -71,16 +71,14 @@ def _gram_loop(flat, rows, cols, weights, sc, ref, i):
 
 
 @njit(cache=True, inline="always")
-def _fill_patch(flat, lay, patch, i, ox, oy):
+def _fill_patch(flat, lay, out, base, ox, oy, P, C):
     """Copy texels ``[oy, oy + P) x [ox, ox + P)`` (clamped to the map) of all channels into
-    ``patch[i] (P, P, C)``, channels-last."""
+    ``out[base:]`` as ``(P, P, C)`` (channels-last)."""
     off, sh, sw, sc, Hm, Wm = lay[0], lay[1], lay[2], lay[3], lay[4], lay[5]
-    P, C = patch.shape[1], patch.shape[3]
-    out = patch.reshape(patch.size)
     for py in range(P):
         row = off + _clamp(oy + py, Hm) * sh
         for px in range(P):
-            src, dst = row + _clamp(ox + px, Wm) * sw, ((i * P + py) * P + px) * C
+            src, dst = row + _clamp(ox + px, Wm) * sw, base + (py * P + px) * C
             for c in range(C):
                 out[np.uint64(dst + c)] = flat[np.uint64(src + c * sc)]
 
@@ -90,20 +88,21 @@ def _sample_gram_patch(fmap, u, v, ref, i):
     """:func:`sample_gram` through point ``i``'s patch, refilled when its taps leave it."""
     flat, lay, patch, origin = fmap
     P, C = patch.shape[1], patch.shape[3]
+    out = patch.reshape(patch.size)
     fu, fv = u - 0.5, v - 0.5
     x0, y0 = int(math.floor(fu)), int(math.floor(fv))
     wx, wy = fu - x0, fv - y0
-    ox, oy = origin[i, 0], origin[i, 1]
+    ox, oy, base = origin[i, 0], origin[i, 1], i * P * P * C
     if not (ox < x0 and x0 + 2 < ox + P and oy < y0 and y0 + 2 < oy + P):
         ox, oy = x0 - 1 - (P - 4) // 2, y0 - 1 - (P - 4) // 2
-        _fill_patch(flat, lay, patch, i, ox, oy)
+        _fill_patch(flat, lay, out, base, ox, oy, P, C)
         origin[i, 0], origin[i, 1] = ox, oy
     # Local texel (x, y) holds the map's clamped texel (ox + x, oy + y): border padding as before.
-    base, sy, lx, ly = i * P * P * C, P * C, x0 - ox, y0 - oy
+    lx, ly, sy = x0 - ox, y0 - oy, P * C
     rows = (base + ly * sy, base + (ly + 1) * sy, base + (ly - 1) * sy, base + (ly + 2) * sy)
     cols = ((lx - 1) * C, lx * C, (lx + 1) * C, (lx + 2) * C)
     weights = ((1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy)
-    return _gram_loop(patch.reshape(patch.size), rows, cols, weights, 1, ref, i)
+    return _gram_loop(out, rows, cols, weights, 1, ref, i)
 
 
 @njit(cache=True, inline="always")

@@ -35,6 +35,9 @@ class RunRequest:
     conf: list[str] = field(default_factory=list)
     cache: str | None = None
     pairs: str | None = None
+    matches: str | None = None
+    export_pairs: str | None = None
+    export_matches: str | None = None
     poses: str | None = None
     num_queries: int | None = None
     rebuild_cache: bool = False
@@ -70,6 +73,10 @@ def build_spec(req: RunRequest, mode: str = "localize") -> RunSpec:
         queries = attach_priors(queries, req.poses)
         sources["poses"] = str(req.poses)
     pairs = pairs_from_file(req.pairs, set(map_.names)) if req.pairs else None
+    if req.matches:
+        if not Path(req.matches).is_file():
+            raise FileNotFoundError(f"--matches {req.matches}: file not found")
+        sources["matches"] = str(req.matches)
     return RunSpec(
         map_,
         queries,
@@ -82,6 +89,9 @@ def build_spec(req: RunRequest, mode: str = "localize") -> RunSpec:
         skipped=skipped,
         rebuild_cache=req.rebuild_cache,
         discard_results=req.discard_results,
+        matches=Path(req.matches) if req.matches else None,
+        export_pairs=Path(req.export_pairs) if req.export_pairs else None,
+        export_matches=Path(req.export_matches) if req.export_matches else None,
     )
 
 

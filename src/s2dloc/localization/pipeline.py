@@ -5,6 +5,9 @@ Example::
 
     map_ = Map.load("outputs/world")
     results = localize(map_, queries, {"retrieval": {"num_refs": 5}}, cache="cache.h5")
+
+``pairs`` replaces retrieval and ``matches`` (an S2D matches file) replaces retrieval and
+matching for the queries they list (see :mod:`s2dloc.localization.stages`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from tqdm import tqdm
 
 from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.localization import descriptors as D
+from s2dloc.localization import stages as S
 from s2dloc.localization import verify as V
 from s2dloc.localization.cache import DescriptorSpec, build_cache, compute_all, load_cache
 from s2dloc.localization.config import resolve
@@ -28,7 +32,7 @@ from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import estimate_pose, reprojection_errors
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.retrieval import Retrieval
-from s2dloc.localization.s2d import Matches, match_batch
+from s2dloc.localization.s2d import RefMatches, match_batch
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +43,9 @@ class Localizer:
     def __init__(self, map_: Map, conf: dict | None = None, extractor=None,
                  cache: str | Path | None = None, pairs: dict[str, list[str]] | None = None,
                  preset: str = "default", overwrite: bool = False, progress: bool = True,
-                 build: bool = True):  # fmt: skip
+                 build: bool = True, matches: str | Path | None = None):  # fmt: skip
         self.map = map_
+        self.matches_file = None if matches is None else Path(matches)
         self.conf = resolve(conf, preset)
         self.extractor = extractor or D.load_extractor(self.conf["extractor"])
         self.extractor.eval()
@@ -64,7 +69,7 @@ class Localizer:
         self.record_history = False
 
     # ------------------------------------------------------------------ stages
-    def features(self, query: Query):
+    def features(self, query: Query) -> S.QueryFeatures:
         """Query levels, descriptor spec, dense hypercolumn and global descriptor."""
         image = query.load()
         maps = self.extractor.extract(image)
@@ -72,7 +77,7 @@ class Localizer:
         dense = D.dense_descriptors(maps, spec.levels, spec.match, spec.context)
         r = self.conf["retrieval"]
         glob = D.global_descriptor(maps, spec.global_levels, r["grid"], r["gem_p"])
-        return maps, spec, dense, glob
+        return S.QueryFeatures(maps, spec, dense, glob)
 
     def retrieve(self, query: Query, glob: torch.Tensor) -> list[tuple[str, float]]:
         k = int(self.conf["retrieval"]["num_refs"])
@@ -85,9 +90,8 @@ class Localizer:
         return np.arange(n) if n <= m else np.linspace(0, n - 1, m).round().astype(np.int64)
 
     def match(self, names: list[str], maps: list[torch.Tensor], dense: torch.Tensor,
-              size: tuple[int, int]) -> dict[str, tuple[Matches, np.ndarray, np.ndarray]]:  # fmt: skip
-        """S2D matches of the references ``names`` in the query, all references in one batch:
-        ``{name: (matches, observation indices (K,), world points (K, 3))}``."""
+              size: tuple[int, int]) -> dict[str, RefMatches]:  # fmt: skip
+        """S2D matches of the references ``names`` in the query, all references in one batch."""
         subs = [self._subset(len(self.refs[n].point3D_ids)) for n in names]
         refs = [self.refs[n] for n in names]
         ms = match_batch([r.descriptors[s] for r, s in zip(refs, subs)], dense, maps,
@@ -96,8 +100,53 @@ class Localizer:
         out = {}
         for name, r, sub, m in zip(names, refs, subs, ms):
             obs = sub[m.idx]
-            out[name] = (m, obs, self.map.xyz(r.point3D_ids[obs]))
+            ids = r.point3D_ids[obs]
+            out[name] = RefMatches(m.p2d, obs, ids, self.map.xyz(ids), m.similarity, m.ratio)
         return out
+
+    def correspondences(
+        self, query: Query, feats: S.QueryFeatures, res: QueryResult
+    ) -> dict[str, RefMatches]:
+        """Retrieval and S2D matching (sets ``res.refs``), or the query's imported matches."""
+        t = time.perf_counter()
+        imported = None
+        if self.matches_file is not None:
+            imported = S.import_matches(self.matches_file, query.name, self.map)
+        if imported is not None:
+            res.refs = [(n, float("nan")) for n in imported]
+            res.timings["match"] = time.perf_counter() - t
+            return imported
+        res.refs = self.retrieve(query, feats.glob)
+        res.timings["retrieve"] = time.perf_counter() - t
+        t = time.perf_counter()
+        size = (int(query.camera.size[0]), int(query.camera.size[1]))
+        out = self.match([n for n, _ in res.refs], feats.maps, feats.dense, size)
+        res.timings["match"] = time.perf_counter() - t
+        return out
+
+    def pnp(self, query: Query, per_ref: dict[str, RefMatches], res: QueryResult):
+        """PnP-RANSAC per reference (sets counts and inlier masks); successes, most inliers
+        first, as ``[(name, PnPResult)]``."""
+        # One RANSAC per reference; pycolmap releases the GIL, so they run in parallel threads.
+        names = list(per_ref)
+        with ThreadPoolExecutor(max(1, min(len(names), torch.get_num_threads()))) as pool:
+            poses = list(
+                pool.map(
+                    lambda n: estimate_pose(
+                        per_ref[n].p2d, per_ref[n].points3d, query.camera, self.conf["pnp"]
+                    ),
+                    names,
+                )
+            )
+        ranked = []
+        for name, pnp in zip(names, poses):
+            res.matches[name] = len(per_ref[name])
+            res.inliers[name] = pnp.num_inliers if pnp.success else 0
+            if pnp.success:
+                per_ref[name].inliers = np.asarray(pnp.inliers, bool)
+                ranked.append((name, pnp))
+        ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
+        return ranked
 
     # ------------------------------------------------------------------ main entry points
     def localize(self, query: Query) -> QueryResult:
@@ -113,35 +162,12 @@ class Localizer:
 
     def _localize(self, query: Query, res: QueryResult) -> None:
         t = time.perf_counter()
-        maps, spec, dense, glob = self.features(query)
-        size = (int(query.camera.size[0]), int(query.camera.size[1]))
+        feats = self.features(query)
         res.timings["extract"] = time.perf_counter() - t
+        per_ref = res.ref_matches = self.correspondences(query, feats, res)
         t = time.perf_counter()
-        res.refs = self.retrieve(query, glob)
-        res.timings["retrieve"] = time.perf_counter() - t
-        t = time.perf_counter()
-        per_ref = self.match([n for n, _ in res.refs], maps, dense, size)
-        res.timings["match"] = time.perf_counter() - t
-        t = time.perf_counter()
-        # One RANSAC per reference; pycolmap releases the GIL, so they run in parallel threads.
-        names = list(per_ref)
-        with ThreadPoolExecutor(max(1, min(len(names), torch.get_num_threads()))) as pool:
-            poses = list(
-                pool.map(
-                    lambda n: estimate_pose(
-                        per_ref[n][0].p2d, per_ref[n][2], query.camera, self.conf["pnp"]
-                    ),
-                    names,
-                )
-            )
+        ranked = self.pnp(query, per_ref, res)
         res.timings["pnp"] = time.perf_counter() - t
-        ranked = []
-        for name, pnp in zip(names, poses):
-            res.matches[name] = len(per_ref[name][0])
-            res.inliers[name] = pnp.num_inliers if pnp.success else 0
-            if pnp.success:
-                ranked.append((name, pnp))
-        ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
         if not ranked:
             if not res.refs:
                 raise ValueError("no reference retrieved")
@@ -157,16 +183,16 @@ class Localizer:
         pnp_cov, depth = self._verify_pnp(query, per_ref, ranked, res)
         if self.conf["fpnp"]["enabled"]:
             t = time.perf_counter()
-            points, feats = self._fpnp_points(query, per_ref, res)
-            self._run_fpnp(query, maps, points, feats, res, pnp_cov, depth)
+            obs = self._fpnp_points(query, per_ref, res)
+            self._run_fpnp(query, feats.maps, obs, res, pnp_cov, depth)
             res.timings["fpnp"] = time.perf_counter() - t
         res.success = not res.reason
 
     def _verify_pnp(self, query: Query, per_ref, ranked, res: QueryResult):
         """Judge the best reference's PnP pose; returns its covariance and median inlier depth."""
         name, pnp = ranked[0]
-        m, _, p3d = per_ref[name]
-        inl = pnp.inliers
+        m = per_ref[name]
+        p3d, inl = m.points3d, pnp.inliers
         err = reprojection_errors(m.p2d[inl], p3d[inl], query.camera, pnp.pose)
         X = pnp.pose.double().transform(torch.from_numpy(np.asarray(p3d[inl], np.float64)))
         depth = float(X[:, 2].median())
@@ -183,33 +209,44 @@ class Localizer:
         sigma = max(stats.residual_median / 1.177, 0.5)
         return V.pnp_covariance(p3d[inl], query.camera, pnp.pose, sigma), depth
 
-    def _fpnp_points(self, query, per_ref, res):
-        """3D points and reference features of the inliers of the top references at the PnP pose."""
+    def _fpnp_points(
+        self, query: Query, per_ref: dict[str, RefMatches], res: QueryResult
+    ) -> dict[str, np.ndarray]:
+        """Observation indices ``(N_r,)`` of the matches of the top references that are inliers
+        at the PnP pose, by reference."""
         c = self.conf["fpnp"]
         order = sorted(res.inliers, key=lambda n: -res.inliers[n])[: int(c["num_refs"])]
-        points, feats = [], []
+        out = {}
         for name in order:
             if res.inliers[name] == 0:
                 continue
-            m, obs, p3d = per_ref[name]
-            err = reprojection_errors(m.p2d, p3d, query.camera, res.pnp_pose)
-            keep = err < c["inlier_threshold"]
-            rf = self.refs[name]
-            points.append(p3d[keep])
-            feats.append([f[obs[keep]] for f in rf.features])
-        return points, feats
+            m = per_ref[name]
+            err = reprojection_errors(m.p2d, m.points3d, query.camera, res.pnp_pose)
+            out[name] = m.obs[err < c["inlier_threshold"]]
+        return out
 
     def _run_fpnp(
-        self, query, maps, points, feats, res: QueryResult, pnp_cov=None, depth: float | None = None
+        self,
+        query: Query,
+        maps: list,
+        obs: dict[str, np.ndarray],
+        res: QueryResult,
+        pnp_cov=None,
+        depth: float | None = None,
     ) -> None:
-        """F-PnP from ``res.pose`` with points ``[(N_r, 3)]`` and features ``[[(N_r, C_l)]]``;
-        the update is kept only if :func:`verify.check_fpnp` trusts it."""
+        """F-PnP from ``res.pose`` with the points of the reference observations ``obs``
+        (``{ref: (N_r,)}``); the update is kept only if :func:`verify.check_fpnp` trusts it."""
         c = self.conf["fpnp"]
-        if not points:
+        if not obs:
             res.fpnp = {"message": "no points"}
             return
-        X = torch.from_numpy(np.concatenate(points)).double()
-        F = [torch.cat([f[li] for f in feats]).float() for li in range(len(maps))]
+        refs = [self.refs[n] for n in obs]
+        ids = np.concatenate([r.point3D_ids[o] for r, o in zip(refs, obs.values())])
+        X = torch.from_numpy(self.map.xyz(ids)).double()
+        F = [
+            torch.cat([r.features[li][o] for r, o in zip(refs, obs.values())]).float()
+            for li in range(len(maps))
+        ]
         if len(X) > c["max_points"]:
             sel = torch.from_numpy(np.linspace(0, len(X) - 1, c["max_points"]).round()).long()
             X, F = X[sel], [f[sel] for f in F]
@@ -260,23 +297,13 @@ class Localizer:
             maps = self.extractor.extract(query.load())
             res.timings["extract"] = time.perf_counter() - t
             t = time.perf_counter()
-            visible = []
-            for im in self.map.images:
-                X = self.map.xyz(im.point3D_ids)
-                _, valid = query.camera.double().project(query.prior.double().transform(
-                    torch.from_numpy(X)))  # fmt: skip
-                visible.append((int(valid.sum()), im.name, valid.numpy()))
-            visible.sort(key=lambda v: -v[0])
-            points, feats = [], []
-            for n, name, valid in visible[: int(self.conf["fpnp"]["num_refs"])]:
-                if n == 0:
-                    continue
-                obs = np.flatnonzero(valid)
-                obs = obs[self._subset(len(obs))]
-                res.refs.append((name, float(n)))
-                points.append(self.map.xyz(self.map[name].point3D_ids[obs]))
-                feats.append([f[obs] for f in self.refs[name].features])
-            self._run_fpnp(query, maps, points, feats, res)
+            seen = S.references_seen_at(self.map, query.camera, query.prior)
+            chosen = {}
+            for name, obs in list(seen.items())[: int(self.conf["fpnp"]["num_refs"])]:
+                if len(obs):
+                    res.refs.append((name, float(len(obs))))
+                    chosen[name] = obs[self._subset(len(obs))]
+            self._run_fpnp(query, maps, chosen, res)
             res.timings["fpnp"] = time.perf_counter() - t
             res.success = res.fpnp_success
             res.reason = "" if res.success else res.fpnp.get("message", "F-PnP failed")

@@ -10,6 +10,7 @@ import numpy as np
 
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization.map import read_rgb
+from s2dloc.localization.s2d import RefMatches
 
 
 @dataclass
@@ -48,6 +49,10 @@ class QueryResult:
     ``success`` is the verdict: True only when the pose passed verification (see
     :mod:`s2dloc.localization.verify`); ``reason`` says why not ("" on success). ``verify``
     holds the statistics the verdict was taken from (``pnp`` and ``fpnp`` dicts).
+
+    ``ref_matches`` keeps the 2D-3D matches of every reference (query pixels, point ids, world
+    points, scores and the PnP inlier mask) for plots and export; :meth:`to_json` leaves them
+    out (see :mod:`s2dloc.localization.stages` for the matches file).
     """
 
     name: str
@@ -66,6 +71,7 @@ class QueryResult:
     success: bool = False
     reason: str = ""
     verify: dict[str, dict] = field(default_factory=dict)
+    ref_matches: dict[str, RefMatches] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
         """A JSON-serialisable record (poses as ``[qw, qx, qy, qz, tx, ty, tz]``)."""

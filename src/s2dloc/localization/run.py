@@ -16,6 +16,12 @@
 
 The reference feature cache (default ``OUT/cache-EXTRACTOR.h5``) is built once and reused;
 ``rebuild_cache`` recomputes it and never touches the results.
+
+Stage files (:mod:`s2dloc.localization.stages`): ``matches`` imports S2D matches;
+``export_matches`` receives each query's matches as it finishes (one file per process under
+``torchrun``, merged at the end); ``export_pairs`` is written from the whole log at the end.
+Queries logged by an earlier run are not localized again, so their matches are exported only if
+that run exported them.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from s2dloc.localization.lock import RunLock
 from s2dloc.localization.map import Map
 from s2dloc.localization.pipeline import Localizer
 from s2dloc.localization.query import Query
+from s2dloc.localization.stages import export_matches, export_pairs, merge_matches
 from s2dloc.localization.validate import pending_queries
 from s2dloc.utils.config import check_settings
 
@@ -54,7 +61,9 @@ class RunSpec:
 
     ``sources`` names the inputs (map, query list, ...) and is saved with the settings;
     ``skipped`` maps queries that could not be read to the reason (logged as failed);
-    ``pairs`` gives the references of some queries (the others use global retrieval).
+    ``pairs`` gives the references of some queries (the others use global retrieval);
+    ``matches`` an S2D matches file to use instead of matching; ``export_pairs`` /
+    ``export_matches`` where to write the pairs and the matches of the run.
     """
 
     map: Map
@@ -70,6 +79,9 @@ class RunSpec:
     discard_results: bool = False
     progress: bool = True
     extractor: Any = None
+    matches: Path | None = None
+    export_pairs: Path | None = None
+    export_matches: Path | None = None
 
     def __post_init__(self):
         if self.mode not in RESULT_FILES:
@@ -179,6 +191,7 @@ def _localizer(spec: RunSpec, ctx: Context, needed: bool) -> Localizer | None:
                 pairs=spec.pairs,
                 overwrite=spec.rebuild_cache,
                 progress=spec.progress,
+                matches=spec.matches,
             )
         except (ValueError, FileNotFoundError) as e:
             err = e
@@ -199,17 +212,28 @@ def _localize(spec: RunSpec, ctx: Context, todo: list[Query]) -> int:
             pairs=spec.pairs,
             progress=False,
             build=False,
+            matches=spec.matches,
         )
     log = rank_log_path(spec.log_path, ctx.rank) if ctx.active else spec.log_path
+    out = spec.export_matches
+    if out is not None and ctx.active:
+        out = rank_log_path(out, ctx.rank)
     desc = f"{spec.mode} [{ctx.rank}/{ctx.world}]" if ctx.active else spec.mode
     for q in tqdm(mine, desc=desc, disable=not (spec.progress and ctx.is_main)):
-        append_log(log, loc.refine(q) if spec.mode == "refine" else loc.localize(q))
+        res = loc.refine(q) if spec.mode == "refine" else loc.localize(q)
+        if out is not None:
+            export_matches(out, res)
+        append_log(log, res)
     return len(mine)
 
 
 def _finish(spec: RunSpec, valid: int, computed: int) -> RunSummary:
     """Merge the rank logs, write the result files and count the whole log."""
     records = merge_rank_logs(spec.log_path, [q.name for q in spec.queries])
+    if spec.export_matches is not None:
+        merge_matches(spec.export_matches, rank_logs(spec.export_matches))
+    if spec.export_pairs is not None:
+        export_pairs(spec.export_pairs, records)
     write_failed = bool(spec.conf["output"]["write_failed"])
     for name, key in RESULT_FILES[spec.mode].items():
         write_results(spec.out / name, records, key, write_failed=write_failed or key != "pose")

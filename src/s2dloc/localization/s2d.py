@@ -26,6 +26,47 @@ class Matches:
         return len(self.idx)
 
 
+@dataclass
+class RefMatches:
+    """2D-3D matches of a query with one reference image.
+
+    ``p2d (K, 2)`` float64 query pixels (COLMAP convention), ``obs (K,)`` int64 indices into the
+    reference's observations (its keypoints / ``point3D_ids``), ``point3D_ids (K,)`` int64,
+    world points ``points3d (K, 3)`` float64, ``scores (K,)`` cosine similarities, ``ratio (K,)``
+    distinctiveness ratios (NaN when unknown) and the PnP ``inliers (K,)`` bool mask (all False
+    until PnP ran on them, or when it failed).
+    """
+
+    p2d: np.ndarray
+    obs: np.ndarray
+    point3D_ids: np.ndarray
+    points3d: np.ndarray
+    scores: np.ndarray
+    ratio: np.ndarray
+    inliers: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.p2d = np.asarray(self.p2d, np.float64).reshape(-1, 2)
+        k = len(self.p2d)
+        self.points3d = np.asarray(self.points3d, np.float64).reshape(-1, 3)
+        if self.inliers is None:
+            self.inliers = np.zeros(k, bool)
+        shapes = {
+            "obs": np.shape(self.obs),
+            "point3D_ids": np.shape(self.point3D_ids),
+            "points3d": (len(self.points3d),),
+            "scores": np.shape(self.scores),
+            "ratio": np.shape(self.ratio),
+            "inliers": np.shape(self.inliers),
+        }
+        bad = {n: s for n, s in shapes.items() if s != (k,)}
+        if bad:
+            raise ValueError(f"RefMatches with {k} query pixels: expected ({k},) for {bad}")
+
+    def __len__(self) -> int:
+        return len(self.p2d)
+
+
 def _parabola(lo: torch.Tensor, mid: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """Sub-sample offset in [-0.5, 0.5] of the peak of a parabola through 3 samples."""
     den = lo - 2 * mid + hi

@@ -184,14 +184,8 @@ def build_map(
     An existing ``out/database.db`` of the same settings is reused (only missing features and
     pairs are computed) unless ``overwrite``.
     """
-    import pycolmap
-
     conf = conf or SfMConfig()
-    if conf.matcher not in MATCHERS:
-        raise ValueError(f"unknown matcher {conf.matcher!r}; choose from {MATCHERS}")
-    if conf.camera_model not in MODELS:
-        valid = ", ".join(MODELS)
-        raise ValueError(f"unknown camera model {conf.camera_model!r}; choose from {valid}")
+    _check_config(conf)
     images, out = Path(images), Path(out)
     names = list_images(images)
     settings = {k: v for k, v in dataclasses.asdict(conf).items() if k != "num_threads"}
@@ -199,10 +193,32 @@ def build_map(
     db_path = out / "database.db"
     if db_path.exists():
         logger.info("reusing %s (features and matches already there are kept)", db_path)
-    device = pycolmap.Device.auto
     timings = {}
-
     t = time.perf_counter()
+    _extract_features(db_path, images, names, conf)
+    timings["extract_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _match_features(db_path, conf)
+    timings["match_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rec, num_models = _reconstruct(db_path, images, out, names, conf)
+    timings["mapping_s"] = time.perf_counter() - t
+    extra = {"input_images": len(names), "models": num_models, **timings}
+    return finish_map(rec, images, out, extra)
+
+
+def _check_config(conf: SfMConfig) -> None:
+    if conf.matcher not in MATCHERS:
+        raise ValueError(f"unknown matcher {conf.matcher!r}; choose from {MATCHERS}")
+    if conf.camera_model not in MODELS:
+        valid = ", ".join(MODELS)
+        raise ValueError(f"unknown camera model {conf.camera_model!r}; choose from {valid}")
+
+
+def _extract_features(db_path: Path, images: Path, names: list[str], conf: SfMConfig) -> None:
+    """SIFT features of ``names`` into the database (images already there are skipped)."""
+    import pycolmap
+
     extract = pycolmap.FeatureExtractionOptions()
     extract.max_image_size = conf.max_size
     extract.num_threads = conf.num_threads
@@ -216,11 +232,15 @@ def build_map(
         camera_mode=mode,
         reader_options=_reader_options(conf),
         extraction_options=extract,
-        device=device,
+        device=pycolmap.Device.auto,
     )
-    timings["extract_s"] = time.perf_counter() - t
 
-    t = time.perf_counter()
+
+def _match_features(db_path: Path, conf: SfMConfig) -> None:
+    """Exhaustive or sequential matching (pairs already in the database are skipped)."""
+    import pycolmap
+
+    device = pycolmap.Device.auto
     match = pycolmap.FeatureMatchingOptions()
     match.num_threads = conf.num_threads
     if conf.matcher == "sequential":
@@ -231,15 +251,17 @@ def build_map(
         )
     else:
         pycolmap.match_exhaustive(db_path, matching_options=match, device=device)
-    timings["match_s"] = time.perf_counter() - t
 
-    t = time.perf_counter()
+
+def _reconstruct(db_path: Path, images: Path, out: Path, names: list[str], conf: SfMConfig):
+    """Incremental mapping: ``(the model with the most registered images, number of models)``."""
+    import pycolmap
+
     mapping = pycolmap.IncrementalPipelineOptions()
     mapping.num_threads = conf.num_threads
     mapping.random_seed = conf.seed
     with tempfile.TemporaryDirectory(dir=out, prefix=".models-") as tmp:
         models = pycolmap.incremental_mapping(db_path, images, tmp, mapping)
-    timings["mapping_s"] = time.perf_counter() - t
     if not models:
         raise ValueError(
             f"SfM reconstructed nothing from the {len(names)} images in {images}: "
@@ -258,8 +280,7 @@ def build_map(
             len(names),
             len(models),
         )
-    extra = {"input_images": len(names), "models": len(models), **timings}
-    return finish_map(rec, images, out, extra)
+    return rec, len(models)
 
 
 def read_model(model: str | Path):

@@ -109,18 +109,10 @@ def mine_negatives(
                 score = torch.cdist(f_a[:, sl].detach().to(feats.dtype), feats)
             else:
                 score = random_scores[:, sl].clone()
-            if P == H * W:  # all pixels, in order: visit the window around each match
-                score = _exclude_near(score, u_b[:, sl].detach(), H, W, exclude_radius)
-            else:
-                excluded = torch.cdist(u_b[:, sl], xy) < exclude_radius  # (B, k, P)
-                score = score.masked_fill(excluded, float("inf"))
-            closest = score.topk(pool, dim=-1, largest=False)  # (B, k, M), ascending
-            # n distinct draws among the pool's M members, admissible ones first (excluded
-            # candidates only enter the pool when fewer than M are admissible).
-            shuf = shuffle[:, sl].masked_fill(closest.values.isinf(), -1.0)
-            pick = shuf.topk(n, dim=-1).indices
-            chosen.append(closest.indices.gather(-1, pick))  # indices into the candidates
-            valid.append(closest.values.gather(-1, pick).isfinite())
+            score = _exclude(score, u_b[:, sl].detach(), xy, H, W, exclude_radius)
+            c, v = _draw(score, shuffle[:, sl], pool, n)
+            chosen.append(c)
+            valid.append(v)
         chosen, valid = torch.cat(chosen, 1), torch.cat(valid, 1)
         u_neg = xy[:, None].expand(-1, K, -1, -1).gather(2, chosen[..., None].expand(-1, -1, -1, 2))
         if n < num_negatives:  # pad with invalid entries
@@ -128,3 +120,22 @@ def mine_negatives(
             u_neg = torch.cat([u_neg, u_neg[..., :1, :].expand(-1, -1, pad, -1)], 2)
             valid = torch.cat([valid, valid.new_zeros(B, K, pad)], 2)
     return u_neg, valid
+
+
+def _exclude(score, u_b, xy, H: int, W: int, radius: float) -> torch.Tensor:
+    """``score (B, k, P)`` set to inf for candidates within ``radius`` of the true matches."""
+    if xy.shape[1] == H * W:  # all pixels, in order: visit the window around each match
+        return _exclude_near(score, u_b, H, W, radius)
+    excluded = torch.cdist(u_b, xy) < radius  # (B, k, P)
+    return score.masked_fill(excluded, float("inf"))
+
+
+def _draw(score, shuffle, pool: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` distinct draws (random order ``shuffle (B, k, pool)``) among the ``pool`` lowest
+    scores: candidate indices ``(B, k, n)`` and their validity (finite score)."""
+    closest = score.topk(pool, dim=-1, largest=False)  # (B, k, M), ascending
+    # Admissible members first (excluded candidates only enter the pool when fewer than M are
+    # admissible).
+    shuf = shuffle.masked_fill(closest.values.isinf(), -1.0)
+    pick = shuf.topk(n, dim=-1).indices
+    return closest.indices.gather(-1, pick), closest.values.gather(-1, pick).isfinite()

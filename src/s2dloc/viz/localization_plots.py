@@ -1,13 +1,12 @@
 """Visual check of one localized query: retrieved references, sparse-to-dense matches (inliers
 vs outliers) and the reprojection of the matched map points at the PnP pose and after F-PnP.
 
-``QueryResult`` keeps counts, not match coordinates, so the matches come separately as
-:class:`PlotMatches` (:func:`matches_for_plot` recomputes them for the best reference with a
-:class:`~s2dloc.localization.Localizer`). Example::
+The matches come as :class:`PlotMatches`; :func:`matches_for_plot` takes those of the best
+reference from the ones the ``QueryResult`` kept (nothing is recomputed). Example::
 
     res = loc.localize(query)
     plot_query("query.png", query.load(), query.camera, res,
-               {n: loc.map.load_image(n) for n, _ in res.refs}, matches_for_plot(loc, query, res))
+               {n: loc.map.load_image(n) for n, _ in res.refs}, matches_for_plot(res, loc.map))
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ import numpy as np
 import torch
 
 from s2dloc.geometry import Camera, Pose
-from s2dloc.localization.pnp import estimate_pose
-from s2dloc.localization.s2d import match_s2d
+from s2dloc.localization.map import Map
+from s2dloc.localization.query import QueryResult
 from s2dloc.viz.figure import plt, save_figure
 
 logger = logging.getLogger(__name__)
@@ -162,23 +161,11 @@ def plot_query(
     return path
 
 
-def matches_for_plot(localizer, query, result) -> PlotMatches | None:
-    """Recompute the S2D matches and PnP inliers of ``result.best_ref`` (None if it has none).
-
-    Uses the localizer's cached reference features; the same settings as the pipeline, so the
-    inliers are those of the pose it reported (up to RANSAC randomness, which is seeded).
-    """
+def matches_for_plot(result: QueryResult, map_: Map) -> PlotMatches | None:
+    """The matches of ``result.best_ref`` kept in ``result.ref_matches``, with the reference
+    observations they came from (None if there are none)."""
     name = result.best_ref
-    if name is None or name not in localizer.refs:
+    m = result.ref_matches.get(name) if name is not None else None
+    if m is None or name not in map_:
         return None
-    maps, spec, dense, _ = localizer.features(query)
-    size = (int(query.camera.size[0]), int(query.camera.size[1]))
-    rf = localizer.refs[name]
-    sub = localizer._subset(len(rf.point3D_ids))
-    m = match_s2d(rf.descriptors[sub], dense, maps, [f[sub] for f in rf.features], size,
-                  localizer.conf["s2d"])  # fmt: skip
-    obs = sub[m.idx]
-    ref = localizer.map[name]
-    p3d = localizer.map.xyz(ref.point3D_ids[obs])
-    pnp = estimate_pose(m.p2d, p3d, query.camera, localizer.conf["pnp"])
-    return PlotMatches(name, m.p2d, ref.keypoints[obs], p3d, pnp.inliers)
+    return PlotMatches(name, m.p2d, map_[name].keypoints[m.obs], m.points3d, m.inliers)

@@ -149,12 +149,22 @@ def _span(lo_ext: np.ndarray, hi_ext: np.ndarray, lo: float, hi: float):
     return (int(idx[0]), int(idx[-1]) + 1) if len(idx) else None
 
 
-def render(scene: Scene, camera: Any, cam_from_world: Any, near: float = NEAR) -> RenderResult:
-    """Ray-cast ``scene`` from one camera (nearest hit, trilinear mip-mapped textures)."""
-    model, w, h, params = camera_tuple(camera)
-    xs, ys, (cx0, cx1, ry0, ry1), focal = pixel_rays(model, w, h, params)
-    R, t = pose_Rt(cam_from_world)
-    c = scene.compiled
+@dataclasses.dataclass
+class _CameraPlanes:
+    """Primitives in the camera frame: plane normals ``n`` (P, 3) and dual edge bases ``du``,
+    ``dv`` (P, 3) float32 with their offsets ``d_n``, ``d_u``, ``d_v`` (P,), corners (P, 4, 3)."""
+
+    n: np.ndarray
+    du: np.ndarray
+    dv: np.ndarray
+    d_n: np.ndarray
+    d_u: np.ndarray
+    d_v: np.ndarray
+    corners: np.ndarray
+    normals: np.ndarray  # (P, 3) float64 unnormalised normals
+
+
+def _camera_planes(c: _Compiled, R: np.ndarray, t: np.ndarray) -> _CameraPlanes:
     o_c = c.origin @ R.T + t
     u_c, v_c = c.u @ R.T, c.v @ R.T
     n_c = np.cross(u_c, v_c)
@@ -167,71 +177,117 @@ def render(scene: Scene, camera: Any, cam_from_world: Any, near: float = NEAR) -
     d_v = np.einsum("ij,ij->i", dv_c, o_c).astype(np.float32)
     corners = np.stack([o_c, o_c + u_c, o_c + u_c + v_c, o_c + v_c], 1)
     n32, du32, dv32 = (x.astype(np.float32) for x in (n_c, du_c, dv_c))
-    zbuf = np.full((h, w), np.inf, np.float32)
-    prim = np.full((h, w), -1, np.int32)
-    abuf = np.zeros((h, w), np.float32)
-    bbuf = np.zeros((h, w), np.float32)
+    return _CameraPlanes(n32, du32, dv32, d_n, d_u, d_v, corners, n_c)
+
+
+@dataclasses.dataclass
+class _Hits:
+    """Nearest hit per pixel: z-depth (inf = none), primitive (-1 = none), plane coordinates."""
+
+    z: np.ndarray  # (H, W) float32
+    prim: np.ndarray  # (H, W) int32
+    a: np.ndarray  # (H, W) float32
+    b: np.ndarray  # (H, W) float32
+
+
+def _intersect(xs, ys, pl: _CameraPlanes, i: int, near: float, zbuf: np.ndarray):
+    """Depth ``z`` and plane coordinates ``a, b`` of primitive ``i`` on the rays ``xs, ys``, and
+    the mask of rays it hits in front of ``zbuf`` (None when it is fully hidden)."""
+    n, du, dv = pl.n[i], pl.du[i], pl.dv[i]
+    x, y = xs, ys
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = x * n[0]
+        z += y * n[1]
+        z += n[2]
+        np.divide(pl.d_n[i], z, out=z)
+        m = z > near
+        m &= z < zbuf
+        if not m.any():  # fully hidden behind what is already drawn
+            return None
+        a = x * du[0]
+        a += y * du[1]
+        a += du[2]
+        a *= z
+        a -= pl.d_u[i]
+        m &= a >= 0
+        m &= a <= 1
+        b = x * dv[0]
+        b += y * dv[1]
+        b += dv[2]
+        b *= z
+        b -= pl.d_v[i]
+        m &= b >= 0
+        m &= b <= 1
+    return z, a, b, m
+
+
+def _raycast(xs, ys, bounds, pl: _CameraPlanes, near: float) -> _Hits:
+    """Nearest hit of every pixel ray ``(xs, ys)`` (H, W) among the primitives."""
+    cx0, cx1, ry0, ry1 = bounds
+    h, w = xs.shape
+    hits = _Hits(
+        np.full((h, w), np.inf, np.float32),
+        np.full((h, w), -1, np.int32),
+        np.zeros((h, w), np.float32),
+        np.zeros((h, w), np.float32),
+    )
     # front to back (by nearest corner), so that hidden primitives are rejected early
-    for i in np.argsort(corners[..., 2].min(1), kind="stable").tolist():
-        box = _clip_bbox(corners[i], near)
+    for i in np.argsort(pl.corners[..., 2].min(1), kind="stable").tolist():
+        box = _clip_bbox(pl.corners[i], near)
         if box is None:
             continue
         cols = _span(cx0, cx1, box[0][0], box[1][0])
         rows = _span(ry0, ry1, box[0][1], box[1][1])
         if cols is None or rows is None:
             continue
-        n, du, dv = n32[i], du32[i], dv32[i]
         sl = np.s_[rows[0] : rows[1], cols[0] : cols[1]]
-        x, y = xs[sl], ys[sl]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = x * n[0]
-            z += y * n[1]
-            z += n[2]
-            np.divide(d_n[i], z, out=z)
-            m = z > near
-            m &= z < zbuf[sl]
-            if not m.any():  # fully hidden behind what is already drawn
-                continue
-            a = x * du[0]
-            a += y * du[1]
-            a += du[2]
-            a *= z
-            a -= d_u[i]
-            m &= a >= 0
-            m &= a <= 1
-            b = x * dv[0]
-            b += y * dv[1]
-            b += dv[2]
-            b *= z
-            b -= d_v[i]
-            m &= b >= 0
-            m &= b <= 1
-        np.copyto(zbuf[sl], z, where=m)
-        np.copyto(prim[sl], np.int32(i), where=m)
-        np.copyto(abuf[sl], a, where=m)
-        np.copyto(bbuf[sl], b, where=m)
+        hit = _intersect(xs[sl], ys[sl], pl, i, near, hits.z[sl])
+        if hit is None:
+            continue
+        z, a, b, m = hit
+        np.copyto(hits.z[sl], z, where=m)
+        np.copyto(hits.prim[sl], np.int32(i), where=m)
+        np.copyto(hits.a[sl], a, where=m)
+        np.copyto(hits.b[sl], b, where=m)
+    return hits
 
+
+def _shade(c: _Compiled, hits: _Hits, pl: _CameraPlanes, xs, ys, focal, R, t) -> np.ndarray:
+    """Colours ``(H, W, 3)``: the sky gradient, or the mip-mapped texture with Lambert shading."""
+    h, w = xs.shape
     rgb = np.empty((h, w, 3), np.float32)
     rgb[:] = c.sky * (1.0 - 0.25 * np.clip(ys, -1, 1))[..., None]
-    idx = np.flatnonzero(prim >= 0)
-    if len(idx):
-        p = prim.ravel()[idx]
-        z = zbuf.ravel()[idx]
-        x, y = xs.ravel()[idx], ys.ravel()[idx]
-        n_unit = (n_c / np.linalg.norm(n_c, axis=1, keepdims=True)).astype(np.float32)[p]
-        cos = np.abs(n_unit[:, 0] * x + n_unit[:, 1] * y + n_unit[:, 2]) / np.sqrt(
-            x * x + y * y + 1
-        )
-        lod = np.log2(z * (c.texels_per_m / np.float32(focal))[p])
-        lod += np.float32(0.75) * np.log2(1.0 / np.maximum(cos, np.float32(1e-3)))
-        s = abuf.ravel()[idx] * c.scale32[p, 0]
-        tt = (1 - bbuf.ravel()[idx]) * c.scale32[p, 1]
-        col = c.atlas.sample(c.tex[p], s, tt, lod)
-        # flat Lambert shading with the normal flipped towards the camera centre
-        centre = -R.T @ t
-        n_w = c.normal * np.sign(np.einsum("ij,ij->i", c.normal, centre - c.origin))[:, None]
-        shade = c.ambient + (1 - c.ambient) * np.clip(n_w @ c.sun, 0, 1)
-        col *= (c.tint * shade[:, None].astype(np.float32))[p]
-        rgb.reshape(-1, 3)[idx] = col
-    depth = np.where(prim >= 0, zbuf, np.float32(0)).astype(np.float32)
-    return RenderResult(np.clip(rgb, 0, 1), depth, prim)
+    idx = np.flatnonzero(hits.prim >= 0)
+    if not len(idx):
+        return rgb
+    p = hits.prim.ravel()[idx]
+    z = hits.z.ravel()[idx]
+    x, y = xs.ravel()[idx], ys.ravel()[idx]
+    n_c = pl.normals
+    n_unit = (n_c / np.linalg.norm(n_c, axis=1, keepdims=True)).astype(np.float32)[p]
+    cos = np.abs(n_unit[:, 0] * x + n_unit[:, 1] * y + n_unit[:, 2]) / np.sqrt(x * x + y * y + 1)
+    lod = np.log2(z * (c.texels_per_m / np.float32(focal))[p])
+    lod += np.float32(0.75) * np.log2(1.0 / np.maximum(cos, np.float32(1e-3)))
+    s = hits.a.ravel()[idx] * c.scale32[p, 0]
+    tt = (1 - hits.b.ravel()[idx]) * c.scale32[p, 1]
+    col = c.atlas.sample(c.tex[p], s, tt, lod)
+    # flat Lambert shading with the normal flipped towards the camera centre
+    centre = -R.T @ t
+    n_w = c.normal * np.sign(np.einsum("ij,ij->i", c.normal, centre - c.origin))[:, None]
+    shade = c.ambient + (1 - c.ambient) * np.clip(n_w @ c.sun, 0, 1)
+    col *= (c.tint * shade[:, None].astype(np.float32))[p]
+    rgb.reshape(-1, 3)[idx] = col
+    return rgb
+
+
+def render(scene: Scene, camera: Any, cam_from_world: Any, near: float = NEAR) -> RenderResult:
+    """Ray-cast ``scene`` from one camera (nearest hit, trilinear mip-mapped textures)."""
+    model, w, h, params = camera_tuple(camera)
+    xs, ys, bounds, focal = pixel_rays(model, w, h, params)
+    R, t = pose_Rt(cam_from_world)
+    c = scene.compiled
+    planes = _camera_planes(c, R, t)
+    hits = _raycast(xs, ys, bounds, planes, near)
+    rgb = _shade(c, hits, planes, xs, ys, focal, R, t)
+    depth = np.where(hits.prim >= 0, hits.z, np.float32(0)).astype(np.float32)
+    return RenderResult(np.clip(rgb, 0, 1), depth, hits.prim)

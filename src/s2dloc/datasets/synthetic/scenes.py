@@ -98,51 +98,10 @@ def street_canyon(seed: int = 0, length: float = 60.0) -> Scene:
     prims: list[Primitive] = [
         floor(-3, 3, -10, length + 10, 0.0, "asphalt", (3.0, 3.0), material="road"),
     ]
-    facade_tex = ["brick", "windows", "plaster", "windows", "brick"]
-    posters = ["astronaut", "coffee", "rocket", "camera", "chelsea"]
     for side in (-1, 1):
-        y, prev_x = -10.0, None
-        while y < length + 10:
-            seg = rng.uniform(6, 11)
-            x = side * rng.uniform(5.0, 7.5)
-            h = rng.uniform(6, 13)
-            tex = facade_tex[rng.integers(len(facade_tex))]
-            p0, p1 = (x, y), (x, y + seg)
-            prims.append(wall(p0, p1, 0, h, tex, (3.0, 3.0), material="facade"))
-            if prev_x is not None:
-                prims.append(
-                    wall((prev_x, y), (x, y), 0, 13.0, "plaster", (3, 3), material="facade")
-                )
-            sidewalk = ("tiles", "gravel", "grass")[rng.choice(3, p=[0.5, 0.25, 0.25])]
-            lo, hi = sorted((side * 3.0, x))
-            prims.append(floor(lo, hi, y, y + seg, 0.0, sidewalk, (2, 2), material="ground"))
-            if rng.random() < 0.7:
-                pw = rng.uniform(1.2, 2.2)
-                py = y + rng.uniform(0.5, seg - pw - 0.5)
-                name = posters[rng.integers(len(posters))]
-                xp = x - side * 0.02
-                prims.append(
-                    wall((xp, py), (xp, py + pw), 1.0, 1.0 + pw, name, (pw, pw), material="poster")
-                )
-            prev_x, y = x, y + seg
-    lights, slots = [], []
-    for y in np.arange(2.0, length, 8.0):
-        for side in (-1, 1):
-            ph = rng.uniform(3.5, 5)
-            py = y + rng.uniform(-1, 1)
-            prims += pole(side * 3.4, py, ph, material="pole")
-            lights.append([side * 3.2, py, ph])
-        side = 1 if rng.random() < 0.5 else -1
-        slots.append(((side * 2.3, y + 4 + rng.uniform(-1, 1), 0.75), (1.6, 3.8, 1.5)))
-    for y in np.arange(6.0, length, 12.0):
-        side = 1 if rng.random() < 0.5 else -1
-        ty = y + rng.uniform(-2, 2)
-        prims += pole(side * 4.2, ty, 2.2, 0.25, "planks", material="trunk")
-        size = [1.8, 1.8, 1.6]
-        prims += box([side * 4.2, ty, 3.0], size, "foliage", (1.0, 1.0), material="foliage")
-        kx = -side * rng.uniform(3.8, 4.5)
-        prims += box([kx, ty + 3, 0.6], [1.0, 1.6, 1.2], "checker", (1.0, 1.0), material="box")
-        prims += box([-kx, ty - 3, 0.35], [0.8, 3.0, 0.7], "foliage", (1, 1), material="foliage")
+        prims += _street_side(rng, side, length)
+    poles, lights, slots = _street_lamps(rng, length)
+    prims += poles + _street_trees(rng, length)
     prims.append(
         wall((-8, length + 10), (8, length + 10), 0, 14, "windows", (3, 3), material="facade")
     )
@@ -156,6 +115,67 @@ def street_canyon(seed: int = 0, length: float = 60.0) -> Scene:
         lights=np.array(lights),
         transient_slots=slots,
     )
+
+
+def _street_side(rng: np.random.Generator, side: int, length: float) -> list[Primitive]:
+    """Facade segments at random setbacks on one side (x sign ``side``), with their
+    sidewalks, the walls joining them and posters."""
+    facade_tex = ["brick", "windows", "plaster", "windows", "brick"]
+    posters = ["astronaut", "coffee", "rocket", "camera", "chelsea"]
+    prims: list[Primitive] = []
+    y, prev_x = -10.0, None
+    while y < length + 10:
+        seg = rng.uniform(6, 11)
+        x = side * rng.uniform(5.0, 7.5)
+        h = rng.uniform(6, 13)
+        tex = facade_tex[rng.integers(len(facade_tex))]
+        p0, p1 = (x, y), (x, y + seg)
+        prims.append(wall(p0, p1, 0, h, tex, (3.0, 3.0), material="facade"))
+        if prev_x is not None:
+            prims.append(wall((prev_x, y), (x, y), 0, 13.0, "plaster", (3, 3), material="facade"))
+        sidewalk = ("tiles", "gravel", "grass")[rng.choice(3, p=[0.5, 0.25, 0.25])]
+        lo, hi = sorted((side * 3.0, x))
+        prims.append(floor(lo, hi, y, y + seg, 0.0, sidewalk, (2, 2), material="ground"))
+        if rng.random() < 0.7:
+            pw = rng.uniform(1.2, 2.2)
+            py = y + rng.uniform(0.5, seg - pw - 0.5)
+            name = posters[rng.integers(len(posters))]
+            xp = x - side * 0.02
+            prims.append(
+                wall((xp, py), (xp, py + pw), 1.0, 1.0 + pw, name, (pw, pw), material="poster")
+            )
+        prev_x, y = x, y + seg
+    return prims
+
+
+def _street_lamps(rng: np.random.Generator, length: float):
+    """Lamp poles on both sides every 8 m: ``(primitives, lamp positions, parking slots)``."""
+    prims: list[Primitive] = []
+    lights, slots = [], []
+    for y in np.arange(2.0, length, 8.0):
+        for side in (-1, 1):
+            ph = rng.uniform(3.5, 5)
+            py = y + rng.uniform(-1, 1)
+            prims += pole(side * 3.4, py, ph, material="pole")
+            lights.append([side * 3.2, py, ph])
+        side = 1 if rng.random() < 0.5 else -1
+        slots.append(((side * 2.3, y + 4 + rng.uniform(-1, 1), 0.75), (1.6, 3.8, 1.5)))
+    return prims, lights, slots
+
+
+def _street_trees(rng: np.random.Generator, length: float) -> list[Primitive]:
+    """A tree every 12 m with a kiosk and a hedge nearby."""
+    prims: list[Primitive] = []
+    for y in np.arange(6.0, length, 12.0):
+        side = 1 if rng.random() < 0.5 else -1
+        ty = y + rng.uniform(-2, 2)
+        prims += pole(side * 4.2, ty, 2.2, 0.25, "planks", material="trunk")
+        size = [1.8, 1.8, 1.6]
+        prims += box([side * 4.2, ty, 3.0], size, "foliage", (1.0, 1.0), material="foliage")
+        kx = -side * rng.uniform(3.8, 4.5)
+        prims += box([kx, ty + 3, 0.6], [1.0, 1.6, 1.2], "checker", (1.0, 1.0), material="box")
+        prims += box([-kx, ty - 3, 0.35], [0.8, 3.0, 0.7], "foliage", (1, 1), material="foliage")
+    return prims
 
 
 def indoor_room(seed: int = 0, size=(8.0, 6.0, 3.0)) -> Scene:

@@ -81,48 +81,64 @@ def write_world(world: World, out: str | Path, overwrite: bool = False, progress
         if todo(out / "images" / view.name):
             write_png(out / "images" / view.name, view.rgb)
     if todo(paths["depth"]):
-        with atomic_path(paths["depth"], suffix=".h5") as tmp:
-            with h5py.File(tmp, "w", libver="earliest") as f:
-                for view in world.views:
-                    f.create_dataset(
-                        view.name,
-                        data=view.depth,
-                        compression="gzip",
-                        shuffle=True,
-                        track_times=False,
-                    )
+        _write_depth(paths["depth"], world.views)
     if todo(paths["sfm"] / "images.bin"):
-        rec = colmap_model(world, seed=world.config.seed)
-        tmp = Path(tempfile.mkdtemp(dir=out, prefix=".sfm."))
-        rec.write_binary(str(tmp))
-        if paths["sfm"].exists():
-            shutil.rmtree(paths["sfm"])
-        tmp.rename(paths["sfm"])
+        _write_sfm(world, paths["sfm"])
+    paths.update(_write_lists(world, out))
+    paths["correspondences"] = out / "correspondences"
+    _write_correspondences(world, paths["correspondences"], todo, progress)
+    write_text_atomic(meta, text)
+    logger.info("wrote %d images and ground truth to %s", len(world.views), out)
+    return paths
 
+
+def _write_depth(path: Path, views) -> None:
+    """All depth maps in one HDF5 file, one dataset per image name (written atomically)."""
+    with atomic_path(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w", libver="earliest") as f:
+            for view in views:
+                f.create_dataset(
+                    view.name, data=view.depth, compression="gzip", shuffle=True, track_times=False
+                )
+
+
+def _write_sfm(world: World, sfm: Path) -> None:
+    """The database model as a COLMAP binary model, replacing ``sfm`` once complete."""
+    rec = colmap_model(world, seed=world.config.seed)
+    tmp = Path(tempfile.mkdtemp(dir=sfm.parent, prefix=".sfm."))
+    rec.write_binary(str(tmp))
+    if sfm.exists():
+        shutil.rmtree(sfm)
+    tmp.rename(sfm)
+
+
+def _write_lists(world: World, out: Path) -> dict[str, Path]:
+    """Query list with intrinsics, query and database poses, and retrieval pairs."""
     cams = {v.name: camera_tuple(v.camera) for v in world.queries}
-    paths["queries"] = write_query_list(out / "queries_with_intrinsics.txt", cams)
-    paths["poses_query"] = write_poses(
-        out / "poses_query.txt", {v.name: v.cam_from_world for v in world.queries}
-    )
-    paths["poses_db"] = write_poses(
-        out / "poses_db.txt", {v.name: v.cam_from_world for v in world.database}
-    )
     pairs = [
         (q.name, world.database[i].name)
         for q in world.queries
         for i in nearest_database(world, q, 5)
     ]
-    paths["pairs"] = write_pairs(out / "pairs-query-db.txt", pairs)
-    paths["correspondences"] = out / "correspondences"
+    return {
+        "queries": write_query_list(out / "queries_with_intrinsics.txt", cams),
+        "poses_query": write_poses(
+            out / "poses_query.txt", {v.name: v.cam_from_world for v in world.queries}
+        ),
+        "poses_db": write_poses(
+            out / "poses_db.txt", {v.name: v.cam_from_world for v in world.database}
+        ),
+        "pairs": write_pairs(out / "pairs-query-db.txt", pairs),
+    }
+
+
+def _write_correspondences(world: World, folder: Path, todo, progress: bool) -> None:
+    """Dense ground-truth correspondences of each query with its nearest database view."""
     num_static = len(world.scene.primitives)
-    for k, q in enumerate(
-        tqdm(world.queries, desc="correspondences", disable=not progress, leave=False)
-    ):
-        path = out / "correspondences" / f"{k:04d}.mat"
+    queries = tqdm(world.queries, desc="correspondences", disable=not progress, leave=False)
+    for k, q in enumerate(queries):
+        path = folder / f"{k:04d}.mat"
         if todo(path):
             ref = world.database[nearest_database(world, q, 1)[0]]
             pair = dense_correspondences(ref, q, seed=world.config.seed + k, num_static=num_static)
             write_correspondences(path, pair)
-    write_text_atomic(meta, text)
-    logger.info("wrote %d images and ground truth to %s", len(world.views), out)
-    return paths
