@@ -26,7 +26,7 @@ from s2dloc.datasets.augment import build_augmentation
 from s2dloc.datasets.fountain import FountainDataset
 from s2dloc.evaluation.convergence import SuccessCriterion, convergence_sweep, fpnp_solver
 from s2dloc.evaluation.problems import lifted_problem, synthetic_problems
-from s2dloc.features.registry import load_extractor
+from s2dloc.features.registry import load_extractor_or_baseline
 from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.training.data import synthetic_world
 from s2dloc.utils.table import format_table
@@ -75,7 +75,7 @@ def main() -> None:
     tables = [({}, {}) for _ in criteria]
     for name in args.extractors:
         tic = time.perf_counter()
-        extractor = load_extractor(name)
+        extractor = load_extractor_or_baseline(name)
         if args.dataset == "synthetic":
             problems = synthetic_problems(
                 world, extractor, tuple(args.conditions), args.points, args.problems

@@ -42,7 +42,7 @@ import torch
 from s2dloc.evaluation.conditions import CONDITIONS
 from s2dloc.evaluation.convergence import SuccessCriterion, convergence_sweep, fpnp_solver
 from s2dloc.evaluation.real import STRECHA_HELD_OUT, summarize
-from s2dloc.features.registry import load_extractor
+from s2dloc.features.registry import load_extractor_or_baseline
 from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.localization import Localizer
 from s2dloc.localization.baseline_lightglue import LightGlueBaseline, disk_features, load_disk
@@ -68,7 +68,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--scenes", nargs="*", default=list(STRECHA_HELD_OUT), help="none: skip")
     p.add_argument("--max-queries", type=int, default=0, help="first N held-out images (0: all)")
     p.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
-    p.add_argument("--extractors", nargs="+", default=["photometric", "gnnet", "disk", "default"])
+    p.add_argument("--extractors", nargs="+", default=["photometric", "gnnet", "disk-trunk", "default"])
     p.add_argument("--extractor", action="append", default=[], help="extra checkpoint path")
     p.add_argument("--max-side", type=int, default=768)
     p.add_argument("--num-refs", type=int, default=5)
@@ -91,7 +91,7 @@ def extractor_names(args) -> list[str]:
     names = []
     for name in [*args.extractors, *args.extractor]:
         try:
-            load_extractor(name)
+            load_extractor_or_baseline(name)
         except (FileNotFoundError, ValueError, KeyError) as err:
             print(f"  skipping extractor {name!r}: {err}")
             continue
@@ -178,7 +178,7 @@ def basin_rows(scenes, args, names) -> list:
     solve = fpnp_solver(FeatureMetricPnP())
     rows = []
     for ext in names:
-        extractor = load_extractor(ext)
+        extractor = load_extractor_or_baseline(ext)
         for cond in args.conditions:
             problems = [
                 p
@@ -200,7 +200,7 @@ def synthetic_rows(args, names) -> list:
     world = synthetic_world("street", 0, ("night", "snow"), (320, 240), num=24)
     rows = []
     for ext in names:
-        describe = global_describer(load_extractor(ext))
+        describe = global_describer(load_extractor_or_baseline(ext))
         rows.append([f"s2dloc {ext}", f"{synthetic_retrieval(world, describe, args.num_refs):.0f}"])
     if not args.no_lightglue:
         disk = load_disk()

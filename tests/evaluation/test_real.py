@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from s2dloc.evaluation.conditions import CONDITIONS, apply_condition
 from s2dloc.evaluation.real import (
     STRECHA_HELD_OUT,
     STRECHA_SCENES,
+    STRECHA_TRAINING_SCENES,
     correct_references,
     covisible_fraction,
     depth_points,
@@ -70,16 +74,35 @@ def test_condition_errors():
         apply_condition(_image().astype(np.float32), "dark")
 
 
-def test_held_out_split_is_every_third_and_disjoint_from_training():
-    assert STRECHA_HELD_OUT["castle-P30"][:3] == ("0001.jpg", "0004.jpg", "0007.jpg")
+def test_held_out_split_is_disjoint_from_training():
+    assert STRECHA_HELD_OUT["castle-P30"] == tuple(
+        f"{i:04d}.jpg" for i in (2, 6, 10, 14, 18, 22, 26)
+    )
+    assert STRECHA_HELD_OUT["Herz-Jesus-P25"][:3] == ("0000.jpg", "0003.jpg", "0006.jpg")
     for scene, n in STRECHA_SCENES.items():
         names = [f"{i:04d}.jpg" for i in range(n)]
         train = training_images(scene, names)
         assert not set(train) & set(held_out_images(scene))
         assert sorted(set(train) | set(held_out_images(scene))) == names
-        assert len(held_out_images(scene)) == math.ceil((n - 1) / 3)
+    assert len(held_out_images("Herz-Jesus-P25")) == math.ceil(25 / 3)
     with pytest.raises(ValueError, match="unknown strecha_dev scene"):
         training_images("fountain", [])
+
+
+def test_training_config_excludes_the_held_out_split():
+    conf = yaml.safe_load((Path(__file__).parents[2] / "configs" / "default.yaml").read_text())
+    sources = conf["data"]["sources"]
+    text = json.dumps(sources)
+    assert "Herz-Jesus" not in text.replace("strecha_dev/Herz-Jesus-P25/*", "")
+    assert STRECHA_TRAINING_SCENES == ("castle-P30",)
+    castle = [s for s in sources if "castle-P30" in s.get("root", "")]
+    assert castle and all(
+        sorted(s["exclude"]) == sorted(held_out_images("castle-P30")) for s in castle
+    )
+    homography = [s for s in sources if s["type"] == "homography"][0]["exclude"]
+    assert "strecha_dev/Herz-Jesus-P25/*" in homography
+    for name in held_out_images("castle-P30"):
+        assert f"strecha_dev/castle-P30/images/{name}" in homography
 
 
 def test_summarize_known_numbers():

@@ -8,7 +8,7 @@ from torch import nn
 
 from s2dloc.features.base import DenseExtractor
 from s2dloc.features.gnnet import GNNet, GNNetConfig, merge_config
-from s2dloc.features.registry import load_extractor
+from s2dloc.features.registry import load_baseline, load_extractor
 
 torch.set_num_threads(1)
 
@@ -63,9 +63,9 @@ def test_default_model_is_small():
 
 def test_seeded_untrained_model_is_deterministic():
     x = _images(16, 16)
-    a = load_extractor("gnnet-untrained", seed=3, **SMALL)
-    b = load_extractor("gnnet-untrained", seed=3, **SMALL)
-    c = load_extractor("gnnet-untrained", seed=4, **SMALL)
+    a = load_baseline("gnnet-untrained", seed=3, **SMALL)
+    b = load_baseline("gnnet-untrained", seed=3, **SMALL)
+    c = load_baseline("gnnet-untrained", seed=4, **SMALL)
     with torch.no_grad():
         fa, fb, fc = a(x), b(x), c(x)
     for u, v in zip(fa, fb):
@@ -78,7 +78,7 @@ def test_global_rng_untouched_by_seeded_construction():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    load_extractor("gnnet-untrained", seed=0, **SMALL)
+    load_baseline("gnnet-untrained", seed=0, **SMALL)
     assert torch.equal(torch.rand(3), expected)
 
 

@@ -56,7 +56,7 @@ def test_missing_default_checkpoint_names_path_and_command(tmp_path, monkeypatch
 
 
 def test_gnnet_checkpoint_round_trip(tmp_path, monkeypatch):
-    model = load_extractor("gnnet-untrained", seed=1, confidence=True, **SMALL)
+    model = registry.load_baseline("gnnet-untrained", seed=1, confidence=True, **SMALL)
     with torch.no_grad():  # make it differ from any seeded init
         for p in model.parameters():
             p.add_(0.01)
@@ -95,7 +95,7 @@ def test_missing_disk_weights_error_names_the_package(monkeypatch):
 def test_disk_backbone_uses_pretrained_trunk(disk_weights):
     from kornia.feature import DISK
 
-    model = load_extractor("disk", seed=0)
+    model = registry.load_baseline("disk-trunk", seed=0)
     disk = DISK()
     disk.load_state_dict(torch.load(disk_weights, map_location="cpu")["extractor"])
     x = _images(32, 48)
@@ -112,7 +112,7 @@ def test_disk_backbone_uses_pretrained_trunk(disk_weights):
 
 
 def test_disk_checkpoint_round_trip(disk_weights, tmp_path):
-    model = load_extractor("disk", seed=2, channels=8, confidence=True)
+    model = registry.load_baseline("disk-trunk", seed=2, channels=8, confidence=True)
     path = registry.save_checkpoint(model, tmp_path / "disk.pt")
     loaded = load_extractor(path)
     assert isinstance(loaded, db.DISKBackbone) and loaded.config == model.config

@@ -21,7 +21,7 @@ from s2dloc.datasets.synthetic.world import PRESETS, generate_world, render_view
 from s2dloc.datasets.toy import perturb
 from s2dloc.evaluation.convergence import BasinProblem
 from s2dloc.evaluation.problems import lifted_problem
-from s2dloc.features import load_extractor
+from s2dloc.features.registry import load_extractor_or_baseline
 from s2dloc.geometry import sample
 
 WINDOW = 8  # search +-8 cells around the true projection
@@ -71,7 +71,7 @@ def problems(night_pairs) -> dict[str, list[BasinProblem]]:
     """Per extractor name, one alignment problem (256 points) per night pair."""
     out = {}
     for name in ("gnnet", "gnnet-untrained"):
-        extractor = load_extractor(name)
+        extractor = load_extractor_or_baseline(name)
         pairs = enumerate(night_pairs)
         out[name] = [
             lifted_problem(ref, query, extractor, 256, seed=k) for k, (ref, query) in pairs

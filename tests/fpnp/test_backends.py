@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from s2dloc.fpnp import FeatureMetricPnP, RobustLoss
-from s2dloc.fpnp.fast import conf_vector, level_arrays, query_map
+from s2dloc.fpnp.fast import conf_vector, level_arrays
 from s2dloc.fpnp.kernel_model import LOSS_IDS, robust_loss
 from s2dloc.fpnp.kernels import evaluate
 from s2dloc.fpnp.levels import prepare_levels
@@ -45,7 +45,7 @@ def _evaluations(model: str, name: str, alpha: float, dtype: torch.dtype):
     out = []
     for b in range(3):
         H, g, sq = np.empty((6, 6)), np.empty(6), np.empty(points.shape[1])
-        fm = query_map(fmap, b, points.shape[1], ref.shape[2])
+        fm = (fmap[0], fmap[1][b])
         cost, _, nvalid, *_ = evaluate(
             points[b].double().numpy(),
             M[b].double().numpy(),

@@ -59,29 +59,10 @@ def _log_names(log: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------- kill and resume
-def test_killed_run_resumes_without_recomputing(world_dir, tmp_path):
-    n = 12  # the first run is killed as soon as one query is logged, long before the last
-    qlist = _copy_queries(world_dir, tmp_path / "qroot", n)
-    out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "s2dloc",
-        "localize",
-        "--map",
-        str(world_dir),
-        "--queries",
-        str(qlist),
-        "--query-images",
-        str(tmp_path / "qroot"),
-        "--out",
-        str(out),
-        *CONF,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    log = out / "log.jsonl"
-    with open(tmp_path / "run1.txt", "wb") as output:
-        proc = subprocess.Popen(cmd, env=env, stdout=output, stderr=subprocess.STDOUT)
+def _kill_after_first_record(cmd: list[str], env: dict, log: Path, output: Path) -> None:
+    """Start ``cmd`` and SIGKILL it while running, once ``log`` holds a complete line."""
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         try:
             while time.monotonic() < deadline and proc.poll() is None:
@@ -94,10 +75,20 @@ def test_killed_run_resumes_without_recomputing(world_dir, tmp_path):
             if proc.poll() is None:
                 proc.kill()
             proc.wait(30)
-    assert running, (
-        "the run ended before a query was logged:\n" + (tmp_path / "run1.txt").read_text()
-    )
+    assert running, "the run ended before a query was logged:\n" + output.read_text()
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_killed_run_resumes_without_recomputing(world_dir, tmp_path):
+    n = 12  # the first run is killed as soon as one query is logged, long before the last
+    qlist = _copy_queries(world_dir, tmp_path / "qroot", n)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "s2dloc", "localize", "--map", str(world_dir)]
+    cmd += ["--queries", str(qlist), "--query-images", str(tmp_path / "qroot")]
+    cmd += ["--out", str(out), *CONF]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    log = out / "log.jsonl"
+    _kill_after_first_record(cmd, env, log, tmp_path / "run1.txt")
     before = log.read_bytes()
     complete = before[: before.rfind(b"\n") + 1]
     done_before = complete.decode().splitlines()

@@ -6,7 +6,7 @@ from s2dloc.localization import Query, resolve
 from s2dloc.localization.cache import DescriptorSpec, compute_features
 from s2dloc.localization.descriptors import dense_descriptors
 from s2dloc.localization.pnp import estimate_pose
-from s2dloc.localization.s2d import match_s2d
+from s2dloc.localization.s2d import match_batch
 
 from .extractors import PositionalEncoding
 
@@ -19,7 +19,7 @@ def _match(world_map, shift):
     maps = PositionalEncoding(shift=shift).extract(image)
     spec = DescriptorSpec.from_maps(maps, 160, conf)
     dense = dense_descriptors(maps, spec.levels, spec.match, spec.context)
-    m = match_s2d(desc, dense, maps, feats, (160, 120), conf["s2d"])
+    m = match_batch([desc], dense, maps, [feats], (160, 120), conf["s2d"])[0]
     return m, im.keypoints[m.idx] + np.array(shift)
 
 

@@ -35,21 +35,9 @@ def test_recall_known_numbers(tmp_path):
 
 
 def test_cli_localize_refine_evaluate(world_dir, tmp_path):
-    out = tmp_path / "loc"
-    args = [
-        "localize",
-        "--map",
-        str(world_dir),
-        "--queries",
-        str(world_dir / "queries_with_intrinsics.txt"),
-        "--out",
-        str(out),
-        "--num-queries",
-        "2",
-        "--conf",
-        "s2d.match_stride=4",
-        "retrieval.num_refs=2",
-    ]
+    out, queries = tmp_path / "loc", str(world_dir / "queries_with_intrinsics.txt")
+    args = ["localize", "--map", str(world_dir), "--queries", queries, "--out", str(out)]
+    args += ["--num-queries", "2", "--conf", "s2d.match_stride=4", "retrieval.num_refs=2"]
     assert main(args) == 0
     for f in ("results.txt", "results_pnp.txt", "log.jsonl", "config.json"):
         assert (out / f).exists(), f
@@ -61,44 +49,20 @@ def test_cli_localize_refine_evaluate(world_dir, tmp_path):
     # Other settings in the same folder are refused (stale results).
     assert main(args[:-1] + ["retrieval.num_refs=3"]) == 2
     ref = tmp_path / "ref"
-    assert (
-        main(
-            [
-                "refine",
-                "--map",
-                str(world_dir),
-                "--queries",
-                str(world_dir / "queries_with_intrinsics.txt"),
-                "--out",
-                str(ref),
-                "--poses",
-                str(out / "results_pnp.txt"),
-                "--cache",
-                str(out / "cache-photometric.h5"),
-                "--conf",
-                "s2d.match_stride=4",
-                "retrieval.num_refs=2",
-            ]
-        )
-        == 0
-    )
+    refine = ["refine", "--map", str(world_dir), "--queries", queries, "--out", str(ref)]
+    refine += [
+        "--poses",
+        str(out / "results_pnp.txt"),
+        "--cache",
+        str(out / "cache-photometric.h5"),
+    ]
+    refine += ["--conf", "s2d.match_stride=4", "retrieval.num_refs=2"]
+    assert main(refine) == 0
     assert (ref / "results.txt").exists()
     plot = tmp_path / "plot.png"
-    assert (
-        main(
-            [
-                "evaluate",
-                "--results",
-                f"pnp={out / 'results_pnp.txt'}",
-                f"fpnp={out / 'results.txt'}",
-                "--gt",
-                str(world_dir / "poses_query.txt"),
-                "--plot",
-                str(plot),
-            ]
-        )
-        == 0
-    )
+    results = [f"pnp={out / 'results_pnp.txt'}", f"fpnp={out / 'results.txt'}"]
+    evaluate_args = ["evaluate", "--results", *results, "--gt", str(world_dir / "poses_query.txt")]
+    assert main([*evaluate_args, "--plot", str(plot)]) == 0
     assert plot.stat().st_size > 1000
 
 

@@ -243,7 +243,11 @@ def test_shipped_configs_are_valid(path):
     conf = load_config(path)
     assert conf["model"]["name"] in ("gnnet", "disk") and len(conf["loss"]["vicinity"]) == 4
     if path.name == "default.yaml":  # the fixed held-out split is explicit
-        castle, _, _, homography, _ = conf["data"]["sources"]
+        by_type = {}
+        for source in conf["data"]["sources"]:
+            by_type.setdefault(source["type"], source)
+        castle, homography = by_type["colmap"], by_type["homography"]
+        assert "rgbd" not in by_type  # Fountain is a real evaluation set, not training data
         held = [f"{k:04d}.jpg" for k in range(2, 30, 4)]
         assert castle["exclude"] == held and conf["model"]["freeze_trunk"]
         assert homography["exclude"][0] == "strecha_dev/Herz-Jesus-P25/*"

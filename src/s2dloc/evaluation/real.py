@@ -1,9 +1,12 @@
 """Real-data validation helpers: the strecha_dev held-out split, recall summaries, retrieval
 correctness and F-PnP alignment problems built from a triangulated map.
 
-Held-out split (never used for training or mapping): every third image of each strecha_dev
-scene starting at the second (``0001.jpg, 0004.jpg, ...``), so both neighbours of a held-out
-image are mapped. :data:`STRECHA_HELD_OUT` lists them; :func:`training_images` removes them.
+Held-out split. Herz-Jesus-P25 is never used for training (scene-level generalisation); its
+queries are every third image (``0000.jpg, 0003.jpg, ...``). In castle-P30 the queries
+``0002.jpg, 0006.jpg, ..., 0026.jpg`` are never used for training. Each query is localized
+against a map of the other images of its scene. :data:`STRECHA_HELD_OUT` lists the queries,
+:data:`STRECHA_TRAINING_SCENES` the scenes training may use, and :func:`training_images`
+removes the queries (``configs/default.yaml`` holds the same split as exclude lists).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from s2dloc.geometry import Camera, Pose, sample
 
 STRECHA_SCENES = {"castle-P30": 30, "Herz-Jesus-P25": 25}  # scene -> number of images
 STRECHA_HELD_OUT: dict[str, tuple[str, ...]] = {
-    scene: tuple(f"{i:04d}.jpg" for i in range(1, n, 3)) for scene, n in STRECHA_SCENES.items()
+    "castle-P30": tuple(f"{i:04d}.jpg" for i in range(2, 30, 4)),
+    "Herz-Jesus-P25": tuple(f"{i:04d}.jpg" for i in range(0, 25, 3)),
 }
+STRECHA_TRAINING_SCENES = ("castle-P30",)  # Herz-Jesus-P25 is held out entirely
 # Localization thresholds (metres, degrees), finest first.
 REAL_THRESHOLDS = ((0.02, 0.1), (0.05, 0.5), (0.25, 2.0), (1.0, 5.0))
 

@@ -23,12 +23,23 @@ from s2dloc.utils.io import atomic_path
 logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_CHECKPOINT = ASSETS / "gnnet.pt"
-# The command documented in the README that produces DEFAULT_CHECKPOINT.
-TRAIN_COMMAND = "s2dloc train --conf configs/gnnet.yaml --out outputs/train/gnnet (see the README)"
+# Shipped checkpoints by name, and the documented command that produces each.
+SHIPPED: dict[str, tuple[Path, str]] = {
+    "default": (
+        ASSETS / "default.pt",
+        "s2dloc train --conf configs/default.yaml --out outputs/train/default (see the README)",
+    ),
+    "gnnet": (
+        ASSETS / "gnnet.pt",
+        "s2dloc train --conf configs/gnnet.yaml --out outputs/train/gnnet (see the README)",
+    ),
+}
+DEFAULT_CHECKPOINT, TRAIN_COMMAND = SHIPPED["gnnet"]
 
 MODELS: dict[str, type[DenseExtractor]] = {"gnnet": GNNet, "disk": DISKBackbone}
-NAMES = ("photometric", "gnnet-untrained", "disk", "gnnet")
+NAMES = ("default", "gnnet", "photometric")
+# Untrained networks for comparisons (random or orthogonal heads): not extractors to use.
+BASELINES: dict[str, type[DenseExtractor]] = {"gnnet-untrained": GNNet, "disk-trunk": DISKBackbone}
 RESERVED = ("model", "config", "state_dict")
 
 
@@ -171,31 +182,48 @@ def model_from_checkpoint(
     return model.eval()
 
 
+def load_baseline(name: str, seed: int = 0, **overrides: Any) -> DenseExtractor:
+    """An untrained comparison network by name (eval mode): ``"gnnet-untrained"`` (GN-Net with
+    random weights from ``seed``) or ``"disk-trunk"`` (DISK's pretrained trunk with orthogonal
+    heads from ``seed``). Overrides are model config keys."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
+    return _seeded(BASELINES[name], seed, **overrides).eval()
+
+
+def load_extractor_or_baseline(name_or_path: str | Path, **overrides: Any) -> DenseExtractor:
+    """:func:`load_baseline` for the baseline names, else :func:`load_extractor` (benchmarks)."""
+    if str(name_or_path) in BASELINES:
+        return load_baseline(str(name_or_path), **overrides)
+    return load_extractor(name_or_path, **overrides)
+
+
 def load_extractor(name_or_path: str | Path, **overrides: Any) -> DenseExtractor:
     """A ready (eval-mode) extractor by name or from a checkpoint path.
 
-    Names: ``"photometric"`` (:class:`PhotometricExtractor`, overrides are its arguments),
-    ``"gnnet-untrained"`` (GN-Net, random init from ``seed``, default 0), ``"disk"`` (DISK
-    trunk with pretrained weights, heads from ``seed``), ``"gnnet"`` (the checkpoint shipped
-    in ``s2dloc/assets/gnnet.pt``). Other overrides are model config keys.
+    Names: ``"default"`` (the shipped default, ``s2dloc/assets/default.pt``: GN-Net heads on
+    DISK's pretrained trunk, trained on real geometry with synthesized appearance change),
+    ``"gnnet"`` (the previous GN-Net trained on the synthetic world, ``assets/gnnet.pt``) and
+    ``"photometric"`` (:class:`PhotometricExtractor`, overrides are its arguments). Other
+    overrides are model config keys. Untrained comparison networks: :func:`load_baseline`.
     """
     name = str(name_or_path)
     if name == "photometric":
         return PhotometricExtractor(**overrides).eval()
-    if name in ("gnnet-untrained", "disk"):
-        seed = overrides.pop("seed", 0)
-        cls = GNNet if name == "gnnet-untrained" else DISKBackbone
-        return _seeded(cls, seed, **overrides).eval()
-    if name == "gnnet":
-        if not DEFAULT_CHECKPOINT.is_file():
+    if name in SHIPPED:
+        path, command = SHIPPED[name]
+        if name == "gnnet":
+            path = DEFAULT_CHECKPOINT  # module attribute, so tests can point it elsewhere
+        if not path.is_file():
             raise FileNotFoundError(
-                f"the default GN-Net checkpoint {DEFAULT_CHECKPOINT} does not exist yet; "
-                f"train it with: {TRAIN_COMMAND}"
+                f"the shipped {name!r} checkpoint {path} does not exist; train it with: {command}"
             )
-        path = DEFAULT_CHECKPOINT
     else:
         path = Path(name_or_path)
         if not path.is_file():
+            hint = f"; untrained comparison networks: load_baseline({sorted(BASELINES)})"
+            if name in BASELINES:
+                raise FileNotFoundError(f"{name!r} is not a trained extractor{hint}")
             raise FileNotFoundError(
                 f"{name!r} is neither a known extractor name {list(NAMES)} nor a checkpoint file"
             )

@@ -23,7 +23,11 @@ What is guaranteed (tested in ``tests/fpnp/test_backends.py`` over models, losse
 
 Points are visited in image-row order (sorted once per level), which keeps consecutive reads
 close in memory; maps whose channels are not adjacent in memory (plain ``(C, H, W)``) are
-still slower to sample than channels-last ones (see ``benchmarks/fpnp.py``).
+still about 2x slower to sample than channels-last ones (see ``benchmarks/fpnp.py``): each
+point then touches one cache line per channel and row, and the channel loop cannot be
+vectorized. Copying each point's texels into a channels-last cache, refilled only when the
+point leaves it, measured no faster: the transposing copy costs about as much as the reads it
+saves (plane strides that are multiples of 4 KiB make it conflict in the L1 cache).
 """
 
 from __future__ import annotations
@@ -38,10 +42,6 @@ from s2dloc.fpnp.decision import Outcome
 from s2dloc.fpnp.kernel_model import CONF_NAMES, LOSS_IDS
 from s2dloc.fpnp.kernels import evaluate, match_residuals, row_order
 from s2dloc.fpnp.lm_kernels import solve_level
-
-# Side of the square of texels cached per point for maps with non-adjacent channels: a point
-# may move by up to one texel in any direction before its cache is refilled.
-PATCH_TEXELS = 6
 
 
 def conf_vector(conf, scale: float | None) -> np.ndarray:
@@ -112,25 +112,13 @@ class QueryStats:
     sq_grad: np.ndarray
 
 
-def query_map(fmap: tuple[np.ndarray, np.ndarray], b: int, num_points: int, channels: int):
-    """The kernels' map argument for query ``b`` of a level's :func:`map_layout` ``fmap``:
-    ``(flat, layout[b], patch, origin)``, with an empty texel cache ``patch (N, P, P, C)`` and
-    ``origin (N, 2)`` when the channels are not adjacent in memory (see
-    :func:`~s2dloc.fpnp.kernels.sample_gram`), a zero-length one otherwise."""
-    flat, layout = fmap
-    n = num_points if layout[b, 3] != 1 else 0
-    patch = np.empty((n, PATCH_TEXELS, PATCH_TEXELS, channels), dtype=flat.dtype)
-    origin = np.full((n, 2), -(2**40), dtype=np.int64)  # no point has its texels cached yet
-    return flat, layout[b], patch, origin
-
-
 def _solve_query(b: int, levels: list, pts, w, M, conf_v: np.ndarray, has_dist: bool) -> QueryStats:
     """Coarse-to-fine LM for query ``b`` (updates ``M[b]``)."""
     H, g = np.zeros((6, 6)), np.zeros(6)
     M0 = M[b].copy()
     iters, ok = [], True
-    for lmap, ref, cam in levels:
-        fmap = query_map(lmap, b, pts.shape[1], ref.shape[2])
+    for (flat, layout), ref, cam in levels:
+        fmap = (flat, layout[b])
         args = (pts[b], M[b], fmap, ref[b], w[b], cam[b], has_dist, conf_v)
         order = row_order(pts[b], M[b], fmap, cam[b], has_dist, conf_v)
         it, ok_l, scale, cost, _, nvalid, res_var, nres = solve_level(*args, H, g, order)

@@ -71,56 +71,16 @@ def _gram_loop(flat, rows, cols, weights, sc, ref, i):
 
 
 @njit(cache=True, inline="always")
-def _fill_patch(flat, lay, out, base, ox, oy, P, C):
-    """Copy texels ``[oy, oy + P) x [ox, ox + P)`` (clamped to the map) of all channels into
-    ``out[base:]`` as ``(P, P, C)`` (channels-last)."""
-    off, sh, sw, sc, Hm, Wm = lay[0], lay[1], lay[2], lay[3], lay[4], lay[5]
-    for py in range(P):
-        row = off + _clamp(oy + py, Hm) * sh
-        for px in range(P):
-            src, dst = row + _clamp(ox + px, Wm) * sw, base + (py * P + px) * C
-            for c in range(C):
-                out[np.uint64(dst + c)] = flat[np.uint64(src + c * sc)]
-
-
-@njit(cache=True, inline="always")
-def _sample_gram_patch(fmap, u, v, ref, i):
-    """:func:`sample_gram` through point ``i``'s patch, refilled when its taps leave it."""
-    flat, lay, patch, origin = fmap
-    P, C = patch.shape[1], patch.shape[3]
-    out = patch.reshape(patch.size)
-    fu, fv = u - 0.5, v - 0.5
-    x0, y0 = int(math.floor(fu)), int(math.floor(fv))
-    wx, wy = fu - x0, fv - y0
-    ox, oy, base = origin[i, 0], origin[i, 1], i * P * P * C
-    if not (ox < x0 and x0 + 2 < ox + P and oy < y0 and y0 + 2 < oy + P):
-        ox, oy = x0 - 1 - (P - 4) // 2, y0 - 1 - (P - 4) // 2
-        _fill_patch(flat, lay, out, base, ox, oy, P, C)
-        origin[i, 0], origin[i, 1] = ox, oy
-    # Local texel (x, y) holds the map's clamped texel (ox + x, oy + y): border padding as before.
-    lx, ly, sy = x0 - ox, y0 - oy, P * C
-    rows = (base + ly * sy, base + (ly + 1) * sy, base + (ly - 1) * sy, base + (ly + 2) * sy)
-    cols = ((lx - 1) * C, lx * C, (lx + 1) * C, (lx + 2) * C)
-    weights = ((1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy)
-    return _gram_loop(out, rows, cols, weights, 1, ref, i)
-
-
-@njit(cache=True, inline="always")
 def sample_gram(fmap, u, v, ref, i):
     """Gram entries of ``[dF/du, dF/dv, r]`` at pixel ``(u, v)`` for point ``i``.
 
-    ``fmap = (flat, layout, patch, origin)``: a flat buffer and ``(offset, stride_h, stride_w,
-    stride_c, H, W)`` in elements, so maps of any memory layout are read in place. The five
-    bilinear samples at p, p +- e_u, p +- e_v share their fractional weights, so they read 12
-    pixels. Maps whose channels are not adjacent (``stride_c != 1``) are read through a
-    channels-last cache ``patch (N, P, P, C)`` of ``P x P`` texels per point at texel
-    ``origin (N, 2)`` (x, y), refilled only when the point's taps leave it; an empty ``patch``
-    reads the map directly. Returns ``(||r||^2, gu.gu, gu.gv, gv.gv, gu.r, gv.r)``.
+    ``fmap = (flat, layout)``: a flat buffer and ``(offset, stride_h, stride_w, stride_c, H,
+    W)`` in elements, so maps of any memory layout are read in place. The five bilinear
+    samples at p, p +- e_u, p +- e_v share their fractional weights, so they read 12 pixels.
+    Returns ``(||r||^2, gu.gu, gu.gv, gv.gv, gu.r, gv.r)``.
     """
-    flat, lay, patch = fmap[0], fmap[1], fmap[2]
+    flat, lay = fmap
     off, sh, sw, sc = lay[0], lay[1], lay[2], lay[3]
-    if sc != 1 and patch.shape[0] > 0:
-        return _sample_gram_patch(fmap, u, v, ref, i)
     (xm, xa, xb, xp), (ym, ya, yb, yp), a, b, c_, d = _taps(u, v, lay[4], lay[5])
     rows = (off + ya * sh, off + yb * sh, off + ym * sh, off + yp * sh)
     cols = (xm * sw, xa * sw, xb * sw, xp * sw)
@@ -131,8 +91,8 @@ def sample_gram(fmap, u, v, ref, i):
 
 @njit(cache=True, inline="always")
 def sample_value(fmap, u, v, c):
-    """Bilinear value of channel ``c`` at pixel ``(u, v)`` (border padding), from the map."""
-    flat, lay = fmap[0], fmap[1]
+    """Bilinear value of channel ``c`` at pixel ``(u, v)`` (border padding), as above."""
+    flat, lay = fmap
     off, sh, sw, sc = lay[0], lay[1], lay[2], lay[3]
     (_, xa, xb, _), (_, ya, yb, _), a, b, c_, d = _taps(u, v, lay[4], lay[5])
     ra, rb, ca, cb = off + ya * sh + c * sc, off + yb * sh + c * sc, xa * sw, xb * sw

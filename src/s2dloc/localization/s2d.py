@@ -160,8 +160,11 @@ def match_batch(
     size,
     conf: dict,
 ) -> list[Matches]:
-    """:func:`match_s2d` for several references at once: their points are stacked so the
-    correlation, ratio test and refinement run once for all (same results as one by one)."""
+    """Match the points of several references (hypercolumns ``descs[r] (M_r, D)``, per-level
+    features ``ref_features[r][l] (M_r, C_l)``) in one query (dense hypercolumn
+    ``(D, H_m, W_m)``, levels ``(C_l, H_l, W_l)``, image ``size``): one :class:`Matches` per
+    reference. Their points are stacked so the correlation, ratio test and refinement run once
+    for all (same results as one by one)."""
     counts = [len(d) for d in descs]
     if not descs or sum(counts) == 0:
         e = np.zeros(0)
@@ -192,16 +195,3 @@ def match_batch(
         lo, hi = np.searchsorted(idx_np, [a, b])
         out.append(Matches(p_np[lo:hi], idx_np[lo:hi] - a, s1_np[lo:hi], ratio_np[lo:hi]))
     return out
-
-
-def match_s2d(
-    desc: torch.Tensor,
-    dense: torch.Tensor,
-    query_maps: list[torch.Tensor],
-    ref_features: list[torch.Tensor],
-    size,
-    conf: dict,
-) -> Matches:
-    """Match reference points (hypercolumns ``desc (M, D)``, per-level features ``(M, C_l)``) in
-    the query (dense hypercolumn ``(D, H_m, W_m)``, levels ``(C_l, H_l, W_l)``, image ``size``)."""
-    return match_batch([desc], dense, query_maps, [ref_features], size, conf)[0]
