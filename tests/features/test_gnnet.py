@@ -8,7 +8,7 @@ from torch import nn
 
 from s2dloc.features.base import DenseExtractor
 from s2dloc.features.gnnet import GNNet, GNNetConfig, merge_config
-from s2dloc.features.registry import load_baseline, load_extractor
+from s2dloc.features.registry import load_baseline
 
 torch.set_num_threads(1)
 

@@ -36,8 +36,9 @@ def test_retrieval_database_images(setup, world_map):
 def test_retrieval_queries(setup, world_dir):
     loc, queries, _ = setup
     pairs = pairs_from_file(world_dir / "pairs-query-db.txt")
-    hits = [pairs[q.name][0] in [n for n, _ in loc.retrieval(loc.features(q).glob, 5)]
-            for q in queries]  # fmt: skip
+    hits = [
+        pairs[q.name][0] in [n for n, _ in loc.retrieval(loc.features(q).glob, 5)] for q in queries
+    ]
     assert np.mean(hits) >= 0.4, hits  # weak content features, far-apart database views
 
 

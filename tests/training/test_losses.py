@@ -26,8 +26,9 @@ ALPHA, BETA = 2.0, 0.5
 def _ramp(device: torch.device, dtype=torch.float64) -> torch.Tensor:
     """A 2-channel linear ramp ``F(u, v) = (ALPHA u, BETA v)`` sampled at pixel centres,
     ``(1, 2, H, W)`` on ``device``."""
-    v, u = torch.meshgrid(torch.arange(H, dtype=dtype) + 0.5, torch.arange(W, dtype=dtype) + 0.5,
-                          indexing="ij")  # fmt: skip
+    v, u = torch.meshgrid(
+        torch.arange(H, dtype=dtype) + 0.5, torch.arange(W, dtype=dtype) + 0.5, indexing="ij"
+    )
     return torch.stack([ALPHA * u, BETA * v])[None].to(device)
 
 
@@ -106,8 +107,9 @@ def test_both_directions_average_the_two_losses(device):
     g = _gen(7)
     ab = gauss_newton_loss(F_a, F_b, u_a, u_b, x_s=start_points(u_b, 1.5, g))
     ba = gauss_newton_loss(F_b, F_a, u_b, u_a, x_s=start_points(u_a, 1.5, g))
-    both = gauss_newton_loss(F_a, F_b, u_a, u_b, vicinity=1.5, both_directions=True,
-                             generator=_gen(7))  # fmt: skip
+    both = gauss_newton_loss(
+        F_a, F_b, u_a, u_b, vicinity=1.5, both_directions=True, generator=_gen(7)
+    )
     for k in ("total", "e1", "e2", "feature_norm"):
         torch.testing.assert_close(both[k], (ab[k] + ba[k]) / 2)
 

@@ -41,8 +41,9 @@ def test_hard_negatives_are_among_the_closest_in_feature_space(device):
     # Anchor feature 20: columns 19-21 (24 pixels) are the 24 closest candidates.
     f_a = torch.full((1, 2, 1), 20.0, device=device)
     u_b = torch.tensor([[[5.5, 4.5], [2.5, 1.5]]], device=device)
-    u_neg, valid = mine_negatives(f_a, _column_map(device), u_b, 10, pool_size=24,
-                                  num_candidates=None, generator=_gen(0))  # fmt: skip
+    u_neg, valid = mine_negatives(
+        f_a, _column_map(device), u_b, 10, pool_size=24, num_candidates=None, generator=_gen(0)
+    )
     assert u_neg.shape == (1, 2, 10, 2) and valid.all()
     cols = u_neg[..., 0] - 0.5
     assert ((cols - 20).abs() <= 1).all()
@@ -50,10 +51,12 @@ def test_hard_negatives_are_among_the_closest_in_feature_space(device):
     for k in range(2):  # distinct negatives per anchor
         assert len({tuple(p) for p in u_neg[0, k].tolist()}) == 10
     # Seeded: same draw again; another seed gives another subset of the pool.
-    again, _ = mine_negatives(f_a, _column_map(device), u_b, 10, pool_size=24, num_candidates=None,
-                              generator=_gen(0))  # fmt: skip
-    other, _ = mine_negatives(f_a, _column_map(device), u_b, 10, pool_size=24, num_candidates=None,
-                              generator=_gen(1))  # fmt: skip
+    again, _ = mine_negatives(
+        f_a, _column_map(device), u_b, 10, pool_size=24, num_candidates=None, generator=_gen(0)
+    )
+    other, _ = mine_negatives(
+        f_a, _column_map(device), u_b, 10, pool_size=24, num_candidates=None, generator=_gen(1)
+    )
     assert torch.equal(u_neg, again) and not torch.equal(u_neg, other)
 
 
@@ -64,9 +67,17 @@ def test_excluded_radius_is_respected(mode, num_candidates, device):
     f_a = torch.tensor([[[20.0], [3.0]]], device=device)
     u_b = torch.tensor([[[20.5, 4.5], [3.2, 2.0]]], device=device)
     radius = 2.5
-    u_neg, valid = mine_negatives(f_a, _column_map(device), u_b, 16, pool_size=40, mode=mode,
-                                  exclude_radius=radius, num_candidates=num_candidates,
-                                  generator=_gen(2))  # fmt: skip
+    u_neg, valid = mine_negatives(
+        f_a,
+        _column_map(device),
+        u_b,
+        16,
+        pool_size=40,
+        mode=mode,
+        exclude_radius=radius,
+        num_candidates=num_candidates,
+        generator=_gen(2),
+    )
     assert valid.all()
     dist = (u_neg - u_b[:, :, None]).norm(dim=-1)
     assert (dist >= radius).all()
@@ -78,8 +89,9 @@ def test_excluded_radius_is_respected(mode, num_candidates, device):
 def test_random_mining_spreads_over_the_image(device):
     f_a = torch.full((1, 1, 1), 20.0, device=device)
     u_b = torch.tensor([[[20.5, 4.5]]], device=device)
-    u_neg, valid = mine_negatives(f_a, _column_map(device), u_b, 64, mode="random",
-                                  num_candidates=None, generator=_gen(3))  # fmt: skip
+    u_neg, valid = mine_negatives(
+        f_a, _column_map(device), u_b, 64, mode="random", num_candidates=None, generator=_gen(3)
+    )
     cols = u_neg[0, 0, :, 0] - 0.5
     assert valid.all() and (cols < 10).any() and (cols > 28).any()
 
@@ -89,8 +101,9 @@ def test_too_few_admissible_candidates_are_marked_invalid(device):
     f_a = torch.rand(1, 1, 4, generator=_gen(5)).to(device)
     u_b = torch.tensor([[[1.5, 1.5]]], device=device)
     # Radius 1.2 excludes the centre and its 4 neighbours: 4 corners remain.
-    u_neg, valid = mine_negatives(f_a, F_b, u_b, 6, pool_size=300, exclude_radius=1.2,
-                                  generator=_gen(6))  # fmt: skip
+    u_neg, valid = mine_negatives(
+        f_a, F_b, u_b, 6, pool_size=300, exclude_radius=1.2, generator=_gen(6)
+    )
     assert u_neg.shape == (1, 1, 6, 2)
     assert valid.sum() == 4
     corners = {(0.5, 0.5), (2.5, 0.5), (0.5, 2.5), (2.5, 2.5)}

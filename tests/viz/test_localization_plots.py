@@ -35,11 +35,17 @@ def case():
     inliers = np.arange(40) % 4 != 0
     p2d[~inliers] += rng.uniform(-20, 20, (int((~inliers).sum()), 2))
     matches = PlotMatches("db/0001.png", p2d, p2d + 3.0, X, inliers)
-    res = QueryResult("query/night/0000.png", pose=_pose(0.05), pnp_pose=_pose(1.0, 0.05),
-                      pnp_success=True, fpnp_success=True, best_ref="db/0001.png",
-                      refs=[("db/0001.png", 0.9), ("db/0002.png", 0.8)],
-                      matches={"db/0001.png": 40, "db/0002.png": 12},
-                      inliers={"db/0001.png": 30, "db/0002.png": 0})  # fmt: skip
+    res = QueryResult(
+        "query/night/0000.png",
+        pose=_pose(0.05),
+        pnp_pose=_pose(1.0, 0.05),
+        pnp_success=True,
+        fpnp_success=True,
+        best_ref="db/0001.png",
+        refs=[("db/0001.png", 0.9), ("db/0002.png", 0.8)],
+        matches={"db/0001.png": 40, "db/0002.png": 12},
+        inliers={"db/0001.png": 30, "db/0002.png": 0},
+    )
     images = {n: rng.integers(0, 255, (64, 96, 3), dtype=np.uint8) for n in res.matches}
     query = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
     return camera, gt, matches, res, images, query

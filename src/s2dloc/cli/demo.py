@@ -20,7 +20,9 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
     parser.add_argument("--preset", default="demo", help="synthetic world preset")
-    parser.add_argument("--extractor", default="gnnet", help="dense features")
+    parser.add_argument(
+        "--extractor", default="default", help="dense features (default: the shipped default)"
+    )
     parser.add_argument("--figures", type=int, default=3, help="per-query figures to draw")
 
 
@@ -60,9 +62,8 @@ def run(args: argparse.Namespace) -> int:
     figures = _query_figures(loc, queries, results, gt, report, args.figures)
     figures.append(_cost_figure(results, report))
     run_figures = _run_figures(map_, queries, errors, tables, gt, final, loc, report)
-    toy_args = argparse.Namespace(out=report / "toy", angles=[2.0, 5.0, 10.0, 15.0], trials=3,
-                                  points=1024, loss="cauchy", seed=0)  # fmt: skip
-    toy.run(toy_args)
+    toy_conf = dict(angles=[2.0, 5.0, 10.0, 15.0], trials=3, points=1024, loss="cauchy", seed=0)
+    toy.run(argparse.Namespace(out=report / "toy", **toy_conf))
     from s2dloc.utils.table import format_table
 
     print(
@@ -148,8 +149,10 @@ def _run_figures(map_, queries, errors, tables, gt, final, loc, report: Path) ->
     q_centres = {n: Pose.from_quat_t(*qt).center().numpy() for n, qt in final.items()}
     e = errors["PnP + F-PnP"]
     err = {n: float(t) for n, t in zip(e.names, e.trans)}
-    paths = [plot_top_down(centres, q_centres, err, report / "top_down.png"),
-             plot_recall_bars(tables, "0.25m/2.0deg", report / "recall_bars.png")]  # fmt: skip
+    paths = [
+        plot_top_down(centres, q_centres, err, report / "top_down.png"),
+        plot_recall_bars(tables, "0.25m/2.0deg", report / "recall_bars.png"),
+    ]
     q = queries[0]
     image = q.load()
     paths.append(plot_feature_pca(image, loc.extractor.extract(image), report / "features_pca.png"))
@@ -186,7 +189,8 @@ def _query_figures(loc, queries, results, gt, report: Path, count: int) -> list[
         refs = {n: cv2.imread(str(loc.map.image_root / n))[..., ::-1] for n, _ in r.refs[:3]}
         gt_pose = Pose.from_quat_t(*gt[q.name]) if q.name in gt else None
         path = report / f"query_{cond}.png"
-        plot_query(path, q.load(), q.camera, r, refs, matches_for_plot(r, loc.map), gt_pose,
-                   max_refs=3)  # fmt: skip
+        plot_query(
+            path, q.load(), q.camera, r, refs, matches_for_plot(r, loc.map), gt_pose, max_refs=3
+        )
         paths.append(path.relative_to(report))
     return paths

@@ -117,7 +117,8 @@ class FeatureMetricPnP:
         Args:
             points3d: ``(B, N, 3)``; ref_features: per level ``(B, N, C_l)``;
             query_features: per level ``(B, C_l, H_l, W_l)``; camera: batch ``(B,)``;
-            init_pose: batch ``(B,)``; weights: ``(B, N)``; mask: ``(B, N)`` bool, False for padding.
+            init_pose: batch ``(B,)``; weights: ``(B, N)``; mask: ``(B, N)`` bool, False for
+            padding.
         """
         grad = self.conf.differentiable or (
             torch.is_grad_enabled()

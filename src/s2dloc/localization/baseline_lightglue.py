@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -36,11 +36,14 @@ from kornia.feature import DISK, LightGlue
 from kornia.feature.disk.detector import heatmap_to_keypoints
 
 from s2dloc.features.disk_backbone import INSTALL_HINT, WEIGHTS_PACKAGE, disk_weights_path
-from s2dloc.geometry import Pose
-from s2dloc.localization.baseline_sift import lift_keypoints
+from s2dloc.localization.baseline_sift import (
+    BaselineResult,
+    keep_best,
+    lift_keypoints,
+    pose_from_best,
+)
 from s2dloc.localization.descriptors import global_descriptor
 from s2dloc.localization.map import Map
-from s2dloc.localization.pnp import estimate_pose
 from s2dloc.localization.query import Query
 
 logger = logging.getLogger(__name__)
@@ -143,19 +146,7 @@ def disk_features(disk: DISK, image: np.ndarray, max_side: int, num_features: in
     return DiskFeatures(xy, kp, feats.descriptors.float(), (w, h), glob)
 
 
-@dataclass
-class LightGlueResult:
-    """``pose`` (cam_from_world or None), 2D-3D ``matches`` and ``inliers``, references used,
-    timings (s)."""
-
-    name: str
-    pose: Pose | None = None
-    success: bool = False
-    matches: int = 0
-    inliers: int = 0
-    refs: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    message: str = ""
+LightGlueResult = BaselineResult
 
 
 class LightGlueBaseline:
@@ -219,19 +210,7 @@ class LightGlueBaseline:
         for name in res.refs:
             r, X = self.refs[name]
             pairs, scores = self.match(q, r)
-            for (qi, ri), sc in zip(pairs.tolist(), scores.tolist()):
-                if qi not in best or sc > best[qi][0]:
-                    best[qi] = (sc, X[ri])
+            keep_best(best, pairs, scores, X, higher_is_better=True)
         res.timings["match"] = time.perf_counter() - t
-        res.matches = len(best)
-        if not best:
-            res.message = "no matches"
-            return res
-        q_idx = np.array(list(best), np.int64)
-        p3d = np.stack([best[i][1] for i in q_idx.tolist()])
-        t = time.perf_counter()
-        pnp = estimate_pose(q.xy[q_idx], p3d, query.camera, c["pnp"])
-        res.timings["pnp"] = time.perf_counter() - t
-        res.success, res.message, res.inliers = pnp.success, pnp.message, pnp.num_inliers
-        res.pose = pnp.pose if pnp.success else None
+        pose_from_best(best, q.xy, query.camera, c["pnp"], res)
         return res

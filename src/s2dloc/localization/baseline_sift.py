@@ -4,11 +4,11 @@ Map side, once per reference image: SIFT keypoints and descriptors on the image 
 ``max_side``; each keypoint takes the depth (in the reference camera) of the nearest 2D
 observation of the map within ``radius`` full-resolution pixels and is lifted to 3D at its own
 pixel with that depth (the exact map point when the observation is within ``snap`` px, as for
-COLMAP models whose observations are SIFT keypoints); keypoints without one are dropped. Query side: SIFT on
-the downscaled query, mutual-nearest + ratio-test matching against every reference (or the
-``num_refs`` references with most matches), one 2D-3D correspondence per query keypoint (the
-closest descriptor), then ``pycolmap.estimate_and_refine_absolute_pose`` with the query's own
-camera (distortion included). Pixels follow COLMAP: OpenCV keypoint ``pt`` + 0.5, then divided
+COLMAP models whose observations are SIFT keypoints); keypoints without one are dropped. Query
+side: SIFT on the downscaled query, mutual-nearest + ratio-test matching against every reference
+(or the ``num_refs`` references with most matches), one 2D-3D correspondence per query keypoint
+(the closest descriptor), then ``pycolmap.estimate_and_refine_absolute_pose`` with the query's
+own camera (distortion included). Pixels follow COLMAP: OpenCV keypoint ``pt`` + 0.5, then divided
 by the downscale factor.
 """
 
@@ -42,9 +42,9 @@ DEFAULTS = {
 
 
 @dataclass
-class SiftResult:
-    """``pose`` (cam_from_world or None), number of 2D-3D ``matches`` and ``inliers``,
-    references used and timings (s)."""
+class BaselineResult:
+    """Result of a keypoint baseline: ``pose`` (cam_from_world, None unless PnP succeeded),
+    number of 2D-3D ``matches`` and ``inliers``, references used and timings (s)."""
 
     name: str
     pose: Pose | None = None
@@ -54,6 +54,9 @@ class SiftResult:
     refs: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     message: str = ""
+
+
+SiftResult = BaselineResult
 
 
 def sift_features(image: np.ndarray, max_side: int, num_features: int):
@@ -110,6 +113,43 @@ def lift_keypoints(
     return keep, X
 
 
+def keep_best(
+    best: dict[int, tuple[float, np.ndarray]],
+    pairs: np.ndarray,
+    values: np.ndarray,
+    points: np.ndarray,
+    higher_is_better: bool,
+) -> None:
+    """Update ``best`` (query keypoint -> (value, world point)) with the matches ``pairs
+    (K, 2)`` (query index, reference index) of values ``(K,)`` to reference ``points (M, 3)``."""
+    sign = 1.0 if higher_is_better else -1.0
+    for (qi, ri), v in zip(pairs.tolist(), values.tolist()):
+        if qi not in best or sign * v > sign * best[qi][0]:
+            best[qi] = (v, points[ri])
+
+
+def pose_from_best(
+    best: dict[int, tuple[float, np.ndarray]],
+    xy: np.ndarray,
+    camera,
+    pnp_conf: dict,
+    res: BaselineResult,
+) -> None:
+    """PnP-RANSAC on the best 2D-3D match of each query keypoint ``xy (N, 2)``; fills ``res``
+    (matches, inliers, pose when successful, message, PnP time)."""
+    res.matches = len(best)
+    if not best:
+        res.message = "no matches"
+        return
+    q_idx = np.array(list(best), np.int64)
+    p3d = np.stack([best[i][1] for i in q_idx.tolist()])
+    t = time.perf_counter()
+    pnp = estimate_pose(xy[q_idx], p3d, camera, pnp_conf)
+    res.timings["pnp"] = time.perf_counter() - t
+    res.success, res.message, res.inliers = pnp.success, pnp.message, pnp.num_inliers
+    res.pose = pnp.pose if pnp.success else None
+
+
 class SiftBaseline:
     """SIFT + PnP localizer over a :class:`Map` (reference features computed once)."""
 
@@ -131,11 +171,14 @@ class SiftBaseline:
                 continue
             keep, X = lift_keypoints(map_, im, xy, c["radius"], c["snap"])
             self.refs[im.name] = (X, desc[keep])
-        logger.info("SIFT map: %d references, %d keypoints with a 3D point", len(self.refs),
-                    sum(len(v[0]) for v in self.refs.values()))  # fmt: skip
+        logger.info(
+            "SIFT map: %d references, %d keypoints with a 3D point",
+            len(self.refs),
+            sum(len(v[0]) for v in self.refs.values()),
+        )
 
     def localize(self, query: Query) -> SiftResult:
-        c, res = self.conf, SiftResult(query.name)
+        c, res = self.conf, BaselineResult(query.name)
         t = time.perf_counter()
         xy, desc = sift_features(query.load(), c["max_side"], c["num_features"])
         res.timings["extract"] = time.perf_counter() - t
@@ -150,21 +193,7 @@ class SiftBaseline:
         best: dict[int, tuple[float, np.ndarray]] = {}  # query keypoint -> (distance, point)
         for _, name, pairs, dist, X in per_ref:
             res.refs.append(name)
-            for (qi, ri), d in zip(pairs.tolist(), dist.tolist()):
-                if qi not in best or d < best[qi][0]:
-                    best[qi] = (d, X[ri])
+            keep_best(best, pairs, dist, X, higher_is_better=False)
         res.timings["match"] = time.perf_counter() - t
-        res.matches = len(best)
-        if not best:
-            res.message = "no matches"
-            return res
-        q_idx = np.array(list(best), np.int64)
-        p3d = np.stack([best[i][1] for i in q_idx.tolist()])
-        t = time.perf_counter()
-        pnp = estimate_pose(xy[q_idx], p3d, query.camera, c["pnp"])
-        res.timings["pnp"] = time.perf_counter() - t
-        res.pose, res.success, res.message = pnp.pose, pnp.success, pnp.message
-        res.inliers = pnp.num_inliers
-        if not pnp.success:
-            res.pose = None
+        pose_from_best(best, xy, query.camera, c["pnp"], res)
         return res

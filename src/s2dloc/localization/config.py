@@ -21,7 +21,7 @@ __all__ = ["CHECKS", "DEFAULTS", "PRESETS", "ConfigError", "parse_overrides", "r
 BACKENDS = ("auto", "torch", "numba")
 
 DEFAULTS: dict[str, Any] = {
-    "extractor": "photometric",
+    "extractor": "default",
     "retrieval": {
         "num_refs": 5,  # top-k references per query
         "levels": [-1],  # levels pooled into the global descriptor (-1: coarsest)

@@ -40,10 +40,19 @@ logger = logging.getLogger(__name__)
 class Localizer:
     """Holds the map, its cached reference features, the extractor and the resolved config."""
 
-    def __init__(self, map_: Map, conf: dict | None = None, extractor=None,
-                 cache: str | Path | None = None, pairs: dict[str, list[str]] | None = None,
-                 preset: str = "default", overwrite: bool = False, progress: bool = True,
-                 build: bool = True, matches: str | Path | None = None):  # fmt: skip
+    def __init__(
+        self,
+        map_: Map,
+        conf: dict | None = None,
+        extractor=None,
+        cache: str | Path | None = None,
+        pairs: dict[str, list[str]] | None = None,
+        preset: str = "default",
+        overwrite: bool = False,
+        progress: bool = True,
+        build: bool = True,
+        matches: str | Path | None = None,
+    ):
         self.map = map_
         self.matches_file = None if matches is None else Path(matches)
         self.conf = resolve(conf, preset)
@@ -89,14 +98,20 @@ class Localizer:
         m = int(self.conf["s2d"]["max_points"])
         return np.arange(n) if n <= m else np.linspace(0, n - 1, m).round().astype(np.int64)
 
-    def match(self, names: list[str], maps: list[torch.Tensor], dense: torch.Tensor,
-              size: tuple[int, int]) -> dict[str, RefMatches]:  # fmt: skip
+    def match(
+        self, names: list[str], maps: list[torch.Tensor], dense: torch.Tensor, size: tuple[int, int]
+    ) -> dict[str, RefMatches]:
         """S2D matches of the references ``names`` in the query, all references in one batch."""
         subs = [self._subset(len(self.refs[n].point3D_ids)) for n in names]
         refs = [self.refs[n] for n in names]
-        ms = match_batch([r.descriptors[s] for r, s in zip(refs, subs)], dense, maps,
-                         [[f[s] for f in r.features] for r, s in zip(refs, subs)], size,
-                         self.conf["s2d"])  # fmt: skip
+        ms = match_batch(
+            [r.descriptors[s] for r, s in zip(refs, subs)],
+            dense,
+            maps,
+            [[f[s] for f in r.features] for r, s in zip(refs, subs)],
+            size,
+            self.conf["s2d"],
+        )
         out = {}
         for name, r, sub, m in zip(names, refs, subs, ms):
             obs = sub[m.idx]
@@ -174,8 +189,9 @@ class Localizer:
             res.best_ref, res.fallback = res.refs[0][0], True
             res.pose = self.map[res.best_ref].cam_from_world
             res.reason = "PnP failed on every reference"
-            logger.info("query %s: PnP failed on every reference; fallback to %s", query.name,
-                        res.best_ref)  # fmt: skip
+            logger.info(
+                "query %s: PnP failed on every reference; fallback to %s", query.name, res.best_ref
+            )
             return
         res.best_ref = ranked[0][0]
         res.pnp_success = True
@@ -225,6 +241,23 @@ class Localizer:
             out[name] = m.obs[err < c["inlier_threshold"]]
         return out
 
+    def _gather_points(
+        self, obs: dict[str, np.ndarray], num_levels: int, max_points: int
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Map points ``(N, 3)`` and their reference features per level ``(N, C_l)`` of the
+        observations ``obs``, evenly subsampled to at most ``max_points``."""
+        refs = [self.refs[n] for n in obs]
+        ids = np.concatenate([r.point3D_ids[o] for r, o in zip(refs, obs.values())])
+        X = torch.from_numpy(self.map.xyz(ids)).double()
+        F = [
+            torch.cat([r.features[li][o] for r, o in zip(refs, obs.values())]).float()
+            for li in range(num_levels)
+        ]
+        if len(X) > max_points:
+            sel = torch.from_numpy(np.linspace(0, len(X) - 1, max_points).round()).long()
+            X, F = X[sel], [f[sel] for f in F]
+        return X, F
+
     def _run_fpnp(
         self,
         query: Query,
@@ -240,19 +273,16 @@ class Localizer:
         if not obs:
             res.fpnp = {"message": "no points"}
             return
-        refs = [self.refs[n] for n in obs]
-        ids = np.concatenate([r.point3D_ids[o] for r, o in zip(refs, obs.values())])
-        X = torch.from_numpy(self.map.xyz(ids)).double()
-        F = [
-            torch.cat([r.features[li][o] for r, o in zip(refs, obs.values())]).float()
-            for li in range(len(maps))
-        ]
-        if len(X) > c["max_points"]:
-            sel = torch.from_numpy(np.linspace(0, len(X) - 1, c["max_points"]).round()).long()
-            X, F = X[sel], [f[sel] for f in F]
+        X, F = self._gather_points(obs, len(maps), c["max_points"])
         init = res.pose.double()
-        out = self.solver.refine(X, F, [m.float() for m in maps], query.camera.double(), init,
-                                 return_history=self.record_history)  # fmt: skip
+        out = self.solver.refine(
+            X,
+            F,
+            [m.float() for m in maps],
+            query.camera.double(),
+            init,
+            return_history=self.record_history,
+        )
         if depth is None:
             depth = float(init.transform(X)[:, 2].abs().median())
         stats = V.fpnp_stats(
@@ -314,8 +344,9 @@ class Localizer:
         return res
 
 
-def localize(map_: Map, queries: list[Query], conf: dict | None = None, progress: bool = True,
-             **kwargs) -> list[QueryResult]:  # fmt: skip
+def localize(
+    map_: Map, queries: list[Query], conf: dict | None = None, progress: bool = True, **kwargs
+) -> list[QueryResult]:
     """Localize every query against ``map_`` (``kwargs`` go to :class:`Localizer`)."""
     loc = Localizer(map_, conf, progress=progress, **kwargs)
     return [loc.localize(q) for q in tqdm(queries, desc="localize", disable=not progress)]

@@ -41,9 +41,11 @@ def estimate_pose(p2d: np.ndarray, p3d: np.ndarray, camera: Camera, conf: dict) 
     opts.ransac.random_seed = int(conf["seed"])
     opts.ransac.max_num_trials = int(conf["max_trials"])
     ret = pycolmap.estimate_and_refine_absolute_pose(
-        np.ascontiguousarray(p2d, np.float64), np.ascontiguousarray(p3d, np.float64),
-        camera.to_colmap(), opts,
-    )  # fmt: skip
+        np.ascontiguousarray(p2d, np.float64),
+        np.ascontiguousarray(p3d, np.float64),
+        camera.to_colmap(),
+        opts,
+    )
     if ret is None:
         return PnPResult(None, none, False, "RANSAC found no pose")
     inliers = np.asarray(ret["inlier_mask"], bool)

@@ -32,8 +32,10 @@ class Query:
         image = read_rgb(self.path)
         w, h = (int(round(v)) for v in self.camera.size.tolist())
         if image.shape[:2] != (h, w):
-            raise ValueError(f"query {self.name!r}: image is {image.shape[1]}x{image.shape[0]} "
-                             f"but its camera is {w}x{h}")  # fmt: skip
+            raise ValueError(
+                f"query {self.name!r}: image is {image.shape[1]}x{image.shape[0]} "
+                f"but its camera is {w}x{h}"
+            )
         return image
 
 
@@ -85,12 +87,20 @@ class QueryResult:
             return x
 
         return {
-            "name": self.name, "pose": pose(self.pose), "pnp_pose": pose(self.pnp_pose),
-            "pnp_success": self.pnp_success, "fallback": self.fallback,
-            "fpnp_success": self.fpnp_success, "best_ref": self.best_ref,
-            "refs": [[n, round(s, 5)] for n, s in self.refs], "matches": self.matches,
-            "inliers": self.inliers, "fpnp": {k: clean(v) for k, v in self.fpnp.items()},
-            "timings": {k: round(v, 5) for k, v in self.timings.items()}, "error": self.error,
-            "success": self.success, "reason": self.reason,
+            "name": self.name,
+            "pose": pose(self.pose),
+            "pnp_pose": pose(self.pnp_pose),
+            "pnp_success": self.pnp_success,
+            "fallback": self.fallback,
+            "fpnp_success": self.fpnp_success,
+            "best_ref": self.best_ref,
+            "refs": [[n, round(s, 5)] for n, s in self.refs],
+            "matches": self.matches,
+            "inliers": self.inliers,
+            "fpnp": {k: clean(v) for k, v in self.fpnp.items()},
+            "timings": {k: round(v, 5) for k, v in self.timings.items()},
+            "error": self.error,
+            "success": self.success,
+            "reason": self.reason,
             "verify": {k: {n: clean(v) for n, v in d.items()} for k, d in self.verify.items()},
-        }  # fmt: skip
+        }

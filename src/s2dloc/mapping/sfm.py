@@ -26,6 +26,7 @@ from pathlib import Path
 from s2dloc.datasets import colmap_model
 from s2dloc.geometry import MODELS
 from s2dloc.mapping.intrinsics import parse_camera
+from s2dloc.utils.config import check_settings
 from s2dloc.utils.io import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -98,12 +99,8 @@ def prepare_out(out: Path, meta: dict, overwrite: bool) -> None:
         for name in ("database.db", "database.db-wal", "database.db-shm", "summary.json"):
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "sfm", ignore_errors=True)
-    elif conf_path.exists() and json.loads(conf_path.read_text()) != meta:
-        raise ValueError(
-            f"{out} holds a map built with other settings ({conf_path}); "
-            "use --overwrite or another --out"
-        )
-    write_text_atomic(conf_path, json.dumps(meta, indent=1) + "\n")
+    hint = f"{out} holds a map built with other settings; use --overwrite or another --out"
+    check_settings(conf_path, meta, force=overwrite, hint=hint)
 
 
 def link_images(images: Path, out: Path) -> Path | None:

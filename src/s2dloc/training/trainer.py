@@ -60,9 +60,18 @@ def level_losses(feats_a, feats_b, batch, strides, conf: dict, step: int, g: tor
     total, logs = 0.0, {"e1": 0.0, "e2": 0.0, "contrastive": 0.0, "feature_norm": 0.0}
     for li, (Fa, Fb, s) in enumerate(zip(feats_a, feats_b, strides)):
         u_a, u_b = batch["points_a"] / s, batch["points_b"] / s
-        gn = gauss_newton_loss(Fa, Fb, u_a, u_b, valid, vicinity=lc["vicinity"][li],
-                               w1=lc["e1_weight"], w2=lc["e2_weight"],
-                               both_directions=lc["both_directions"], generator=g)  # fmt: skip
+        gn = gauss_newton_loss(
+            Fa,
+            Fb,
+            u_a,
+            u_b,
+            valid,
+            vicinity=lc["vicinity"][li],
+            w1=lc["e1_weight"],
+            w2=lc["e2_weight"],
+            both_directions=lc["both_directions"],
+            generator=g,
+        )
         f_a = sample(Fa, u_a)[0]
         u_neg, v_neg = mine_negatives(
             f_a.detach(),
@@ -75,8 +84,9 @@ def level_losses(feats_a, feats_b, batch, strides, conf: dict, step: int, g: tor
             num_candidates=lc["negative_pool"],
             generator=g,
         )
-        con = contrastive_loss(Fa, Fb, u_a, u_b, u_neg, valid, v_neg,
-                               margin=(lc["margin_pos"], lc["margin_neg"]))  # fmt: skip
+        con = contrastive_loss(
+            Fa, Fb, u_a, u_b, u_neg, valid, v_neg, margin=(lc["margin_pos"], lc["margin_neg"])
+        )
         total = total + lc["gn_weight"] * gn["total"] + lc["contrastive_weight"] * con["total"]
         logs["e1"] += float(gn["e1"].detach()) / len(strides)
         logs["e2"] += float(gn["e2"].detach()) / len(strides)
@@ -132,14 +142,19 @@ class Trainer:
         logger.info("resumed from %s at step %d", self.ckpt_path, self.step)
 
     def save(self, path: Path | None = None) -> Path:
-        extra = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "step": self.step, "train_config": self.conf}  # fmt: skip
+        extra = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "train_config": self.conf,
+        }
         return save_checkpoint(self.model, path or self.ckpt_path, extra)
 
     def train_step(self) -> dict[str, float]:
         conf, k = self.conf, self.step
-        batch = batch_for_step(self.dataset, k, conf["data"]["batch_size"], conf["seed"],
-                               self.rank, self.world_size)  # fmt: skip
+        batch = batch_for_step(
+            self.dataset, k, conf["data"]["batch_size"], conf["seed"], self.rank, self.world_size
+        )
         batch = {k_: v.to(self.device) if torch.is_tensor(v) else v for k_, v in batch.items()}
         g = torch.Generator().manual_seed(conf["seed"] * 7_919 + k * 131 + self.rank)
         self.net.train()
@@ -179,11 +194,16 @@ class Trainer:
             logs = self.train_step()
             bar.update()
             if main and (self.step % tc["log_every"] == 0 or self.step == tc["steps"]):
-                logs["pairs_per_s"] = (self.conf["data"]["batch_size"] * self.world_size
-                                       * tc["log_every"] / (time.perf_counter() - tic))  # fmt: skip
+                logs["pairs_per_s"] = (
+                    self.conf["data"]["batch_size"]
+                    * self.world_size
+                    * tc["log_every"]
+                    / (time.perf_counter() - tic)
+                )
                 tic = time.perf_counter()
-                if validator is not None and (self.step % tc["val_every"] == 0
-                                              or self.step == tc["steps"]):  # fmt: skip
+                if validator is not None and (
+                    self.step % tc["val_every"] == 0 or self.step == tc["steps"]
+                ):
                     logs.update({f"val/{k}": v for k, v in validator(self.model).items()})
                 log.log(self.step, logs)
                 bar.set_postfix(total=f"{logs['total']:.3f}", e2=f"{logs['e2']:.3f}")

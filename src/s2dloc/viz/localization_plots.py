@@ -74,8 +74,10 @@ def _reprojection_panel(ax, image, camera, matches, pose, label, gt_pose) -> Non
     med = float(np.median(err)) if len(err) else float("nan")
     title = f"{label}: median reprojection {med:.2f} px over {int(valid.sum())} inliers"
     if gt_pose is not None:
-        title += (f"\nvs GT: {float(gt_pose.angle_to(pose)):.3f} deg, "
-                  f"{float(gt_pose.center_distance_to(pose)):.4f} units")  # fmt: skip
+        title += (
+            f"\nvs GT: {float(gt_pose.angle_to(pose)):.3f} deg, "
+            f"{float(gt_pose.center_distance_to(pose)):.4f} units"
+        )
     _show(ax, image, title)
     q, pr = matches.p2d[m][valid], p[valid]
     ax.scatter(q[:, 0], q[:, 1], s=6, c=INLIER, label="matched pixel")
@@ -86,6 +88,39 @@ def _reprojection_panel(ax, image, camera, matches, pose, label, gt_pose) -> Non
         g, gv = project(matches.p3d[m], camera, gt_pose)
         ax.scatter(g[gv, 0], g[gv, 1], s=5, marker="+", c="#00c0ff", label="projected at GT")
     ax.legend(loc="lower right", fontsize=6, framealpha=0.6)
+
+
+def _matches_panel(
+    ax, query_image: np.ndarray, ref_images: dict, matches: PlotMatches | None, max_lines: int
+) -> None:
+    """Query and best reference side by side, inliers green and outliers red; at most
+    ``max_lines`` matches (a seeded random subset) joined by lines."""
+    if matches is None or matches.ref_name not in ref_images or len(matches.p2d) == 0:
+        ax.text(0.5, 0.5, "no matches", ha="center", va="center")
+        ax.axis("off")
+        return
+    ref = ref_images[matches.ref_name]
+    h = max(query_image.shape[0], ref.shape[0])
+    pad = np.zeros((h, query_image.shape[1] + ref.shape[1], 3), np.uint8)
+    pad[: query_image.shape[0], : query_image.shape[1]] = query_image
+    pad[: ref.shape[0], query_image.shape[1] :] = ref
+    n_in = int(matches.inliers.sum())
+    _show(
+        ax,
+        pad,
+        f"S2D matches query | {matches.ref_name}: {n_in} inliers (green), "
+        f"{len(matches.inliers) - n_in} outliers (red)",
+    )
+    off = np.array([query_image.shape[1], 0.0])
+    lines = np.zeros(len(matches.p2d), bool)
+    lines[np.random.default_rng(0).permutation(len(lines))[:max_lines]] = True
+    for flag, color, lw in ((False, OUTLIER, 0.4), (True, INLIER, 0.6)):
+        sel = matches.inliers == flag
+        a, b = matches.p2d[sel], matches.ref_p2d[sel] + off
+        for pa, pb in zip(a[lines[sel]], b[lines[sel]]):
+            ax.plot([pa[0], pb[0]], [pa[1], pb[1]], c=color, lw=lw, alpha=0.7)
+        ax.scatter(a[:, 0], a[:, 1], s=4, c=color)
+        ax.scatter(b[:, 0], b[:, 1], s=4, c=color)
 
 
 def plot_query(
@@ -115,39 +150,21 @@ def plot_query(
     verdict = "localized" if result.success else f"NOT localized: {result.reason}"[:60]
     _show(fig.add_subplot(grid[0, 0]), query_image, f"query {result.name}\n{verdict}")
     for k, (name, score) in enumerate(refs):
-        title = (f"#{k + 1} {name}\nscore {score:.3f}  matches {result.matches.get(name, 0)}"
-                 f"  inliers {result.inliers.get(name, 0)}")  # fmt: skip
+        title = (
+            f"#{k + 1} {name}\nscore {score:.3f}  matches {result.matches.get(name, 0)}"
+            f"  inliers {result.inliers.get(name, 0)}"
+        )
         if name == result.best_ref:
             title += "  (best)"
         _show(fig.add_subplot(grid[0, 1 + k]), ref_images[name], title)
 
     half = ncol // 2
-    ax_m = fig.add_subplot(grid[1, :])
-    if matches is None or matches.ref_name not in ref_images or len(matches.p2d) == 0:
-        ax_m.text(0.5, 0.5, "no matches", ha="center", va="center")
-        ax_m.axis("off")
-    else:
-        ref = ref_images[matches.ref_name]
-        h = max(query_image.shape[0], ref.shape[0])
-        pad = np.zeros((h, query_image.shape[1] + ref.shape[1], 3), np.uint8)
-        pad[: query_image.shape[0], : query_image.shape[1]] = query_image
-        pad[: ref.shape[0], query_image.shape[1] :] = ref
-        n_in = int(matches.inliers.sum())
-        _show(ax_m, pad, f"S2D matches query | {matches.ref_name}: {n_in} inliers (green), "
-                         f"{len(matches.inliers) - n_in} outliers (red)")  # fmt: skip
-        off = np.array([query_image.shape[1], 0.0])
-        lines = np.zeros(len(matches.p2d), bool)
-        lines[np.random.default_rng(0).permutation(len(lines))[:max_lines]] = True
-        for flag, color, lw in ((False, OUTLIER, 0.4), (True, INLIER, 0.6)):
-            sel = matches.inliers == flag
-            a, b = matches.p2d[sel], matches.ref_p2d[sel] + off
-            for pa, pb in zip(a[lines[sel]], b[lines[sel]]):
-                ax_m.plot([pa[0], pb[0]], [pa[1], pb[1]], c=color, lw=lw, alpha=0.7)
-            ax_m.scatter(a[:, 0], a[:, 1], s=4, c=color)
-            ax_m.scatter(b[:, 0], b[:, 1], s=4, c=color)
+    _matches_panel(fig.add_subplot(grid[1, :]), query_image, ref_images, matches, max_lines)
 
-    stages = [(result.pnp_pose, "PnP"), (result.pose, "F-PnP" if result.fpnp_success else
-                                        "final (F-PnP rejected)")]  # fmt: skip
+    stages = [
+        (result.pnp_pose, "PnP"),
+        (result.pose, "F-PnP" if result.fpnp_success else "final (F-PnP rejected)"),
+    ]
     for k, (pose, label) in enumerate(stages):
         cols = slice(0, half) if k == 0 else slice(half, ncol)
         ax = fig.add_subplot(grid[2, cols])

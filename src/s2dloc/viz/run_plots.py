@@ -17,8 +17,13 @@ def plane_axes(centres: np.ndarray) -> np.ndarray:
     return vt[:2]
 
 
-def plot_top_down(map_centres: np.ndarray, query_centres: dict[str, np.ndarray],
-                  errors_m: dict[str, float], path: str | Path, max_error: float = 1.0) -> Path:  # fmt: skip
+def plot_top_down(
+    map_centres: np.ndarray,
+    query_centres: dict[str, np.ndarray],
+    errors_m: dict[str, float],
+    path: str | Path,
+    max_error: float = 1.0,
+) -> Path:
     """Map cameras (grey) and localized queries coloured by centre error (capped at
     ``max_error``), projected on the principal plane of the map's camera centres. The view
     spans the map with a margin; queries localized outside it are drawn on its border."""
@@ -33,8 +38,18 @@ def plot_top_down(map_centres: np.ndarray, query_centres: dict[str, np.ndarray],
     if names:
         q2 = np.clip((np.stack([query_centres[n] for n in names]) - mean) @ axes.T, lo, hi)
         err = np.minimum([errors_m[n] for n in names], max_error)
-        sc = ax.scatter(q2[:, 0], q2[:, 1], c=err, cmap="RdYlGn_r", vmin=0, vmax=max_error,
-                        s=30, edgecolors="k", linewidths=0.3, label="queries")  # fmt: skip
+        sc = ax.scatter(
+            q2[:, 0],
+            q2[:, 1],
+            c=err,
+            cmap="RdYlGn_r",
+            vmin=0,
+            vmax=max_error,
+            s=30,
+            edgecolors="k",
+            linewidths=0.3,
+            label="queries",
+        )
         fig.colorbar(sc, ax=ax, label=f"camera centre error (capped at {max_error:g})")
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])

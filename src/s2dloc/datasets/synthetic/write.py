@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from s2dloc.utils.config import check_settings
 from s2dloc.utils.io import atomic_path, write_text_atomic
 
 from ..colmap_io import write_pairs, write_poses, write_query_list
@@ -70,8 +71,9 @@ def write_world(world: World, out: str | Path, overwrite: bool = False, progress
     out.mkdir(parents=True, exist_ok=True)
     meta = out / "world.json"
     text = _world_json(world)
-    if meta.exists() and meta.read_text() != text and not overwrite:
-        raise ValueError(f"{meta} describes a different world; use overwrite or another --out")
+    if meta.exists():  # the stale-settings guard (world.json is also the completion marker)
+        hint = "it describes a different world; use overwrite or another --out"
+        check_settings(meta, json.loads(text), force=overwrite, hint=hint)
 
     def todo(path: Path) -> bool:
         return overwrite or not path.exists()
