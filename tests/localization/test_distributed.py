@@ -94,6 +94,8 @@ def test_interrupted_distributed_run_keeps_every_ranks_records(world_dir, tmp_pa
         str(world_dir),
         "--queries",
         str(world_dir / "queries_with_intrinsics.txt"),
+        "--extractor",
+        "photometric",
         *CONF,
     ]
     full = tmp_path / "full"

@@ -166,10 +166,11 @@ def test_memory_budget(world_dir, tmp_path):
     need = feature_bytes(160, 120, (3,) * 5, (1, 2, 4, 8, 16))
     assert need == 4 * 3 * (160 * 120 + 80 * 60 + 40 * 30 + 20 * 15 + 10 * 8)
     skipped: dict[str, str] = {}
-    assert check_queries(queries[:2], budget=need - 1, skipped=skipped) == []
+    photometric = {"extractor": "photometric"}
+    assert check_queries(queries[:2], photometric, budget=need - 1, skipped=skipped) == []
     msg = skipped[queries[0].name]
     assert str(queries[0].path) in msg and "160x120" in msg and "GiB" in msg and "budget" in msg
-    assert check_queries(queries[:2], budget=need) == queries[:2]
+    assert check_queries(queries[:2], photometric, budget=need) == queries[:2]
     # a huge image in memory: estimated, never extracted
     big = np.zeros((1, 1, 3), np.uint8)
     cam = Camera.from_colmap("PINHOLE", 40000, 30000, [3e4, 3e4, 2e4, 1.5e4])
