@@ -11,6 +11,12 @@ def test_demo_writes_a_report_with_valid_images(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--preset", "tiny", "--figures", "1"]) == 0
     out = capsys.readouterr().out
     assert "recall [%]" in out and "report:" in out
+    # The "all" row: PnP and PnP + F-PnP recall at the three thresholds, over the 6 queries.
+    row = re.search(r"^all\s+6\s+(\d+) / (\d+) / (\d+)\s+(\d+) / (\d+) / (\d+)", out, re.M)
+    assert row, out
+    pnp, final = [int(v) for v in row.groups()[:3]], [int(v) for v in row.groups()[3:]]
+    assert final[2] >= 33 and pnp[2] >= 33  # at least 2 of the 6 within (5 m, 10 deg)
+    assert pnp == sorted(pnp) and final == sorted(final)  # recall grows with the threshold
     index = tmp_path / "report" / "index.html"
     text = index.read_text()
     images = re.findall(r"<img src='([^']+)'", text)
