@@ -106,7 +106,8 @@ def localize_all(scene, args, names) -> list:
     records, k = [], args.num_refs
     for ext in names:
         conf = {"extractor": ext, "retrieval": {"num_refs": k}}
-        loc = Localizer(scene.map, conf, progress=False)
+        extractor = load_extractor_or_baseline(ext)
+        loc = Localizer(scene.map, conf, extractor=extractor, progress=False)
 
         def run(q, loc=loc):
             r = loc.localize(q)
