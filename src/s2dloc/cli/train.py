@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-
-from s2dloc.training.config import load_config
-from s2dloc.training.distributed import init_from_env, shutdown
-from s2dloc.utils.io import write_text_atomic
 
 NAME = "train"
 HELP = "Train dense features with the Gauss-Newton and contrastive losses."
@@ -27,18 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from s2dloc.training.trainer import Trainer
+    from s2dloc.training.run import train_command
 
-    overrides = list(args.overrides) + ([f"out_dir={args.out}"] if args.out else [])
-    conf = load_config(args.conf, overrides)
-    rank, world_size = init_from_env()
-    try:
-        trainer = Trainer(conf, rank, world_size, force=args.force)
-        if rank == 0:
-            write_text_atomic(trainer.out / "config.json", json.dumps(conf, indent=2))
-        path = trainer.run()
-        if rank == 0:
-            print(f"checkpoint: {path}")
-    finally:
-        shutdown()
+    train_command(args.conf, args.out, args.overrides, args.force)
     return 0
