@@ -178,21 +178,28 @@ def _agree(ctx: Context, err: Exception | None, what: str) -> None:
         raise err or ValueError(f"another process failed to {what} (see its log)")
 
 
+def _open_localizer(spec: RunSpec, build: bool) -> Localizer:
+    """The run's localizer: ``build`` (main process) builds or updates the cache with progress;
+    otherwise the cache built by the main process is only read."""
+    return Localizer(
+        spec.map,
+        spec.conf,
+        extractor=spec.extractor,
+        cache=spec.cache_path,
+        pairs=spec.pairs,
+        overwrite=build and spec.rebuild_cache,
+        progress=build and spec.progress,
+        build=build,
+        matches=spec.matches,
+    )
+
+
 def _localizer(spec: RunSpec, ctx: Context, needed: bool) -> Localizer | None:
     """Rank 0 builds the cache while the others wait; then every rank that needs it reads it."""
     loc, err = None, None
     if needed and ctx.is_main:
         try:
-            loc = Localizer(
-                spec.map,
-                spec.conf,
-                extractor=spec.extractor,
-                cache=spec.cache_path,
-                pairs=spec.pairs,
-                overwrite=spec.rebuild_cache,
-                progress=spec.progress,
-                matches=spec.matches,
-            )
+            loc = _open_localizer(spec, build=True)
         except (ValueError, FileNotFoundError) as e:
             err = e
     _agree(ctx, err, "build the reference feature cache")
@@ -204,16 +211,7 @@ def _localize(spec: RunSpec, ctx: Context, todo: list[Query]) -> int:
     mine = ctx.shard(todo)
     loc = _localizer(spec, ctx, bool(todo) or spec.rebuild_cache)
     if mine and loc is None:
-        loc = Localizer(
-            spec.map,
-            spec.conf,
-            extractor=spec.extractor,
-            cache=spec.cache_path,
-            pairs=spec.pairs,
-            progress=False,
-            build=False,
-            matches=spec.matches,
-        )
+        loc = _open_localizer(spec, build=False)
     log = rank_log_path(spec.log_path, ctx.rank) if ctx.active else spec.log_path
     out = spec.export_matches
     if out is not None and ctx.active:
