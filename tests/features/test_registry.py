@@ -49,7 +49,7 @@ def test_unknown_name_raises():
 
 def test_missing_default_checkpoint_names_path_and_command(tmp_path, monkeypatch):
     missing = tmp_path / "assets" / "gnnet.pt"
-    monkeypatch.setattr(registry, "DEFAULT_CHECKPOINT", missing)
+    monkeypatch.setitem(registry.SHIPPED, "gnnet", (missing, registry.SHIPPED["gnnet"][1]))
     with pytest.raises(FileNotFoundError) as err:
         load_extractor("gnnet")
     assert str(missing) in str(err.value) and "s2dloc train" in str(err.value)
@@ -70,7 +70,7 @@ def test_gnnet_checkpoint_round_trip(tmp_path, monkeypatch):
     _same_outputs(model.eval(), loaded, _images())
     # Non-architectural overrides apply on load; the default asset path loads the same way.
     assert load_extractor(str(path), normalize=True).config.normalize
-    monkeypatch.setattr(registry, "DEFAULT_CHECKPOINT", path)
+    monkeypatch.setitem(registry.SHIPPED, "gnnet", (path, registry.SHIPPED["gnnet"][1]))
     _same_outputs(model, load_extractor("gnnet"), _images())
 
 
@@ -148,12 +148,11 @@ def test_checkpoints_are_read_weights_only(tmp_path):
     torch.save(
         {"model": "gnnet", "config": {}, "state_dict": {}, "x": datetime.date(2020, 1, 1)}, path
     )
-    for flag in (True, False):  # weights_only=False is accepted and ignored
-        with pytest.raises(
-            ValueError,
-            match=re.escape(f"{path}: not a readable checkpoint: it holds a datetime.date object"),
-        ):
-            registry.load_checkpoint(path, weights_only=flag)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"{path}: not a readable checkpoint: it holds a datetime.date object"),
+    ):
+        registry.load_checkpoint(path)
 
 
 def test_trainer_style_checkpoint_loads_weights_only(tmp_path):
@@ -169,7 +168,7 @@ def test_trainer_style_checkpoint_loads_weights_only(tmp_path):
         "train_config": {"seed": 0, "data": {"batch_size": 2, "sizes": (1, 2)}},
     }
     path = registry.save_checkpoint(model, tmp_path / "last.pt", extra)
-    ckpt = registry.load_checkpoint(path, weights_only=False)
+    ckpt = registry.load_checkpoint(path)
     assert ckpt["step"] == 3 and ckpt["optimizer"]["state"][0]["step"] == 1
     opt.load_state_dict(ckpt["optimizer"])
 

@@ -34,7 +34,6 @@ SHIPPED: dict[str, tuple[Path, str]] = {
         "s2dloc train --conf configs/gnnet.yaml --out outputs/train/gnnet (see the README)",
     ),
 }
-DEFAULT_CHECKPOINT, TRAIN_COMMAND = SHIPPED["gnnet"]
 
 MODELS: dict[str, type[DenseExtractor]] = {"gnnet": GNNet, "disk": DISKBackbone}
 NAMES = ("default", "gnnet", "photometric")
@@ -74,20 +73,14 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu", weights_only: bool = True
-) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint dict written by :func:`save_checkpoint` (checks its keys).
 
     Checkpoints are always read with ``torch.load(..., weights_only=True)`` (tensors and plain
-    containers only, no arbitrary code). ``weights_only`` is accepted for compatibility and
-    ignored. Unreadable, truncated or foreign files raise a ``ValueError`` naming the file.
+    containers only, no arbitrary code). Unreadable, truncated or foreign files raise a
+    ``ValueError`` naming the file.
     """
     path = Path(path)
-    if not weights_only:
-        logger.debug(
-            "load_checkpoint(weights_only=False) is ignored: %s is read weights-only", path
-        )
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     if not zipfile.is_zipfile(path):
@@ -212,8 +205,6 @@ def load_extractor(name_or_path: str | Path, **overrides: Any) -> DenseExtractor
         return PhotometricExtractor(**overrides).eval()
     if name in SHIPPED:
         path, command = SHIPPED[name]
-        if name == "gnnet":
-            path = DEFAULT_CHECKPOINT  # module attribute, so tests can point it elsewhere
         if not path.is_file():
             raise FileNotFoundError(
                 f"the shipped {name!r} checkpoint {path} does not exist; train it with: {command}"

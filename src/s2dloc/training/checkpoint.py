@@ -49,7 +49,7 @@ def read_resume_checkpoint(path: str | Path, device: str | torch.device = "cpu")
     path = Path(path)
     hint = f"delete {path} to start afresh, or train into another output folder"
     try:
-        ckpt = load_checkpoint(path, map_location=device, weights_only=True)
+        ckpt = load_checkpoint(path, map_location=device)
     except FileNotFoundError:
         raise
     except Exception as err:  # truncated zip, bad pickle, forbidden global, wrong keys, ...
