@@ -52,19 +52,13 @@ def cmu_root(world_dir, tmp_path_factory):
     return root
 
 
+def _cmu_args(root, out) -> list[str]:
+    slice_and_out = ["--slices", "2", "--out", str(out)]
+    return ["benchmark", "cmu", "--root", str(root), *slice_and_out, "--conf", "s2d.match_stride=4"]
+
+
 def test_cmu_runner_writes_submission_and_resumes(cmu_root, tmp_path, capsys):
-    args = [
-        "benchmark",
-        "cmu",
-        "--root",
-        str(cmu_root),
-        "--slices",
-        "2",
-        "--out",
-        str(tmp_path),
-        "--conf",
-        "s2d.match_stride=4",
-    ]
+    args = _cmu_args(cmu_root, tmp_path)
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "slice2" in out and "submission:" in out
@@ -164,18 +158,7 @@ def test_robotcar_runner_writes_submission(robotcar_root, tmp_path, monkeypatch)
 
 
 def test_interrupted_run_resumes_without_recomputing(cmu_root, tmp_path, caplog):
-    args = [
-        "benchmark",
-        "cmu",
-        "--root",
-        str(cmu_root),
-        "--slices",
-        "2",
-        "--out",
-        str(tmp_path),
-        "--conf",
-        "s2d.match_stride=4",
-    ]
+    args = _cmu_args(cmu_root, tmp_path)
     assert main(args) == 0
     log = tmp_path / "slice2" / "log.jsonl"
     full = log.read_text().splitlines(keepends=True)

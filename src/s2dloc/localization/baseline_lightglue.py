@@ -146,9 +146,6 @@ def disk_features(disk: DISK, image: np.ndarray, max_side: int, num_features: in
     return DiskFeatures(xy, kp, feats.descriptors.float(), (w, h), glob)
 
 
-LightGlueResult = BaselineResult
-
-
 class LightGlueBaseline:
     """DISK + LightGlue + PnP localizer over a :class:`Map` (reference features computed once)."""
 
@@ -199,8 +196,8 @@ class LightGlueBaseline:
         out = self.matcher(data)
         return out["matches"][0].numpy().astype(np.int64), out["scores"][0].numpy()
 
-    def localize(self, query: Query) -> LightGlueResult:
-        c, res = self.conf, LightGlueResult(query.name)
+    def localize(self, query: Query) -> BaselineResult:
+        c, res = self.conf, BaselineResult(query.name)
         t = time.perf_counter()
         q = disk_features(self.disk, query.load(), c["max_side"], c["num_features"])
         res.timings["extract"] = time.perf_counter() - t

@@ -56,9 +56,6 @@ class BaselineResult:
     message: str = ""
 
 
-SiftResult = BaselineResult
-
-
 def sift_features(image: np.ndarray, max_side: int, num_features: int):
     """COLMAP-convention keypoints ``(N, 2)`` (full resolution) and float32 descriptors."""
     gray = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
@@ -177,7 +174,7 @@ class SiftBaseline:
             sum(len(v[0]) for v in self.refs.values()),
         )
 
-    def localize(self, query: Query) -> SiftResult:
+    def localize(self, query: Query) -> BaselineResult:
         c, res = self.conf, BaselineResult(query.name)
         t = time.perf_counter()
         xy, desc = sift_features(query.load(), c["max_side"], c["num_features"])
