@@ -109,26 +109,42 @@ def test_corrupted_cache_gives_the_poses_of_a_clean_one(world_dir, tmp_path, cap
         np.testing.assert_allclose(again[n], clean[n], atol=1e-9)
 
 
-def _build_in_child(world_map, path, conf) -> None:
+def _build_in_child(world_map, path, conf, started) -> None:
+    started.send(True)
     build_cache(world_map, PatchProjection(), path, conf, progress=False, commit_seconds=0.0)
     os._exit(0)
+
+
+def _start_build(ctx, world_map, path, conf):
+    """Start a process building the cache; return it once the build has begun.
+
+    Children fork from a fresh single-threaded server, not from this process: a fork of a
+    process whose other threads may hold locks (torch's pool, pytest-xdist's channel) can leave
+    the child waiting on them forever.
+    """
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_build_in_child, args=(world_map, path, conf, sender))
+    child.start()
+    sender.close()
+    assert receiver.poll(120) and receiver.recv(), "the child did not start"
+    receiver.close()
+    return child
 
 
 def test_cache_opens_after_a_kill_at_any_moment(world_map, tmp_path):
     conf = resolve(CONF)
     path = tmp_path / "cache.h5"
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "h5py", "s2dloc.localization", __name__])  # once
+    child = _start_build(ctx, world_map, tmp_path / "ref.h5", conf)
     t = time.monotonic()
-    child = ctx.Process(target=_build_in_child, args=(world_map, tmp_path / "ref.h5", conf))
-    child.start()
     child.join(120)
     duration = time.monotonic() - t
     assert child.exitcode == 0
     kills = 0
     for delay in np.linspace(0.03, 0.9, 17) * duration:
         path.unlink(missing_ok=True)  # every kill point starts from an empty cache
-        child = ctx.Process(target=_build_in_child, args=(world_map, path, conf))
-        child.start()
+        child = _start_build(ctx, world_map, path, conf)
         time.sleep(delay)
         if child.is_alive():
             os.kill(child.pid, signal.SIGKILL)
