@@ -8,23 +8,50 @@ import re
 import numpy as np
 import pytest
 
-from s2dloc.datasets.synthetic.world import LIMITS, PRESETS, WorldConfig, generate_world
+from s2dloc.datasets.synthetic.world import (
+    LIMITS,
+    PRESETS,
+    WorldConfig,
+    generate_world,
+    world_config,
+)
+from s2dloc.utils.config import ConfigError
 
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("width", 100000, "WorldConfig.width must be within 16-4096 pixels, got 100000"),
-        ("height", 15, "WorldConfig.height must be within 16-4096 pixels, got 15"),
-        ("fov_deg", 180.0, "WorldConfig.fov_deg must be within 10-170 degrees, got 180"),
-        ("fov_deg", 9.5, "WorldConfig.fov_deg must be within 10-170 degrees, got 9.5"),
-        ("num_db", 0, "WorldConfig.num_db must be within 1-10000 images, got 0"),
-        ("num_query", 2.5, "WorldConfig.num_query must be an integer within 1-10000 images"),
+        ("width", 100000, "setting 'width' = 100000 must be within 16-4096 pixels"),
+        ("height", 15, "setting 'height' = 15 must be within 16-4096 pixels"),
+        ("fov_deg", 180.0, "setting 'fov_deg' = 180.0 must be within 10-170 degrees"),
+        ("fov_deg", 9.5, "setting 'fov_deg' = 9.5 must be within 10-170 degrees"),
+        ("num_db", 0, "setting 'num_db' = 0 must be within 1-10000 images"),
+        ("num_query", 2.5, "setting 'num_query' must be of type int"),
+        ("width", "640", "setting 'width' must be of type int"),
+        ("seed", -1, "setting 'seed' = -1 must be >= 0"),
+        ("scene", "moon", "setting 'scene' = 'moon' must be one of ['toy', 'street', 'room']"),
+        ("camera_model", "FISHEYE", "setting 'camera_model' = 'FISHEYE' must be one of"),
+        ("query_conditions", (), "setting 'query_conditions' = [] holds bad query conditions"),
     ],
 )
 def test_out_of_range_settings(field, value, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         dataclasses.replace(PRESETS["tiny"], **{field: value})
+    with pytest.raises(ConfigError, match=re.escape(message.split(" = ")[0])):
+        world_config("tiny", {field: list(value) if isinstance(value, tuple) else value})
+
+
+def test_world_config_from_a_preset_and_overrides():
+    conf = world_config("small", {"width": 200, "query_conditions": ["night", "snow"]})
+    assert conf == dataclasses.replace(
+        PRESETS["small"], width=200, query_conditions=("night", "snow")
+    )
+    assert conf.to_dict()["query_conditions"] == ["night", "snow"]
+    assert world_config("small", conf.to_dict()) == conf  # settings round-trip
+    with pytest.raises(ConfigError, match=r"unknown setting 'widht'; valid keys: \['camera_model'"):
+        world_config("tiny", {"widht": 200})
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        world_config("huge")
 
 
 def test_limits_themselves_are_accepted():

@@ -1,5 +1,6 @@
 """The strict, typed configuration merge, override parsing and stale-settings guard."""
 
+import dataclasses
 import json
 
 import pytest
@@ -7,11 +8,14 @@ import pytest
 from s2dloc.utils.config import (
     ConfigError,
     changed_keys,
+    check_fields,
     check_settings,
+    from_settings,
     in_range,
     merge,
     one_of,
     parse_overrides,
+    settings_of,
 )
 
 DEFAULTS = {
@@ -83,3 +87,72 @@ def test_check_settings_writes_then_refuses_changed_settings(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="unreadable settings file"):
         check_settings(path, {"a": 1})
+
+
+@dataclasses.dataclass(frozen=True)
+class Conf:
+    name: str = "a"
+    size: int = 3
+    ratio: float = 0.5
+    tags: tuple[str, ...] = ("x", "y")
+    extra: list = dataclasses.field(default_factory=list)
+    camera: str | None = None
+
+    def __post_init__(self):
+        check_fields(self, CONF_CHECKS)
+
+
+CONF_CHECKS = {"size": in_range(1), "name": one_of("a", "b")}
+
+
+@dataclasses.dataclass
+class Required:
+    path: str
+    level: int = 1
+
+
+def test_from_settings_builds_checked_dataclasses_and_round_trips():
+    conf = from_settings(Conf, {"size": 5, "ratio": 1, "tags": ["z"]}, checks=CONF_CHECKS)
+    assert conf == Conf(size=5, ratio=1.0, tags=("z",))
+    assert isinstance(conf.ratio, float) and isinstance(conf.tags, tuple)
+    settings = settings_of(conf)
+    assert settings == {
+        "name": "a",
+        "size": 5,
+        "ratio": 1.0,
+        "tags": ["z"],
+        "extra": [],
+        "camera": None,
+    }
+    assert from_settings(Conf, json.loads(json.dumps(settings))) == conf  # saved, read back
+    based = from_settings(Conf, {"name": "b"}, base=conf, checks=CONF_CHECKS)
+    assert based == Conf(name="b", size=5, ratio=1.0, tags=("z",))
+    assert from_settings(Conf) == Conf()
+    assert from_settings(Required, {"path": "p"}) == Required("p")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"sise": 2}, "unknown setting 'sise'; valid keys: ['camera', 'extra', 'name', 'ratio'"),
+        ({"size": "abc"}, "setting 'size' must be of type int (like its default 3)"),
+        ({"tags": "x"}, "setting 'tags' must be of type list"),
+        ({"size": 0}, "setting 'size' = 0 must be >= 1"),
+        ({"name": "c"}, "setting 'name' = 'c' must be one of ['a', 'b']"),
+    ],
+)
+def test_from_settings_rejects_bad_settings(override, message):
+    with pytest.raises(ConfigError) as err:
+        from_settings(Conf, override, checks=CONF_CHECKS)
+    assert message in str(err.value)
+
+
+def test_dataclasses_check_their_fields_and_required_settings():
+    with pytest.raises(ConfigError, match="'size' = 0 must be >= 1"):
+        dataclasses.replace(Conf(), size=0)
+    with pytest.raises(ConfigError, match="'ratio' must be of type float"):
+        Conf(ratio="high")
+    with pytest.raises(ConfigError, match=r"settings \['path'\] are required"):
+        from_settings(Required, {"level": 2})
+    with pytest.raises(TypeError, match="dataclass instance"):
+        settings_of(Conf)

@@ -30,11 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="COLMAP model (text or binary) with the cameras and poses of the "
         "images: triangulate points with them held fixed instead of SfM",
     )
-    parser.add_argument("--camera-model", default="SIMPLE_RADIAL", help="COLMAP camera model")
+    parser.add_argument("--camera-model", help="COLMAP camera model (default: SIMPLE_RADIAL)")
     parser.add_argument("--camera", help="'MODEL W H params...': one known camera for all images")
     parser.add_argument(
         "--single-camera",
         action="store_true",
+        default=None,
         help="all images share one camera (default: grouped by size and EXIF)",
     )
     parser.add_argument(
@@ -43,29 +44,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest image side for feature extraction (default: 1024 for SfM, "
         "1600 with --known-poses)",
     )
-    parser.add_argument("--max-features", type=int, default=8192, help="SIFT features per image")
+    parser.add_argument("--max-features", type=int, help="SIFT features per image (default: 8192)")
     parser.add_argument(
         "--matcher",
         choices=["exhaustive", "sequential", "poses"],
-        default="exhaustive",
-        help="image pairs to match: all, neighbours in name order, or (with "
+        help="image pairs to match: all (default), neighbours in name order, or (with "
         "--known-poses) nearest cameras looking the same way",
     )
     parser.add_argument(
-        "--overlap",
-        type=int,
-        default=10,
-        help="sequential matcher: neighbours matched to each image",
+        "--overlap", type=int, help="sequential matcher: neighbours matched to each image (10)"
     )
-    parser.add_argument("--threads", type=int, default=-1, help="CPU threads (-1: all)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: -1, all)")
+    parser.add_argument(
+        "--conf",
+        nargs="*",
+        default=[],
+        metavar="KEY=VAL",
+        help="settings, e.g. max_features=4096 matcher=sequential seed=1; SfM: camera_model, "
+        "camera, single_camera, max_size, max_features, matcher, overlap, num_threads, seed; "
+        "--known-poses: max_size, max_features, num_neighbors, max_angle_deg, num_threads. "
+        "They override the options above; saved to OUT/config.json",
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="start again (default: reuse OUT/database.db)"
     )
 
 
+def _settings(args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
+    """The settings among ``keys`` given as options, updated with ``--conf`` (which wins)."""
+    from s2dloc.utils.config import parse_overrides
+
+    flags = {
+        "camera_model": args.camera_model,
+        "camera": args.camera,
+        "single_camera": args.single_camera,
+        "max_size": args.max_size,
+        "max_features": args.max_features,
+        "matcher": args.matcher,
+        "overlap": args.overlap,
+        "num_threads": args.threads,
+    }
+    flags = {k: v for k, v in flags.items() if k in keys and v is not None}
+    return {**flags, **parse_overrides(args.conf)}
+
+
 def run(args: argparse.Namespace) -> int:
-    from s2dloc.mapping.known_poses import KnownPosesConfig, triangulate_known_poses
-    from s2dloc.mapping.sfm import SfMConfig, build_map, import_model, summarize
+    from s2dloc.mapping import (
+        build_map,
+        import_model,
+        known_poses_config,
+        sfm_config,
+        summarize,
+        triangulate_known_poses,
+    )
 
     if args.import_model and args.known_poses:
         raise ValueError("use either --import-model or --known-poses, not both")
@@ -74,33 +105,23 @@ def run(args: argparse.Namespace) -> int:
     if args.matcher == "sequential" and args.known_poses:
         raise ValueError("with --known-poses use --matcher exhaustive or poses")
     if args.import_model:
+        if args.conf:
+            raise ValueError("--conf has no settings to change with --import-model")
         summary = import_model(args.import_model, args.images, args.out, args.overwrite)
     elif args.known_poses:
-        conf = KnownPosesConfig(
-            max_features=args.max_features,
-            num_threads=args.threads,
-            max_size=args.max_size or KnownPosesConfig.max_size,
-        )
+        conf = known_poses_config(_settings(args, ("max_size", "max_features", "num_threads")))
         rec = triangulate_known_poses(
             args.images,
             args.known_poses,
             args.out,
-            matching=args.matcher,
+            matching=args.matcher or "exhaustive",
             overwrite=args.overwrite,
             conf=conf,
         )
         summary = summarize(rec)
     else:
-        conf = SfMConfig(
-            camera_model=args.camera_model,
-            camera=args.camera,
-            single_camera=args.single_camera,
-            max_size=args.max_size or SfMConfig.max_size,
-            max_features=args.max_features,
-            matcher=args.matcher,
-            overlap=args.overlap,
-            num_threads=args.threads,
-        )
+        keys = ("camera_model", "camera", "single_camera", "max_size", "max_features")
+        conf = sfm_config(_settings(args, (*keys, "matcher", "overlap", "num_threads")))
         summary = build_map(args.images, args.out, conf, args.overwrite)
     print(
         f"map {args.out}: {summary['registered_images']}/{summary['images']} images registered, "

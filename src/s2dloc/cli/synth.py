@@ -22,7 +22,7 @@ OPTIONS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from s2dloc.datasets.synthetic.world import LIMITS, PRESETS
+    from s2dloc.datasets.synthetic.world import CAMERA_MODELS, LIMITS, PRESETS, WorldConfig
 
     def limits(key: str) -> str:
         lo, hi, unit = LIMITS[key]
@@ -36,25 +36,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-query", type=int, help="number of query images")
     parser.add_argument("--width", type=int, help=f"image width ({limits('width')})")
     parser.add_argument("--height", type=int, help=f"image height ({limits('height')})")
-    parser.add_argument(
-        "--camera-model",
-        choices=["SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV"],
-    )
+    parser.add_argument("--camera-model", choices=CAMERA_MODELS)
     parser.add_argument(
         "--fov",
         type=float,
         help=f"horizontal field of view ({limits('fov_deg')}; less with SIMPLE_RADIAL)",
     )
+    keys = ", ".join(f.name for f in dataclasses.fields(WorldConfig))
+    parser.add_argument(
+        "--conf",
+        nargs="*",
+        default=[],
+        metavar="KEY=VAL",
+        help=f"world settings ({keys}), e.g. width=640 query_conditions=[night,snow]; they "
+        "override the preset and the options above (written to OUT/world.json)",
+    )
     parser.add_argument("--preview", action="store_true", help="also write preview.png")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
-def run(args: argparse.Namespace) -> int:
-    from s2dloc.datasets.synthetic.preview import write_preview
-    from s2dloc.datasets.synthetic.world import PRESETS, generate_world, out_of_range
-    from s2dloc.datasets.synthetic.write import write_world
+def _flag_settings(args: argparse.Namespace) -> dict:
+    """The world settings given as options, each checked (an error names the option)."""
+    from s2dloc.datasets.synthetic.world import CHECKS
+    from s2dloc.utils.config import ConfigError
 
-    overrides = {
+    flags = {
         "scene": args.scene,
         "seed": args.seed,
         "num_db": args.num_db,
@@ -64,12 +70,22 @@ def run(args: argparse.Namespace) -> int:
         "camera_model": args.camera_model,
         "fov_deg": args.fov,
     }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+    flags = {k: v for k, v in flags.items() if v is not None}
     for key, option in OPTIONS.items():
-        problem = out_of_range(key, overrides[key]) if key in overrides else None
+        problem = CHECKS[key](flags[key]) if key in flags else None
         if problem:
-            raise ValueError(f"s2dloc synth {option} {problem}")
-    config = dataclasses.replace(PRESETS[args.preset], **overrides)  # checks the field of view
+            raise ConfigError(f"s2dloc synth {option} {problem}, got {flags[key]:g}")
+    return flags
+
+
+def run(args: argparse.Namespace) -> int:
+    from s2dloc.datasets.synthetic.preview import write_preview
+    from s2dloc.datasets.synthetic.world import generate_world, world_config
+    from s2dloc.datasets.synthetic.write import write_world
+    from s2dloc.utils.config import parse_overrides
+
+    overrides = {**_flag_settings(args), **parse_overrides(args.conf)}  # --conf wins
+    config = world_config(args.preset, overrides)  # also checks the field of view
     t0 = time.perf_counter()
     world = generate_world(config)
     paths = write_world(world, args.out, overwrite=args.overwrite)

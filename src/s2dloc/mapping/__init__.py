@@ -2,10 +2,12 @@
 with known poses, or import one; and camera intrinsics for query images (COLMAP model, query
 list, EXIF or a default)."""
 
+from .images import list_images
 from .intrinsics import exif_focal, query_camera
-from .known_poses import KnownPosesConfig, triangulate_known_poses
+from .known_poses import KnownPosesConfig, known_poses_config, triangulate_known_poses
+from .map_folder import summarize
 from .pose_pairs import pairs_from_poses
-from .sfm import SfMConfig, build_map, import_model, list_images, summarize
+from .sfm import SfMConfig, build_map, import_model, sfm_config
 
 __all__ = [
     "KnownPosesConfig",
@@ -13,9 +15,11 @@ __all__ = [
     "build_map",
     "exif_focal",
     "import_model",
+    "known_poses_config",
     "list_images",
     "pairs_from_poses",
     "query_camera",
+    "sfm_config",
     "summarize",
     "triangulate_known_poses",
 ]

@@ -22,14 +22,19 @@ import hashlib
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pycolmap
-from PIL import Image
 
+from s2dloc.utils.config import Check, check_fields, from_settings, in_range, settings_of
+
+from .images import check_sizes, list_images
+from .map_folder import finish_map, prepare_out
 from .pose_pairs import pairs_from_poses, write_pairs
-from .sfm import finish_map, list_images, prepare_out, read_model
+from .sfm import read_model
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,25 @@ class KnownPosesConfig:
     num_neighbors: int = 10
     max_angle_deg: float = 75.0
     num_threads: int = -1
+
+    def __post_init__(self):
+        check_fields(self, CHECKS)
+
+
+# Checks of the settings (see :func:`s2dloc.utils.config.merge`).
+CHECKS: dict[str, Check] = {
+    "max_size": in_range(1),
+    "max_features": in_range(1),
+    "num_neighbors": in_range(1),
+    "max_angle_deg": in_range(0, 180, lo_open=True),
+    "num_threads": in_range(-1),
+}
+
+
+def known_poses_config(overrides: Mapping[str, Any] | None = None) -> KnownPosesConfig:
+    """:class:`KnownPosesConfig` of the defaults updated with ``overrides``, checked strictly
+    (:class:`s2dloc.utils.config.ConfigError`)."""
+    return from_settings(KnownPosesConfig, overrides, checks=CHECKS)
 
 
 def select_images(rec, images: Path, image_names: list[str] | None) -> list[str]:
@@ -82,20 +106,6 @@ def select_images(rec, images: Path, image_names: list[str] | None) -> list[str]
     if len(names) < 2:
         raise ValueError(f"a map needs at least 2 posed images, got {len(names)}")
     return names
-
-
-def check_sizes(rec, images: Path, names: list[str]) -> None:
-    """Raise if an image's size differs from its camera's ``width x height``."""
-    for name in names:
-        image = rec.find_image_with_name(name)
-        cam = rec.cameras[image.camera_id]
-        with Image.open(images / name) as im:
-            w, h = im.size
-        if (w, h) != (cam.width, cam.height):
-            raise ValueError(
-                f"image {images / name} is {w}x{h} but its camera "
-                f"{image.camera_id} in the model is {cam.width}x{cam.height}"
-            )
 
 
 def subset_model(rec, names: list[str]):
@@ -171,7 +181,7 @@ def _settings(images: Path, model: Path, names: list[str], matching: str, conf) 
         p for p in model.iterdir() if p.name.split(".")[0] in ("cameras", "images")
     )
     model_digest = hashlib.sha1(b"".join(p.read_bytes() for p in model_files)).hexdigest()[:16]
-    settings = {k: v for k, v in dataclasses.asdict(conf).items() if k != "num_threads"}
+    settings = {k: v for k, v in settings_of(conf).items() if k != "num_threads"}
     return {
         "images": str(images.resolve()),
         "known_poses": str(model.resolve()),
@@ -215,6 +225,7 @@ def triangulate_known_poses(
         The triangulated ``pycolmap.Reconstruction`` (as written to ``out/sfm``).
     """
     conf = conf or KnownPosesConfig()
+    check_fields(conf, CHECKS)  # also after changes to the fields
     if matching not in MATCHING:
         raise ValueError(f"unknown matching {matching!r}; choose from {', '.join(MATCHING)}")
     images, model, out = Path(images), Path(model), Path(out)

@@ -6,7 +6,8 @@ Output folder (directly usable as ``s2dloc localize --map OUT``, see :meth:`Map.
     sfm/             the largest reconstructed model (COLMAP binary)
     images           link to the image folder (if links are unsupported: pass
                      ``s2dloc localize --images DIR``)
-    config.json      the settings of the run (a re-run with other settings needs ``overwrite``)
+    config.json      the resolved settings (:class:`SfMConfig` but ``num_threads``, and the image
+                     folder); a re-run with other settings needs ``overwrite``
     summary.json     registered images, points, mean reprojection error, mean track length
 
 Image names in the model are paths relative to the image folder.
@@ -15,23 +16,29 @@ Image names in the model are paths relative to the image folder.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
-import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from s2dloc.datasets import colmap_model
 from s2dloc.geometry import MODELS
+from s2dloc.mapping.images import list_images
 from s2dloc.mapping.intrinsics import parse_camera
-from s2dloc.utils.config import check_settings
-from s2dloc.utils.io import write_text_atomic
+from s2dloc.mapping.map_folder import finish_map, prepare_out
+from s2dloc.utils.config import (
+    Check,
+    check_fields,
+    from_settings,
+    in_range,
+    one_of,
+    settings_of,
+)
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff")
 MATCHERS = ("exhaustive", "sequential")
 
 
@@ -41,6 +48,8 @@ class SfMConfig:
 
     ``camera`` (``"MODEL W H p1 p2 ..."``) fixes one camera for all images and overrides
     ``camera_model``; without it COLMAP guesses the focal length from EXIF (or 1.2 max(W, H)).
+    Settings are checked by type (that of the default) and :data:`CHECKS`; build one from
+    overrides with :func:`sfm_config`.
     """
 
     camera_model: str = "SIMPLE_RADIAL"
@@ -53,111 +62,37 @@ class SfMConfig:
     num_threads: int = -1
     seed: int = 0
 
-
-def list_images(folder: str | Path) -> list[str]:
-    """Names (relative, sorted) of the image files under ``folder``; clear errors if there are
-    none or some cannot be read."""
-    from PIL import Image, UnidentifiedImageError
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist")
-    files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    bad = []
-    for p in files:
-        try:
-            with Image.open(p) as im:
-                im.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError) as err:
-            bad.append(f"{p} ({err})")
-    if bad:
-        raise ValueError(f"{len(bad)} unreadable image(s) in {folder}: {'; '.join(bad[:3])}")
-    return [p.relative_to(folder).as_posix() for p in files]
+    def __post_init__(self):
+        check_fields(self, CHECKS)
 
 
-def summarize(rec) -> dict:
-    """Figures of a ``pycolmap.Reconstruction``."""
-    return {
-        "registered_images": int(rec.num_reg_images()),
-        "images": int(rec.num_images()),
-        "cameras": int(rec.num_cameras()),
-        "points3D": int(rec.num_points3D()),
-        "observations": int(rec.compute_num_observations()),
-        "mean_reprojection_error": float(rec.compute_mean_reprojection_error()),
-        "mean_track_length": float(rec.compute_mean_track_length()),
-    }
-
-
-def prepare_out(out: Path, meta: dict, overwrite: bool) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    conf_path = out / "config.json"
-    if overwrite:
-        for name in ("database.db", "database.db-wal", "database.db-shm", "summary.json"):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "sfm", ignore_errors=True)
-    hint = f"{out} holds a map built with other settings; use --overwrite or another --out"
-    check_settings(conf_path, meta, force=overwrite, hint=hint)
-
-
-def link_images(images: Path, out: Path) -> Path | None:
-    """Make ``out/images`` point to ``images`` (a symlink); None if that is impossible."""
-    target, images = out / "images", images.resolve()
-    if target.exists():
-        if target.resolve() == images:
-            return target
-        logger.warning(
-            "%s exists and is not %s: pass `s2dloc localize --images %s`", target, images, images
-        )
-        return None
+def _camera_check(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string 'MODEL W H params...' (or null)"
     try:
-        os.symlink(images, target, target_is_directory=True)
-    except OSError as err:
-        logger.warning(
-            "could not link %s -> %s (%s): pass `s2dloc localize --images %s`",
-            target,
-            images,
-            err,
-            images,
-        )
-        return None
-    return target
+        parse_camera(value)
+    except ValueError as err:
+        return f"is not a camera: {err}"
+    return None
 
 
-def _write_model(rec, out: Path) -> Path:
-    """Write ``rec`` to ``out/sfm`` (binary) via a temporary folder and a rename."""
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".sfm-"))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private
-        rec.write_binary(str(tmp))
-        shutil.rmtree(out / "sfm", ignore_errors=True)
-        os.replace(tmp, out / "sfm")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out / "sfm"
+# Checks of the SfM settings (see :func:`s2dloc.utils.config.merge`).
+CHECKS: dict[str, Check] = {
+    "camera_model": one_of(*MODELS),
+    "camera": _camera_check,
+    "max_size": in_range(1),
+    "max_features": in_range(1),
+    "matcher": one_of(*MATCHERS),
+    "overlap": in_range(1),
+    "num_threads": in_range(-1),
+    "seed": in_range(-1),
+}
 
 
-def finish_map(rec, images: Path, out: Path, extra: dict) -> dict:
-    _write_model(rec, out)
-    link_images(images, out)
-    summary = {**summarize(rec), "image_root": str(images.resolve()), **extra}
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    logger.info(
-        "map in %s: %d/%d images registered, %d points, reprojection error %.2f px, "
-        "track length %.2f",
-        out,
-        summary["registered_images"],
-        summary["images"],
-        summary["points3D"],
-        summary["mean_reprojection_error"],
-        summary["mean_track_length"],
-    )
-    return summary
+def sfm_config(overrides: Mapping[str, Any] | None = None) -> SfMConfig:
+    """:class:`SfMConfig` of the defaults updated with ``overrides`` (e.g. ``{"matcher":
+    "sequential"}``), checked strictly (:class:`s2dloc.utils.config.ConfigError`)."""
+    return from_settings(SfMConfig, overrides, checks=CHECKS)
 
 
 def _reader_options(conf: SfMConfig):
@@ -182,10 +117,10 @@ def build_map(
     pairs are computed) unless ``overwrite``.
     """
     conf = conf or SfMConfig()
-    _check_config(conf)
+    check_fields(conf, CHECKS)  # also after changes to the fields
     images, out = Path(images), Path(out)
     names = list_images(images)
-    settings = {k: v for k, v in dataclasses.asdict(conf).items() if k != "num_threads"}
+    settings = {k: v for k, v in settings_of(conf).items() if k != "num_threads"}
     prepare_out(out, {"images": str(images.resolve()), **settings}, overwrite)
     db_path = out / "database.db"
     if db_path.exists():
@@ -202,14 +137,6 @@ def build_map(
     timings["mapping_s"] = time.perf_counter() - t
     extra = {"input_images": len(names), "models": num_models, **timings}
     return finish_map(rec, images, out, extra)
-
-
-def _check_config(conf: SfMConfig) -> None:
-    if conf.matcher not in MATCHERS:
-        raise ValueError(f"unknown matcher {conf.matcher!r}; choose from {MATCHERS}")
-    if conf.camera_model not in MODELS:
-        valid = ", ".join(MODELS)
-        raise ValueError(f"unknown camera model {conf.camera_model!r}; choose from {valid}")
 
 
 def _extract_features(db_path: Path, images: Path, names: list[str], conf: SfMConfig) -> None:

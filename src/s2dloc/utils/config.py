@@ -13,21 +13,26 @@ the expected type and the valid keys. The type of a setting is the type of its d
 
 Command lines use one override syntax everywhere: ``section.key=value`` with the value parsed
 as YAML (numbers, booleans, lists, ``null``), see :func:`parse_overrides`.
+A component whose settings are a dataclass is built with :func:`from_settings` (the fields'
+defaults, or a preset instance, are the defaults of :func:`merge`) and saved with
+:func:`settings_of`; its ``__post_init__`` can call :func:`check_fields`.
 :func:`check_settings` is the single stale-settings guard of resumable outputs.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from s2dloc.utils.io import write_text_atomic
 
+T = TypeVar("T")
 Check = Callable[[Any], "str | None"]  # returns an error text, or None when the value is valid
 
 
@@ -175,6 +180,77 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
                 raise ConfigError(f"setting {item!r}: {p!r} is set twice, as a value and a section")
         node[parts[-1]] = value
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A copy of ``value`` with tuples as lists (as saved to JSON/YAML and merged)."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value)
+
+
+_REQUIRED = object()
+
+
+def _raw_defaults(cls: type) -> dict[str, Any]:
+    """The defaults of the fields of dataclass ``cls`` (``_REQUIRED`` for a required one)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+        else:
+            out[f.name] = _REQUIRED
+    return out
+
+
+def _field_defaults(cls: type) -> dict[str, Any]:
+    """Plain defaults of the fields of ``cls`` (None, i.e. any type, for a required field)."""
+    return {k: None if v is _REQUIRED else _plain(v) for k, v in _raw_defaults(cls).items()}
+
+
+def settings_of(instance: Any) -> dict[str, Any]:
+    """The fields of a dataclass instance as plain settings (tuples as lists), e.g. to save."""
+    if not dataclasses.is_dataclass(instance) or isinstance(instance, type):
+        raise TypeError(f"expected a dataclass instance, got {instance!r}")
+    return {f.name: _plain(getattr(instance, f.name)) for f in dataclasses.fields(instance)}
+
+
+def check_fields(instance: Any, checks: Mapping[str, Check] | None = None) -> None:
+    """Check a dataclass instance as :func:`merge` checks settings: each field of the type of
+    its default, and ``checks``; for ``__post_init__``. Raises :class:`ConfigError`."""
+    merge(_field_defaults(type(instance)), settings_of(instance), checks=checks)
+
+
+def from_settings(
+    cls: type[T],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    base: T | None = None,
+    checks: Mapping[str, Check] | None = None,
+) -> T:
+    """An instance of dataclass ``cls``: its fields' defaults (or the fields of ``base``, e.g. a
+    preset) updated with ``overrides`` by :func:`merge` (unknown keys, wrong types and failed
+    ``checks`` raise :class:`ConfigError`). Lists become tuples where the default is a tuple.
+    """
+    if base is None:
+        raw = _raw_defaults(cls)
+    else:
+        raw = {f.name: getattr(base, f.name) for f in dataclasses.fields(cls)}
+    missing = [k for k, v in raw.items() if v is _REQUIRED and k not in (overrides or {})]
+    if missing:
+        raise ConfigError(f"settings {missing} are required (they have no default)")
+    defaults = _field_defaults(cls) if base is None else settings_of(base)
+    merged = merge(defaults, overrides, checks=checks)
+    kwargs = {
+        f.name: tuple(merged[f.name]) if isinstance(raw[f.name], tuple) else merged[f.name]
+        for f in dataclasses.fields(cls)
+        if f.init
+    }
+    return cls(**kwargs)
 
 
 def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

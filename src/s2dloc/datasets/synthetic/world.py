@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from s2dloc.geometry import Camera, Pose
+from s2dloc.utils.config import (
+    Check,
+    ConfigError,
+    check_fields,
+    from_settings,
+    in_range,
+    one_of,
+    settings_of,
+)
 
 from .conditions import CONDITIONS, apply_condition, condition_scene
 from .rays import undistort
@@ -35,22 +46,41 @@ LIMITS = {
     "fov_deg": (10.0, 170.0, "degrees"),
 }
 QUERY_FOCAL_SCALES = (0.9, 1.1)  # query focal lengths vary by this factor around the database's
+CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
 
 
-def out_of_range(name: str, value: float) -> str | None:
-    """Why ``value`` is not allowed for setting ``name`` (see :data:`LIMITS`), or None."""
+def within_limits(name: str) -> Check:
+    """The check of setting ``name`` against its :data:`LIMITS` (a message with the unit)."""
     lo, hi, unit = LIMITS[name]
-    if isinstance(lo, int) and not float(value).is_integer():
-        return f"must be an integer within {lo}-{hi} {unit}, got {value}"
-    if not lo <= value <= hi:
-        return f"must be within {lo:g}-{hi:g} {unit}, got {value:g}"
+
+    def check(value: Any) -> str | None:
+        return None if lo <= value <= hi else f"must be within {lo:g}-{hi:g} {unit}"
+
+    return check
+
+
+def _conditions(value: Any) -> str | None:
+    bad = [c for c in value if c not in CONDITIONS]
+    if bad or not value:
+        return f"holds bad query conditions {bad or '(none)'}; choose from {list(CONDITIONS)}"
     return None
+
+
+# Checks of the settings of a world (see :func:`s2dloc.utils.config.merge`).
+CHECKS: dict[str, Check] = {
+    **{name: within_limits(name) for name in LIMITS},
+    "scene": one_of(*SCENES),
+    "seed": in_range(0),
+    "camera_model": one_of(*CAMERA_MODELS),
+    "query_conditions": _conditions,
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class WorldConfig:
-    """Everything that determines a world; equal configs give identical worlds. Numeric
-    settings must be within :data:`LIMITS` (``ValueError`` otherwise)."""
+    """Everything that determines a world; equal configs give identical worlds. Settings are
+    checked by type (that of the default) and :data:`CHECKS` (:class:`ConfigError` otherwise);
+    build one from a preset and overrides with :func:`world_config`."""
 
     scene: str = "street"
     seed: int = 0
@@ -63,16 +93,12 @@ class WorldConfig:
     query_conditions: tuple[str, ...] = CONDITIONS[1:]
 
     def __post_init__(self):
-        for name in LIMITS:
-            problem = out_of_range(name, getattr(self, name))
-            if problem:
-                raise ValueError(f"WorldConfig.{name} {problem}")
+        check_fields(self, CHECKS)
         check_field_of_view(self.camera_model, self.width, self.height, self.fov_deg)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["query_conditions"] = list(self.query_conditions)
-        return d
+        """The settings as plain data (``query_conditions`` as a list), as saved."""
+        return settings_of(self)
 
 
 @dataclasses.dataclass
@@ -125,7 +151,7 @@ def make_camera(model: str, width: int, height: int, fov_deg: float, focal_scale
         "OPENCV": (f, f, cx, cy),
     }
     if model not in params:
-        raise ValueError(f"unsupported camera model {model!r}; choose from {list(params)}")
+        raise ValueError(f"unsupported camera model {model!r}; choose from {list(CAMERA_MODELS)}")
     return Camera.from_colmap(model, width, height, params[model] + DISTORTION.get(model, ()))
 
 
@@ -148,18 +174,19 @@ def _images_whole(model: str, width: int, height: int, fov_deg: float) -> bool:
 
 
 def check_field_of_view(model: str, width: int, height: int, fov_deg: float) -> None:
-    """``ValueError`` if a ``model`` camera (with :data:`DISTORTION`) cannot map every pixel of
-    the image to a ray at this field of view (including the widest query camera)."""
+    """:class:`ConfigError` if a ``model`` camera (with :data:`DISTORTION`) cannot map every
+    pixel of the image to a ray at this field of view (including the widest query camera)."""
     if _images_whole(model, width, height, fov_deg):
         return
     lo, hi = LIMITS["fov_deg"][0], fov_deg
     for _ in range(20):  # bisection for the widest supported field of view
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if _images_whole(model, width, height, mid) else (lo, mid)
-    raise ValueError(
-        f"field of view {fov_deg:g} deg is too wide for a {model} camera with distortion "
-        f"{DISTORTION[model]}: the image corners have no ray beyond about {int(lo)} deg for "
-        f"{width}x{height} images; use a smaller field of view or a PINHOLE/OPENCV camera"
+    raise ConfigError(
+        f"setting 'fov_deg': field of view {fov_deg:g} deg is too wide for a {model} camera "
+        f"with distortion {DISTORTION[model]}: the image corners have no ray beyond about "
+        f"{int(lo)} deg for {width}x{height} images; use a smaller field of view or a "
+        "PINHOLE/OPENCV camera"
     )
 
 
@@ -169,6 +196,14 @@ PRESETS = {
     "tiny": WorldConfig(num_db=8, num_query=6, width=160, height=120),
     "room": WorldConfig(scene="room", num_db=40, num_query=20, width=320, height=240),
 }
+
+
+def world_config(preset: str = "demo", overrides: Mapping[str, Any] | None = None) -> WorldConfig:
+    """The settings of preset ``preset`` (see :data:`PRESETS`) updated with ``overrides``
+    (e.g. ``{"width": 640, "query_conditions": ["night"]}``), checked strictly."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    return from_settings(WorldConfig, overrides, base=PRESETS[preset], checks=CHECKS)
 
 
 def render_view(
@@ -184,14 +219,7 @@ def render_view(
 def generate_world(config: WorldConfig | str = "demo", progress: bool = True) -> World:
     """Render all database and query views of a world (deterministic for ``config``)."""
     if isinstance(config, str):
-        if config not in PRESETS:
-            raise ValueError(f"unknown preset {config!r}; choose from {list(PRESETS)}")
-        config = PRESETS[config]
-    if config.scene not in SCENES:
-        raise ValueError(f"unknown scene {config.scene!r}; choose from {list(SCENES)}")
-    bad = [c for c in config.query_conditions if c not in CONDITIONS]
-    if bad or not config.query_conditions:
-        raise ValueError(f"bad query conditions {bad or '()'}; choose from {CONDITIONS}")
+        config = world_config(config)
     scene = SCENES[config.scene](config.seed)
     if scene.path is None:
         raise ValueError(f"scene {config.scene!r} has no camera path")
