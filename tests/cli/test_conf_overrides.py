@@ -41,7 +41,7 @@ def test_synth_conf_overrides_preset_and_options_and_is_saved(world, caplog):
     # The same folder with other settings is refused, naming the changed setting.
     argv = [*SYNTH, "--out", str(world), "--conf", "width=80", "height=60", "seed=4"]
     message = _fails([*argv, "query_conditions=[night]"], caplog)
-    assert "world.json" in message and "config.seed" in message
+    assert "settings.json" in message and "config.seed" in message
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from s2dloc.datasets.augment import (
     Night,
     build_augmentation,
 )
-from s2dloc.datasets.pairs import RGBDPairs
+from s2dloc.datasets.rgbd_pairs import RGBDPairs
 from s2dloc.geometry import Camera, Pose
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from s2dloc.datasets.augment import build_augmentation
+from s2dloc.datasets.colmap_pairs import ColmapPairs
 from s2dloc.datasets.homography_pairs import (
     HomographyConfig,
     HomographyPairs,
@@ -18,7 +19,6 @@ from s2dloc.datasets.homography_pairs import (
     warp_image,
 )
 from s2dloc.datasets.image_sets import crop_pair, list_images
-from s2dloc.datasets.pairs import ColmapPairs
 from s2dloc.geometry import sample
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"

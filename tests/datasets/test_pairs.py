@@ -10,20 +10,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from s2dloc.datasets.colmap_pairs import ColmapPairs
 from s2dloc.datasets.correspondences import CorrespondencePair, write_correspondences
-from s2dloc.datasets.pairs import (
-    ColmapPairs,
-    CSCDPairs,
-    RGBDPairs,
-    SyntheticPairs,
-    resize_image,
-    resolve_image,
-    rgbd_correspondences,
-)
+from s2dloc.datasets.cscd_pairs import CSCDPairs, resolve_image
+from s2dloc.datasets.pairs import resize_image
+from s2dloc.datasets.rgbd_pairs import RGBDPairs, rgbd_correspondences
 from s2dloc.datasets.synthetic import look_at, render, toy_scene
 from s2dloc.datasets.synthetic.render import backproject, project
 from s2dloc.datasets.synthetic.world import PRESETS, generate_world
 from s2dloc.datasets.synthetic.write import write_world
+from s2dloc.datasets.synthetic_pairs import SyntheticPairs
 from s2dloc.geometry import Camera, Pose
 
 TINY = dataclasses.replace(PRESETS["tiny"], num_db=8, num_query=3, width=96, height=72)

@@ -12,7 +12,11 @@ import torch
 
 from s2dloc.cli import main
 from s2dloc.datasets.colmap_io import read_poses
-from s2dloc.datasets.hloc_io import PointMatches, read_point_matches, write_point_matches
+from s2dloc.datasets.point_matches import (
+    PointMatches,
+    read_point_matches,
+    write_point_matches,
+)
 from s2dloc.geometry import Pose
 from s2dloc.localization import Localizer
 from s2dloc.localization.io import read_queries

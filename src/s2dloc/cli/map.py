@@ -9,11 +9,33 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from s2dloc.mapping import SfMConfig
 
 NAME = "map"
 HELP = "build a COLMAP map from your own images (SfM with pycolmap) or import an existing model"
 
 logger = logging.getLogger(__name__)
+# Options used by SfM only, each with the reason it has no use with --known-poses.
+NOT_WITH_KNOWN_POSES = {
+    "camera_model": ("--camera-model", "the cameras come from the model"),
+    "camera": ("--camera", "the cameras come from the model"),
+    "single_camera": ("--single-camera", "the cameras come from the model"),
+    "overlap": ("--overlap", "it sets the sequential matcher, which --known-poses does not use"),
+}
+# Options with no use when a model is imported (no features, matching or SfM run).
+NOT_WITH_IMPORT = {
+    "camera_model": "--camera-model",
+    "camera": "--camera",
+    "single_camera": "--single-camera",
+    "max_size": "--max-size",
+    "max_features": "--max-features",
+    "matcher": "--matcher",
+    "overlap": "--overlap",
+    "threads": "--threads",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +110,38 @@ def _settings(args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
     return {**flags, **parse_overrides(args.conf)}
 
 
+def _check_mode_options(args: argparse.Namespace) -> None:
+    """Refuse options that the chosen mode would ignore (the error names the option and why)."""
+    if args.import_model and args.known_poses:
+        raise ValueError("use either --import-model or --known-poses, not both")
+    if args.import_model:
+        for key, option in NOT_WITH_IMPORT.items():
+            if getattr(args, key) is not None:
+                raise ValueError(
+                    f"{option} has no use with --import-model: the model is imported as it is"
+                )
+        if args.conf:
+            raise ValueError("--conf has no settings to change with --import-model")
+    elif args.known_poses:
+        for key, (option, why) in NOT_WITH_KNOWN_POSES.items():
+            if getattr(args, key) is not None:
+                raise ValueError(f"{option} has no use with --known-poses: {why}")
+        if args.matcher == "sequential":
+            raise ValueError("with --known-poses use --matcher exhaustive or poses")
+    elif args.matcher == "poses":
+        raise ValueError("--matcher poses needs --known-poses")
+
+
+def _check_sfm_options(args: argparse.Namespace, conf: SfMConfig) -> None:
+    """Refuse SfM options that ``conf`` (after ``--conf``) leaves without effect."""
+    if args.overlap is not None and conf.matcher != "sequential":
+        raise ValueError(
+            f"--overlap has no use with --matcher {conf.matcher}: it sets the sequential matcher"
+        )
+    if args.camera_model is not None and conf.camera:
+        raise ValueError("--camera-model has no use with --camera: its MODEL is used")
+
+
 def run(args: argparse.Namespace) -> int:
     from s2dloc.mapping import (
         build_map,
@@ -98,15 +152,8 @@ def run(args: argparse.Namespace) -> int:
         triangulate_known_poses,
     )
 
-    if args.import_model and args.known_poses:
-        raise ValueError("use either --import-model or --known-poses, not both")
-    if args.matcher == "poses" and not args.known_poses:
-        raise ValueError("--matcher poses needs --known-poses")
-    if args.matcher == "sequential" and args.known_poses:
-        raise ValueError("with --known-poses use --matcher exhaustive or poses")
+    _check_mode_options(args)
     if args.import_model:
-        if args.conf:
-            raise ValueError("--conf has no settings to change with --import-model")
         summary = import_model(args.import_model, args.images, args.out, args.overwrite)
     elif args.known_poses:
         conf = known_poses_config(_settings(args, ("max_size", "max_features", "num_threads")))
@@ -122,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         keys = ("camera_model", "camera", "single_camera", "max_size", "max_features")
         conf = sfm_config(_settings(args, (*keys, "matcher", "overlap", "num_threads")))
+        _check_sfm_options(args, conf)
         summary = build_map(args.images, args.out, conf, args.overwrite)
     print(
         f"map {args.out}: {summary['registered_images']}/{summary['images']} images registered, "

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
-import time
 
 NAME = "synth"
 HELP = "generate a synthetic multi-condition world (images, depth, COLMAP model, queries, GT)"
 
-logger = logging.getLogger(__name__)
 # World settings checked against their allowed ranges, and the options that set them.
 OPTIONS = {
     "num_db": "--num-db",
@@ -49,10 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VAL",
         help=f"world settings ({keys}), e.g. width=640 query_conditions=[night,snow]; they "
-        "override the preset and the options above (written to OUT/world.json)",
+        "override the preset and the options above (saved to OUT/settings.json before "
+        "rendering: a folder of other settings is refused)",
     )
     parser.add_argument("--preview", action="store_true", help="also write preview.png")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again (default: resume, keeping the files of a world of the same settings)",
+    )
 
 
 def _flag_settings(args: argparse.Namespace) -> dict:
@@ -79,18 +81,11 @@ def _flag_settings(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from s2dloc.datasets.synthetic.preview import write_preview
-    from s2dloc.datasets.synthetic.world import generate_world, world_config
-    from s2dloc.datasets.synthetic.write import write_world
+    from s2dloc.datasets.synthetic.make import make_world
+    from s2dloc.datasets.synthetic.world import world_config
     from s2dloc.utils.config import parse_overrides
 
     overrides = {**_flag_settings(args), **parse_overrides(args.conf)}  # --conf wins
     config = world_config(args.preset, overrides)  # also checks the field of view
-    t0 = time.perf_counter()
-    world = generate_world(config)
-    paths = write_world(world, args.out, overwrite=args.overwrite)
-    if args.preview:
-        paths["preview"] = write_preview(world, paths["root"] / "preview.png")
-        logger.info("preview: %s", paths["preview"])
-    logger.info("world %s written to %s in %.1f s", config, args.out, time.perf_counter() - t0)
+    make_world(config, args.out, overwrite=args.overwrite, preview=args.preview)
     return 0

@@ -13,15 +13,6 @@ Matches: one group per image pair, keyed by :func:`names_to_pair` (``/`` in name
 ``-``, the two joined by ``/``; older files join with ``_``), holding ``matches0 (N0,)`` (index
 into image 1 or -1) and ``matching_scores0 (N0,)``.
 
-2D-3D matches (s2dloc's matching stage, an hloc-like layout): one group per query and reference,
-keyed by :func:`names_to_pair` ``(query, ref)`` (so ``f[query][ref]``, ``/`` in names replaced
-by ``-``), holding ``keypoints (K, 2)`` float64 query pixels in COLMAP's convention (NOT shifted
-like hloc keypoints), ``point3D_ids (K,)`` int64 and/or ``observations (K,)`` int64 (indices
-into the reference image's 2D points, in the map's order), optional ``scores (K,)`` and
-``ratio (K,)``. Attributes: ``name`` (the original image name) on both groups, ``rank`` (the
-order of the references) on reference groups, ``complete`` on the query group (0 while it is
-being written). A query's entry is replaced as a whole by :func:`write_point_matches`.
-
 Writers create a new file atomically; into an existing file they add entries in place
 (resumable, like hloc), skipping names already present unless ``overwrite``.
 """
@@ -29,14 +20,14 @@ Writers create a new file atomically; into an existing file they add entries in 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from s2dloc.utils.io import atomic_path
+from s2dloc.datasets.h5_files import open_h5, write_h5
 
 logger = logging.getLogger(__name__)
 
@@ -65,27 +56,6 @@ class LocalFeatures:
             raise ValueError(f"image_size must be (width, height), got {np.shape(self.image_size)}")
 
 
-def _write_h5(path: Path, fill: Callable[[h5py.File], None]) -> Path:
-    if path.exists():
-        with h5py.File(path, "a") as f:
-            fill(f)
-    else:
-        with atomic_path(path, suffix=".h5") as tmp:
-            with h5py.File(tmp, "w") as f:
-                fill(f)
-    return path
-
-
-def _open(path: str | Path) -> h5py.File:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path}: not an HDF5 file ({err})") from None
-
-
 def list_names(path: str | Path) -> list[str]:
     """Names of the groups that hold datasets (image names of a feature file), sorted."""
     names: set[str] = set()
@@ -94,14 +64,14 @@ def list_names(path: str | Path) -> list[str]:
         if isinstance(obj, h5py.Dataset):
             names.add(obj.parent.name.strip("/"))
 
-    with _open(path) as f:
+    with open_h5(path) as f:
         f.visititems(visit)
     return sorted(names)
 
 
 def read_features(path: str | Path, name: str) -> LocalFeatures:
     """Features of image ``name`` (keypoints converted to COLMAP pixels)."""
-    with _open(path) as f:
+    with open_h5(path) as f:
         if name not in f or not isinstance(f[name], h5py.Group) or "keypoints" not in f[name]:
             raise KeyError(f"{path}: no features for image {name!r}")
         g = f[name]
@@ -159,7 +129,7 @@ def write_features(
             if feats.image_size is not None:
                 g.create_dataset("image_size", data=np.asarray(feats.image_size, np.int64))
 
-    return _write_h5(path, fill)
+    return write_h5(path, fill)
 
 
 def names_to_pair(name0: str, name1: str, separator: str = "/") -> str:
@@ -179,7 +149,7 @@ def find_pair(f: h5py.File, name0: str, name1: str) -> tuple[str, bool]:
 
 def read_matches(path: str | Path, name0: str, name1: str) -> tuple[np.ndarray, np.ndarray]:
     """``matches (M, 2)`` int64 indices ``(i0, i1)`` and ``scores (M,)`` float32 for a pair."""
-    with _open(path) as f:
+    with open_h5(path) as f:
         key, rev = find_pair(f, name0, name1)
         m0 = f[key]["matches0"][()].astype(np.int64)
         s0 = f[key]["matching_scores0"][()] if "matching_scores0" in f[key] else None
@@ -230,86 +200,4 @@ def write_matches(
             g.create_dataset("matches0", data=m0.astype(np.int32))
             g.create_dataset("matching_scores0", data=s0.astype(np.float32))
 
-    return _write_h5(path, fill)
-
-
-@dataclass
-class PointMatches:
-    """2D-3D matches of a query with one reference: query ``keypoints (K, 2)`` (COLMAP pixels),
-    ``point3D_ids (K,)`` and/or ``observations (K,)``, optional ``scores`` / ``ratio (K,)``;
-    ``rank`` orders a query's references."""
-
-    keypoints: np.ndarray
-    point3D_ids: np.ndarray | None = None
-    observations: np.ndarray | None = None
-    scores: np.ndarray | None = None
-    ratio: np.ndarray | None = None
-    rank: int | None = None
-
-    def __post_init__(self):
-        if np.ndim(self.keypoints) != 2 or np.shape(self.keypoints)[1] != 2:
-            raise ValueError(f"keypoints must be (K, 2), got {np.shape(self.keypoints)}")
-        self.keypoints = np.asarray(self.keypoints, np.float64)
-        if self.point3D_ids is None and self.observations is None:
-            raise ValueError("needs point3D_ids or observations (K,)")
-        k = len(self.keypoints)
-        for field in ("point3D_ids", "observations", "scores", "ratio"):
-            if getattr(self, field) is not None and np.shape(getattr(self, field)) != (k,):
-                raise ValueError(f"{field} must be (K={k},), got {np.shape(getattr(self, field))}")
-
-
-_POINT_FIELDS = {
-    "point3D_ids": np.int64,
-    "observations": np.int64,
-    "scores": np.float32,
-    "ratio": np.float32,
-}
-
-
-def write_point_matches(path: str | Path, query: str, matches: Mapping[str, PointMatches]) -> Path:
-    """Write (or replace) the entry of ``query``: ``{ref name: PointMatches}``."""
-    path = Path(path)
-    key = query.replace("/", "-")
-
-    def fill(f: h5py.File):
-        if key in f:
-            del f[key]
-        g = f.create_group(key)
-        g.attrs.update(name=query, complete=0)
-        for rank, (ref, m) in enumerate(matches.items()):
-            r = g.create_group(ref.replace("/", "-"))
-            r.attrs.update(name=ref, rank=rank if m.rank is None else m.rank)
-            r.create_dataset("keypoints", data=m.keypoints.astype(np.float64))
-            for field, dtype in _POINT_FIELDS.items():
-                if getattr(m, field) is not None:
-                    r.create_dataset(field, data=np.asarray(getattr(m, field)).astype(dtype))
-        g.attrs["complete"] = 1
-        f.flush()
-
-    return _write_h5(path, fill)
-
-
-def read_point_matches(path: str | Path, query: str) -> dict[str, PointMatches] | None:
-    """``{ref name: PointMatches}`` of ``query`` ordered by rank (then name); None if absent."""
-    key = query.replace("/", "-")
-    out = []
-    with _open(path) as f:
-        if key not in f:
-            return None
-        g = f[key]
-        if not isinstance(g, h5py.Group) or int(g.attrs.get("complete", 1)) != 1:
-            raise ValueError(f"{path}: the matches of {query!r} are incomplete (interrupted write)")
-        for ref_key, r in g.items():
-            if not isinstance(r, h5py.Group) or "keypoints" not in r:
-                raise ValueError(f"{path}: {key}/{ref_key} must be a group with 'keypoints'")
-            arrays = {n: r[n][()] for n in _POINT_FIELDS if n in r}
-            rank = r.attrs.get("rank")
-            try:
-                rank = None if rank is None else int(rank)
-                m = PointMatches(r["keypoints"][()], rank=rank, **arrays)
-            except ValueError as err:
-                raise ValueError(f"{path}: {key}/{ref_key}: {err}") from None
-            name = r.attrs.get("name", ref_key)
-            out.append((str(name.decode() if isinstance(name, bytes) else name), m))
-    out.sort(key=lambda x: (x[1].rank if x[1].rank is not None else np.inf, x[0]))
-    return dict(out)
+    return write_h5(path, fill)

@@ -1,5 +1,4 @@
-"""Training pairs with pixel correspondences from CSCD files, the synthetic world, RGB-D
-sequences and COLMAP models.
+"""Training pairs with pixel correspondences: the sample format and the base dataset.
 
 Every dataset returns :meth:`Pair.to_dict`: ``image_a``, ``image_b`` float32 ``(3, H, W)`` in
 [0, 1]; ``points_a``, ``points_b`` float32 ``(K, 2)`` in COLMAP pixel coordinates (top-left pixel
@@ -8,27 +7,24 @@ invalid); ``name_a``, ``name_b``, ``condition_b`` strings. K is the dataset's ``
 :func:`torch.utils.data.default_collate` batches pairs when the images share a size (pass
 ``resize=(W, H)``). Resizing an image by ``(sx, sy)`` scales its points by exactly ``(sx, sy)``.
 Item ``i`` is deterministic for ``(seed, epoch, i)``; call :meth:`set_epoch` to vary it.
+
+Sources: CSCD files (:mod:`.cscd_pairs`), the synthetic world (:mod:`.synthetic_pairs`), RGB-D
+sequences (:mod:`.rgbd_pairs`), COLMAP models (:mod:`.colmap_pairs`) and homographies of photos
+(:mod:`.homography_pairs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob as globlib
-import json
-import logging
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from .correspondences import read_correspondences
-from .image_sets import cover_scale, crop_pair, exclude_names, scale_image
-from .synthetic.export import dense_correspondences, nearest_database
-
-logger = logging.getLogger(__name__)
+from .image_sets import crop_pair
 
 Resize = int | tuple[int, int] | None
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -148,257 +144,3 @@ class PairDataset(torch.utils.data.Dataset):
         ]
         p = torch.from_numpy(points)
         return Pair(t[0], t[1], p[0], p[1], valid, name_a, name_b, cond).to_dict()
-
-
-def resolve_image(image_root: Path, path: str, mat: Path | str = "") -> Path:
-    """Find ``path`` (as stored in a CSCD file) under ``image_root``: as given, then with
-    leading folders stripped one by one (absolute paths from another machine, ``slice*/...``)."""
-    parts = PurePosixPath(path.replace("\\", "/")).parts
-    parts = [p for p in parts if p not in ("/", "")]
-    candidates = [Path(path)] if Path(path).is_absolute() else []
-    candidates += [image_root.joinpath(*parts[k:]) for k in range(len(parts))]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise FileNotFoundError(
-        f"{mat}: image {path!r} not found under {image_root} (tried {[str(c) for c in candidates]})"
-    )
-
-
-class CSCDPairs(PairDataset):
-    """Cross-Season Correspondence Dataset files: ``files`` is a glob relative to ``root``
-    (default ``**/*.mat``) or a list of paths; image paths resolve under ``image_root``
-    (default ``root``). Image a is ``im_i_path``; ``condition`` is image b's condition, or a
-    mapping from ``im_j_path`` to condition."""
-
-    def __init__(
-        self,
-        root: str | Path,
-        files: str | Sequence[str | Path] = "**/*.mat",
-        image_root: str | Path | None = None,
-        condition: str | Mapping[str, str] = "",
-        **kw,
-    ):
-        super().__init__(**kw)
-        self.root = Path(root)
-        self.image_root = Path(image_root) if image_root is not None else self.root
-        if isinstance(files, str):
-            self.files = sorted(
-                Path(p) for p in globlib.glob(str(self.root / files), recursive=True)
-            )
-        else:
-            self.files = [self.root / f for f in files]
-        if not self.files:
-            raise FileNotFoundError(f"no correspondence files {files!r} under {self.root}")
-        self.condition = condition
-        logger.info("CSCD pairs: %d files under %s", len(self.files), self.root)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def load(self, index, rng):
-        mat = self.files[index]
-        c = read_correspondences(mat)
-        img_a = load_image(resolve_image(self.image_root, c.im_i_path, mat))
-        img_b = load_image(resolve_image(self.image_root, c.im_j_path, mat))
-        cond = self.condition
-        cond = cond if isinstance(cond, str) else cond.get(c.im_j_path, "")
-        return img_a, img_b, c.pt_i, c.pt_j, c.im_i_path, c.im_j_path, cond
-
-
-class SyntheticPairs(PairDataset):
-    """Database (reference) view vs query view under another condition.
-
-    ``world`` is a :class:`~s2dloc.datasets.synthetic.world.World`: each query is paired with
-    its ``num_ref`` nearest database views, correspondences from
-    :func:`~s2dloc.datasets.synthetic.export.dense_correspondences` (grid ``stride``). Or the
-    folder written by :func:`~s2dloc.datasets.synthetic.write.write_world`: its
-    ``correspondences/*.mat`` with images under ``images/`` and conditions from ``world.json``.
-    """
-
-    def __init__(self, world: Any, num_ref: int = 1, stride: int = 4, **kw):
-        super().__init__(**kw)
-        self.stride = stride
-        if isinstance(world, str | Path):
-            root = Path(world)
-            if not (root / "world.json").is_file():
-                raise FileNotFoundError(f"{root} has no world.json: not a folder from write_world")
-            meta = json.loads((root / "world.json").read_text())
-            conds = {v["name"]: v["condition"] for v in meta["images"]}
-            self.cscd = CSCDPairs(root, "correspondences/*.mat", root / "images", conds, **kw)
-            self.world, self.pairs = None, []
-        else:
-            self.cscd, self.world = None, world
-            self.pairs = [
-                (world.database[i], q)
-                for q in world.queries
-                for i in nearest_database(world, q, num_ref)
-            ]
-
-    def __len__(self) -> int:
-        return len(self.cscd) if self.cscd is not None else len(self.pairs)
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        if self.cscd is not None:
-            self.cscd.set_epoch(epoch)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if self.cscd is not None:
-            return self.cscd[index]
-        return super().__getitem__(index)
-
-    def load(self, index, rng):
-        ref, q = self.pairs[index]
-        seed = int(rng.integers(2**31))
-        c = dense_correspondences(ref, q, self.stride, seed, len(self.world.scene.primitives))
-        return ref.rgb, q.rgb, c.pt_i, c.pt_j, ref.name, q.name, q.condition
-
-
-def rgbd_correspondences(
-    frame_a: Any, frame_b: Any, pixels: np.ndarray, rel_tol: float = 0.03
-) -> tuple[np.ndarray, np.ndarray]:
-    """Lift pixel indices (N, 2) (u, v) of ``frame_a`` with its depth to 3D, project into
-    ``frame_b`` and keep those inside the image whose z agrees with ``frame_b``'s depth at the
-    pixel they fall in (relative ``rel_tol``; occlusion check). Frames have ``depth`` (H, W)
-    metres (0 = none), ``camera`` and ``cam_from_world``. Returns points_a, points_b (M, 2)."""
-    pixels = np.asarray(pixels, np.int64).reshape(-1, 2)
-    z_a = np.asarray(frame_a.depth, np.float64)[pixels[:, 1], pixels[:, 0]]
-    pixels = pixels[z_a > 0]
-    p_a = torch.from_numpy(pixels + 0.5)
-    X_a = frame_a.camera.double().unproject(p_a, torch.from_numpy(z_a[z_a > 0]))
-    T_b_from_a = frame_b.cam_from_world.double() @ frame_a.cam_from_world.double().inv()
-    X_b = T_b_from_a.transform(X_a)
-    p_b, valid = frame_b.camera.double().project(X_b)
-    depth_b = np.asarray(frame_b.depth, np.float64)
-    h, w = depth_b.shape
-    p_b, valid, z_b = p_b.numpy(), valid.numpy(), X_b[:, 2].numpy()
-    u = np.clip(np.floor(np.nan_to_num(p_b[:, 0])).astype(np.int64), 0, w - 1)
-    v = np.clip(np.floor(np.nan_to_num(p_b[:, 1])).astype(np.int64), 0, h - 1)
-    d = depth_b[v, u]
-    valid &= (d > 0) & (np.abs(d - z_b) <= rel_tol * z_b)
-    return p_a.numpy()[valid], p_b[valid]
-
-
-class RGBDPairs(PairDataset):
-    """Pairs of RGB-D frames with poses (e.g. ``FountainDataset`` or synthetic ``View`` s).
-
-    Frames have ``image`` (uint8 or float) or ``rgb``, ``depth``, ``camera``, ``cam_from_world``
-    and ``name``. ``pairs`` lists (i, j); default: every i with i + 1 .. i + ``max_gap``.
-    ``num_samples`` pixels of a with valid depth are drawn per item (default 4 * max_points).
-    """
-
-    def __init__(
-        self,
-        frames: Sequence[Any],
-        pairs: Sequence[tuple[int, int]] | None = None,
-        max_gap: int = 1,
-        rel_tol: float = 0.03,
-        num_samples: int | None = None,
-        condition: str = "",
-        **kw,
-    ):
-        super().__init__(**kw)
-        self.frames, self.rel_tol, self.condition = frames, rel_tol, condition
-        n = len(frames)
-        if pairs is None:
-            pairs = [(i, j) for i in range(n) for j in range(i + 1, min(n, i + max_gap + 1))]
-        self.pairs = [(int(i), int(j)) for i, j in pairs]
-        if any(not (0 <= i < n and 0 <= j < n) for i, j in self.pairs):
-            raise ValueError(f"pair indices out of range for {n} frames")
-        self.num_samples = num_samples or 4 * self.max_points
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def load(self, index, rng):
-        i, j = self.pairs[index]
-        fa, fb = self.frames[i], self.frames[j]
-        v, u = np.nonzero(np.asarray(fa.depth) > 0)
-        sel = rng.choice(len(u), min(len(u), self.num_samples), replace=False)
-        pts_a, pts_b = rgbd_correspondences(fa, fb, np.stack([u[sel], v[sel]], 1), self.rel_tol)
-        img = [as_float_rgb(f.image if hasattr(f, "image") else f.rgb) for f in (fa, fb)]
-        return img[0], img[1], pts_a, pts_b, fa.name, fb.name, self.condition
-
-
-class ColmapPairs(PairDataset):
-    """Pairs of images of a COLMAP model that share at least ``min_shared`` 3D points; the
-    correspondences are the two observations of each shared point (first one per image).
-
-    ``model`` is a ``pycolmap.Reconstruction`` or a model folder; images under ``image_root``.
-    Images whose names match an ``exclude`` pattern (``fnmatch``; held-out images) are left out
-    of every pair.
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        image_root: str | Path,
-        min_shared: int = 20,
-        condition: str = "",
-        exclude: Sequence[str] = (),
-        **kw,
-    ):
-        super().__init__(**kw)
-        import pycolmap
-
-        if isinstance(model, str | Path):
-            if not Path(model).is_dir():
-                raise FileNotFoundError(f"COLMAP model folder {model} does not exist")
-            model = pycolmap.Reconstruction(str(model))
-        self.image_root, self.condition = Path(image_root), condition
-        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.obs: dict[int, tuple[str, np.ndarray, np.ndarray]] = {}
-        names = sorted(image.name for image in model.images.values())
-        kept = set(exclude_names(names, exclude, f"COLMAP model of {image_root}"))
-        for image_id, image in model.images.items():
-            if image.name not in kept:
-                continue
-            ids, xy, seen = [], [], set()
-            for p in image.points2D:
-                if p.has_point3D() and p.point3D_id not in seen:
-                    seen.add(p.point3D_id)
-                    ids.append(p.point3D_id)
-                    xy.append(np.asarray(p.xy, np.float64))
-            order = np.argsort(ids, kind="stable")
-            self.obs[image_id] = (
-                image.name,
-                np.asarray(ids, np.int64)[order],
-                np.asarray(xy, np.float64).reshape(-1, 2)[order],
-            )
-        keys = sorted(self.obs)
-        self.pairs = []
-        for k, a in enumerate(keys):
-            for b in keys[k + 1 :]:
-                shared = len(np.intersect1d(self.obs[a][1], self.obs[b][1], assume_unique=True))
-                if shared >= min_shared:
-                    self.pairs.append((a, b))
-        logger.info(
-            "COLMAP pairs: %d of %d images, >= %d shared points",
-            len(self.pairs),
-            len(keys),
-            min_shared,
-        )
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def load(self, index, rng):
-        (name_a, ids_a, xy_a), (name_b, ids_b, xy_b) = (self.obs[i] for i in self.pairs[index])
-        _, ia, ib = np.intersect1d(ids_a, ids_b, assume_unique=True, return_indices=True)
-        (img_a, s_a), (img_b, s_b) = self._image(name_a), self._image(name_b)
-        return img_a, img_b, xy_a[ia] * s_a, xy_b[ib] * s_b, name_a, name_b, self.condition
-
-    def _image(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """The image and the scale (sx, sy) of its points; with ``crop``, resized once to cover
-        the crop size and kept in memory (decoding full-size photos dominates otherwise)."""
-        if name in self._cache:
-            return self._cache[name]
-        path = self.image_root / name
-        if not path.is_file():
-            raise FileNotFoundError(f"COLMAP image {name!r} not found under {self.image_root}")
-        out = load_image(path), np.ones(2)
-        if self.crop:
-            out = scale_image(out[0], cover_scale(out[0].shape, self.resize))
-            self._cache[name] = out
-        return out

@@ -8,6 +8,7 @@ Example::
 
 ``pairs`` replaces retrieval and ``matches`` (an S2D matches file) replaces retrieval and
 matching for the queries they list (see :mod:`s2dloc.localization.stages`).
+The PnP and F-PnP steps and their verdicts are in :mod:`s2dloc.localization.pose_stages`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,14 @@ from s2dloc.localization import verify as V
 from s2dloc.localization.cache import DescriptorSpec, build_cache, compute_all, load_cache
 from s2dloc.localization.config import resolve
 from s2dloc.localization.map import Map
-from s2dloc.localization.pnp import estimate_pose, reprojection_errors
+from s2dloc.localization.pnp import PnPResult
+from s2dloc.localization.pose_stages import (
+    accept_fpnp,
+    fpnp_observations,
+    gather_points,
+    rank_pnp,
+    verify_best_pnp,
+)
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.retrieval import Retrieval
 from s2dloc.localization.s2d import RefMatches, match_batch
@@ -139,29 +146,11 @@ class Localizer:
         res.timings["match"] = time.perf_counter() - t
         return out
 
-    def pnp(self, query: Query, per_ref: dict[str, RefMatches], res: QueryResult):
-        """PnP-RANSAC per reference (sets counts and inlier masks); successes, most inliers
-        first, as ``[(name, PnPResult)]``."""
-        # One RANSAC per reference; pycolmap releases the GIL, so they run in parallel threads.
-        names = list(per_ref)
-        with ThreadPoolExecutor(max(1, min(len(names), torch.get_num_threads()))) as pool:
-            poses = list(
-                pool.map(
-                    lambda n: estimate_pose(
-                        per_ref[n].p2d, per_ref[n].points3d, query.camera, self.conf["pnp"]
-                    ),
-                    names,
-                )
-            )
-        ranked = []
-        for name, pnp in zip(names, poses):
-            res.matches[name] = len(per_ref[name])
-            res.inliers[name] = pnp.num_inliers if pnp.success else 0
-            if pnp.success:
-                per_ref[name].inliers = np.asarray(pnp.inliers, bool)
-                ranked.append((name, pnp))
-        ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
-        return ranked
+    def pnp(
+        self, query: Query, per_ref: dict[str, RefMatches], res: QueryResult
+    ) -> list[tuple[str, PnPResult]]:
+        """PnP-RANSAC per reference (see :func:`~s2dloc.localization.pose_stages.rank_pnp`)."""
+        return rank_pnp(query, per_ref, res, self.conf["pnp"])
 
     # ------------------------------------------------------------------ main entry points
     def localize(self, query: Query) -> QueryResult:
@@ -170,9 +159,7 @@ class Localizer:
         try:
             self._localize(query, res)
         except Exception as err:  # a bad query must never abort the others
-            logger.warning("query %s failed: %s", query.name, err)
-            res.error = f"{type(err).__name__}: {err}"
-            res.success, res.reason = False, f"error: {res.error}"
+            _record_error(res, err)
         return res
 
     def _localize(self, query: Query, res: QueryResult) -> None:
@@ -196,67 +183,15 @@ class Localizer:
         res.best_ref = ranked[0][0]
         res.pnp_success = True
         res.pose = res.pnp_pose = ranked[0][1].pose
-        pnp_cov, depth = self._verify_pnp(query, per_ref, ranked, res)
+        check = verify_best_pnp(
+            query, per_ref, ranked, res, self.conf["pnp"]["max_error"], self.thresholds
+        )
         if self.conf["fpnp"]["enabled"]:
             t = time.perf_counter()
-            obs = self._fpnp_points(query, per_ref, res)
-            self._run_fpnp(query, feats.maps, obs, res, pnp_cov, depth)
+            obs = fpnp_observations(query, per_ref, res, self.conf["fpnp"])
+            self._run_fpnp(query, feats.maps, obs, res, check.covariance, check.depth)
             res.timings["fpnp"] = time.perf_counter() - t
         res.success = not res.reason
-
-    def _verify_pnp(self, query: Query, per_ref, ranked, res: QueryResult):
-        """Judge the best reference's PnP pose; returns its covariance and median inlier depth."""
-        name, pnp = ranked[0]
-        m = per_ref[name]
-        p3d, inl = m.points3d, pnp.inliers
-        err = reprojection_errors(m.p2d[inl], p3d[inl], query.camera, pnp.pose)
-        X = pnp.pose.double().transform(torch.from_numpy(np.asarray(p3d[inl], np.float64)))
-        depth = float(X[:, 2].median())
-        size = (float(query.camera.size[0]), float(query.camera.size[1]))
-        stats = V.pnp_stats(m.p2d[inl], err, len(m), size, depth, self.conf["pnp"]["max_error"])
-        if len(ranked) > 1:
-            second = ranked[1][1]
-            stats.second_support = second.num_inliers / max(pnp.num_inliers, 1)
-            rot, trans = V.pose_difference(pnp.pose, second.pose, depth)
-            stats.second_rotation, stats.second_translation = rot, trans
-        res.verify["pnp"] = dataclasses.asdict(stats)
-        res.reason = V.check_pnp(stats, self.thresholds)
-        # Pixel noise from the median inlier error (Rayleigh: median = 1.177 sigma), >= 0.5 px.
-        sigma = max(stats.residual_median / 1.177, 0.5)
-        return V.pnp_covariance(p3d[inl], query.camera, pnp.pose, sigma), depth
-
-    def _fpnp_points(
-        self, query: Query, per_ref: dict[str, RefMatches], res: QueryResult
-    ) -> dict[str, np.ndarray]:
-        """Observation indices ``(N_r,)`` of the matches of the top references that are inliers
-        at the PnP pose, by reference."""
-        c = self.conf["fpnp"]
-        order = sorted(res.inliers, key=lambda n: -res.inliers[n])[: int(c["num_refs"])]
-        out = {}
-        for name in order:
-            if res.inliers[name] == 0:
-                continue
-            m = per_ref[name]
-            err = reprojection_errors(m.p2d, m.points3d, query.camera, res.pnp_pose)
-            out[name] = m.obs[err < c["inlier_threshold"]]
-        return out
-
-    def _gather_points(
-        self, obs: dict[str, np.ndarray], num_levels: int, max_points: int
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Map points ``(N, 3)`` and their reference features per level ``(N, C_l)`` of the
-        observations ``obs``, evenly subsampled to at most ``max_points``."""
-        refs = [self.refs[n] for n in obs]
-        ids = np.concatenate([r.point3D_ids[o] for r, o in zip(refs, obs.values())])
-        X = torch.from_numpy(self.map.xyz(ids)).double()
-        F = [
-            torch.cat([r.features[li][o] for r, o in zip(refs, obs.values())]).float()
-            for li in range(num_levels)
-        ]
-        if len(X) > max_points:
-            sel = torch.from_numpy(np.linspace(0, len(X) - 1, max_points).round()).long()
-            X, F = X[sel], [f[sel] for f in F]
-        return X, F
 
     def _run_fpnp(
         self,
@@ -264,7 +199,7 @@ class Localizer:
         maps: list,
         obs: dict[str, np.ndarray],
         res: QueryResult,
-        pnp_cov=None,
+        pnp_cov: torch.Tensor | None = None,
         depth: float | None = None,
     ) -> None:
         """F-PnP from ``res.pose`` with the points of the reference observations ``obs``
@@ -273,7 +208,7 @@ class Localizer:
         if not obs:
             res.fpnp = {"message": "no points"}
             return
-        X, F = self._gather_points(obs, len(maps), c["max_points"])
+        X, F = gather_points(self.refs, self.map, obs, len(maps), c["max_points"])
         init = res.pose.double()
         out = self.solver.refine(
             X,
@@ -285,36 +220,7 @@ class Localizer:
         )
         if depth is None:
             depth = float(init.transform(X)[:, 2].abs().median())
-        stats = V.fpnp_stats(
-            init,
-            out.pose,
-            out.covariance.reshape(6, 6),
-            pnp_cov,
-            depth,
-            float(out.cost_init),
-            float(out.cost_final),
-            len(X),
-            int(out.num_valid),
-            bool(out.success),
-            out.message[0] if out.message else "",
-        )
-        why = V.check_fpnp(stats, self.thresholds)
-        res.reason = res.reason or V.check_pnp_against_fpnp(stats, self.thresholds)
-        res.verify["fpnp"] = dataclasses.asdict(stats)
-        res.fpnp = {
-            "num_points": len(X),
-            "iterations": out.iterations.tolist(),
-            "cost_init": float(out.cost_init),
-            "cost_final": float(out.cost_final),
-            "rotation_change_deg": stats.rotation_change,
-            "pose": [*out.pose.quat().tolist(), *out.pose.t.tolist()],
-            "message": why and f"{why}: rejected",
-        }
-        if out.history is not None:  # cost per LM iteration, per level (coarse to fine)
-            res.fpnp["cost_history"] = [[float(r["cost"]) for r in lv] for lv in out.history]
-        res.fpnp_success = not why
-        if res.fpnp_success:
-            res.pose = out.pose
+        accept_fpnp(res, init, out, len(X), depth, self.thresholds, pnp_cov)
 
     def refine(self, query: Query) -> QueryResult:
         """Refine ``query.prior`` with F-PnP using the points of the references that see most of
@@ -338,10 +244,15 @@ class Localizer:
             res.success = res.fpnp_success
             res.reason = "" if res.success else res.fpnp.get("message", "F-PnP failed")
         except Exception as err:
-            logger.warning("query %s failed: %s", query.name, err)
-            res.error = f"{type(err).__name__}: {err}"
-            res.success, res.reason = False, f"error: {res.error}"
+            _record_error(res, err)
         return res
+
+
+def _record_error(res: QueryResult, err: Exception) -> None:
+    """Log a query's failure and record it in its result."""
+    logger.warning("query %s failed: %s", res.name, err)
+    res.error = f"{type(err).__name__}: {err}"
+    res.success, res.reason = False, f"error: {res.error}"
 
 
 def localize(

@@ -6,8 +6,8 @@ inspect or replace either stage.
   each query was matched against, in retrieval order; read back with ``--pairs FILE``.
 - Matches (``--export-matches FILE.h5``): per query and reference, the query pixels, the
   reference observation indices / 3D point ids, similarities and ratios, in the HDF5 layout of
-  :mod:`s2dloc.datasets.hloc_io` (``f[query][ref]``). ``--matches FILE.h5`` reads them: a query
-  listed there is matched against the file's references only, and dense matching is skipped
+  :mod:`s2dloc.datasets.point_matches` (``f[query][ref]``). ``--matches FILE.h5`` reads them: a
+  query listed there is matched against the file's references only, and dense matching is skipped
   (the extractor still runs: F-PnP needs the query's feature maps).
 
 Example of a user-made file (the references' 3D point ids seen at pixels ``p2d``)::
@@ -26,7 +26,11 @@ import numpy as np
 import torch
 
 from s2dloc.datasets.colmap_io import write_pairs
-from s2dloc.datasets.hloc_io import PointMatches, read_point_matches, write_point_matches
+from s2dloc.datasets.point_matches import (
+    PointMatches,
+    read_point_matches,
+    write_point_matches,
+)
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization.cache import DescriptorSpec
 from s2dloc.localization.map import Map

@@ -11,10 +11,13 @@ import torch
 from torch.utils.data import default_collate
 
 from s2dloc.datasets.augment import build_augmentation
+from s2dloc.datasets.colmap_pairs import ColmapPairs
+from s2dloc.datasets.cscd_pairs import CSCDPairs
 from s2dloc.datasets.fountain import FountainDataset
 from s2dloc.datasets.homography_pairs import HomographyConfig, HomographyPairs
-from s2dloc.datasets.pairs import ColmapPairs, CSCDPairs, RGBDPairs, SyntheticPairs
+from s2dloc.datasets.rgbd_pairs import RGBDPairs
 from s2dloc.datasets.synthetic.world import WorldConfig, generate_world
+from s2dloc.datasets.synthetic_pairs import SyntheticPairs
 from s2dloc.training.config import source_entries
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,8 @@
 
 Layout of ``out``::
 
-    world.json                      config and per-image condition labels
+    settings.json                   the config, written first (stale-settings guard)
+    world.json                      config and per-image condition labels (written last)
     images/db/0000.png ...          database images (reference condition)
     images/query/<cond>/0000.png    query images
     depth.h5                        float32 z-depth maps (metres, 0 = none) keyed by image name
@@ -26,16 +27,31 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from s2dloc.utils.config import check_settings
+from s2dloc.utils.config import ConfigError, check_settings
 from s2dloc.utils.io import atomic_path, write_text_atomic
 
 from ..colmap_io import write_pairs, write_poses, write_query_list
 from ..correspondences import write_correspondences
 from .export import colmap_model, dense_correspondences, nearest_database
 from .render import camera_tuple
-from .world import World
+from .world import World, WorldConfig
 
 logger = logging.getLogger(__name__)
+SETTINGS_NAME = "settings.json"  # the settings marker, written before anything else
+# Everything a world folder holds besides the marker (cleared first when overwriting).
+OUTPUTS = (
+    "world.json",
+    "images/db",
+    "images/query",
+    "depth.h5",
+    "sfm",
+    "queries_with_intrinsics.txt",
+    "poses_query.txt",
+    "poses_db.txt",
+    "pairs-query-db.txt",
+    "correspondences",
+    "preview.png",
+)
 
 
 def _world_json(world: World) -> str:
@@ -61,22 +77,60 @@ def read_depth(path: str | Path, name: str) -> np.ndarray:
         return np.asarray(f[name][()], np.float32)
 
 
-def write_world(world: World, out: str | Path, overwrite: bool = False, progress: bool = True):
-    """Write every export of ``world`` under ``out`` and return a dict of the main paths.
+def prepare_world_folder(out: str | Path, config: WorldConfig, overwrite: bool = False) -> Path:
+    """Make ``out`` ready for the world of ``config`` before anything is rendered or written.
 
-    Files that already exist are kept (resume), unless ``overwrite``; a ``world.json`` from a
-    different config is refused (stale outputs) unless ``overwrite``.
+    Writes ``config`` to ``out/settings.json`` (atomically) the first time; a folder that holds
+    a world, complete or partly written, of other settings is refused (naming the changed keys),
+    so that a resumed run never mixes two worlds. ``overwrite`` removes the old outputs instead.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    marker = out / SETTINGS_NAME
+    if overwrite:
+        for name in OUTPUTS:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    elif not marker.exists():
+        _marker_from_outputs(out, marker)
+    hint = "it describes a different world; use overwrite or another --out"
+    check_settings(marker, {"config": config.to_dict()}, force=overwrite, hint=hint)
+    return out
+
+
+def _marker_from_outputs(out: Path, marker: Path) -> None:
+    """Without a marker: adopt the config of a complete ``world.json``; refuse other outputs,
+    whose settings are unknown."""
     meta = out / "world.json"
-    text = _world_json(world)
-    if meta.exists():  # the stale-settings guard (world.json is also the completion marker)
-        hint = "it describes a different world; use overwrite or another --out"
-        check_settings(meta, json.loads(text), force=overwrite, hint=hint)
+    if meta.exists():
+        try:
+            config = json.loads(meta.read_text())["config"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"{meta}: not a world.json with a 'config' ({err!r})") from err
+        write_text_atomic(marker, json.dumps({"config": config}, indent=2, sort_keys=True) + "\n")
+        return
+    found = [name for name in OUTPUTS if (out / name).exists()]
+    if found:
+        raise ConfigError(
+            f"{out} holds outputs of a world of unknown settings ({', '.join(found[:3])}) and "
+            f"no {SETTINGS_NAME}; use overwrite or another --out"
+        )
+
+
+def write_world(world: World, out: str | Path, overwrite: bool = False, progress: bool = True):
+    """Write every export of ``world`` under ``out`` and return a dict of the main paths.
+
+    The folder is checked first (:func:`prepare_world_folder`): files already written for the
+    same config are kept (resume), a folder of another config is refused unless ``overwrite``,
+    which starts again. ``world.json`` is written last (the completion marker).
+    """
+    out = prepare_world_folder(out, world.config, overwrite)
 
     def todo(path: Path) -> bool:
-        return overwrite or not path.exists()
+        return not path.exists()
 
     paths = {"root": out, "images": out / "images", "depth": out / "depth.h5", "sfm": out / "sfm"}
     for view in tqdm(world.views, desc="images", disable=not progress, leave=False):
@@ -89,7 +143,7 @@ def write_world(world: World, out: str | Path, overwrite: bool = False, progress
     paths.update(_write_lists(world, out))
     paths["correspondences"] = out / "correspondences"
     _write_correspondences(world, paths["correspondences"], todo, progress)
-    write_text_atomic(meta, text)
+    write_text_atomic(out / "world.json", _world_json(world))
     logger.info("wrote %d images and ground truth to %s", len(world.views), out)
     return paths
 

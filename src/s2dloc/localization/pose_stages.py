@@ -1,0 +1,164 @@
+"""The pose stages of the localization pipeline (:class:`~s2dloc.localization.pipeline.Localizer`):
+PnP-RANSAC per reference, the verdict on the best PnP pose, the points F-PnP refines with and
+the verdict on F-PnP's update. Each stage records its figures in the query's result."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from s2dloc.fpnp import FPnPResult
+from s2dloc.geometry import Pose
+from s2dloc.localization import verify as V
+from s2dloc.localization.cache import RefFeatures
+from s2dloc.localization.map import Map
+from s2dloc.localization.pnp import PnPResult, estimate_pose, reprojection_errors
+from s2dloc.localization.query import Query, QueryResult
+from s2dloc.localization.s2d import RefMatches
+
+
+@dataclasses.dataclass
+class PnPCheck:
+    """The best PnP pose's ``covariance (6, 6)`` and the median depth of its inliers."""
+
+    covariance: torch.Tensor
+    depth: float
+
+
+def rank_pnp(
+    query: Query, per_ref: dict[str, RefMatches], res: QueryResult, conf: dict
+) -> list[tuple[str, PnPResult]]:
+    """PnP-RANSAC per reference with the ``pnp`` settings ``conf`` (sets counts in ``res`` and
+    the references' inlier masks); successes, most inliers first, as ``[(name, PnPResult)]``."""
+    # One RANSAC per reference; pycolmap releases the GIL, so they run in parallel threads.
+    names = list(per_ref)
+    with ThreadPoolExecutor(max(1, min(len(names), torch.get_num_threads()))) as pool:
+        poses = list(
+            pool.map(
+                lambda n: estimate_pose(per_ref[n].p2d, per_ref[n].points3d, query.camera, conf),
+                names,
+            )
+        )
+    ranked = []
+    for name, pnp in zip(names, poses):
+        res.matches[name] = len(per_ref[name])
+        res.inliers[name] = pnp.num_inliers if pnp.success else 0
+        if pnp.success:
+            per_ref[name].inliers = np.asarray(pnp.inliers, bool)
+            ranked.append((name, pnp))
+    ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
+    return ranked
+
+
+def verify_best_pnp(
+    query: Query,
+    per_ref: dict[str, RefMatches],
+    ranked: list[tuple[str, PnPResult]],
+    res: QueryResult,
+    max_error: float,
+    thresholds: V.VerifyThresholds,
+) -> PnPCheck:
+    """Judge the best reference's PnP pose (sets ``res.verify["pnp"]`` and ``res.reason``)."""
+    name, pnp = ranked[0]
+    m = per_ref[name]
+    p3d, inl = m.points3d, pnp.inliers
+    err = reprojection_errors(m.p2d[inl], p3d[inl], query.camera, pnp.pose)
+    X = pnp.pose.double().transform(torch.from_numpy(np.asarray(p3d[inl], np.float64)))
+    depth = float(X[:, 2].median())
+    size = (float(query.camera.size[0]), float(query.camera.size[1]))
+    stats = V.pnp_stats(m.p2d[inl], err, len(m), size, depth, max_error)
+    if len(ranked) > 1:
+        second = ranked[1][1]
+        stats.second_support = second.num_inliers / max(pnp.num_inliers, 1)
+        rot, trans = V.pose_difference(pnp.pose, second.pose, depth)
+        stats.second_rotation, stats.second_translation = rot, trans
+    res.verify["pnp"] = dataclasses.asdict(stats)
+    res.reason = V.check_pnp(stats, thresholds)
+    # Pixel noise from the median inlier error (Rayleigh: median = 1.177 sigma), >= 0.5 px.
+    sigma = max(stats.residual_median / 1.177, 0.5)
+    return PnPCheck(V.pnp_covariance(p3d[inl], query.camera, pnp.pose, sigma), depth)
+
+
+def fpnp_observations(
+    query: Query, per_ref: dict[str, RefMatches], res: QueryResult, conf: dict
+) -> dict[str, np.ndarray]:
+    """Observation indices ``(N_r,)`` of the matches of the top references (``fpnp`` settings
+    ``conf``) that are inliers at the PnP pose, by reference."""
+    order = sorted(res.inliers, key=lambda n: -res.inliers[n])[: int(conf["num_refs"])]
+    out = {}
+    for name in order:
+        if res.inliers[name] == 0:
+            continue
+        m = per_ref[name]
+        err = reprojection_errors(m.p2d, m.points3d, query.camera, res.pnp_pose)
+        out[name] = m.obs[err < conf["inlier_threshold"]]
+    return out
+
+
+def gather_points(
+    refs: Mapping[str, RefFeatures],
+    map_: Map,
+    obs: dict[str, np.ndarray],
+    num_levels: int,
+    max_points: int,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Map points ``(N, 3)`` and their reference features per level ``(N, C_l)`` of the
+    observations ``obs``, evenly subsampled to at most ``max_points``."""
+    chosen = [refs[n] for n in obs]
+    ids = np.concatenate([r.point3D_ids[o] for r, o in zip(chosen, obs.values())])
+    X = torch.from_numpy(map_.xyz(ids)).double()
+    F = [
+        torch.cat([r.features[li][o] for r, o in zip(chosen, obs.values())]).float()
+        for li in range(num_levels)
+    ]
+    if len(X) > max_points:
+        sel = torch.from_numpy(np.linspace(0, len(X) - 1, max_points).round()).long()
+        X, F = X[sel], [f[sel] for f in F]
+    return X, F
+
+
+def accept_fpnp(
+    res: QueryResult,
+    init: Pose,
+    out: FPnPResult,
+    num_points: int,
+    depth: float,
+    thresholds: V.VerifyThresholds,
+    pnp_cov: torch.Tensor | None = None,
+) -> None:
+    """Judge F-PnP's update ``out`` of ``init`` from ``num_points`` points: record its figures
+    and verdict in ``res`` and keep its pose only if :func:`verify.check_fpnp` trusts it."""
+    stats = V.fpnp_stats(
+        init,
+        out.pose,
+        out.covariance.reshape(6, 6),
+        pnp_cov,
+        depth,
+        float(out.cost_init),
+        float(out.cost_final),
+        num_points,
+        int(out.num_valid),
+        bool(out.success),
+        out.message[0] if out.message else "",
+    )
+    why = V.check_fpnp(stats, thresholds)
+    res.reason = res.reason or V.check_pnp_against_fpnp(stats, thresholds)
+    res.verify["fpnp"] = dataclasses.asdict(stats)
+    res.fpnp = {
+        "num_points": num_points,
+        "iterations": out.iterations.tolist(),
+        "cost_init": float(out.cost_init),
+        "cost_final": float(out.cost_final),
+        "rotation_change_deg": stats.rotation_change,
+        "pose": [*out.pose.quat().tolist(), *out.pose.t.tolist()],
+        "message": why and f"{why}: rejected",
+    }
+    if out.history is not None:  # cost per LM iteration, per level (coarse to fine)
+        res.fpnp["cost_history"] = [[float(r["cost"]) for r in lv] for lv in out.history]
+    res.fpnp_success = not why
+    if res.fpnp_success:
+        res.pose = out.pose
