@@ -55,7 +55,7 @@ def summary(name: str, errs: list[tuple[float, float]]) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=DATA)
-    parser.add_argument("--extractors", nargs="+", default=["gnnet", "photometric"])
+    parser.add_argument("--extractors", nargs="+", default=["default", "gnnet", "photometric"])
     parser.add_argument("--num-refs", type=int, default=5)
     parser.add_argument("--stride", type=int, default=8, help="map: one 3D point per stride px")
     parser.add_argument("--threads", type=int, default=2)

@@ -114,7 +114,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--root", type=Path, default=DATA)
     parser.add_argument("--max-side", type=int, default=640)
     parser.add_argument("--sift-max-side", type=int, default=1024)
-    parser.add_argument("--extractors", nargs="+", default=["gnnet", "photometric"])
+    parser.add_argument("--extractors", nargs="+", default=["default", "gnnet", "photometric"])
     parser.add_argument("--num-refs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="only the first N queries (debug)")

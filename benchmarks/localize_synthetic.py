@@ -57,7 +57,7 @@ def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small", choices=list(PRESETS))
     parser.add_argument("--num-query", type=int, default=20, help="spread over the conditions")
-    parser.add_argument("--extractors", nargs="+", default=["gnnet", "photometric"])
+    parser.add_argument("--extractors", nargs="+", default=["default", "gnnet", "photometric"])
     parser.add_argument("--num-refs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_localize_synthetic")
     parser.add_argument("--threads", type=int, default=2)
@@ -94,7 +94,7 @@ def _plot_night_query(path: Path, loc, map_, queries, results, gt: dict) -> None
         q.camera,
         night,
         {n: map_.load_image(n) for n, _ in night.refs},
-        matches_for_plot(loc, q, night),
+        matches_for_plot(night, map_),
         gt_pose=Pose.from_quat_t(*gt[q.name]),
     )
 

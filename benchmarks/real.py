@@ -17,7 +17,9 @@ Sections:
    project into the query image at the true pose.
 3. F-PnP basin on strecha pairs (held-out query vs the training image seeing most of it, its
    visible map points): start rotated by 2/5/10/20/30 deg with a translation of
-   ``depth * tan(angle)``; success: < 0.5 deg and < 5 cm.
+   ``depth * tan(angle)``; success: < 0.5 deg and < 5 cm. Each extractor with its own levels
+   and with ``--coarse-levels`` (its coarsest level average-pooled by 2, 4, 8:
+   ``s2dloc.features.coarse``) added, "+ coarse".
 4. ``--fountain``: the rows of ``benchmarks/features.py --dataset fountain`` (run as is).
 
     .venv/bin/python benchmarks/real.py --scenes castle-P30 --max-queries 3 \\
@@ -42,6 +44,7 @@ import torch
 from s2dloc.evaluation.conditions import CONDITIONS
 from s2dloc.evaluation.convergence import SuccessCriterion, convergence_sweep, fpnp_solver
 from s2dloc.evaluation.real import STRECHA_HELD_OUT, summarize
+from s2dloc.features.coarse import CoarseLevels
 from s2dloc.features.registry import load_extractor_or_baseline
 from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.localization import Localizer
@@ -56,6 +59,7 @@ from s2dloc.localization.real_bench import (
 )
 from s2dloc.training.data import synthetic_world
 from s2dloc.utils.table import format_table
+from s2dloc.viz.verdict import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "strecha_dev"
@@ -79,12 +83,25 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-lightglue", action="store_true")
     p.add_argument("--angles", type=float, nargs="+", default=[2, 5, 10, 20, 30])
     p.add_argument("--trials", type=int, default=4)
+    p.add_argument(
+        "--coarse-levels",
+        type=int,
+        nargs="*",
+        default=[2, 4, 8],
+        help="basin: also rows with the coarsest level pooled by these factors (none: skip)",
+    )
     p.add_argument("--no-basin", action="store_true")
     p.add_argument("--fountain", action="store_true", help="also run features.py on Fountain")
     p.add_argument("--synthetic", action="store_true", help="retrieval recall on a synthetic world")
     p.add_argument("--maps", type=Path, default=ROOT / "outputs" / "real" / "maps")
     p.add_argument("--out", type=Path, default=ROOT / "outputs" / "real")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--runs",
+        type=Path,
+        metavar="DIR",
+        help="write verdict run folders DIR/<extractor>-<condition>",
+    )
     return p.parse_args()
 
 
@@ -101,19 +118,25 @@ def extractor_names(args) -> list[str]:
     return names
 
 
-def localize_all(scene, args, names) -> list:
-    """Records of every method on one scene."""
+def localize_all(scene, args, names, runs: list | None = None) -> list:
+    """Records of every method on one scene; ``runs`` collects ``(extractor, record,
+    QueryResult)`` of the s2dloc methods."""
     records, k = [], args.num_refs
     for ext in names:
         conf = {"extractor": ext, "retrieval": {"num_refs": k}}
         extractor = load_extractor_or_baseline(ext)
         loc = Localizer(scene.map, conf, extractor=extractor, progress=False)
+        results = []
 
-        def run(q, loc=loc):
+        def run(q, loc=loc, results=results):
             r = loc.localize(q)
+            results.append(r)
             return r.pnp_pose, r.pose if r.pnp_success else None, [n for n, _ in r.refs]
 
-        records += run_method(scene, f"s2dloc {ext}", run, args.conditions, args.max_queries, k)
+        recs = run_method(scene, f"s2dloc {ext}", run, args.conditions, args.max_queries, k)
+        records += recs
+        if runs is not None:
+            runs += [(ext, rec, r) for rec, r in zip(recs, results, strict=True)]
         print(f"  {scene.name} s2dloc {ext}: done", flush=True)
     if not args.no_sift:
         sift = SiftBaseline(scene.map, {"max_side": args.max_side})
@@ -177,23 +200,43 @@ def localization_rows(records) -> tuple[list, list]:
     return rows, retrieval
 
 
+def write_runs(folder: Path, runs: list, scenes) -> None:
+    """One verdict run folder per (extractor, condition) under ``folder``; queries named
+    ``<scene>/<image>``, metric ground truth."""
+    poses = {sc.name: sc.poses for sc in scenes}
+    for ext, cond in dict.fromkeys((e, rec.condition) for e, rec, _ in runs):
+        sel = [(rec, r) for e, rec, r in runs if (e, rec.condition) == (ext, cond)]
+        results = [dataclasses.replace(r, name=f"{rec.scene}/{r.name}") for rec, r in sel]
+        gt = {f"{rec.scene}/{rec.query}": poses[rec.scene][rec.query] for rec, _ in sel}
+        print(f"  verdict run: {write_run(folder / f'{ext}-{cond}', results, gt)}", flush=True)
+
+
 def basin_rows(scenes, args, names) -> list:
     solve = fpnp_solver(FeatureMetricPnP())
+    variants = [("", ())] + (
+        [(" + coarse", tuple(args.coarse_levels))] if args.coarse_levels else []
+    )
     rows = []
     for ext in names:
-        extractor = load_extractor_or_baseline(ext)
-        for cond in args.conditions:
-            problems = [
-                p
-                for sc in scenes
-                for p in basin_problems(sc, extractor.extract, [cond], args.max_queries)
-            ]
-            sweep = convergence_sweep(
-                problems, solve, args.angles, trials=args.trials, criterion=BASIN, progress=False
-            )
-            rows.append(
-                [ext, cond, len(problems), *[f"{100 * r.success_rate:.0f}%" for r in sweep]]
-            )
+        base = load_extractor_or_baseline(ext)
+        for suffix, factors in variants:
+            extractor = CoarseLevels(base, factors) if factors else base
+            for cond in args.conditions:
+                problems = [
+                    p
+                    for sc in scenes
+                    for p in basin_problems(sc, extractor.extract, [cond], args.max_queries)
+                ]
+                sweep = convergence_sweep(
+                    problems,
+                    solve,
+                    args.angles,
+                    trials=args.trials,
+                    criterion=BASIN,
+                    progress=False,
+                )
+                rate = [f"{100 * r.success_rate:.0f}%" for r in sweep]
+                rows.append([ext + suffix, cond, len(problems), *rate])
         print(f"  basin {ext}: done", flush=True)
     return rows
 
@@ -221,7 +264,7 @@ def main() -> None:
     t0 = time.perf_counter()
     command = ".venv/bin/python " + shlex.join(["benchmarks/real.py", *sys.argv[1:]])
     names = extractor_names(args)
-    scenes, records = [], []
+    scenes, records, runs = [], [], []
     for scene_name in args.scenes:
         sc = load_scene(args.root, scene_name, args.maps, args.max_side)
         scenes.append(sc)
@@ -231,7 +274,9 @@ def main() -> None:
             f"points, scale {sc.s:g}; held out {list(sc.queries)}; queried {q}",
             flush=True,
         )
-        records += localize_all(sc, args, names)
+        records += localize_all(sc, args, names, runs)
+    if args.runs:
+        write_runs(args.runs, runs, scenes)
     sections = {}
     loc_rows, ret_rows = localization_rows(records)
     heads = ["method", "condition", "n", *summarize([0], [0]).recall, "med deg", "med m", "s/query"]

@@ -93,9 +93,39 @@ def test_larger_residuals_are_accepted_only_for_well_spread_inliers():
 
 
 def test_weak_or_agreeing_second_reference_is_accepted():
-    weak = _pnp(second_support=0.8, second_rotation=90.0, second_translation=3.0)
+    weak = _pnp(second_support=0.6, second_rotation=90.0, second_translation=3.0)
     agree = _pnp(second_support=1.0, second_rotation=0.5, second_translation=0.01)
     assert V.check_pnp(weak, TH) == "" and V.check_pnp(agree, TH) == ""
+
+
+def test_second_reference_with_most_of_the_support_must_agree():
+    """A 2nd reference with 70% of the best's inliers is an alternative, not noise."""
+    rival = _pnp(second_support=0.75, second_rotation=7.5, second_translation=0.06)
+    assert "top references disagree (7.5 deg, 0.060 of depth)" in V.check_pnp(rival, TH)
+    assert V.check_pnp(dataclasses.replace(rival, second_support=0.69), TH) == ""
+    assert V.check_pnp(dataclasses.replace(rival, second_rotation=4.0), TH) == ""
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("fpnp_max_move_sigma", "1e9", 1e9),
+        ("min_inliers", 30.0, 30),
+        ("agree_max_rotation", 4, 4.0),
+    ],
+)
+def test_thresholds_from_conf_coerce_numbers(key, value, expected):
+    th = V.VerifyThresholds.from_conf({key: value})
+    assert getattr(th, key) == expected and type(getattr(th, key)) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("min_inliers", 2.5), ("min_inliers", "many"), ("enabled", 1), ("agree_max_rotation", None)],
+)
+def test_thresholds_from_conf_reject_wrong_types(key, value):
+    with pytest.raises(ValueError, match=f"verify.{key}: expected"):
+        V.VerifyThresholds.from_conf({key: value})
 
 
 def test_pnp_covariance_matches_the_reprojection_cost():
@@ -155,6 +185,10 @@ def test_fpnp_move_beyond_pnp_uncertainty_needs_strong_cost_support():
     assert weak.move_sigma > TH.fpnp_max_move_sigma
     assert "PnP sigmas" in V.check_fpnp(weak, TH)
     assert V.check_fpnp(_fpnp(move, cost_final=0.3, pnp_sigma=0.1), TH) == ""
+    # Half the move at 2 px noise: ~40 PnP sigmas, within the 100 allowed (PnP sigmas from
+    # the median residual ignore correlated match errors, so F-PnP often moves tens of them).
+    moderate = _fpnp([0.0, 0.0, 0.0, 0.0, 0.01, 0.0], cost_final=0.95, pnp_sigma=2.0)
+    assert 30 < moderate.move_sigma < 50 and V.check_fpnp(moderate, TH) == ""
     no_pnp = _fpnp(move, cost_final=0.95, pnp_cov=None)
     assert math.isnan(no_pnp.move_sigma) and V.check_fpnp(no_pnp, TH) == ""
 

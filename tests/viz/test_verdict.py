@@ -15,6 +15,10 @@ def _pose(deg: float = 0.0, metres: float = 0.0) -> Pose:
     return Pose.exp(xi)
 
 
+def _qt(p: Pose) -> list[float]:
+    return [*p.quat().tolist(), *p.t.tolist()]
+
+
 def test_verdict_row_known_answer():
     gt = {f"q/{c}/{i}": _pose() for c in ("day", "night") for i in range(4)}
     outcomes = [
@@ -50,7 +54,7 @@ def test_run_folder_round_trip_and_rejudging(tmp_path):
 
     from s2dloc.localization import QueryResult
     from s2dloc.localization import verify as V
-    from s2dloc.viz.verdict import evaluate_run, write_run
+    from s2dloc.viz.verdict import evaluate_run, mistake_rows, write_run
 
     grid = np.stack(np.meshgrid(np.linspace(5, 635, 8), np.linspace(5, 475, 8)), -1)
     good = V.pnp_stats(grid.reshape(-1, 2), np.full(64, 1.0), 200, (640, 480), 10.0, 6.0)
@@ -80,6 +84,14 @@ def test_run_folder_round_trip_and_rejudging(tmp_path):
     assert evaluate_run(run, th) == [f"{tmp_path.name}/run", 2, 2, 1, "100.0", "50.0", "50.0"]
     loose = dataclasses.replace(th, min_grid_coverage=0.0)
     assert evaluate_run(run, loose)[3:5] == [2, "50.0"]
+    assert mistake_rows(run, th) == []  # b is wrong and rejected: no mistake
+    assert mistake_rows(run, loose) == [["b", "accepted, wrong", "9.00", "40.0", ""]]
+    (run / "gt.txt").write_text(
+        "a 1 0 0 0 0 0 0\nb " + " ".join(f"{v:.10g}" for v in _qt(_pose(40.0, 9.0))) + "\n"
+    )
+    assert mistake_rows(run, th) == [
+        ["b", "rejected, right", "0.00", "0.0", "PnP: inliers cover 0.06 of the image < 0.25"]
+    ]
     (run / "log.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match="log.jsonl:1"):
         evaluate_run(run, th)

@@ -66,14 +66,14 @@ DEFAULTS: dict[str, Any] = {
         "max_residual_ratio": 0.45,  # median inlier residual / RANSAC threshold, or
         "spread_hull_fraction": 0.35,  # for inliers whose hull covers this much of the image,
         "max_residual_ratio_spread": 0.6,  # this ratio
-        "agree_min_support": 0.9,  # check the 2nd reference if its inliers >= this x best
+        "agree_min_support": 0.7,  # check the 2nd reference if its inliers >= this x best
         "agree_max_rotation": 5.0,  # degrees between the top two references' poses
         "agree_max_translation": 0.1,  # their centre distance / median inlier depth
         "fpnp_min_valid": 30,  # valid points at the refined pose
         "fpnp_max_cost_ratio": 1.0,  # final / initial cost
         "fpnp_max_rotation_std": 2.0,  # degrees (from the F-PnP covariance)
         "fpnp_max_translation_std": 0.05,  # fraction of the depth
-        "fpnp_max_move_sigma": 30.0,  # move in PnP standard deviations ...
+        "fpnp_max_move_sigma": 100.0,  # move in PnP standard deviations ...
         "fpnp_strong_cost_ratio": 0.7,  # ... unless the cost fell below this ratio
     },
 }

@@ -32,26 +32,44 @@ class VerifyThresholds:
     max_residual_ratio: float = 0.45  # median inlier reprojection error / RANSAC threshold ...
     spread_hull_fraction: float = 0.35  # ... or, for inliers spread over this much image area,
     max_residual_ratio_spread: float = 0.6  # ... this ratio
-    agree_min_support: float = 0.9  # compare with the 2nd reference if its inliers >= this x best
+    agree_min_support: float = 0.7  # compare with the 2nd reference if its inliers >= this x best
     agree_max_rotation: float = 5.0  # degrees between the two references' poses
     agree_max_translation: float = 0.1  # camera-centre distance / median inlier depth
     fpnp_min_valid: int = 30  # valid points at the refined pose
     fpnp_max_cost_ratio: float = 1.0  # final / initial robust cost
     fpnp_max_rotation_std: float = 2.0  # degrees, largest rotation std of the covariance
     fpnp_max_translation_std: float = 0.05  # largest centre std / median depth
-    fpnp_max_move_sigma: float = 30.0  # move in PnP standard deviations (Mahalanobis) ...
+    fpnp_max_move_sigma: float = 100.0  # move in PnP standard deviations (Mahalanobis) ...
     fpnp_strong_cost_ratio: float = 0.7  # ... unless the cost fell below this ratio
     fpnp_max_rotation_change: float = 5.0  # degrees, absolute cap on the move
     fpnp_max_translation_change: float = 0.25  # absolute cap, fraction of the depth
 
     @classmethod
     def from_conf(cls, conf: dict) -> VerifyThresholds:
-        """From a ``verify`` settings dict (unknown keys are errors)."""
+        """From a ``verify`` settings dict (unknown keys and non-numeric values are errors;
+        ints are accepted for float thresholds, numeric strings such as ``"1e9"`` too)."""
         names = {f.name for f in fields(cls)}
         unknown = set(conf) - names
         if unknown:
             raise ValueError(f"unknown verify settings {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**conf)
+        return cls(**{k: _typed(k, v, type(getattr(cls, k))) for k, v in conf.items()})
+
+
+def _typed(key: str, value, kind: type):
+    """``value`` of the setting ``verify.<key>`` as ``kind`` (bool, int or float)."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif not isinstance(value, bool):
+        try:
+            number = float(value)
+            if kind is float:
+                return number
+            if number == int(number):
+                return int(number)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    raise ValueError(f"verify.{key}: expected {kind.__name__}, got {value!r}")
 
 
 @dataclass

@@ -123,8 +123,8 @@ def judge(rec: dict, th: V.VerifyThresholds) -> Outcome:
     return Outcome(name, pose, not reason, reason)
 
 
-def evaluate_run(folder: Path, th: V.VerifyThresholds) -> list:
-    """The table row of one run folder."""
+def read_run(folder: Path) -> tuple[list[dict], dict[str, Pose], float]:
+    """The log records, ground-truth poses and translation unit of a run folder."""
     for name in ("log.jsonl", "gt.txt"):
         if not (folder / name).is_file():
             raise FileNotFoundError(
@@ -142,6 +142,30 @@ def evaluate_run(folder: Path, th: V.VerifyThresholds) -> list:
     gt = {n: Pose.from_quat_t(*v) for n, v in read_poses(folder / "gt.txt").items()}
     unit_file = folder / "unit.txt"
     unit = float(unit_file.read_text()) if unit_file.exists() else 1.0
+    return records, gt, unit
+
+
+def evaluate_run(folder: Path, th: V.VerifyThresholds) -> list:
+    """The table row of one run folder."""
+    records, gt, unit = read_run(folder)
     return verdict_row(
         f"{folder.parent.name}/{folder.name}", [judge(r, th) for r in records], gt, unit
     )
+
+
+def mistake_rows(folder: Path, th: V.VerifyThresholds) -> list[list]:
+    """``[name, verdict, error (units), error (deg), reason]`` of the queries the verdict gets
+    wrong: accepted but outside :data:`PRECISION_AT`, or rejected but within :data:`RECALL_AT`."""
+    records, gt, unit = read_run(folder)
+    rows = []
+    for o in (judge(r, th) for r in records):
+        if o.pose is None or o.name not in gt:
+            continue
+        wrong = o.success and not within(gt[o.name], o.pose, PRECISION_AT, unit)
+        missed = not o.success and within(gt[o.name], o.pose, RECALL_AT, unit)
+        if wrong or missed:
+            err = float(gt[o.name].center_distance_to(o.pose)) / unit
+            verdict = "accepted, wrong" if wrong else "rejected, right"
+            rows.append([o.name, verdict, f"{err:.2f}", f"{gt[o.name].angle_to(o.pose):.1f}"])
+            rows[-1].append(o.reason)
+    return rows
