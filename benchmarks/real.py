@@ -91,6 +91,7 @@ def parse_args() -> argparse.Namespace:
         help="basin: also rows with the coarsest level pooled by these factors (none: skip)",
     )
     p.add_argument("--no-basin", action="store_true")
+    p.add_argument("--no-localize", action="store_true", help="only the basin (and --synthetic)")
     p.add_argument("--fountain", action="store_true", help="also run features.py on Fountain")
     p.add_argument("--synthetic", action="store_true", help="retrieval recall on a synthetic world")
     p.add_argument("--maps", type=Path, default=ROOT / "outputs" / "real" / "maps")
@@ -274,7 +275,8 @@ def main() -> None:
             f"points, scale {sc.s:g}; held out {list(sc.queries)}; queried {q}",
             flush=True,
         )
-        records += localize_all(sc, args, names, runs)
+        if not args.no_localize:
+            records += localize_all(sc, args, names, runs)
     if args.runs:
         write_runs(args.runs, runs, scenes)
     sections = {}

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from s2dloc.fpnp import FeatureMetricPnP, FPnPResult
-from s2dloc.fpnp.decision import Outcome, decide
+from s2dloc.fpnp.decision import Outcome, decide, match_limit
 
 from ._fuzz import KINDS_DEGENERATE, KINDS_UNINFORMATIVE, exact_refs, variant, well_posed
 
@@ -136,3 +136,20 @@ def test_decision_rules_on_synthetic_statistics():
     assert success.tolist() == [True, False, False, False]
     assert messages[0] == "" and "not lower" in messages[1] and "not lower" in messages[2]
     assert "no information" in messages[3]
+
+
+def test_match_limit_tightens_for_small_problems():
+    conf = FeatureMetricPnP().conf
+    limit = match_limit(torch.tensor([16.0, 512.0, 2048.0, 1e6]), conf).tolist()
+    assert limit == pytest.approx([0.25, 1 - 8 / 512**0.5, 0.75, 0.75])
+
+
+@pytest.mark.parametrize(("C", "N"), [(3, 64), (8, 256), (32, 64)])
+def test_unrelated_references_fail_at_any_size(C, N):
+    """An optimizer fits unrelated references better with fewer channels and points (ratios
+    down to 0.65 at C=3, N=64); the size-aware limit still refuses them all."""
+    batch = variant("random_refs", 3, B=16, N=N, C=C)
+    results = _both(batch)
+    _assert_consistent(batch, results)
+    for res in results.values():
+        assert not res.success.any(), (C, N, res.match_ratio)

@@ -29,7 +29,8 @@ class FPnPConfig:
     # Hessian, and median own / other-reference squared residual.
     min_texture: float = 1e-6
     min_information: float = 1e-5
-    max_match_ratio: float = 0.5
+    max_match_ratio: float = 0.75
+    null_margin: float = 8.0  # the limit is also <= 1 - null_margin / sqrt(channels x points)
     margin: float = 1.0  # pixels of the feature map kept clear of the border
     min_depth: float = 1e-3
     differentiable: bool = False

@@ -14,7 +14,11 @@ Both backends end with the same per-query statistics (an :class:`Outcome`), from
    points a rank-deficient one);
 5. features that match their references: the median squared residual of the valid points is
    at most ``max_match_ratio`` times the median squared residual of the same points against
-   other points' references (reference features unrelated to the map give a ratio near 1);
+   other points' references (reference features unrelated to the map give a ratio near 1).
+   Against unrelated references an optimizer still lowers the ratio, by about
+   ``k / sqrt(C N)`` for ``C`` channels and ``N`` points (k = 5-7 measured), so the limit is
+   also at most ``1 - null_margin / sqrt(C N)``, but never below 0.25 (only binding for small
+   problems);
 6. a lower cost than at the initial pose, both evaluated at the finest level with the same
    robust scale (a refinement that moved away from a better start fails) - unless the pose
    moved by less than the step tolerances (``rotation_tol`` radians, ``translation_tol`` times
@@ -88,6 +92,12 @@ def information(H: torch.Tensor) -> torch.Tensor:
     )
 
 
+def match_limit(num_res: torch.Tensor, conf) -> torch.Tensor:
+    """Largest accepted match ratio ``(B,)`` for ``num_res = C N`` residuals (module doc, 5)."""
+    fitted = 1.0 - conf.null_margin / num_res.double().clamp_min(1.0).sqrt()
+    return fitted.clamp(min(0.25, conf.max_match_ratio), conf.max_match_ratio)
+
+
 def match_ratio(sq_match: torch.Tensor, sq_null: torch.Tensor) -> torch.Tensor:
     """Median own / median other-reference squared residual ``(B,)`` (NaN without points)."""
     return _median(sq_match) / _median(sq_null)
@@ -135,7 +145,7 @@ def decide(out: Outcome, conf) -> Decision:
         (finite, "non-finite pose or cost"),
         (tex >= conf.min_texture, "feature maps have no gradient at the points"),
         (info >= conf.min_information, "no information along some pose direction"),
-        (ratio <= conf.max_match_ratio, "features do not match their references"),
+        (ratio <= match_limit(out.num_res, conf), "features do not match their references"),
         (~motion | (out.cost < out.cost_init), "cost not lower than at the start"),
     ]
     success = torch.ones(out.ok.shape, dtype=torch.bool)
