@@ -19,7 +19,9 @@ Sections:
    visible map points): start rotated by 2/5/10/20/30 deg with a translation of
    ``depth * tan(angle)``; success: < 0.5 deg and < 5 cm. Each extractor with its own levels
    and with ``--coarse-levels`` (its coarsest level average-pooled by 2, 4, 8:
-   ``s2dloc.features.coarse``) added, "+ coarse".
+   ``s2dloc.features.coarse``) added, "+ coarse", and with a yaw/pitch start search on the
+   coarsest level first (``--start-search``: 10 deg steps, 2 either way;
+   ``s2dloc.fpnp.start_search``), "+ coarse + search".
 4. ``--fountain``: the rows of ``benchmarks/features.py --dataset fountain`` (run as is).
 
     .venv/bin/python benchmarks/real.py --scenes castle-P30 --max-queries 3 \\
@@ -89,6 +91,13 @@ def parse_args() -> argparse.Namespace:
         nargs="*",
         default=[2, 4, 8],
         help="basin: also rows with the coarsest level pooled by these factors (none: skip)",
+    )
+    p.add_argument(
+        "--start-search",
+        type=float,
+        nargs="*",
+        default=[10, 2],
+        help="basin: also rows with coarse levels and a yaw/pitch start search STEP_DEG STEPS",
     )
     p.add_argument("--no-basin", action="store_true")
     p.add_argument("--no-localize", action="store_true", help="only the basin (and --synthetic)")
@@ -213,14 +222,19 @@ def write_runs(folder: Path, runs: list, scenes) -> None:
 
 
 def basin_rows(scenes, args, names) -> list:
-    solve = fpnp_solver(FeatureMetricPnP())
-    variants = [("", ())] + (
-        [(" + coarse", tuple(args.coarse_levels))] if args.coarse_levels else []
-    )
+    plain = fpnp_solver(FeatureMetricPnP())
+    factors = tuple(args.coarse_levels)
+    variants = [("", (), plain)]
+    if factors:
+        variants.append((" + coarse", factors, plain))
+        if args.start_search:
+            step, steps = args.start_search[0], int(args.start_search[1])
+            search = fpnp_solver(FeatureMetricPnP(), start_search=(step, steps))
+            variants.append((" + coarse + search", factors, search))
     rows = []
     for ext in names:
         base = load_extractor_or_baseline(ext)
-        for suffix, factors in variants:
+        for suffix, factors, solve in variants:
             extractor = CoarseLevels(base, factors) if factors else base
             for cond in args.conditions:
                 problems = [

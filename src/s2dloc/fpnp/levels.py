@@ -215,10 +215,10 @@ def _level(i, ref, fmap, camera: Camera, BN: tuple[int, int], dtype, channels_la
     maps = fmap.to(dtype)
     if channels_last:  # 5-point grid_sample is ~5x faster on channels-last maps
         maps = maps.contiguous(memory_format=torch.channels_last)
-    return Level(maps, ref.to(dtype), _scale_batch(camera, scale).to(dtype))
+    return Level(maps, ref.to(dtype), scale_batch(camera, scale).to(dtype))
 
 
-def _scale_batch(camera: Camera, scale: torch.Tensor) -> Camera:
+def scale_batch(camera: Camera, scale: torch.Tensor) -> Camera:
     """Scale each camera of a batch by its own ``(sx, sy)``."""
     if torch.allclose(scale[:, 0], scale[:, 1], rtol=1e-3):
         scale = scale.mean(-1, keepdim=True).expand(-1, 2)  # isotropic models need sx == sy
