@@ -3,7 +3,7 @@ map features), the time split by stage, and the speed-up over the previous match
 (one reference at a time, an ``M x HW`` exclusion mask for the second best) measured in the
 same run on the same queries.
 
-    .venv/bin/python benchmarks/localize.py [--num-db 10] [--num-query 4] [--extractor gnnet]
+    .venv/bin/python benchmarks/localize.py [--num-db 10] [--num-query 4] [--extractor default]
         [--no-baseline] [--profile]
 """
 
@@ -113,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-db", type=int, default=10)
     parser.add_argument("--num-query", type=int, default=4)
-    parser.add_argument("--extractor", default="gnnet")
+    parser.add_argument("--extractor", default="default")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true", help="skip the legacy matching run")
     parser.add_argument("--profile", action="store_true", help="cProfile the optimised run")
