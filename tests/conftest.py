@@ -20,6 +20,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from s2dloc.datasets.synthetic import write as synthetic_write
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 # (atol, rtol) for results that agree up to round-off in a dtype. CUDA float32 is looser:
@@ -98,3 +100,22 @@ def no_tf32():
     cudnn.allow_tf32 = matmul.allow_tf32 = False
     yield
     cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+@pytest.fixture
+def interrupt_after():
+    """``stop(monkeypatch, n)``: the synthetic world writer stops (like a kill) after ``n``
+    images."""
+
+    def stop(monkeypatch: pytest.MonkeyPatch, num_images: int) -> None:
+        real, count = synthetic_write.write_png, [0]
+
+        def write_png(path, rgb):
+            if count[0] == num_images:
+                raise KeyboardInterrupt
+            count[0] += 1
+            real(path, rgb)
+
+        monkeypatch.setattr(synthetic_write, "write_png", write_png)
+
+    return stop

@@ -4,23 +4,14 @@ the dedicated options), refuse bad ones with one line and exit code 2, and save 
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
 from s2dloc.cli import main
 
+from ._cli import fails
+
 SYNTH = ["synth", "--preset", "tiny", "--num-db", "3", "--num-query", "1", "--width", "64"]
-
-
-def _fails(argv: list[str], caplog) -> str:
-    """Run the CLI; it must exit with 2 and log exactly one one-line error, returned."""
-    caplog.clear()
-    with caplog.at_level(logging.ERROR, logger="s2dloc"):
-        assert main(argv) == 2
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "\n" not in errors[0], errors
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +31,7 @@ def test_synth_conf_overrides_preset_and_options_and_is_saved(world, caplog):
     assert sorted(p.name for p in (world / "images" / "query").iterdir()) == ["night"]
     # The same folder with other settings is refused, naming the changed setting.
     argv = [*SYNTH, "--out", str(world), "--conf", "width=80", "height=60", "seed=4"]
-    message = _fails([*argv, "query_conditions=[night]"], caplog)
+    message = fails([*argv, "query_conditions=[night]"], caplog)
     assert "settings.json" in message and "config.seed" in message
 
 
@@ -55,7 +46,7 @@ def test_synth_conf_overrides_preset_and_options_and_is_saved(world, caplog):
     ],
 )
 def test_synth_bad_conf(tmp_path, caplog, conf, expected):
-    message = _fails([*SYNTH, "--out", str(tmp_path / "w"), "--conf", conf], caplog)
+    message = fails([*SYNTH, "--out", str(tmp_path / "w"), "--conf", conf], caplog)
     assert expected in message
     assert not (tmp_path / "w").exists()
 
@@ -69,7 +60,7 @@ def test_map_conf_is_saved_and_guards_the_folder(world, tmp_path, caplog):
     assert (saved["max_features"], saved["overlap"], saved["matcher"]) == (500, 3, "exhaustive")
     assert saved["images"] == str((world / "images" / "db").resolve())
     assert "num_threads" not in saved  # does not change the map
-    message = _fails([*argv, "--conf", "max_features=600", "overlap=3"], caplog)
+    message = fails([*argv, "--conf", "max_features=600", "overlap=3"], caplog)
     assert "config.json was written with other settings (changed: max_features)" in message
 
 
@@ -88,5 +79,5 @@ def test_map_conf_is_saved_and_guards_the_folder(world, tmp_path, caplog):
 )
 def test_map_bad_conf(tmp_path, caplog, extra, expected):
     argv = ["map", "--images", str(tmp_path), "--out", str(tmp_path / "map"), *extra]
-    assert expected in _fails(argv, caplog)
+    assert expected in fails(argv, caplog)
     assert not (tmp_path / "map").exists()

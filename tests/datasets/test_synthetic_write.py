@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from s2dloc.datasets.synthetic import write
 from s2dloc.datasets.synthetic.world import PRESETS, generate_world
 from s2dloc.datasets.synthetic.write import prepare_world_folder, write_world
 from s2dloc.utils.config import ConfigError
@@ -44,23 +43,12 @@ def test_marker_is_written_first_and_guards_the_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]  # nothing else written
 
 
-def _interrupt_after(monkeypatch, num_images: int) -> None:
-    """Make ``write_world`` stop (like a kill) after writing ``num_images`` images."""
-    real, count = write.write_png, [0]
-
-    def write_png(path, rgb):
-        if count[0] == num_images:
-            raise KeyboardInterrupt
-        count[0] += 1
-        real(path, rgb)
-
-    monkeypatch.setattr(write, "write_png", write_png)
-
-
-def test_interrupted_world_refuses_other_settings_and_resumes_same(tmp_path, worlds, monkeypatch):
+def test_interrupted_world_refuses_other_settings_and_resumes_same(
+    tmp_path, worlds, monkeypatch, interrupt_after
+):
     world, other = worlds
     with monkeypatch.context() as m:
-        _interrupt_after(m, 2)
+        interrupt_after(m, 2)
         with pytest.raises(KeyboardInterrupt):
             write_world(world, tmp_path / "w", progress=False)
     partial = _files(tmp_path / "w")
