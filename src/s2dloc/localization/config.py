@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "extractor": "default",
     "retrieval": {
         "num_refs": 5,  # top-k references per query
-        "levels": [-1],  # levels pooled into the global descriptor (-1: coarsest)
+        "levels": [-2],  # levels pooled into the global descriptor (-1: coarsest, -2: stride 4)
         "grid": 4,  # GeM over a grid x grid layout
         "gem_p": 3.0,
     },
