@@ -156,3 +156,13 @@ def test_dataclasses_check_their_fields_and_required_settings():
         from_settings(Required, {"level": 2})
     with pytest.raises(TypeError, match="dataclass instance"):
         settings_of(Conf)
+
+
+def test_overrides_read_exponent_numbers_as_floats():
+    """YAML 1.1 reads ``1e9`` (no dot) as a string; overrides take it as the number it is."""
+    assert parse_overrides(["a.b=1e9", "c=-2.5E-3", "d=1e9x", "e=3"]) == {
+        "a": {"b": 1e9},
+        "c": -2.5e-3,
+        "d": "1e9x",
+        "e": 3,
+    }

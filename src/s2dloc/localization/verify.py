@@ -11,13 +11,14 @@ update replaces that pose only when it passes too.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from s2dloc.geometry import Camera, Pose
 from s2dloc.geometry.lie import skew
+from s2dloc.utils.config import from_settings
 
 
 @dataclass
@@ -46,30 +47,9 @@ class VerifyThresholds:
 
     @classmethod
     def from_conf(cls, conf: dict) -> VerifyThresholds:
-        """From a ``verify`` settings dict (unknown keys and non-numeric values are errors;
-        ints are accepted for float thresholds, numeric strings such as ``"1e9"`` too)."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(conf) - names
-        if unknown:
-            raise ValueError(f"unknown verify settings {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**{k: _typed(k, v, type(getattr(cls, k))) for k, v in conf.items()})
-
-
-def _typed(key: str, value, kind: type):
-    """``value`` of the setting ``verify.<key>`` as ``kind`` (bool, int or float)."""
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-    elif not isinstance(value, bool):
-        try:
-            number = float(value)
-            if kind is float:
-                return number
-            if number == int(number):
-                return int(number)
-        except (TypeError, ValueError, OverflowError):
-            pass
-    raise ValueError(f"verify.{key}: expected {kind.__name__}, got {value!r}")
+        """From a ``verify`` settings dict, strictly (:func:`s2dloc.utils.config.from_settings`:
+        unknown keys and values of the wrong type are errors naming the key)."""
+        return from_settings(cls, conf)
 
 
 @dataclass

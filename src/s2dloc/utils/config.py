@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -159,6 +160,9 @@ def validate(conf: Mapping[str, Any], checks: Mapping[str, Check]) -> None:
             raise ConfigError(f"setting {key!r} = {value!r} {error}")
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["s2d.ratio=0.8", "fpnp.enabled=false"]`` -> nested dict (values parsed as YAML)."""
     out: dict[str, Any] = {}
@@ -172,6 +176,8 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e9 (no dot) as a string
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:
