@@ -222,36 +222,42 @@ def write_runs(folder: Path, runs: list, scenes) -> None:
 
 
 def basin_rows(scenes, args, names) -> list:
+    """Basin rows per extractor, variant and condition; the problems of each level set are
+    extracted once and shared by the solvers that use them."""
     plain = fpnp_solver(FeatureMetricPnP())
     factors = tuple(args.coarse_levels)
-    variants = [("", (), plain)]
+    level_sets = [((), [("", plain)])]
     if factors:
-        variants.append((" + coarse", factors, plain))
+        solvers = [(" + coarse", plain)]
         if args.start_search:
             step, steps = args.start_search[0], int(args.start_search[1])
             search = fpnp_solver(FeatureMetricPnP(), start_search=(step, steps))
-            variants.append((" + coarse + search", factors, search))
+            solvers.append((" + coarse + search", search))
+        level_sets.append((factors, solvers))
     rows = []
     for ext in names:
         base = load_extractor_or_baseline(ext)
-        for suffix, factors, solve in variants:
+        for factors, solvers in level_sets:
             extractor = CoarseLevels(base, factors) if factors else base
+            by_variant: dict[str, list] = {suffix: [] for suffix, _ in solvers}
             for cond in args.conditions:
                 problems = [
                     p
                     for sc in scenes
                     for p in basin_problems(sc, extractor.extract, [cond], args.max_queries)
                 ]
-                sweep = convergence_sweep(
-                    problems,
-                    solve,
-                    args.angles,
-                    trials=args.trials,
-                    criterion=BASIN,
-                    progress=False,
-                )
-                rate = [f"{100 * r.success_rate:.0f}%" for r in sweep]
-                rows.append([ext + suffix, cond, len(problems), *rate])
+                for suffix, solve in solvers:
+                    sweep = convergence_sweep(
+                        problems,
+                        solve,
+                        args.angles,
+                        trials=args.trials,
+                        criterion=BASIN,
+                        progress=False,
+                    )
+                    rate = [f"{100 * r.success_rate:.0f}%" for r in sweep]
+                    by_variant[suffix].append([ext + suffix, cond, len(problems), *rate])
+            rows += [row for variant in by_variant.values() for row in variant]
         print(f"  basin {ext}: done", flush=True)
     return rows
 

@@ -18,24 +18,25 @@ NAME = "map"
 HELP = "build a COLMAP map from your own images (SfM with pycolmap) or import an existing model"
 
 logger = logging.getLogger(__name__)
-# Options used by SfM only, each with the reason it has no use with --known-poses.
+# Options used by SfM only (by argument name), each with the reason it has no use with
+# --known-poses.
 NOT_WITH_KNOWN_POSES = {
-    "camera_model": ("--camera-model", "the cameras come from the model"),
-    "camera": ("--camera", "the cameras come from the model"),
-    "single_camera": ("--single-camera", "the cameras come from the model"),
-    "overlap": ("--overlap", "it sets the sequential matcher, which --known-poses does not use"),
+    "camera_model": "the cameras come from the model",
+    "camera": "the cameras come from the model",
+    "single_camera": "the cameras come from the model",
+    "overlap": "it sets the sequential matcher, which --known-poses does not use",
 }
 # Options with no use when a model is imported (no features, matching or SfM run).
-NOT_WITH_IMPORT = {
-    "camera_model": "--camera-model",
-    "camera": "--camera",
-    "single_camera": "--single-camera",
-    "max_size": "--max-size",
-    "max_features": "--max-features",
-    "matcher": "--matcher",
-    "overlap": "--overlap",
-    "threads": "--threads",
-}
+NOT_WITH_IMPORT = (
+    "camera_model",
+    "camera",
+    "single_camera",
+    "max_size",
+    "max_features",
+    "matcher",
+    "overlap",
+    "threads",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,22 +111,27 @@ def _settings(args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
     return {**flags, **parse_overrides(args.conf)}
 
 
+def _option(key: str) -> str:
+    """The command-line option of argument ``key`` (``camera_model`` -> ``--camera-model``)."""
+    return "--" + key.replace("_", "-")
+
+
 def _check_mode_options(args: argparse.Namespace) -> None:
     """Refuse options that the chosen mode would ignore (the error names the option and why)."""
     if args.import_model and args.known_poses:
         raise ValueError("use either --import-model or --known-poses, not both")
     if args.import_model:
-        for key, option in NOT_WITH_IMPORT.items():
+        for key in NOT_WITH_IMPORT:
             if getattr(args, key) is not None:
                 raise ValueError(
-                    f"{option} has no use with --import-model: the model is imported as it is"
+                    f"{_option(key)} has no use with --import-model: the model is imported as it is"
                 )
         if args.conf:
             raise ValueError("--conf has no settings to change with --import-model")
     elif args.known_poses:
-        for key, (option, why) in NOT_WITH_KNOWN_POSES.items():
+        for key, why in NOT_WITH_KNOWN_POSES.items():
             if getattr(args, key) is not None:
-                raise ValueError(f"{option} has no use with --known-poses: {why}")
+                raise ValueError(f"{_option(key)} has no use with --known-poses: {why}")
         if args.matcher == "sequential":
             raise ValueError("with --known-poses use --matcher exhaustive or poses")
     elif args.matcher == "poses":

@@ -22,8 +22,7 @@ def coarse_levels(maps: Sequence[torch.Tensor], factors: Sequence[int]) -> list[
     maps = list(maps)
     if not maps:
         raise ValueError("coarse_levels needs at least one feature map")
-    if any(int(k) < 2 for k in factors) or list(factors) != sorted(set(factors)):
-        raise ValueError(f"pooling factors must be increasing integers >= 2, got {list(factors)}")
+    check_factors(factors)
     top = maps[-1]
     batched = top if top.dim() == 4 else top[None]
     for k in factors:
@@ -32,12 +31,18 @@ def coarse_levels(maps: Sequence[torch.Tensor], factors: Sequence[int]) -> list[
     return maps
 
 
+def check_factors(factors: Sequence[int]) -> None:
+    """``ValueError`` unless ``factors`` are increasing integers >= 2."""
+    if any(int(k) < 2 for k in factors) or list(factors) != sorted(set(factors)):
+        raise ValueError(f"pooling factors must be increasing integers >= 2, got {list(factors)}")
+
+
 class CoarseLevels(DenseExtractor):
     """``extractor``'s levels plus its coarsest level pooled by each of ``factors``."""
 
     def __init__(self, extractor: DenseExtractor, factors: Sequence[int] = (2, 4, 8)):
         super().__init__()
-        coarse_levels([torch.zeros(1, 1, 1)], factors)  # validates the factors
+        check_factors(factors)
         self.extractor = extractor
         self.factors = tuple(int(k) for k in factors)
         top = extractor.strides[-1]

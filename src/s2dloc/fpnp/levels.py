@@ -210,12 +210,16 @@ def _level(i, ref, fmap, camera: Camera, BN: tuple[int, int], dtype, channels_la
             f"ref_features[{i}] must be ({B}, {N}, {fmap.shape[1]}) to match "
             f"query_features[{i}], got {tuple(ref.shape)}"
         )
-    H, W = fmap.shape[-2:]
-    scale = torch.stack([W / camera.size[..., 0], H / camera.size[..., 1]], -1)
     maps = fmap.to(dtype)
     if channels_last:  # 5-point grid_sample is ~5x faster on channels-last maps
         maps = maps.contiguous(memory_format=torch.channels_last)
-    return Level(maps, ref.to(dtype), scale_batch(camera, scale).to(dtype))
+    return Level(maps, ref.to(dtype), map_camera(camera, fmap).to(dtype))
+
+
+def map_camera(camera: Camera, fmap: torch.Tensor) -> Camera:
+    """The full-resolution cameras ``(B,)`` scaled to the size of maps ``(B, C, H, W)``."""
+    H, W = fmap.shape[-2:]
+    return scale_batch(camera, torch.stack([W / camera.size[..., 0], H / camera.size[..., 1]], -1))
 
 
 def scale_batch(camera: Camera, scale: torch.Tensor) -> Camera:

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from s2dloc.fpnp.levels import scale_batch
+from s2dloc.fpnp.levels import map_camera
 from s2dloc.geometry import Camera, Pose, sample
 from s2dloc.geometry.lie import so3_exp
 
@@ -47,13 +47,8 @@ def candidate_scores(
     ``(B,)`` at full resolution.
     """
     B, K = poses.R.shape[:2]
-    size = camera.size.to(torch.float64)
-    cam = scale_batch(
-        camera, torch.stack([fmap.shape[-1] / size[:, 0], fmap.shape[-2] / size[:, 1]], -1)
-    )
-    Xc = poses.R @ points3d.to(poses.dtype).transpose(1, 2)[:, None] + poses.t[..., None]
-    Xc = Xc.transpose(2, 3)  # (B, K, N, 3)
-    uv, valid = _project(cam, Xc)
+    Xc = poses.transform(points3d[:, None].to(poses.dtype))  # (B, K, N, 3)
+    uv, valid = _project(map_camera(camera, fmap), Xc)
     feats, inside = sample(fmap, uv.reshape(B, -1, 2).to(fmap.dtype))
     feats = feats.reshape(B, K, -1, fmap.shape[1])
     valid = valid & inside.reshape(B, K, -1)

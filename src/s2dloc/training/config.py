@@ -22,15 +22,19 @@ from s2dloc.datasets.homography_pairs import HomographyConfig
 from s2dloc.datasets.image_sets import IMAGE_PATTERNS
 from s2dloc.features.disk_backbone import DISKBackboneConfig
 from s2dloc.features.gnnet import GNNetConfig, merge_config
-from s2dloc.utils.config import ConfigError, in_range, merge, one_of, parse_overrides
+from s2dloc.utils.config import (
+    ConfigError,
+    in_range,
+    merge,
+    one_of,
+    parse_overrides,
+    settings_of,
+)
 
 MODEL_CONFIGS: dict[str, type] = {"gnnet": GNNetConfig, "disk": DISKBackboneConfig}
 SOURCES = ("synthetic", "cscd", "rgbd", "colmap", "homography")
 
-_HOMOGRAPHY = {
-    k: list(v) if isinstance(v, tuple) else v
-    for k, v in dataclasses.asdict(HomographyConfig()).items()
-}
+_HOMOGRAPHY = settings_of(HomographyConfig())
 # The settings of each pair source ("" roots must be set; exclude: held-out image patterns).
 SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "synthetic": {"worlds": None, "world_views": 40, "num_ref": 2},
@@ -132,10 +136,7 @@ def model_settings(model: dict[str, Any]) -> dict[str, Any]:
         ) from err
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model settings of {name!r}: {err}") from err
-    resolved = {
-        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(conf).items()
-    }
-    return {"name": name, "freeze_trunk": freeze, **resolved}
+    return {"name": name, "freeze_trunk": freeze, **settings_of(conf)}
 
 
 def source_entries(data: dict[str, Any]) -> list[dict[str, Any]]:
