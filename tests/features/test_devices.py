@@ -13,7 +13,7 @@ from s2dloc.features.gnnet import GNNet
 
 torch.set_num_threads(1)
 
-TINY = {"channels": 3, "widths": (4, 4, 8, 8), "groups": 2}
+TINY = {"channels": 3, "widths": (4, 4, 8, 8), "groups": (2, 2, 2, 2)}
 
 
 def _images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -9,10 +9,11 @@ from torch import nn
 from s2dloc.features.base import DenseExtractor
 from s2dloc.features.gnnet import GNNet, GNNetConfig, merge_config
 from s2dloc.features.registry import load_baseline
+from s2dloc.utils.config import ConfigError
 
 torch.set_num_threads(1)
 
-SMALL = {"channels": 8, "widths": (8, 8, 16, 16), "groups": 4}
+SMALL = {"channels": 8, "widths": (8, 8, 16, 16), "groups": (4, 4, 4, 4)}
 
 
 def _images(h: int, w: int, b: int = 1, seed: int = 0) -> torch.Tensor:
@@ -102,10 +103,17 @@ def test_backward_reaches_every_parameter(device):
 
 
 def test_config_merging_and_errors():
-    conf = merge_config(GNNetConfig, {"widths": [8, 8, 16, 16]}, channels=4, groups=2)
-    assert conf.widths == (8, 8, 16, 16) and conf.channels == 4 and conf.group_counts == (2,) * 4
-    with pytest.raises(ValueError, match="unknown GNNetConfig key.*'chanels'"):
+    conf = merge_config(GNNetConfig, {"widths": [8, 8, 16, 16]}, channels=4, groups=[2] * 4)
+    assert conf.widths == (8, 8, 16, 16) and conf.channels == 4 and conf.groups == (2,) * 4
+    assert merge_config(GNNetConfig, conf) == conf
+    with pytest.raises(ConfigError, match=r"unknown setting 'chanels'; valid keys: \['activation'"):
         GNNet(chanels=3)
+    with pytest.raises(ConfigError, match=r"'channels' must be of type int.*got '8'"):
+        GNNet(channels="8")
+    with pytest.raises(ConfigError, match=r"'groups' must be of type list.*got 2 \(int\)"):
+        GNNet(groups=2)
+    with pytest.raises(ValueError, match="one GroupNorm group count per width"):
+        GNNet(groups=(4, 8))
     with pytest.raises(ValueError, match="do not divide"):
         GNNet(widths=(16, 32, 64, 128), groups=(3, 8, 8, 16))
     with pytest.raises(ValueError, match="activation"):

@@ -16,7 +16,7 @@ from s2dloc.features.gnnet import GNNet
 
 torch.set_num_threads(1)
 
-SMALL = {"channels": 8, "widths": (8, 8, 16, 16), "groups": 4}
+SMALL = {"channels": 8, "widths": (8, 8, 16, 16), "groups": (4, 4, 4, 4)}
 
 
 def _images(h: int = 16, w: int = 24) -> torch.Tensor:
@@ -101,7 +101,7 @@ def test_disk_backbone_uses_pretrained_trunk(disk_weights):
     x = _images(32, 48)
     with torch.no_grad():
         _, desc = disk.eval().heatmap_and_dense_descriptors(x)
-        acts = model._trunk(x)
+        acts = model._trunk(x, fold_head=False)
         out = model(_images(21, 35))
     torch.testing.assert_close(acts[0], desc)
     assert [a.shape[1] for a in acts] == [128, 64, 64, 64]
@@ -109,6 +109,23 @@ def test_disk_backbone_uses_pretrained_trunk(disk_weights):
         assert m.shape == (1, 32, -(-21 // s), -(-35 // s))
         assert m.is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(m.norm(dim=1), torch.ones_like(m[:, 0]))
+
+
+def test_disk_head_folded_into_last_convolution(disk_weights):
+    """The stride-1 head folded into DISK's last 5x5 convolution is the same function, values
+    and gradients (float64), as the convolution to 128 channels followed by the head."""
+    model = registry.load_baseline("disk-trunk", seed=1, channels=8).double()
+    for head in model.heads:
+        torch.nn.init.normal_(head.bias)
+    x = _images(19, 27).double()
+    padded = torch.nn.functional.pad(x, (0, 5, 0, 13), mode="replicate")
+    folded = model._trunk(padded, fold_head=True)[0]
+    plain = model.heads[0](model._trunk(padded, fold_head=False)[0])
+    assert folded.shape == plain.shape == (1, 8, 32, 32)
+    torch.testing.assert_close(folded, plain, rtol=1e-10, atol=1e-10)
+    g_fold = torch.autograd.grad(folded.square().sum(), model.heads[0].weight)[0]
+    g_plain = torch.autograd.grad(plain.square().sum(), model.heads[0].weight)[0]
+    torch.testing.assert_close(g_fold, g_plain, rtol=1e-8, atol=1e-10)
 
 
 def test_disk_checkpoint_round_trip(disk_weights, tmp_path):

@@ -77,10 +77,12 @@ def test_model_and_source_settings_are_checked():
     with pytest.raises(ConfigError, match="model.channels"):
         load_config(None, ["model.channels=many"])
     with pytest.raises(ConfigError, match="GroupNorm"):
-        load_config(None, ["model.groups=3"])
+        load_config(None, ["model.groups=[3, 8, 8, 16]"])
     with pytest.raises(ConfigError, match="freeze_trunk"):
         load_config(None, ["model.freeze_trunk=1"])
-    assert load_config(None, ["model.groups=4"])["model"]["groups"] == 4  # int | tuple
+    assert load_config(None, ["model.groups=[4, 4, 4, 4]"])["model"]["groups"] == [4, 4, 4, 4]
+    with pytest.raises(ConfigError, match=r"'model.groups' must be of type list"):
+        load_config(None, ["model.groups=4"])
     disk = load_config(None, ["model.name=disk", "model.freeze_trunk=true"])["model"]
     assert disk == {
         "name": "disk",

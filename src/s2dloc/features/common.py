@@ -8,27 +8,24 @@ from typing import Any, TypeVar
 import torch
 import torch.nn.functional as F
 
+from s2dloc.utils.config import from_settings, settings_of
+
 C = TypeVar("C")
 
 
 def merge_config(cls: type[C], conf: dict[str, Any] | C | None = None, **overrides: Any) -> C:
     """A config dataclass ``cls`` from its defaults, then ``conf``, then ``overrides``.
 
-    Unknown keys raise a ``ValueError`` naming them and the valid keys (glue-factory style).
-    Lists are turned into tuples so that a config read back from a file compares equal.
+    Merged by :func:`s2dloc.utils.config.from_settings`: unknown keys and values of the wrong
+    type raise :class:`~s2dloc.utils.config.ConfigError` naming them and the valid keys; lists
+    become tuples where the default is a tuple, so a config read back from a file compares
+    equal.
     """
-    values: dict[str, Any] = {}
-    if dataclasses.is_dataclass(conf):
-        values.update(dataclasses.asdict(conf))
-    elif conf is not None:
+    values: dict[str, Any] = settings_of(conf) if dataclasses.is_dataclass(conf) else {}
+    if conf is not None and not dataclasses.is_dataclass(conf):
         values.update(conf)
     values.update(overrides)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid keys are {sorted(names)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**values)
+    return from_settings(cls, values)
 
 
 def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:

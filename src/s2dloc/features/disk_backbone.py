@@ -118,23 +118,50 @@ class DISKBackbone(HeadedExtractor):
             else None
         )
 
-    def _trunk(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Padded images ``(B, 3, H, W)`` -> trunk activations at strides 1, 2, 4, 8."""
+    def _trunk(self, images: torch.Tensor, fold_head: bool) -> list[torch.Tensor]:
+        """Padded images ``(B, 3, H, W)`` -> trunk activations at strides 1, 2, 4, 8.
+
+        With ``fold_head`` the stride-1 entry is already the head's output ``(B, C, H, W)``.
+        """
         down = [images]
         for block in self.trunk.path_down:
             down.append(block(down[-1]))
         x, acts = down[-1], []
-        for block, skip in zip(self.trunk.path_up, down[-2::-1]):
-            x = block(x, skip)
+        blocks = list(self.trunk.path_up)
+        for i, (block, skip) in enumerate(zip(blocks, down[-2::-1])):
+            last = i == len(blocks) - 1
+            x = self._headed_last_block(block, x, skip) if last and fold_head else block(x, skip)
             acts.append(x)
-        acts[-1] = acts[-1][:, : self.desc_dim]  # drop the keypoint heatmap channel
+        if not fold_head:
+            acts[-1] = acts[-1][:, : self.desc_dim]  # drop the keypoint heatmap channel
         return acts[::-1]
+
+    def _headed_last_block(self, block: nn.Module, bottom: torch.Tensor, skip: torch.Tensor):
+        """DISK's last decoder block followed by the stride-1 head, as one convolution.
+
+        The block ends in a 5x5 convolution to 129 channels and the head is a 1x1 convolution of
+        the first 128: both are linear, so their composition is one 5x5 convolution straight to
+        the head's ``C`` channels (the same function, about 4x fewer operations at full
+        resolution, where this convolution dominates the extractor's time).
+        """
+        norm, gate, _, conv = block.conv
+        x = gate(norm(torch.cat([block.upsample(bottom), skip], dim=1)))
+        head = self.heads[0]
+        w_head = head.weight[:, :, 0, 0]  # (C, 128)
+        weight = torch.einsum("ck,kihw->cihw", w_head, conv.weight[: self.desc_dim])
+        bias = w_head @ conv.bias[: self.desc_dim] + head.bias
+        return nn.functional.conv2d(x, weight, bias, padding="same")
 
     def _features(self, images: torch.Tensor):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")
         size = (images.shape[-2], images.shape[-1])
         multiple = 2 ** len(self.trunk.up)
-        acts = self._trunk(pad_to_multiple(images, multiple))
-        feats = [head(a) for head, a in zip(self.heads, acts)]
+        fold = self.confidence_heads is None  # confidence heads read the 128-d activations
+        acts = self._trunk(pad_to_multiple(images, multiple), fold)
+        heads = list(self.heads)
+        if fold:  # the stride-1 head is already applied
+            feats = [acts[0]] + [h(a) for h, a in zip(heads[1:], acts[1:])]
+        else:
+            feats = [h(a) for h, a in zip(heads, acts)]
         return finish_levels(feats, size, self.strides, self.config.normalize), acts, size

@@ -28,12 +28,12 @@ class GNNetConfig:
     """GN-Net hyper-parameters (defaults: ~0.5 M parameters, ~2 MB of float32 weights).
 
     ``widths`` are the encoder widths at strides 1, 2, 4, 8 (the decoder mirrors them);
-    ``groups`` the GroupNorm group counts per stride (an int for all), each dividing its width.
+    ``groups`` the GroupNorm group counts per stride, each dividing its width.
     """
 
     channels: int = 32
     widths: tuple[int, ...] = (16, 32, 64, 128)
-    groups: int | tuple[int, ...] = (4, 8, 8, 16)
+    groups: tuple[int, ...] = (4, 8, 8, 16)
     activation: str = "relu"  # "relu" or "celu"
     confidence: bool = False
     normalize: bool = False
@@ -43,14 +43,11 @@ class GNNetConfig:
             raise ValueError(f"GN-Net needs 4 widths (strides 1, 2, 4, 8), got {self.widths}")
         if self.activation not in ("relu", "celu"):
             raise ValueError(f"activation must be 'relu' or 'celu', got {self.activation!r}")
-        for w, g in zip(self.widths, self.group_counts):
+        if len(self.groups) != len(self.widths):
+            raise ValueError(f"GN-Net needs one GroupNorm group count per width, got {self.groups}")
+        for w, g in zip(self.widths, self.groups):
             if w % g:
                 raise ValueError(f"GroupNorm groups {g} do not divide width {w}")
-
-    @property
-    def group_counts(self) -> tuple[int, ...]:
-        g = self.groups
-        return (g,) * len(self.widths) if isinstance(g, int) else tuple(g)
 
 
 def _double_conv(c_in: int, c_out: int, groups: int, activation: str) -> nn.Sequential:
@@ -77,7 +74,7 @@ class GNNet(HeadedExtractor):
         super().__init__()
         self.config = conf = merge_config(GNNetConfig, config, **overrides)
         self.channels = (conf.channels,) * 4
-        w, g, act = conf.widths, conf.group_counts, conf.activation
+        w, g, act = conf.widths, conf.groups, conf.activation
         self.encoder = nn.ModuleList(
             [_double_conv(3 if i == 0 else w[i - 1], w[i], g[i], act) for i in range(4)]
         )

@@ -21,9 +21,10 @@ from s2dloc.datasets.augment import PRESETS
 from s2dloc.datasets.homography_pairs import HomographyConfig
 from s2dloc.datasets.image_sets import IMAGE_PATTERNS
 from s2dloc.features.disk_backbone import DISKBackboneConfig
-from s2dloc.features.gnnet import GNNetConfig, merge_config
+from s2dloc.features.gnnet import GNNetConfig
 from s2dloc.utils.config import (
     ConfigError,
+    from_settings,
     in_range,
     merge,
     one_of,
@@ -123,17 +124,11 @@ def model_settings(model: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(freeze, bool):
         raise ConfigError(f"setting 'model.freeze_trunk' must be a boolean, got {freeze!r}")
     cls = MODEL_CONFIGS[name]
-    defaults = {}
-    for f in dataclasses.fields(cls):  # a union-typed field (int | tuple) accepts either
-        v = getattr(cls(), f.name)
-        defaults[f.name] = None if "|" in str(f.type) else list(v) if isinstance(v, tuple) else v
     try:
-        checked = merge(defaults, model, prefix="model.")  # unknown keys, wrong types
-        conf = merge_config(cls, {k: checked[k] for k in model})
+        conf = from_settings(cls, model, prefix="model.")  # unknown keys, wrong types
     except ConfigError as err:
-        raise ConfigError(
-            f"{err} (model.name {name!r}: valid keys {[*MODEL_KEYS, *defaults]})"
-        ) from err
+        valid = [*MODEL_KEYS, *(f.name for f in dataclasses.fields(cls))]
+        raise ConfigError(f"{err} (model.name {name!r}: valid keys {valid})") from err
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model settings of {name!r}: {err}") from err
     return {"name": name, "freeze_trunk": freeze, **settings_of(conf)}

@@ -133,8 +133,7 @@ def merge(
             out[key] = merge(out[key], value, checks=None, prefix=f"{where}.")
         else:
             out[key] = _coerce(out[key], value, where)
-    if not prefix:
-        validate(out, checks or {})
+    validate(out, checks or {})
     return out
 
 
@@ -237,10 +236,12 @@ def from_settings(
     *,
     base: T | None = None,
     checks: Mapping[str, Check] | None = None,
+    prefix: str = "",
 ) -> T:
     """An instance of dataclass ``cls``: its fields' defaults (or the fields of ``base``, e.g. a
     preset) updated with ``overrides`` by :func:`merge` (unknown keys, wrong types and failed
-    ``checks`` raise :class:`ConfigError`). Lists become tuples where the default is a tuple.
+    ``checks`` raise :class:`ConfigError`; keys are named with ``prefix``, e.g. ``"model."``).
+    Lists become tuples where the default is a tuple.
     """
     if base is None:
         raw = _raw_defaults(cls)
@@ -250,7 +251,7 @@ def from_settings(
     if missing:
         raise ConfigError(f"settings {missing} are required (they have no default)")
     defaults = _field_defaults(cls) if base is None else settings_of(base)
-    merged = merge(defaults, overrides, checks=checks)
+    merged = merge(defaults, overrides, checks=checks, prefix=prefix)
     kwargs = {
         f.name: tuple(merged[f.name]) if isinstance(raw[f.name], tuple) else merged[f.name]
         for f in dataclasses.fields(cls)
