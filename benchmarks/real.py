@@ -52,6 +52,7 @@ from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.localization import Localizer
 from s2dloc.localization.baseline_lightglue import LightGlueBaseline, disk_features, load_disk
 from s2dloc.localization.baseline_sift import SiftBaseline
+from s2dloc.localization.config import resolve
 from s2dloc.localization.real_bench import (
     basin_problems,
     global_describer,
@@ -60,6 +61,7 @@ from s2dloc.localization.real_bench import (
     synthetic_retrieval,
 )
 from s2dloc.training.data import synthetic_world
+from s2dloc.utils.config import parse_overrides
 from s2dloc.utils.table import format_table
 from s2dloc.viz.verdict import write_run
 
@@ -107,6 +109,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "outputs" / "real")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
+        "--conf", nargs="*", default=[], metavar="KEY=VALUE", help="localization settings"
+    )
+    p.add_argument(
         "--runs",
         type=Path,
         metavar="DIR",
@@ -128,12 +133,19 @@ def extractor_names(args) -> list[str]:
     return names
 
 
+def localization_conf(args, extractor: str) -> dict:
+    """The localization settings of one extractor's rows: ``--num-refs`` and ``--conf``."""
+    conf = parse_overrides(args.conf)
+    conf.setdefault("retrieval", {})["num_refs"] = args.num_refs
+    return resolve({**conf, "extractor": extractor})
+
+
 def localize_all(scene, args, names, runs: list | None = None) -> list:
     """Records of every method on one scene; ``runs`` collects ``(extractor, record,
     QueryResult)`` of the s2dloc methods."""
     records, k = [], args.num_refs
     for ext in names:
-        conf = {"extractor": ext, "retrieval": {"num_refs": k}}
+        conf = localization_conf(args, ext)
         extractor = load_extractor_or_baseline(ext)
         loc = Localizer(scene.map, conf, extractor=extractor, progress=False)
         results = []
@@ -267,8 +279,10 @@ def synthetic_rows(args, names) -> list:
     world = synthetic_world("street", 0, ("night", "snow"), (320, 240), num=24)
     rows = []
     for ext in names:
-        describe = global_describer(load_extractor_or_baseline(ext))
-        rows.append([f"s2dloc {ext}", f"{synthetic_retrieval(world, describe, args.num_refs):.0f}"])
+        conf = localization_conf(args, ext)
+        describe = global_describer(load_extractor_or_baseline(ext), conf)
+        recall = synthetic_retrieval(world, describe, args.num_refs)
+        rows.append([f"s2dloc {ext}", f"{recall:.0f}"])
     if not args.no_lightglue:
         disk = load_disk()
         recall = synthetic_retrieval(

@@ -36,6 +36,7 @@ from s2dloc.localization.cache import DescriptorSpec
 from s2dloc.localization.config import resolve
 from s2dloc.localization.map import Map, RefImage, read_rgb
 from s2dloc.localization.query import Query
+from s2dloc.localization.retrieval import Retrieval
 from s2dloc.mapping.known_poses import triangulate_known_poses
 
 logger = logging.getLogger(__name__)
@@ -193,19 +194,26 @@ def basin_problems(
 
 
 def synthetic_retrieval(
-    world, describe: Callable[[np.ndarray], torch.Tensor], k: int = 5, min_fraction: float = 0.3
+    world,
+    describe: Callable[[np.ndarray], torch.Tensor],
+    k: int = 5,
+    min_fraction: float = 0.3,
 ) -> float:
-    """Retrieval recall@k (%) on a synthetic world: database views ranked by the cosine
-    similarity of ``describe(image uint8) -> (G,)``; a view is correct when ``min_fraction`` of
-    its depth-lifted grid points project into the query at its true pose."""
+    """Retrieval recall@k (%) on a synthetic world: database views ranked as the pipeline ranks
+    them (:class:`~s2dloc.localization.retrieval.Retrieval`) by ``describe(image uint8) ->
+    (G,)``; a view is correct when ``min_fraction`` of its depth-lifted grid points project
+    into the query at its true pose."""
     db = list(world.database)
-    glob = torch.stack([describe(_uint8(v.rgb)) for v in db])
+    retrieval = Retrieval(
+        [str(i) for i in range(len(db))],
+        torch.stack([describe(_uint8(v.rgb)) for v in db]),
+    )
     pts = {str(i): depth_points(v.depth, v.camera, v.cam_from_world) for i, v in enumerate(db)}
     hits = []
     for q in world.queries:
-        top = torch.topk(glob @ describe(_uint8(q.rgb)), min(k, len(db))).indices.tolist()
+        top = [name for name, _ in retrieval(describe(_uint8(q.rgb)), k)]
         correct = correct_references(pts, q.camera, q.cam_from_world, min_fraction)
-        hits.append(retrieval_hit([str(i) for i in top], correct, k))
+        hits.append(retrieval_hit(top, correct, k))
     return 100 * float(np.mean(hits))
 
 
