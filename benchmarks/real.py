@@ -24,6 +24,9 @@ Sections:
    ``s2dloc.fpnp.start_search``), "+ coarse + search".
 4. ``--fountain``: the rows of ``benchmarks/features.py --dataset fountain`` (run as is).
 
+``--conf KEY=VALUE ...`` sets localization settings (``s2dloc localize --conf`` syntax) for
+every s2dloc row; its ``fpnp.solver.*`` keys also configure the basin's solver.
+
     .venv/bin/python benchmarks/real.py --scenes castle-P30 --max-queries 3 \\
         --conditions none dark very_dark
 """
@@ -109,7 +112,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "outputs" / "real")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
-        "--conf", nargs="*", default=[], metavar="KEY=VALUE", help="localization settings"
+        "--conf",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="localization settings (fpnp.solver.* also for the basin)",
     )
     p.add_argument(
         "--runs",
@@ -236,14 +243,15 @@ def write_runs(folder: Path, runs: list, scenes) -> None:
 def basin_rows(scenes, args, names) -> list:
     """Basin rows per extractor, variant and condition; the problems of each level set are
     extracted once and shared by the solvers that use them."""
-    plain = fpnp_solver(FeatureMetricPnP())
+    solver_conf = localization_conf(args, names[0])["fpnp"]["solver"]  # --conf fpnp.solver.*
+    plain = fpnp_solver(FeatureMetricPnP(**solver_conf))
     factors = tuple(args.coarse_levels)
     level_sets = [((), [("", plain)])]
     if factors:
         solvers = [(" + coarse", plain)]
         if args.start_search:
             step, steps = args.start_search[0], int(args.start_search[1])
-            search = fpnp_solver(FeatureMetricPnP(), start_search=(step, steps))
+            search = fpnp_solver(FeatureMetricPnP(**solver_conf), start_search=(step, steps))
             solvers.append((" + coarse + search", search))
         level_sets.append((factors, solvers))
     rows = []
