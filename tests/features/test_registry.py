@@ -126,6 +126,12 @@ def test_disk_head_folded_into_last_convolution(disk_weights):
     g_fold = torch.autograd.grad(folded.square().sum(), model.heads[0].weight)[0]
     g_plain = torch.autograd.grad(plain.square().sum(), model.heads[0].weight)[0]
     torch.testing.assert_close(g_fold, g_plain, rtol=1e-8, atol=1e-10)
+    with torch.no_grad():
+        folded_levels = model(x)
+        model.fold_head = False
+        plain_levels = model(x)
+    for a, b in zip(folded_levels, plain_levels, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_disk_checkpoint_round_trip(disk_weights, tmp_path):

@@ -107,6 +107,7 @@ class DISKBackbone(HeadedExtractor):
             disk.load_state_dict(state["extractor"])
             logger.info("loaded DISK %r weights from %s", conf.weights, path)
         self.trunk = disk.unet
+        self.fold_head = True  # see _headed_last_block (False: the plain, slower order)
         self.desc_dim = disk.desc_dim
         self.heads = nn.ModuleList([nn.Conv2d(c, conf.channels, 1) for c in self.trunk_channels])
         for head in self.heads:
@@ -157,7 +158,8 @@ class DISKBackbone(HeadedExtractor):
             raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")
         size = (images.shape[-2], images.shape[-1])
         multiple = 2 ** len(self.trunk.up)
-        fold = self.confidence_heads is None  # confidence heads read the 128-d activations
+        # Confidence heads read the 128-d activations, so they need the unfolded head.
+        fold = self.fold_head and self.confidence_heads is None
         acts = self._trunk(pad_to_multiple(images, multiple), fold)
         heads = list(self.heads)
         if fold:  # the stride-1 head is already applied

@@ -1,0 +1,54 @@
+"""Feature extraction time per image at 640x480 (or ``--size W H``) on this machine, per
+extractor, with ratios against the DISK trunk run with its stride-1 head NOT folded into the
+last convolution (the baseline, measured in the same run).
+
+    .venv/bin/python benchmarks/extract.py [--size 640 480] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from s2dloc.features.registry import load_extractor_or_baseline
+from s2dloc.utils.table import format_table
+
+
+def time_ms(extractor, image: torch.Tensor, repeats: int) -> tuple[float, float, float]:
+    """Median, min and max milliseconds of ``extractor(image)`` after one warm-up call."""
+    with torch.inference_mode():
+        extractor(image)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            extractor(image)
+            times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times), min(times), max(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    W, H = args.size
+    image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(0))
+    unfolded = load_extractor_or_baseline("default").eval()
+    unfolded.fold_head = False
+    rows = [("default, head not folded (baseline)", unfolded)]
+    rows += [(n, load_extractor_or_baseline(n).eval()) for n in ("default", "disk-trunk", "gnnet")]
+    base = None
+    table = []
+    for name, extractor in rows:
+        med, lo, hi = time_ms(extractor, image, args.repeats)
+        base = base or med
+        table.append([name, f"{med:.0f} [{lo:.0f}, {hi:.0f}]", f"{med / base:.2f}x"])
+    print(f"{W}x{H}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(format_table(table, ["extractor", "ms per image [min, max]", "x baseline"]))
+
+
+if __name__ == "__main__":
+    main()
