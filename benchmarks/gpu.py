@@ -6,7 +6,7 @@
 - Extraction: GN-Net and the DISK trunk (random weights: speed does not depend on them) on
   640x480 images, batches of 1 and 8.
 - Localization: queries/s of ``Localizer.localize`` on a small synthetic world with the shipped
-  GN-Net (``load_extractor("gnnet")``). Only the extractor is placed on the device:
+  default features (``load_extractor("default")``). Only the extractor is placed on the device:
   ``DenseExtractor.extract`` hands CPU maps to the pipeline, so matching, PnP-RANSAC and F-PnP
   run on the CPU.
 
@@ -208,14 +208,14 @@ def bench_localize(conf: BenchConfig, device: torch.device, world) -> list[Measu
     map_, queries = world
     cfg = PRESETS[conf.world]
     loc_conf = {"s2d": {"match_stride": 4}} if cfg.width <= 160 else None
-    extractor = load_extractor("gnnet").to(device)  # the shipped checkpoint
+    extractor = load_extractor("default").to(device)  # the shipped default
     loc = Localizer(map_, loc_conf, extractor=extractor, progress=False)
     loc.localize(queries[0])  # warm-up
     one_pass = dataclasses.replace(conf, repeats=1, cpu_repeats=1)
     t = timed(lambda: [loc.localize(q) for q in queries], device, one_pass, warmup=False)
     note = f"{sum(r.success for r in t.output)}/{len(queries)} queries localized"
     setting = f"{conf.world} world {cfg.width}x{cfg.height}"
-    m = Measurement("localize (GN-Net)", setting, device.type, t.ms, len(queries), t.peak_mib)
+    m = Measurement("localize (default)", setting, device.type, t.ms, len(queries), t.peak_mib)
     return [dataclasses.replace(m, note=note)]
 
 
