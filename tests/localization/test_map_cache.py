@@ -63,3 +63,26 @@ def test_cache_resumable_and_overwrite(world_map, tmp_path):
     other = resolve({"s2d": {"match_stride": 8}})
     with pytest.raises(ValueError, match="other settings"):
         build_cache(world_map, ext, path, other, progress=False)
+
+
+def test_global_level_pools_maps_of_about_90_pixels(world_map):
+    from s2dloc.localization.cache import resolve_global_levels
+    from s2dloc.localization.descriptors import global_level
+
+    strides = (1, 2, 4, 8)
+    assert [global_level(strides, side) for side in (90, 160, 320, 768, 1536)] == [0, 1, 2, 3, 3]
+    assert global_level((1, 2, 4, 8, 16), 1536) == 4
+    conf = resolve(CONF)
+    assert conf["retrieval"]["levels"] is None  # the default: chosen per map
+    fixed = resolve_global_levels(conf, strides, world_map)  # 160x120 images: stride 2
+    assert fixed["retrieval"]["levels"] == [-3] and conf["retrieval"]["levels"] is None
+    explicit = resolve({**CONF, "retrieval": {"levels": [-1]}})
+    assert resolve_global_levels(explicit, strides, world_map) is explicit
+    assert resolve({"retrieval": {"levels": "auto"}})["retrieval"]["levels"] == "auto"
+    from s2dloc.localization import Localizer
+
+    loc = Localizer(world_map, CONF, extractor=PatchProjection(), progress=False)
+    assert loc.conf["retrieval"]["levels"] == [-3]  # what references and queries pool
+    for bad in ([], "coarsest", [1.5]):
+        with pytest.raises(ValueError, match="retrieval.levels.*null, 'auto' or a non-empty list"):
+            resolve({"retrieval": {"levels": bad}})

@@ -14,8 +14,10 @@ refused as stale.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +59,26 @@ class DescriptorSpec:
         if ctx is None or ctx == "auto":
             ctx = 1 if sum(maps[i].shape[0] for i in levels) < 32 else 0
         n = len(maps)
-        glevels = sorted({int(i) % n for i in conf["retrieval"]["levels"]})
+        chosen = conf["retrieval"]["levels"]
+        if chosen is None or chosen == "auto":  # this image's own size (see resolve_levels)
+            long_side = max(maps[0].shape[-2:]) * strides[0]
+            chosen = [D.global_level(strides, long_side)]
+        glevels = sorted({int(i) % n for i in chosen})
         return cls(m, levels, int(ctx), glevels)
+
+
+def resolve_global_levels(conf: dict, strides: Sequence[float], map_: Map) -> dict:
+    """``conf`` with ``retrieval.levels`` fixed for a whole map: null or ``"auto"`` becomes the
+    level :func:`~s2dloc.localization.descriptors.global_level` picks for the median long side
+    of the map's images (an extractor's ``strides``), so that references and queries of any
+    size pool the same level."""
+    if conf["retrieval"]["levels"] not in (None, "auto"):
+        return conf
+    sides = [float(map_[n].camera.size.max()) for n in map_.names]
+    level = D.global_level(strides, float(np.median(sides))) if sides else -1
+    out = copy.deepcopy(conf)
+    out["retrieval"]["levels"] = [level - len(strides) if level >= 0 else level]
+    return out
 
 
 @dataclass

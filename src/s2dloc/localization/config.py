@@ -24,7 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "extractor": "default",
     "retrieval": {
         "num_refs": 5,  # top-k references per query
-        "levels": [-2],  # levels pooled into the global descriptor (-1: coarsest, -2: stride 4)
+        # Levels pooled into the global descriptor (-1: coarsest); null or "auto": the level
+        # whose long side is nearest 90 px in the map's images (descriptors.global_level).
+        "levels": None,
         "grid": 4,  # GeM over a grid x grid layout
         "gem_p": 3.0,
     },
@@ -95,8 +97,13 @@ def _context(value: Any) -> str | None:
     return None if ok else "must be 'auto', null or an integer >= 0"
 
 
-def _non_empty(value: Any) -> str | None:
-    return None if value else "must be a non-empty list of levels (-1: coarsest)"
+def _global_levels(value: Any) -> str | None:
+    if value is None or value == "auto":
+        return None
+    ints = isinstance(value, list | tuple) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    )
+    return None if ints and value else "must be null, 'auto' or a non-empty list of levels"
 
 
 def _positive_number(value: Any) -> str | None:
@@ -107,7 +114,7 @@ def _positive_number(value: Any) -> str | None:
 POSITIVE = in_range(0, lo_open=True)
 CHECKS: dict[str, Check] = {
     "retrieval.num_refs": in_range(1),
-    "retrieval.levels": _non_empty,
+    "retrieval.levels": _global_levels,
     "retrieval.grid": in_range(1),
     "retrieval.gem_p": POSITIVE,
     "s2d.match_stride": in_range(1),

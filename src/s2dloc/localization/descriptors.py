@@ -9,6 +9,8 @@ Pixel coordinates are full-resolution COLMAP coordinates; a level's coordinates 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,17 @@ logger = logging.getLogger(__name__)
 def level_strides(maps: list[torch.Tensor], width: int) -> list[float]:
     """Effective stride of each level ``W / W_l``."""
     return [width / m.shape[-1] for m in maps]
+
+
+GLOBAL_SIDE = 90.0  # pixels: the long side of the level pooled into the global descriptor
+
+
+def global_level(strides: Sequence[float], long_side: float, side: float = GLOBAL_SIDE) -> int:
+    """Index of the level whose long side ``long_side / stride`` is nearest ``side`` pixels
+    (in ratio), so that the global descriptor pools maps of about the same size, and so about
+    the same share of the scene per cell, whatever the image size: stride 4 for 320x240
+    images, stride 8 for 768x512."""
+    return min(range(len(strides)), key=lambda i: abs(math.log(long_side / strides[i] / side)))
 
 
 def match_level(strides: list[float], match_stride: float) -> int:

@@ -26,7 +26,13 @@ from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.localization import descriptors as D
 from s2dloc.localization import stages as S
 from s2dloc.localization import verify as V
-from s2dloc.localization.cache import DescriptorSpec, build_cache, compute_all, load_cache
+from s2dloc.localization.cache import (
+    DescriptorSpec,
+    build_cache,
+    compute_all,
+    load_cache,
+    resolve_global_levels,
+)
 from s2dloc.localization.config import resolve
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult
@@ -62,9 +68,10 @@ class Localizer:
     ):
         self.map = map_
         self.matches_file = None if matches is None else Path(matches)
-        self.conf = resolve(conf, preset)
-        self.extractor = extractor or D.load_extractor(self.conf["extractor"])
+        conf = resolve(conf, preset)
+        self.extractor = extractor or D.load_extractor(conf["extractor"])
         self.extractor.eval()
+        self.conf = resolve_global_levels(conf, self.extractor.strides, map_)
         if cache is None:
             self.refs = compute_all(map_, self.extractor, self.conf, progress)
         else:  # build=False: only read a cache built by another process (see distributed.py)
