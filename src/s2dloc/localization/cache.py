@@ -60,7 +60,7 @@ class DescriptorSpec:
             ctx = 1 if sum(maps[i].shape[0] for i in levels) < 32 else 0
         n = len(maps)
         chosen = conf["retrieval"]["levels"]
-        if chosen is None or chosen == "auto":  # this image's own size (see resolve_levels)
+        if chosen is None or chosen == "auto":  # this image's own size (see resolve_global_levels)
             long_side = max(maps[0].shape[-2:]) * strides[0]
             chosen = [D.global_level(strides, long_side)]
         glevels = sorted({int(i) % n for i in chosen})
