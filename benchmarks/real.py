@@ -243,15 +243,15 @@ def write_runs(folder: Path, runs: list, scenes) -> None:
 def basin_rows(scenes, args, names) -> list:
     """Basin rows per extractor, variant and condition; the problems of each level set are
     extracted once and shared by the solvers that use them."""
-    solver_conf = localization_conf(args, names[0])["fpnp"]["solver"]  # --conf fpnp.solver.*
-    plain = fpnp_solver(FeatureMetricPnP(**solver_conf))
+    solver = FeatureMetricPnP(**localization_conf(args, names[0])["fpnp"]["solver"])
+    plain = fpnp_solver(solver)  # --conf fpnp.solver.* settings
     factors = tuple(args.coarse_levels)
     level_sets = [((), [("", plain)])]
     if factors:
         solvers = [(" + coarse", plain)]
         if args.start_search:
             step, steps = args.start_search[0], int(args.start_search[1])
-            search = fpnp_solver(FeatureMetricPnP(**solver_conf), start_search=(step, steps))
+            search = fpnp_solver(solver, start_search=(step, steps))
             solvers.append((" + coarse + search", search))
         level_sets.append((factors, solvers))
     rows = []

@@ -21,9 +21,7 @@ def merge_config(cls: type[C], conf: dict[str, Any] | C | None = None, **overrid
     become tuples where the default is a tuple, so a config read back from a file compares
     equal.
     """
-    values: dict[str, Any] = settings_of(conf) if dataclasses.is_dataclass(conf) else {}
-    if conf is not None and not dataclasses.is_dataclass(conf):
-        values.update(conf)
+    values = settings_of(conf) if dataclasses.is_dataclass(conf) else dict(conf or {})
     values.update(overrides)
     return from_settings(cls, values)
 

@@ -75,9 +75,10 @@ def resolve_global_levels(conf: dict, strides: Sequence[float], map_: Map) -> di
     if conf["retrieval"]["levels"] not in (None, "auto"):
         return conf
     sides = [float(map_[n].camera.size.max()) for n in map_.names]
-    level = D.global_level(strides, float(np.median(sides))) if sides else -1
+    # A negative index, as levels are written by hand (-1: coarsest).
+    level = D.global_level(strides, float(np.median(sides))) - len(strides) if sides else -1
     out = copy.deepcopy(conf)
-    out["retrieval"]["levels"] = [level - len(strides) if level >= 0 else level]
+    out["retrieval"]["levels"] = [level]
     return out
 
 
