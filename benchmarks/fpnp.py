@@ -3,9 +3,9 @@
 Problem sizes: N in {256, 1024, 4096} points, C in {32, 128} channels, batch in {1, 16},
 3 levels with the finest at 640x480; feature maps are smooth random fields. Every refinement
 runs exactly 10 LM iterations per level (30 in all, set-up included) through the documented
-``refine`` / ``refine_batch`` calls. Each cell is the median over repeats with [min, max];
-"CPU" is process CPU time (all threads). Ratios are against the baseline measured in the same
-run: the compiled path on channels-last maps (the layout it used to need).
+``refine`` / ``refine_batch`` calls, alternating between the layouts compared. Each cell is the
+median over repeats with [min, max]; "CPU" is process CPU time (all threads). Ratios are
+against the baseline measured in the same run: the compiled path on channels-last maps.
 
 Layouts: "plain" maps are ordinary contiguous ``(C, H, W)`` tensors (what a user hands over);
 "channels-last" maps are stored ``(H, W, C)``. The compiled path reads both in place; the torch
@@ -57,16 +57,25 @@ class Timing:
         return f"{self.median:.2f} [{self.low:.2f}, {self.high:.2f}]{ratio}"
 
 
-def timed(fn, repeats: int) -> Timing:
-    """Time ``fn()`` ``repeats`` times after one warm-up call (and compilation)."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
+def timed(*fns, repeats: int) -> list[Timing]:
+    """Time each of ``fns`` ``repeats`` times after one warm-up call (and compilation).
+
+    The calls alternate (a, b, a, b, ...), so a drift of the machine's speed during the run
+    affects every function alike and their ratios stay comparable.
+    """
+    for fn in fns:
         fn()
-        wall.append(1000 * (time.perf_counter() - w0))
-        cpu.append(1000 * (time.process_time() - c0))
-    return Timing(statistics.median(wall), min(wall), max(wall), statistics.median(cpu))
+    wall, cpu = [[] for _ in fns], [[] for _ in fns]
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(1000 * (time.perf_counter() - w0))
+            cpu[k].append(1000 * (time.process_time() - c0))
+    return [
+        Timing(statistics.median(w), min(w), max(w), statistics.median(c))
+        for w, c in zip(wall, cpu, strict=True)
+    ]
 
 
 def make_problem(B: int, N: int, C: int, seed: int = 0):
@@ -110,11 +119,14 @@ def speed_table(quick: bool, repeats: int) -> None:
     for N, C, B in sizes:
         problem = make_problem(B, N, C)
         k = max(3, min(repeats, int(repeats * 32768 / (B * N * C))))
-        base = timed(run("numba", problem, B, "channels-last"), k)
-        plain = timed(run("numba", problem, B, "plain"), k)
-        kt = max(3, k // 5)
-        torch_plain = timed(run("torch", problem, B, "plain"), kt)
-        torch_cl = timed(run("torch", problem, B, "channels-last"), kt)
+        base, plain = timed(
+            run("numba", problem, B, "channels-last"), run("numba", problem, B, "plain"), repeats=k
+        )
+        torch_plain, torch_cl = timed(
+            run("torch", problem, B, "plain"),
+            run("torch", problem, B, "channels-last"),
+            repeats=max(3, k // 5),
+        )
         rows.append(
             [
                 N,
@@ -144,7 +156,7 @@ def speed_table(quick: bool, repeats: int) -> None:
     ]
     print(format_table(rows, headers))
     m = torch.randn(1, 32, H, W)
-    conv = timed(lambda: m.contiguous(memory_format=torch.channels_last), 5)
+    (conv,) = timed(lambda: m.contiguous(memory_format=torch.channels_last), repeats=5)
     print(f"converting one plain 32x{H}x{W} map to channels-last: {conv.cell()} ms")
 
 
@@ -168,7 +180,7 @@ def converged_table(trials: int = 10) -> None:
                 return solver.refine(points, ref, query, problem.camera, init)
 
             res = call()
-            times.append(timed(call, 3).median)
+            times.append(timed(call, repeats=3)[0].median)
             iters.append(int(res.iterations.sum()))
             errs.append(float(res.pose.angle_to(problem.query_pose)))
             ok += bool(res.success)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from s2dloc.fpnp import FeatureMetricPnP, RobustLoss
-from s2dloc.fpnp.fast import conf_vector, level_arrays
+from s2dloc.fpnp.fast import bind_map, conf_vector, level_arrays
 from s2dloc.fpnp.kernel_model import LOSS_IDS, robust_loss
 from s2dloc.fpnp.kernels import evaluate
 from s2dloc.fpnp.levels import prepare_levels
@@ -45,7 +45,7 @@ def _evaluations(model: str, name: str, alpha: float, dtype: torch.dtype):
     out = []
     for b in range(3):
         H, g, sq = np.empty((6, 6)), np.empty(6), np.empty(points.shape[1])
-        fm = (fmap[0], fmap[1][b])
+        fm = bind_map(fmap[0], fmap[1][b], np.arange(points.shape[1]), ref.shape[-1])
         cost, _, nvalid, *_ = evaluate(
             points[b].double().numpy(),
             M[b].double().numpy(),
@@ -179,3 +179,66 @@ def test_compiled_path_reads_any_layout_in_place(layout):
     out = batch.run(solver)
     assert out.success.all() and out.iterations.tolist() == ref.iterations.tolist()
     assert out.pose.angle_to(ref.pose).max() < 1e-9  # (summation order may differ)
+
+
+def test_texel_cache_reads_what_the_map_holds():
+    """Plain maps are read through the per-point texel cache: a sequence of poses that keeps
+    some points in their cell and moves others (hits, misses, returns) gives the evaluations
+    of reading the map in place."""
+    batch = well_posed(4, B=1, N=64)
+    levels, w = prepare_levels(
+        batch.points,
+        batch.refs,
+        batch.maps,
+        batch.camera,
+        batch.init,
+        None,
+        None,
+        channels_last=False,
+    )
+    (flat, layout), ref, cam = level_arrays(levels[-1])
+    assert layout[0, 3] != 1  # plain (C, H, W): channels far apart
+    solver = FeatureMetricPnP()
+    conf, N = conf_vector(solver.conf, 0.5), batch.points.shape[1]
+    order = np.arange(N)
+    cached = bind_map(flat, layout[0], order, ref.shape[-1])
+    direct = bind_map(flat, layout[0], order, ref.shape[-1], cache=False)
+    assert cached[2].size == 12 * N * ref.shape[-1] and direct[2].size == 0
+    points = batch.points[0].double().numpy()
+    M0 = batch.init.matrix()[0].double().numpy()
+    moves = [np.eye(4)] + [np.eye(4) for _ in range(3)]
+    for k, shift in enumerate([0.0, 0.002, 0.02, 0.0]):  # back to the start at the end
+        moves[k][0, 3] = shift
+    hits_seen = []
+    for move in moves:
+        M = move @ M0
+        outs = []
+        for fmap in (cached, direct):
+            H, g, sq = np.empty((6, 6)), np.empty(6), np.empty(N)
+            ev = evaluate(
+                points,
+                M,
+                fmap,
+                ref[0],
+                w[0].double().numpy(),
+                cam[0],
+                False,
+                conf,
+                0.5,
+                H,
+                g,
+                sq,
+                order,
+            )
+            outs.append((ev, H.copy(), g.copy(), sq.copy()))
+        (ev_c, H_c, g_c, sq_c), (ev_d, H_d, g_d, sq_d) = outs
+        # Equal up to the order of the channel sums (the cache is read vectorized).
+        assert ev_c[2] == ev_d[2] > 30
+        np.testing.assert_allclose(ev_c, ev_d, rtol=1e-12)
+        for a, b in ((H_c, H_d), (g_c, g_d), (sq_c, sq_d)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+        hits_seen.append(cached[3][:, 1:].copy())
+    # The small move kept some points in their cell and moved others; the larger one moved more.
+    same_small = (hits_seen[1] == hits_seen[0]).all(1)
+    same_large = (hits_seen[2] == hits_seen[0]).all(1)
+    assert 0 < same_large.sum() < same_small.sum() < N

@@ -22,16 +22,17 @@ What is guaranteed (tested in ``tests/fpnp/test_backends.py`` over models, losse
   round-off of its threshold; none does on the seeded fuzz set (``test_fuzz.py``).
 
 Points are visited in image-row order (sorted once per level), which keeps consecutive reads
-close in memory; maps whose channels are not adjacent in memory (plain ``(C, H, W)``) are
-still about 2x slower to sample than channels-last ones (see ``benchmarks/fpnp.py``): each
-point then touches one cache line per channel and row, and the channel loop cannot be
-vectorized. Copying each point's texels into a channels-last cache, refilled only when the
-point leaves it, measured no faster: the transposing copy costs about as much as the reads it
-saves (plane strides that are multiples of 4 KiB make it conflict in the L1 cache).
+close in memory. Maps whose channels are not adjacent in memory (plain ``(C, H, W)``) cost one
+cache line per channel and row for each point, and their channel loop cannot be vectorized; a
+per-point texel cache (:func:`bind_map`) copies the 12 texels a point reads, all channels,
+channels-last when the point enters a pixel cell, and later evaluations in that cell read the
+copy. An LM iteration moves most points by less than a pixel, so after the first evaluation of
+a level most reads hit the cache (``benchmarks/fpnp.py`` compares the layouts).
 """
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
@@ -112,23 +113,53 @@ class QueryStats:
     sq_grad: np.ndarray
 
 
+_thread_scratch = threading.local()
+
+
+def _scratch(size: int, dtype) -> np.ndarray:
+    """This thread's buffer for the texel cache: ``(size,)`` values of ``dtype``, kept and
+    reused between calls (a fresh buffer per level costs its page faults every time)."""
+    if size == 0:
+        return np.empty(0, dtype=dtype)
+    buf = getattr(_thread_scratch, "buffer", None)
+    if buf is None or buf.dtype != dtype or buf.size < size:
+        buf = _thread_scratch.buffer = np.empty(size, dtype=dtype)
+    return buf[:size]
+
+
+def bind_map(flat: np.ndarray, layout: np.ndarray, order: np.ndarray, C: int, cache=True):
+    """One query's map for the kernels: ``(flat, layout (6,), texels, cells)``.
+
+    Maps whose channels are not adjacent in memory (``layout[3] != 1``) get a texel cache
+    (see :func:`~s2dloc.fpnp.kernels.sample_gram`) unless ``cache`` is False: ``texels``
+    holds 12 texels x ``C`` channels per point, and ``cells (N, 3)`` int64 rows
+    ``(slot, x0, y0)`` say which cell a point's slot holds (none yet). Point ``order[k]``
+    gets slot ``k``, so a pass in ``order`` reads and writes the cache sequentially.
+    """
+    N = order.shape[0] if cache and layout[3] != 1 else 0
+    cells = np.full((N, 3), np.iinfo(np.int64).min, dtype=np.int64)
+    cells[order[:N], 0] = np.arange(N)
+    return flat, layout, _scratch(12 * N * C, flat.dtype), cells
+
+
 def _solve_query(b: int, levels: list, pts, w, M, conf_v: np.ndarray, has_dist: bool) -> QueryStats:
     """Coarse-to-fine LM for query ``b`` (updates ``M[b]``)."""
     H, g = np.zeros((6, 6)), np.zeros(6)
     M0 = M[b].copy()
     iters, ok = [], True
+    N = pts.shape[1]
     for (flat, layout), ref, cam in levels:
-        fmap = (flat, layout[b])
+        order = row_order(pts[b], M[b], layout[b, 5], cam[b], has_dist, conf_v)
+        fmap = bind_map(flat, layout[b], order, ref.shape[-1])
         args = (pts[b], M[b], fmap, ref[b], w[b], cam[b], has_dist, conf_v)
-        order = row_order(pts[b], M[b], fmap, cam[b], has_dist, conf_v)
         it, ok_l, scale, cost, _, nvalid, res_var, nres = solve_level(*args, H, g, order)
         iters.append(it)
         ok = ok and ok_l
-    N = pts.shape[1]
     sq, sq_match, sq_null, sq_grad = np.empty(N), np.empty(N), np.empty(N), np.empty(N)
-    args = (pts[b], M0, fmap, ref[b], w[b], cam[b], has_dist, conf_v)
-    ev0 = evaluate(*args, scale, np.empty((6, 6)), np.empty(6), sq, order)  # same sums
-    match_residuals(pts[b], M[b], *args[2:], sq_match, sq_null, sq_grad)
+    # Same sums as the torch path. Not cached: at M0 the texels would be copied for one read.
+    args = (pts[b], M0, bind_map(flat, layout[b], order, 0, cache=False), *args[3:])
+    ev0 = evaluate(*args, scale, np.empty((6, 6)), np.empty(6), sq, order)
+    match_residuals(pts[b], M[b], fmap, *args[3:], sq_match, sq_null, sq_grad)
     return QueryStats(
         iterations=iters,
         ok=ok,

@@ -9,6 +9,10 @@ import math
 
 from numba import njit
 
+from s2dloc.fpnp.compiled_cache import drop_stale_kernels
+
+drop_stale_kernels()  # before any kernel is loaded from numba's cache
+
 LOSS_IDS = {"squared": 0, "cauchy": 1, "huber": 2, "barron": 3}
 CONF_NAMES = (
     "margin",

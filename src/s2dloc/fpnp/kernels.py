@@ -30,7 +30,8 @@ def _clamp(i, size):
 
 @njit(cache=True, inline="always")
 def _taps(u, v, Hm, Wm):
-    """Clamped column/row indices ``x0-1 .. x0+2``, ``y0-1 .. y0+2`` and bilinear weights.
+    """Clamped column/row indices ``x0-1 .. x0+2``, ``y0-1 .. y0+2``, bilinear weights and the
+    cell ``(x0, y0)`` that determines the indices.
 
     Clamping the indices reproduces ``grid_sample``'s border padding.
     """
@@ -39,7 +40,7 @@ def _taps(u, v, Hm, Wm):
     wx, wy = fu - x0, fv - y0
     xs = (_clamp(x0 - 1, Wm), _clamp(x0, Wm), _clamp(x0 + 1, Wm), _clamp(x0 + 2, Wm))
     ys = (_clamp(y0 - 1, Hm), _clamp(y0, Hm), _clamp(y0 + 1, Hm), _clamp(y0 + 2, Hm))
-    return xs, ys, (1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy
+    return xs, ys, (1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy, x0, y0
 
 
 @njit(cache=True, inline="always")
@@ -70,39 +71,91 @@ def _gram_loop(flat, rows, cols, weights, sc, ref, i):
     return sq, guu, guv, gvv, gur, gvr
 
 
+# A cell's 12 texels in the texel cache: rows -1 and 2 hold only columns 0 and 1.
+_ROW_A, _ROW_B, _ROW_M, _ROW_P = 0, 4, 7, 9  # row offsets in units of C; columns add 0..3
+
+
+@njit(cache=True, inline="always")
+def _fill_texels(flat, rows, cols, sc, C, buf, base):
+    """Copy the 12 texels of a cell, all channels, to ``buf[base : base + 12 C]``.
+
+    Texel ``(row, col)`` (rows and columns ordered -1, 0, 1, 2 around the cell) holds its
+    ``C`` channels contiguously at ``(_ROW_<row> + col) C``: rows 0 and 1 take slots 0-7,
+    rows -1 and 2 (columns 0 and 1 only) slots 8-11.
+    """
+    ra, rb, rm, rp = rows
+    cm, ca, cb, cp = cols
+    for c in range(C):
+        k = c * sc
+        o = base + c
+        buf[o] = flat[np.uint64(ra + cm + k)]
+        buf[o + C] = flat[np.uint64(ra + ca + k)]
+        buf[o + 2 * C] = flat[np.uint64(ra + cb + k)]
+        buf[o + 3 * C] = flat[np.uint64(ra + cp + k)]
+        buf[o + 4 * C] = flat[np.uint64(rb + cm + k)]
+        buf[o + 5 * C] = flat[np.uint64(rb + ca + k)]
+        buf[o + 6 * C] = flat[np.uint64(rb + cb + k)]
+        buf[o + 7 * C] = flat[np.uint64(rb + cp + k)]
+        buf[o + 8 * C] = flat[np.uint64(rm + ca + k)]
+        buf[o + 9 * C] = flat[np.uint64(rm + cb + k)]
+        buf[o + 10 * C] = flat[np.uint64(rp + ca + k)]
+        buf[o + 11 * C] = flat[np.uint64(rp + cb + k)]
+
+
 @njit(cache=True, inline="always")
 def sample_gram(fmap, u, v, ref, i):
     """Gram entries of ``[dF/du, dF/dv, r]`` at pixel ``(u, v)`` for point ``i``.
 
-    ``fmap = (flat, layout)``: a flat buffer and ``(offset, stride_h, stride_w, stride_c, H,
-    W)`` in elements, so maps of any memory layout are read in place. The five bilinear
-    samples at p, p +- e_u, p +- e_v share their fractional weights, so they read 12 pixels.
+    ``fmap = (flat, layout, texels, cells)``: a flat buffer and ``(offset, stride_h, stride_w,
+    stride_c, H, W)`` in elements, so maps of any memory layout are read in place, and a
+    per-point texel cache (:func:`s2dloc.fpnp.fast.bind_map`). The five bilinear samples at
+    p, p +- e_u, p +- e_v share their fractional weights, so they read 12 pixels. Maps whose
+    channels are not adjacent (``stride_c != 1``) are read through the cache: a point's 12
+    texels are copied channels-last when it enters a new cell and re-read from there until it
+    leaves.
     Returns ``(||r||^2, gu.gu, gu.gv, gv.gv, gu.r, gv.r)``.
     """
-    flat, lay = fmap
+    flat, lay, texels, cells = fmap
     off, sh, sw, sc = lay[0], lay[1], lay[2], lay[3]
-    (xm, xa, xb, xp), (ym, ya, yb, yp), a, b, c_, d = _taps(u, v, lay[4], lay[5])
+    (xm, xa, xb, xp), (ym, ya, yb, yp), a, b, c_, d, x0, y0 = _taps(u, v, lay[4], lay[5])
     rows = (off + ya * sh, off + yb * sh, off + ym * sh, off + yp * sh)
     cols = (xm * sw, xa * sw, xb * sw, xp * sw)
     if sc == 1:  # channels-last: a unit stride the compiler can vectorize
         return _gram_loop(flat, rows, cols, (a, b, c_, d), 1, ref, i)
-    return _gram_loop(flat, rows, cols, (a, b, c_, d), sc, ref, i)
+    C = ref.shape[1]
+    if texels.size == 0:
+        return _gram_loop(flat, rows, cols, (a, b, c_, d), sc, ref, i)
+    base = cells[i, 0] * 12 * C
+    if cells[i, 1] != x0 or cells[i, 2] != y0:
+        _fill_texels(flat, rows, cols, sc, C, texels, base)
+        cells[i, 1], cells[i, 2] = x0, y0
+    rows = (base + _ROW_A * C, base + _ROW_B * C, base + _ROW_M * C, base + _ROW_P * C)
+    return _gram_loop(texels, rows, (0, C, 2 * C, 3 * C), (a, b, c_, d), 1, ref, i)
 
 
 @njit(cache=True, inline="always")
-def sample_value(fmap, u, v, c):
-    """Bilinear value of channel ``c`` at pixel ``(u, v)`` (border padding), as above."""
-    flat, lay = fmap
-    off, sh, sw, sc = lay[0], lay[1], lay[2], lay[3]
-    (_, xa, xb, _), (_, ya, yb, _), a, b, c_, d = _taps(u, v, lay[4], lay[5])
-    ra, rb, ca, cb = off + ya * sh + c * sc, off + yb * sh + c * sc, xa * sw, xb * sw
+def sample_values(fmap, u, v, i, out):
+    """Bilinear values ``out (C,)`` of all channels at pixel ``(u, v)`` (border padding), read
+    from point ``i``'s cached texels when they hold this cell (``fmap`` as in
+    :func:`sample_gram`)."""
+    flat, lay, texels, cells = fmap
+    C = out.shape[0]
+    (_, xa, xb, _), (_, ya, yb, _), a, b, c_, d, x0, y0 = _taps(u, v, lay[4], lay[5])
+    if texels.size > 0 and cells[i, 1] == x0 and cells[i, 2] == y0:
+        base = cells[i, 0] * 12 * C
+        flat, sc, ra, rb, ca, cb = texels, 1, base + _ROW_A * C, base + _ROW_B * C, C, 2 * C
+    else:
+        off, sh, sw, sc = lay[0], lay[1], lay[2], lay[3]
+        ra, rb, ca, cb = off + ya * sh, off + yb * sh, xa * sw, xb * sw
     u64 = np.uint64
-    return (
-        a * flat[u64(ra + ca)]
-        + b * flat[u64(ra + cb)]
-        + c_ * flat[u64(rb + ca)]
-        + d * flat[u64(rb + cb)]
-    )
+    for c in range(C):
+        k = c * sc
+        out[c] = (
+            a * flat[u64(ra + ca + k)]
+            + b * flat[u64(ra + cb + k)]
+            + c_ * flat[u64(rb + ca + k)]
+            + d * flat[u64(rb + cb + k)]
+        )
 
 
 @njit(cache=True, inline="always")
@@ -165,7 +218,7 @@ def evaluate(points, M, fmap, ref, weights, cam, has_dist, conf, scale, H, g, sq
 
 
 @njit(cache=True, nogil=True)
-def row_order(points, M, fmap, cam, has_dist, conf):
+def row_order(points, M, width, cam, has_dist, conf):
     """Points ``(N,)`` sorted by the image row they project to at ``M`` (invalid ones last).
 
     Visiting points row by row keeps the pixels (and memory pages) of consecutive points close,
@@ -176,7 +229,7 @@ def row_order(points, M, fmap, cam, has_dist, conf):
     for i in range(points.shape[0]):
         X, Y, Z = transform(M, points, i)
         ok, _, v = project(X, Y, Z, cam, has_dist, conf[C_MARGIN], conf[C_MIN_DEPTH], J)
-        key[i] = math.floor(v) * fmap[1][5] if ok else np.inf
+        key[i] = math.floor(v) * width if ok else np.inf
     return np.argsort(key, kind="mergesort")
 
 
@@ -207,8 +260,7 @@ def match_residuals(points, M, fmap, ref, weights, cam, has_dist, conf, sq, sq_n
         sq_grad[i] = gram[1] + gram[3]
         order[n] = i
         n += 1
-        for c in range(C):
-            values[i, c] = sample_value(fmap, u, v, c)
+        sample_values(fmap, u, v, i, values[i])
     for k in range(n):
         i, j = order[k], order[(k + n // 2) % n]
         s = s_null = 0.0
