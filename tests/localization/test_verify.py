@@ -105,6 +105,16 @@ def test_second_reference_with_most_of_the_support_must_agree():
     assert "top references disagree (7.5 deg, 0.060 of depth)" in V.check_pnp(rival, TH)
     assert V.check_pnp(dataclasses.replace(rival, second_support=0.69), TH) == ""
     assert V.check_pnp(dataclasses.replace(rival, second_rotation=4.0), TH) == ""
+    assert "disagree" in V.check_pnp(dataclasses.replace(rival, second_cross=0.49), TH)
+
+
+def test_a_rival_pose_whose_matches_fit_the_best_pose_is_no_disagreement():
+    """When the best pose also fits half or more of the 2nd reference's inliers, the 2nd
+    reference's own pose is not the only reading of its matches."""
+    rival = _pnp(second_support=0.9, second_rotation=10.0, second_translation=0.2)
+    assert V.check_pnp(dataclasses.replace(rival, second_cross=0.5), TH) == ""
+    assert V.check_pnp(dataclasses.replace(rival, second_cross=1.2), TH) == ""
+    assert "disagree" in V.check_pnp(dataclasses.replace(rival, second_cross=0.3), TH)
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
         "agree_min_support": 0.7,  # check the 2nd reference if its inliers >= this x best
         "agree_max_rotation": 5.0,  # degrees between the top two references' poses
         "agree_max_translation": 0.1,  # their centre distance / median inlier depth
+        "agree_min_cross": 0.5,  # ... unless the best pose fits this x the 2nd's inliers
         "fpnp_min_valid": 30,  # valid points at the refined pose
         "fpnp_max_cost_ratio": 1.0,  # final / initial cost
         "fpnp_max_rotation_std": 2.0,  # degrees (from the F-PnP covariance)

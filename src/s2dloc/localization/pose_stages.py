@@ -72,8 +72,11 @@ def verify_best_pnp(
     size = (float(query.camera.size[0]), float(query.camera.size[1]))
     stats = V.pnp_stats(m.p2d[inl], err, len(m), size, depth, max_error)
     if len(ranked) > 1:
-        second = ranked[1][1]
+        name2, second = ranked[1]
         stats.second_support = second.num_inliers / max(pnp.num_inliers, 1)
+        m2 = per_ref[name2]
+        fit = reprojection_errors(m2.p2d, m2.points3d, query.camera, pnp.pose) < max_error
+        stats.second_cross = int(fit.sum()) / max(second.num_inliers, 1)
         rot, trans = V.pose_difference(pnp.pose, second.pose, depth)
         stats.second_rotation, stats.second_translation = rot, trans
     res.verify["pnp"] = dataclasses.asdict(stats)

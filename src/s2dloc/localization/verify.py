@@ -36,6 +36,7 @@ class VerifyThresholds:
     agree_min_support: float = 0.7  # compare with the 2nd reference if its inliers >= this x best
     agree_max_rotation: float = 5.0  # degrees between the two references' poses
     agree_max_translation: float = 0.1  # camera-centre distance / median inlier depth
+    agree_min_cross: float = 0.5  # ... unless the best pose fits this x the 2nd's inliers
     fpnp_min_valid: int = 30  # valid points at the refined pose
     fpnp_max_cost_ratio: float = 1.0  # final / initial robust cost
     fpnp_max_rotation_std: float = 2.0  # degrees, largest rotation std of the covariance
@@ -68,6 +69,7 @@ class PnPStats:
     second_support: float = math.nan  # 2nd best reference's inliers / best's
     second_rotation: float = math.nan  # degrees between the two poses
     second_translation: float = math.nan  # centre distance / depth
+    second_cross: float = math.nan  # 2nd reference's matches fitting the best pose / its inliers
 
 
 @dataclass
@@ -183,9 +185,13 @@ def check_pnp(s: PnPStats, th: VerifyThresholds) -> str:
             f"PnP: median residual {s.residual_median:.2f} px > {ratio} x "
             f"the RANSAC threshold {s.max_error:g} px"
         )
-    if s.second_support >= th.agree_min_support and not (
-        s.second_rotation <= th.agree_max_rotation
-        and s.second_translation <= th.agree_max_translation
+    if (
+        s.second_support >= th.agree_min_support
+        and not (
+            s.second_rotation <= th.agree_max_rotation
+            and s.second_translation <= th.agree_max_translation
+        )
+        and not s.second_cross >= th.agree_min_cross
     ):
         return (
             f"PnP: top references disagree ({s.second_rotation:.1f} deg, "
