@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
