@@ -1,8 +1,9 @@
 """Compiled (numba) per-point kernels of the F-PnP residual model, for :mod:`s2dloc.fpnp.fast`.
 
 Feature maps are read through a flat view of their storage and their strides (any memory
-layout: channels-first, channels-last, slices), so no input map is ever copied. The maths mirrors
-:mod:`s2dloc.fpnp.levels`, :mod:`s2dloc.fpnp.jacobians` and :mod:`s2dloc.fpnp.losses`.
+layout: channels-first, channels-last, slices), so no input map is ever copied whole; maps whose
+channels are not adjacent go through a per-point texel cache (:func:`sample_gram`). The maths
+mirrors :mod:`s2dloc.fpnp.levels`, :mod:`s2dloc.fpnp.jacobians` and :mod:`s2dloc.fpnp.losses`.
 """
 
 from __future__ import annotations
