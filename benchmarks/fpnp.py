@@ -179,13 +179,20 @@ def converged_table(trials: int = 10) -> None:
         dict.fromkeys(settings, 0),
     )
     points = problem.points3d.float()
+    solvers = {b: FeatureMetricPnP(backend=b) for b in ("numba", "torch")}
     for k in range(trials):
         init = perturb(problem.query_pose, 5.0, 0.1, seed=k)
-        calls = []
-        for backend, layout in settings:
-            solver = FeatureMetricPnP(backend=backend)
-            maps = query_cl if layout == "channels-last" else query
-            calls.append(partial(solver.refine, points, ref, maps, problem.camera, init))
+        calls = [
+            partial(
+                solvers[backend].refine,
+                points,
+                ref,
+                query_cl if layout == "channels-last" else query,
+                problem.camera,
+                init,
+            )
+            for backend, layout in settings
+        ]
         for s, call in zip(settings, calls, strict=True):
             res = call()
             iters[s].append(int(res.iterations.sum()))
