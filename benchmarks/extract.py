@@ -1,6 +1,7 @@
 """Feature extraction time per image at 640x480 (or ``--size W H``) on this machine, per
-extractor, with ratios against the DISK trunk run with its stride-1 head NOT folded into the
-last convolution (the baseline, measured in the same run).
+extractor, with ratios against the default (GN-Net heads on the DISK trunk, ``gnnet-disk``)
+run with its stride-1 head NOT folded into the last convolution (the baseline, measured in
+the same run).
 
     .venv/bin/python benchmarks/extract.py [--size 640 480] [--repeats 5]
 """
@@ -36,10 +37,11 @@ def main() -> None:
     args = parser.parse_args()
     W, H = args.size
     image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(0))
-    unfolded = load_extractor_or_baseline("default").eval()
+    unfolded = load_extractor_or_baseline("gnnet-disk").eval()
     unfolded.fold_head = False
-    rows = [("default, head not folded (baseline)", unfolded)]
-    rows += [(n, load_extractor_or_baseline(n).eval()) for n in ("default", "disk-trunk", "gnnet")]
+    rows = [("gnnet-disk (default), head not folded (baseline)", unfolded)]
+    names = ("gnnet-disk", "gnnet-distilled", "disk-trunk", "gnnet")
+    rows += [(n, load_extractor_or_baseline(n).eval()) for n in names]
     base = None
     table = []
     for name, extractor in rows:

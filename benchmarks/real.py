@@ -80,7 +80,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-queries", type=int, default=0, help="first N held-out images (0: all)")
     p.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     p.add_argument(
-        "--extractors", nargs="+", default=["photometric", "gnnet", "disk-trunk", "default"]
+        "--extractors",
+        nargs="+",
+        default=["photometric", "gnnet", "disk-trunk", "gnnet-distilled", "default"],
     )
     p.add_argument("--extractor", action="append", default=[], help="extra checkpoint path")
     p.add_argument("--max-side", type=int, default=768)

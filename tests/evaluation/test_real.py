@@ -89,8 +89,13 @@ def test_held_out_split_is_disjoint_from_training():
         training_images("fountain", [])
 
 
-def test_training_config_excludes_the_held_out_split():
-    conf = yaml.safe_load((Path(__file__).parents[2] / "configs" / "default.yaml").read_text())
+def test_training_configs_exclude_the_held_out_split():
+    configs = Path(__file__).parents[2] / "configs"
+    distill = yaml.safe_load((configs / "gnnet_distilled.yaml").read_text())["distill"]
+    assert "strecha_dev/Herz-Jesus-P25/*" in distill["exclude"]
+    for name in held_out_images("castle-P30"):
+        assert f"strecha_dev/castle-P30/images/{name}" in distill["exclude"]
+    conf = yaml.safe_load((configs / "gnnet_disk.yaml").read_text())
     sources = conf["data"]["sources"]
     text = json.dumps(sources)
     assert "Herz-Jesus" not in text.replace("strecha_dev/Herz-Jesus-P25/*", "")

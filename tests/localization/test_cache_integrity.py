@@ -51,25 +51,25 @@ def test_altered_entries_are_named_and_recomputed(world_map, tmp_path, caplog):
     ext = PatchProjection()
     path = tmp_path / "cache.h5"
     assert build_cache(world_map, ext, path, conf, progress=False) == 12
-    clean = load_cache(world_map, path, conf)
+    clean = load_cache(world_map, path, conf, ext)
     a, b = world_map.names[2], world_map.names[5]
     _flip_bytes(path, f"{a}/features/1")
     _truncate_entry(path, f"{b}/descriptors")
     with pytest.raises(ValueError, match=f"entry {a!r} is altered or truncated"):
-        load_cache(world_map, path, conf)
-    good, bad = scan_cache(path, world_map, signature(conf))
+        load_cache(world_map, path, conf, ext)
+    good, bad = scan_cache(path, world_map, signature(conf, ext))
     assert sorted(bad) == sorted([a, b]) and len(good) == 10
     with caplog.at_level(logging.WARNING):
         assert build_cache(world_map, ext, path, conf, progress=False) == 2
     assert f"entry {a!r} is altered or truncated (checksum mismatch)" in caplog.text
     assert f"entry {b!r} is altered or truncated" in caplog.text
-    again = load_cache(world_map, path, conf)
+    again = load_cache(world_map, path, conf, ext)
     for name in (a, b):
         assert torch.equal(again[name].descriptors, clean[name].descriptors)
         for x, y in zip(again[name].features, clean[name].features):
             assert torch.equal(x, y)
     # The checksum covers the settings too: an entry copied under another signature is refused.
-    assert scan_cache(path, world_map, signature(conf))[1] == {}
+    assert scan_cache(path, world_map, signature(conf, ext))[1] == {}
     other = signature(resolve({"s2d": {"match_stride": 2}}))
     with h5py.File(path, "a") as f:
         f.attrs["signature"] = other
@@ -144,6 +144,7 @@ def _start_build(ctx, world_map, path, conf):
 
 def test_cache_opens_after_a_kill_at_any_moment(world_map, tmp_path):
     conf = resolve(CONF)
+    ext = _SteadyPatchProjection()  # the children's extractor
     path = tmp_path / "cache.h5"
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["torch", "h5py", "s2dloc.localization", __name__])  # once
@@ -167,14 +168,44 @@ def test_cache_opens_after_a_kill_at_any_moment(world_map, tmp_path):
         child.join(30)
         if path.exists():
             with h5py.File(path, "r") as f:  # always opens
-                assert f.attrs["signature"] == signature(conf)
-            good, bad = scan_cache(path, world_map, signature(conf))
+                assert f.attrs["signature"] == signature(conf, ext)
+            good, bad = scan_cache(path, world_map, signature(conf, ext))
             assert not bad, bad  # entries are complete or absent, never half-written
     assert kills == len(fractions), f"only {kills} of {runs} runs were killed before finishing"
-    ext = PatchProjection()
     left = build_cache(world_map, ext, path, conf, progress=False)
     assert left < 12  # the killed run kept its committed entries
     assert not list(tmp_path.glob(".cache.h5.*.tmp"))  # temporaries of dead processes removed
-    refs, ref = load_cache(world_map, path, conf), load_cache(world_map, tmp_path / "ref.h5", conf)
+    refs = load_cache(world_map, path, conf, ext)
+    ref = load_cache(world_map, tmp_path / "ref.h5", conf, ext)
     for name in world_map.names:
         assert torch.equal(refs[name].descriptors, ref[name].descriptors)
+
+
+def test_cache_of_other_weights_under_the_same_name_is_refused(world_map, tmp_path):
+    conf = resolve(CONF)
+    path = tmp_path / "cache.h5"
+    build_cache(world_map, PatchProjection(seed=0), path, conf, progress=False)
+    assert len(load_cache(world_map, path, conf, PatchProjection(seed=0))) == 12
+    retrained = PatchProjection(seed=1)  # same name in the settings, other weights
+    assert signature(conf, retrained) != signature(conf, PatchProjection(seed=0))
+    with pytest.raises(ValueError, match="built with other settings"):
+        load_cache(world_map, path, conf, retrained)
+    with pytest.raises(ValueError, match="built with other settings"):
+        build_cache(world_map, retrained, path, conf, progress=False)
+    assert build_cache(world_map, retrained, path, conf, overwrite=True, progress=False) == 12
+
+
+def test_fingerprint_follows_weights_and_settings():
+    from s2dloc.features.base import PhotometricExtractor
+    from s2dloc.features.coarse import CoarseLevels
+    from s2dloc.features.common import fingerprint
+
+    a, b = PatchProjection(seed=0), PatchProjection(seed=0)
+    assert fingerprint(a) == fingerprint(b)
+    a(torch.rand(1, 3, 16, 16))  # using it changes nothing
+    assert fingerprint(a) == fingerprint(b)
+    with torch.no_grad():
+        b.proj[0, 0] += 1e-6
+    assert fingerprint(a) != fingerprint(b)
+    assert fingerprint(PhotometricExtractor()) != fingerprint(PhotometricExtractor(blur=2.0))
+    assert fingerprint(CoarseLevels(a, (2,))) != fingerprint(CoarseLevels(a, (2, 4)))

@@ -54,7 +54,7 @@ def test_cache_resumable_and_overwrite(world_map, tmp_path):
     with h5py.File(path, "a") as f:
         del f[world_map.names[3]].attrs["checksum"]
     assert build_cache(world_map, ext, path, conf, progress=False) == 1
-    refs = load_cache(world_map, path, conf)
+    refs = load_cache(world_map, path, conf, ext)
     r = refs[world_map.names[0]]
     assert r.descriptors.shape[0] == len(world_map.images[0].point3D_ids)
     assert torch.allclose(r.descriptors.norm(dim=-1), torch.ones(1), atol=1e-2)

@@ -59,3 +59,27 @@ def test_pnp_with_distortion(world_map):
     assert res.success and float(res.pose.angle_to(im.cam_from_world)) < 0.01
     assert isinstance(res.pose, Pose)
     _ = Query  # the query type is exercised in the pipeline tests
+
+
+def test_pnp_refinement_is_pycolmaps_estimate_and_refine(world_map):
+    import pycolmap
+
+    im = world_map.images[5]
+    X = world_map.xyz(im.point3D_ids)
+    rng = np.random.default_rng(0)
+    p2d = im.keypoints + rng.normal(0, 0.7, im.keypoints.shape)
+    bad = rng.random(len(p2d)) < 0.3
+    p2d[bad] = rng.uniform([0, 0], [160, 120], (int(bad.sum()), 2))
+    conf = resolve()["pnp"]
+    refined = estimate_pose(p2d, X, im.camera, conf)
+    ransac = estimate_pose(p2d, X, im.camera, conf, refine=False)
+    opts = pycolmap.AbsolutePoseEstimationOptions()
+    opts.ransac.max_error, opts.ransac.random_seed = conf["max_error"], conf["seed"]
+    opts.ransac.max_num_trials = conf["max_trials"]
+    ref = pycolmap.estimate_and_refine_absolute_pose(p2d, X, im.camera.to_colmap(), opts)
+    expected = Pose.from_colmap(ref["cam_from_world"])
+    assert np.array_equal(refined.inliers, np.asarray(ref["inlier_mask"], bool))
+    assert np.array_equal(ransac.inliers, refined.inliers)
+    assert float(refined.pose.angle_to(expected)) < 1e-6
+    assert float(refined.pose.center_distance_to(expected)) < 1e-6
+    assert float(ransac.pose.center_distance_to(expected)) > 1e-6  # refinement moved it

@@ -80,6 +80,8 @@ def test_model_and_source_settings_are_checked():
         load_config(None, ["model.groups=[3, 8, 8, 16]"])
     with pytest.raises(ConfigError, match="freeze_trunk"):
         load_config(None, ["model.freeze_trunk=1"])
+    with pytest.raises(ConfigError, match="model.init"):
+        load_config(None, ["model.init=3"])
     assert load_config(None, ["model.groups=[4, 4, 4, 4]"])["model"]["groups"] == [4, 4, 4, 4]
     with pytest.raises(ConfigError, match=r"'model.groups' must be of type list"):
         load_config(None, ["model.groups=4"])
@@ -87,6 +89,7 @@ def test_model_and_source_settings_are_checked():
     assert disk == {
         "name": "disk",
         "freeze_trunk": True,
+        "init": "",
         "channels": 32,
         "weights": "depth",
         "confidence": False,
@@ -275,14 +278,20 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"
 def test_shipped_configs_are_valid(path):
     conf = load_config(path)
     assert conf["model"]["name"] in ("gnnet", "disk") and len(conf["loss"]["vicinity"]) == 4
-    if path.name == "default.yaml":  # the fixed held-out split is explicit
+    held = [f"{k:04d}.jpg" for k in range(2, 30, 4)]
+    if path.name == "gnnet_disk.yaml":  # the fixed held-out split is explicit
         by_type = {}
         for source in conf["data"]["sources"]:
             by_type.setdefault(source["type"], source)
         castle, homography = by_type["colmap"], by_type["homography"]
         assert "rgbd" not in by_type  # Fountain is a real evaluation set, not training data
-        held = [f"{k:04d}.jpg" for k in range(2, 30, 4)]
         assert castle["exclude"] == held and conf["model"]["freeze_trunk"]
         assert homography["exclude"][0] == "strecha_dev/Herz-Jesus-P25/*"
         assert homography["exclude"][1:] == [f"strecha_dev/castle-P30/images/{n}" for n in held]
         assert conf["loss"]["vicinity"] == [1.0] * 4 and conf["loss"]["negative_pool"] == 0
+    if path.name == "gnnet_distilled.yaml":  # distilled from gnnet-disk on the same split
+        dc = conf["distill"]
+        assert conf["train"]["objective"] == "distill" and dc["teacher"] == "gnnet-disk"
+        assert not any("fountain" in p for p in dc["patterns"])
+        assert dc["exclude"][0] == "strecha_dev/Herz-Jesus-P25/*"
+        assert dc["exclude"][1:] == [f"strecha_dev/castle-P30/images/{n}" for n in held]

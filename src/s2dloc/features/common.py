@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any, TypeVar
 
 import torch
@@ -48,3 +49,24 @@ def finish_levels(
         # (about 2x faster than before it at 640x480).
         out.append(F.normalize(m, dim=1) if normalize else m)
     return out
+
+
+# Plain attributes that set what an extractor module computes (besides config and weights).
+SETTING_ATTRS = ("strides", "channels", "factors", "blur", "grayscale")
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """A digest of what determines an extractor's output: the class, ``config`` and
+    :data:`SETTING_ATTRS` of each submodule, and every weight. Equal digests mean equal
+    features; a retrained or swapped checkpoint under the same name gives another digest."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, module in model.named_modules():
+        settings = {k: getattr(module, k) for k in SETTING_ATTRS if hasattr(module, k)}
+        config = getattr(module, "config", None)
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            settings["config"] = dataclasses.asdict(config)
+        h.update(f"{name}:{type(module).__qualname__}:{settings!r};".encode())
+    for key, value in model.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

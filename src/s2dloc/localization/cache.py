@@ -8,8 +8,8 @@ Each entry carries a checksum over its data and the settings, and the file is on
 replaced atomically (see :mod:`s2dloc.localization.cache_store`): an interrupted, altered or
 truncated entry is named in a warning and recomputed by :func:`build_cache` and refused by
 :func:`load_cache`, and a process killed at any moment leaves a cache that opens. The file's
-``signature`` attribute (the extractor and descriptor settings) must match, else the cache is
-refused as stale.
+``signature`` attribute (the extractor, a digest of its weights, and the descriptor settings)
+must match, else the cache is refused as stale.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from s2dloc.features.common import fingerprint
 from s2dloc.localization import descriptors as D
 from s2dloc.localization.cache_store import (
     CacheWriter,
@@ -93,13 +94,18 @@ class RefFeatures:
     keypoints: np.ndarray  # (M, 2)
 
 
-def signature(conf: dict) -> str:
-    """The settings a cache depends on, as a canonical JSON string."""
+def signature(conf: dict, extractor: torch.nn.Module | None = None) -> str:
+    """The settings a cache depends on, as a canonical JSON string: the extractor's name and
+    the digest of its weights and settings (:func:`~s2dloc.features.common.fingerprint`), so
+    features of a retrained checkpoint under the same name or path are never read back as
+    current (without ``extractor``: the settings alone)."""
     keys = {
         "extractor": conf["extractor"],
         "s2d": {k: conf["s2d"][k] for k in ("match_stride", "context")},
         "retrieval": {k: conf["retrieval"][k] for k in ("levels", "grid", "gem_p")},
     }
+    if extractor is not None:
+        keys["weights"] = fingerprint(extractor)
     return json.dumps(keys, sort_keys=True)
 
 
@@ -144,7 +150,7 @@ def build_cache(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    sig = signature(conf)
+    sig = signature(conf, extractor)
     if overwrite:
         path.unlink(missing_ok=True)
     good, bad = scan_cache(path, map_, sig)
@@ -164,13 +170,15 @@ def build_cache(
     return len(todo)
 
 
-def load_cache(map_: Map, path: str | Path, conf: dict) -> dict[str, RefFeatures]:
-    """All reference features of ``map_`` from a complete, sound cache (checked against the map
-    and each entry's checksum)."""
+def load_cache(
+    map_: Map, path: str | Path, conf: dict, extractor: torch.nn.Module
+) -> dict[str, RefFeatures]:
+    """All reference features of ``map_`` from a complete, sound cache (checked against the map,
+    each entry's checksum and the weights and settings of ``extractor``)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"feature cache {path} does not exist; build it first")
-    sig, out = signature(conf), {}
+    sig, out = signature(conf, extractor), {}
     with open_cache(path, "r") as f:
         check_signature(f, path, sig)
         for im in map_.images:

@@ -77,7 +77,7 @@ class Localizer:
         else:  # build=False: only read a cache built by another process (see distributed.py)
             if build:
                 build_cache(map_, self.extractor, cache, self.conf, overwrite, progress)
-            self.refs = load_cache(map_, cache, self.conf)
+            self.refs = load_cache(map_, cache, self.conf, self.extractor)
         names = map_.names
         self.retrieval = Retrieval(names, torch.stack([self.refs[n].global_desc for n in names]))
         self.pairs = pairs or {}

@@ -27,8 +27,11 @@ class PnPResult:
         return int(self.inliers.sum())
 
 
-def estimate_pose(p2d: np.ndarray, p3d: np.ndarray, camera: Camera, conf: dict) -> PnPResult:
-    """Pose of a query with ``camera`` from pixels ``(K, 2)`` and world points ``(K, 3)``."""
+def estimate_pose(
+    p2d: np.ndarray, p3d: np.ndarray, camera: Camera, conf: dict, refine: bool = True
+) -> PnPResult:
+    """Pose of a query with ``camera`` from pixels ``(K, 2)`` and world points ``(K, 3)``:
+    LO-RANSAC, then (``refine``) the non-linear refinement of :func:`refine_pose`."""
     import pycolmap
 
     K = len(p2d)
@@ -40,7 +43,7 @@ def estimate_pose(p2d: np.ndarray, p3d: np.ndarray, camera: Camera, conf: dict) 
     opts.ransac.max_error = float(conf["max_error"])
     opts.ransac.random_seed = int(conf["seed"])
     opts.ransac.max_num_trials = int(conf["max_trials"])
-    ret = pycolmap.estimate_and_refine_absolute_pose(
+    ret = pycolmap.estimate_absolute_pose(
         np.ascontiguousarray(p2d, np.float64),
         np.ascontiguousarray(p3d, np.float64),
         camera.to_colmap(),
@@ -52,7 +55,27 @@ def estimate_pose(p2d: np.ndarray, p3d: np.ndarray, camera: Camera, conf: dict) 
     pose = Pose.from_colmap(ret["cam_from_world"])
     if inliers.sum() < min_inliers:
         return PnPResult(pose, inliers, False, f"{int(inliers.sum())} inliers < {min_inliers}")
-    return PnPResult(pose, inliers, True)
+    result = PnPResult(pose, inliers, True)
+    return refine_pose(result, p2d, p3d, camera) if refine else result
+
+
+def refine_pose(pnp: PnPResult, p2d: np.ndarray, p3d: np.ndarray, camera: Camera) -> PnPResult:
+    """``pnp`` with its pose refined on its inliers (pycolmap's robust non-linear refinement,
+    what ``estimate_and_refine_absolute_pose`` does after RANSAC); unchanged if it failed."""
+    import pycolmap
+
+    if not pnp.success:
+        return pnp
+    ret = pycolmap.refine_absolute_pose(
+        pnp.pose.to_colmap(),
+        np.ascontiguousarray(p2d, np.float64),
+        np.ascontiguousarray(p3d, np.float64),
+        pnp.inliers,
+        camera.to_colmap(),
+    )
+    if ret is None:
+        return pnp
+    return PnPResult(Pose.from_colmap(ret["cam_from_world"]), pnp.inliers, True, pnp.message)
 
 
 def reprojection_errors(p2d: np.ndarray, p3d: np.ndarray, camera: Camera, pose: Pose):

@@ -16,7 +16,7 @@ from s2dloc.geometry import Pose
 from s2dloc.localization import verify as V
 from s2dloc.localization.cache import RefFeatures
 from s2dloc.localization.map import Map
-from s2dloc.localization.pnp import PnPResult, estimate_pose, reprojection_errors
+from s2dloc.localization.pnp import PnPResult, estimate_pose, refine_pose, reprojection_errors
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.s2d import RefMatches
 
@@ -33,24 +33,33 @@ def rank_pnp(
     query: Query, per_ref: dict[str, RefMatches], res: QueryResult, conf: dict
 ) -> list[tuple[str, PnPResult]]:
     """PnP-RANSAC per reference with the ``pnp`` settings ``conf`` (sets counts in ``res`` and
-    the references' inlier masks); successes, most inliers first, as ``[(name, PnPResult)]``."""
-    # One RANSAC per reference; pycolmap releases the GIL, so they run in parallel threads.
+    the references' inlier masks); successes, most inliers first, as ``[(name, PnPResult)]``.
+
+    Only the two poses used later (the best's, and the second's for the agreement check) get
+    the non-linear refinement; it costs more than RANSAC itself when inliers are many."""
     names = list(per_ref)
+
+    def ransac(name: str) -> PnPResult:
+        m = per_ref[name]
+        return estimate_pose(m.p2d, m.points3d, query.camera, conf, refine=False)
+
+    # pycolmap releases the GIL, so the references run in parallel threads.
     with ThreadPoolExecutor(max(1, min(len(names), torch.get_num_threads()))) as pool:
-        poses = list(
-            pool.map(
-                lambda n: estimate_pose(per_ref[n].p2d, per_ref[n].points3d, query.camera, conf),
-                names,
-            )
-        )
-    ranked = []
-    for name, pnp in zip(names, poses):
-        res.matches[name] = len(per_ref[name])
-        res.inliers[name] = pnp.num_inliers if pnp.success else 0
-        if pnp.success:
-            per_ref[name].inliers = np.asarray(pnp.inliers, bool)
-            ranked.append((name, pnp))
-    ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
+        poses = list(pool.map(ransac, names))
+        ranked = []
+        for name, pnp in zip(names, poses):
+            res.matches[name] = len(per_ref[name])
+            res.inliers[name] = pnp.num_inliers if pnp.success else 0
+            if pnp.success:
+                per_ref[name].inliers = np.asarray(pnp.inliers, bool)
+                ranked.append((name, pnp))
+        ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
+
+        def refine(item: tuple[str, PnPResult]) -> tuple[str, PnPResult]:
+            m = per_ref[item[0]]
+            return item[0], refine_pose(item[1], m.p2d, m.points3d, query.camera)
+
+        ranked[:2] = list(pool.map(refine, ranked[:2]))
     return ranked
 
 

@@ -51,7 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "out_dir": "outputs/train",
     "device": "auto",  # auto: cuda when available, else cpu
-    "model": {"name": "gnnet", "freeze_trunk": False},  # plus the model's config keys
+    # plus the model's config keys; init: a checkpoint (path or shipped name) to start from
+    "model": {"name": "gnnet", "freeze_trunk": False, "init": ""},
     "data": {
         "source": "synthetic",  # synthetic | cscd | rgbd | colmap | homography | mix
         "sources": [],  # for mix: [{type: ..., weight: ..., <the type's keys>}, ...]
@@ -85,8 +86,29 @@ DEFAULTS: dict[str, Any] = {
         "negative_pool": 0,  # candidate pixels per level for mining; 0: the whole level
         "exclusion_radius": 4.0,  # pixels of each level around the true match
     },
+    # train.objective distill: learn the features distill.teacher gives on clean crops from the
+    # crops under appearance change (data.batch_size sets the batch; other data.*, loss.* unused)
+    "distill": {
+        "teacher": "",  # checkpoint path or shipped extractor name
+        "root": "",  # photo folder ("": synthetic views only)
+        "patterns": list(IMAGE_PATTERNS),
+        "exclude": [""],  # held-out image patterns, relative to root
+        "synthetic_views": 0,  # database views per synthetic training world (0: none)
+        "crops": 1500,
+        "crop_size": 192,
+        "long_sides": [768, 512],  # each photo resized to these long sides before cropping
+        "appearance": "strong",
+        "clean_fraction": 0.15,  # share of student inputs without appearance change
+        "val_crops": 64,
+    },
     "optim": {"lr": 1e-3, "weight_decay": 0.0, "scheduler": "cosine", "grad_clip": 10.0},
-    "train": {"steps": 2000, "log_every": 10, "val_every": 250, "ckpt_every": 250},
+    "train": {
+        "objective": "pairs",  # pairs: GN-Net's losses on data.*; distill: see distill.*
+        "steps": 2000,
+        "log_every": 10,
+        "val_every": 250,
+        "ckpt_every": 250,
+    },
 }
 
 
@@ -105,11 +127,18 @@ CHECKS = {
     "loss.negatives": in_range(1),
     "loss.negative_pool": in_range(0),
     "optim.scheduler": one_of("cosine", "constant"),
+    "train.objective": one_of("pairs", "distill"),
+    "distill.appearance": one_of(*PRESETS, "none"),
+    "distill.crops": in_range(1),
+    "distill.crop_size": in_range(8),
+    "distill.clean_fraction": in_range(0, 1),
+    "distill.val_crops": in_range(1),
+    "distill.synthetic_views": in_range(0),
     "train.steps": in_range(1),
     "train.log_every": in_range(1),
     "train.ckpt_every": in_range(1),
 }
-MODEL_KEYS = ("name", "freeze_trunk")
+MODEL_KEYS = ("name", "freeze_trunk", "init")
 
 
 def model_settings(model: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +152,9 @@ def model_settings(model: dict[str, Any]) -> dict[str, Any]:
     freeze = model.pop("freeze_trunk", False)
     if not isinstance(freeze, bool):
         raise ConfigError(f"setting 'model.freeze_trunk' must be a boolean, got {freeze!r}")
+    init = model.pop("init", "")
+    if not isinstance(init, str):
+        raise ConfigError(f"setting 'model.init' must be a path or extractor name, got {init!r}")
     cls = MODEL_CONFIGS[name]
     try:
         conf = from_settings(cls, model, prefix="model.")  # unknown keys, wrong types
@@ -131,7 +163,7 @@ def model_settings(model: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"{err} (model.name {name!r}: valid keys {valid})") from err
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model settings of {name!r}: {err}") from err
-    return {"name": name, "freeze_trunk": freeze, **settings_of(conf)}
+    return {"name": name, "freeze_trunk": freeze, "init": init, **settings_of(conf)}
 
 
 def source_entries(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,6 +213,18 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
     entries = source_entries(conf["data"])  # checks the single source's keys too
     conf["data"]["sources"] = entries if conf["data"]["source"] == "mix" else []
     conf["data"]["exclude"] = [p for p in conf["data"]["exclude"] if p]
+    dc = conf["distill"]
+    dc["exclude"] = [p for p in dc["exclude"] if p]
+    if conf["train"]["objective"] == "distill":
+        if not dc["teacher"]:
+            raise ConfigError("train.objective distill needs distill.teacher (a checkpoint)")
+        if not dc["root"] and not dc["synthetic_views"]:
+            raise ConfigError("distill needs images: distill.root or distill.synthetic_views")
+        if not dc["long_sides"] or min(dc["long_sides"]) < dc["crop_size"]:
+            raise ConfigError(
+                f"distill.long_sides {dc['long_sides']} must be at least distill.crop_size "
+                f"({dc['crop_size']})"
+            )
     return conf
 
 

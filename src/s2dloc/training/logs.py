@@ -8,7 +8,7 @@ from pathlib import Path
 from s2dloc.utils.io import atomic_path
 from s2dloc.viz.figure import plt, save_figure
 
-CURVES = ("e1", "e2", "contrastive", "feature_norm", "total")
+CURVES = ("e1", "e2", "contrastive", "feature_norm", "distill", "total")
 
 
 class TrainLog:

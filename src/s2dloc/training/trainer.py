@@ -17,10 +17,17 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from s2dloc.features.registry import MODELS, save_checkpoint
+from s2dloc.features.registry import MODELS, check_state_dict, load_extractor, save_checkpoint
 from s2dloc.geometry import sample
 from s2dloc.training.checkpoint import check_resume_config, read_resume_checkpoint
 from s2dloc.training.data import batch_for_step, build_dataset
+from s2dloc.training.distill import (
+    DistillValidator,
+    Teacher,
+    build_crops,
+    crop_images,
+    distillation_loss,
+)
 from s2dloc.training.logs import TrainLog
 from s2dloc.training.losses import contrastive_loss, gauss_newton_loss
 from s2dloc.training.mining import mine_negatives
@@ -32,15 +39,21 @@ HEADS = ("heads.", "confidence_heads.")
 
 
 def build_model(model_conf: dict, seed: int) -> torch.nn.Module:
-    """The model of ``model`` (its initialisation drawn from ``seed``); with ``freeze_trunk``
-    only the heads (``heads``, ``confidence_heads``) keep ``requires_grad``."""
-    conf = {k: v for k, v in model_conf.items() if k not in ("name", "freeze_trunk")}
+    """The model of ``model`` (its initialisation drawn from ``seed``, or the weights of the
+    checkpoint ``init``); with ``freeze_trunk`` only the heads (``heads``,
+    ``confidence_heads``) keep ``requires_grad``."""
+    conf = {k: v for k, v in model_conf.items() if k not in ("name", "freeze_trunk", "init")}
     name = model_conf.get("name", "gnnet")
     if name not in MODELS:
         raise ValueError(f"model.name must be one of {sorted(MODELS)}, got {name!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MODELS[name](conf)
+    if model_conf.get("init"):
+        init = load_extractor(model_conf["init"])
+        check_state_dict(model, init.state_dict(), f"model.init {model_conf['init']}")
+        model.load_state_dict(init.state_dict())
+        logger.info("model initialised from %s", model_conf["init"])
     if model_conf.get("freeze_trunk"):
         for key, p in model.named_parameters():
             p.requires_grad_(key.startswith(HEADS))
@@ -127,7 +140,14 @@ class Trainer:
         self.net = self.model
         if world_size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
-        self.dataset = build_dataset(conf["data"], conf["seed"])
+        self.teacher: Teacher | None = None
+        if conf["train"]["objective"] == "distill":
+            self.teacher = Teacher(conf["distill"]["teacher"], self.device)
+            self.teacher.check_student(self.model)
+            self._images = crop_images(conf["distill"])
+            self.dataset = build_crops(conf["distill"], conf["seed"], self._images)
+        else:
+            self.dataset = build_dataset(conf["data"], conf["seed"])
 
     def _resume(self) -> None:
         ckpt = read_resume_checkpoint(self.ckpt_path, self.device)
@@ -155,12 +175,16 @@ class Trainer:
         batch = batch_for_step(
             self.dataset, k, conf["data"]["batch_size"], conf["seed"], self.rank, self.world_size
         )
-        batch = {k_: v.to(self.device) if torch.is_tensor(v) else v for k_, v in batch.items()}
-        g = torch.Generator().manual_seed(conf["seed"] * 7_919 + k * 131 + self.rank)
         self.net.train()
-        feats_a = self.net(batch["image_a"])
-        feats_b = self.net(batch["image_b"])
-        loss, logs = level_losses(feats_a, feats_b, batch, self.strides, conf, k, g)
+        if self.teacher is not None:
+            targets = self.teacher.targets(batch)
+            loss, logs = distillation_loss(self.net(batch["image"].to(self.device)), targets)
+        else:
+            batch = {n: v.to(self.device) if torch.is_tensor(v) else v for n, v in batch.items()}
+            g = torch.Generator().manual_seed(conf["seed"] * 7_919 + k * 131 + self.rank)
+            feats_a = self.net(batch["image_a"])
+            feats_b = self.net(batch["image_b"])
+            loss, logs = level_losses(feats_a, feats_b, batch, self.strides, conf, k, g)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = conf["optim"].get("grad_clip")
@@ -171,6 +195,12 @@ class Trainer:
         self.step += 1
         logs["lr"] = self.scheduler.get_last_lr()[0]
         return logs
+
+    def _validator(self):
+        """Held-out validation: F-PnP on synthetic conditions, or the distillation loss."""
+        if self.teacher is None:
+            return Validator(self.conf)
+        return DistillValidator(self.conf["distill"], self.conf["seed"], self.teacher, self._images)
 
     def check_replicas(self) -> None:
         """Raise if the model parameters differ between processes (DDP must keep them equal)."""
@@ -187,7 +217,7 @@ class Trainer:
         tc = self.conf["train"]
         main = self.rank == 0
         log = TrainLog(self.out, self.step) if main else None
-        validator = Validator(self.conf) if main and tc["val_every"] > 0 else None
+        validator = self._validator() if main and tc["val_every"] > 0 else None
         bar = tqdm(total=tc["steps"], initial=self.step, desc="train", disable=not main)
         tic = time.perf_counter()
         while self.step < tc["steps"]:
@@ -206,7 +236,7 @@ class Trainer:
                 ):
                     logs.update({f"val/{k}": v for k, v in validator(self.model).items()})
                 log.log(self.step, logs)
-                bar.set_postfix(total=f"{logs['total']:.3f}", e2=f"{logs['e2']:.3f}")
+                bar.set_postfix(total=f"{logs['total']:.3f}")
             if main and (self.step % tc["ckpt_every"] == 0 or self.step == tc["steps"]):
                 self.save()
                 log.plot()
