@@ -10,8 +10,9 @@ against the baseline measured in the same run: the compiled path on channels-las
 Layouts: "plain" maps are ordinary contiguous ``(C, H, W)`` tensors (what a user hands over);
 "channels-last" maps are stored ``(H, W, C)``. The compiled path reads both in place; the torch
 path converts plain maps to channels-last itself (its CPU time includes that).
-The last table times refinements that stop by themselves on the toy scene (both layouts
-alternating for the compiled path).
+The last table times refinements with default settings that stop by themselves on the toy
+scene (N=1024, C in {32, 128}, batch in {1, 16}, each query with its own features; both
+layouts alternating for the compiled path).
 
     python benchmarks/fpnp.py [--quick] [--repeats K]
 """
@@ -162,62 +163,86 @@ def speed_table(quick: bool, repeats: int) -> None:
     print(f"converting one plain 32x{H}x{W} map to channels-last: {conv.cell()} ms")
 
 
-def converged_table(trials: int = 10) -> None:
+def toy_batch(problem, C: int, B: int):
+    """``B`` queries of the toy scene, each with its own ``C``-channel features (random smooth
+    mixtures of the colour pyramid): points ``(B, N, 3)``, references per level ``(B, N, C)``,
+    plain query maps per level ``(B, C, H, W)``."""
+    refs, queries = [], []
+    for b in range(B):
+        mix = torch.randn(C, 3, generator=torch.Generator().manual_seed(b))
+
+        def extractor(image, mix=mix):
+            levels = photometric_pyramid(image)
+            return [torch.tanh(torch.einsum("kc,chw->khw", mix, m)) for m in levels]
+
+        ref, query = problem.features(extractor)
+        refs.append(ref)
+        queries.append(query)
+    points = problem.points3d.float().expand(B, -1, -1)
+    ref = [torch.stack(level) for level in zip(*refs)]
+    query = [torch.stack(level).contiguous() for level in zip(*queries)]
+    return points, ref, query
+
+
+def converged_table(sizes, trials: int = 10) -> None:
+    """Refinements that stop by themselves (default settings) from 5 degree starts."""
     problem = make_toy_problem(num_points=1024)
-    mix = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
-
-    def extractor(image):  # 32 smooth channels: random mixtures of the colour pyramid
-        return [torch.tanh(torch.einsum("kc,chw->khw", mix, m)) for m in photometric_pyramid(image)]
-
-    ref, query = problem.features(extractor)
-    query_cl = [m[None].contiguous(memory_format=torch.channels_last)[0] for m in query]
-    settings = [("numba", "channels-last"), ("numba", "plain"), ("torch", "plain")]
-    times = {s: [] for s in settings}
-    iters, errs, ok = (
-        {s: [] for s in settings},
-        {s: [] for s in settings},
-        dict.fromkeys(settings, 0),
-    )
-    points = problem.points3d.float()
     solvers = {b: FeatureMetricPnP(backend=b) for b in ("numba", "torch")}
-    for k in range(trials):
-        init = perturb(problem.query_pose, 5.0, 0.1, seed=k)
-        calls = [
-            partial(
-                solvers[backend].refine,
-                points,
-                ref,
-                query_cl if layout == "channels-last" else query,
-                problem.camera,
-                init,
+    settings = [("numba", "channels-last"), ("numba", "plain"), ("torch", "plain")]
+    rows = []
+    for C, B in sizes:
+        points, ref, query = toy_batch(problem, C, B)
+        maps = {"plain": query, "channels-last": channels_last(query)}
+        cam = problem.camera
+        cams = Camera(cam.model, cam.size.expand(B, 2), cam.params.expand(B, -1))
+        times = {s: [] for s in settings}
+        iters, errs, ok = (
+            {s: [] for s in settings},
+            {s: [] for s in settings},
+            dict.fromkeys(settings, 0),
+        )
+        for k in range(trials):
+            starts = [perturb(problem.query_pose, 5.0, 0.1, seed=k * B + b) for b in range(B)]
+            init = Pose(
+                torch.stack([p.R for p in starts]).float(),
+                torch.stack([p.t for p in starts]).float(),
             )
-            for backend, layout in settings
-        ]
-        for s, call in zip(settings, calls, strict=True):
-            res = call()
-            iters[s].append(int(res.iterations.sum()))
-            errs[s].append(float(res.pose.angle_to(problem.query_pose)))
-            ok[s] += bool(res.success)
-        numba_times = timed(*calls[:2], repeats=5)  # the two layouts alternate
-        for s, t in zip(settings, [*numba_times, *timed(calls[2], repeats=3)], strict=True):
-            times[s].append(t.median)
-    base = statistics.median(times[settings[0]])
-    rows = [
-        [
-            backend,
-            layout,
-            f"{statistics.median(times[(backend, layout)]):.2f}",
-            f"{statistics.median(times[(backend, layout)]) / base:.2f}x",
-            f"{sum(iters[(backend, layout)]) / trials:.1f}",
-            f"{statistics.median(errs[(backend, layout)]):.4f}",
-            f"{ok[(backend, layout)]}/{trials}",
-        ]
-        for backend, layout in settings
-    ]
+            calls = [
+                partial(solvers[backend].refine_batch, points, ref, maps[layout], cams, init)
+                for backend, layout in settings
+            ]
+            for s, call in zip(settings, calls, strict=True):
+                res = call()
+                iters[s].append(float(res.iterations.sum(-1).float().mean()))
+                errs[s] += [float(e) for e in res.pose.angle_to(problem.query_pose.float())]
+                ok[s] += int(res.success.sum())
+            numba_times = timed(*calls[:2], repeats=5)  # the two layouts alternate
+            for s, t in zip(settings, [*numba_times, *timed(calls[2], repeats=2)], strict=True):
+                times[s].append(t.median)
+        base = statistics.median(times[settings[0]])
+        for backend, layout in settings:
+            s = (backend, layout)
+            med = statistics.median(times[s])
+            rows.append(
+                [
+                    C,
+                    B,
+                    backend,
+                    layout,
+                    f"{med:.2f}",
+                    f"{med / base:.2f}x",
+                    f"{sum(iters[s]) / trials:.1f}",
+                    f"{statistics.median(errs[s]):.4f}",
+                    f"{ok[s]}/{trials * B}",
+                ]
+            )
+        print(f"  done C={C} B={B}", flush=True)
     headers = [
+        "C",
+        "batch",
         "backend",
         "maps",
-        "median ms/refine",
+        "median ms/call",
         "ratio",
         "mean iterations",
         "median rot err [deg]",
@@ -236,8 +261,8 @@ def main() -> None:
         f"{W}x{H}), 10 iterations per level; wall-clock ms per refinement"
     )
     speed_table(args.quick, args.repeats)
-    print("\nNatural convergence (toy scene, N=1024, C=32, 5 deg starts):")
-    converged_table()
+    print("\nNatural convergence (toy scene, N=1024, default settings, 5 deg starts):")
+    converged_table([(32, 1)] if args.quick else [(32, 1), (128, 1), (32, 16), (128, 16)])
 
 
 if __name__ == "__main__":
