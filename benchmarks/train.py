@@ -1,12 +1,12 @@
 """Training throughput (pairs/s, steps/s) and peak memory of GN-Net training, batch 4.
 
 Without ``--conf``: GN-Net on one small synthetic world at 320x240. With ``--conf`` (e.g.
-``configs/default.yaml``): that recipe as configured (its data, model and image size). The
+``configs/gnnet_disk.yaml``): that recipe as configured (its data, model and image size). The
 baseline, measured in the same run, is the network alone (forward and backward of both images
 with a trivial loss), so the ratio shows what the GN and contrastive losses and the
 hard-negative mining add.
 
-    python benchmarks/train.py [--steps 5] [--conf configs/default.yaml]
+    python benchmarks/train.py [--steps 5] [--conf configs/gnnet_disk.yaml]
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ queries are every third image (``0000.jpg, 0003.jpg, ...``). In castle-P30 the q
 ``0002.jpg, 0006.jpg, ..., 0026.jpg`` are never used for training. Each query is localized
 against a map of the other images of its scene. :data:`STRECHA_HELD_OUT` lists the queries,
 :data:`STRECHA_TRAINING_SCENES` the scenes training may use, and :func:`training_images`
-removes the queries (``configs/default.yaml`` holds the same split as exclude lists).
+removes the queries (``configs/gnnet_disk.yaml`` and ``configs/gnnet_distilled.yaml`` hold the
+same split as exclude lists).
 """
 
 from __future__ import annotations
