@@ -193,8 +193,7 @@ def converged_table(sizes, trials: int = 10) -> None:
     for C, B in sizes:
         points, ref, query = toy_batch(problem, C, B)
         maps = {"plain": query, "channels-last": channels_last(query)}
-        cam = problem.camera
-        cams = Camera(cam.model, cam.size.expand(B, 2), cam.params.expand(B, -1))
+        cams = Camera.stack([problem.camera] * B)
         times = {s: [] for s in settings}
         iters, errs, ok = (
             {s: [] for s in settings},
@@ -203,10 +202,7 @@ def converged_table(sizes, trials: int = 10) -> None:
         )
         for k in range(trials):
             starts = [perturb(problem.query_pose, 5.0, 0.1, seed=k * B + b) for b in range(B)]
-            init = Pose(
-                torch.stack([p.R for p in starts]).float(),
-                torch.stack([p.t for p in starts]).float(),
-            )
+            init = Pose.stack(starts).float()
             calls = [
                 partial(solvers[backend].refine_batch, points, ref, maps[layout], cams, init)
                 for backend, layout in settings
