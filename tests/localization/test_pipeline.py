@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -5,8 +7,9 @@ import torch
 from s2dloc.datasets.colmap_io import read_poses
 from s2dloc.geometry import Pose
 from s2dloc.localization import Localizer, Map, Query
-from s2dloc.localization.io import read_queries
+from s2dloc.localization.io import read_queries, record_line
 from s2dloc.localization.retrieval import pairs_from_file
+from s2dloc.viz.verdict import judge
 
 from .conftest import CONF
 from .extractors import PatchProjection
@@ -125,6 +128,21 @@ def test_fpnp_raising_the_cost_is_rejected_and_pnp_pose_kept(setup):
         assert r.pose is r.pnp_pose
         assert r.verify["fpnp"]["cost_ratio"] == pytest.approx(2.0)
     assert any("cost ratio 2.000" in r.fpnp["message"] for r in refined)
+
+
+def test_the_verdict_is_what_its_log_record_says(setup):
+    """Re-judging a query's log record gives the pipeline's verdict and pose; the matches are
+    judged at F-PnP's pose whenever the solver succeeded."""
+    loc, queries, _ = setup
+    for q in queries[:4]:
+        r = loc.localize(q)
+        if r.verify.get("fpnp", {}).get("solver_success"):
+            final = r.verify["final"]
+            assert final["num_matches"] == r.matches[r.best_ref] and final["num_inliers"] > 0
+        out = judge(json.loads(record_line(r.to_json())), loc.thresholds)  # as in log.jsonl
+        assert (out.success, out.reason) == (r.success, r.reason)
+        assert float(out.pose.angle_to(r.pose)) < 1e-6
+        assert float(out.pose.center_distance_to(r.pose)) < 1e-6
 
 
 def test_refine_only_from_perturbed_pose(setup):

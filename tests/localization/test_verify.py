@@ -223,3 +223,64 @@ def test_fpnp_moving_beyond_the_caps_contradicts_the_pnp_pose():
     costly = _fpnp([0, 0, 0, 0.2, 0, 0], cost_final=1.5)  # the solver did not improve
     assert V.check_pnp_against_fpnp(costly, TH) == ""
     assert V.check_pnp_against_fpnp(far, dataclasses.replace(TH, enabled=False)) == ""
+
+
+def test_larger_residuals_are_accepted_when_the_second_reference_confirms_the_pose():
+    """A 2nd reference giving the same pose from its own matches confirms a noisy PnP pose."""
+    noisy = _pnp(residual_median=3.1, hull_fraction=0.2)
+    assert "0.45 x" in V.check_pnp(noisy, TH)
+    confirmed = dataclasses.replace(
+        noisy, second_support=0.86, second_rotation=0.5, second_translation=0.005
+    )
+    assert V.check_pnp(confirmed, TH) == ""
+    assert "0.6 x" in V.check_pnp(dataclasses.replace(confirmed, residual_median=3.7), TH)
+    weak = dataclasses.replace(confirmed, second_support=0.5)  # too few inliers to confirm
+    assert "0.45 x" in V.check_pnp(weak, TH)
+    elsewhere = dataclasses.replace(confirmed, second_translation=0.3, second_cross=0.9)
+    assert "0.45 x" in V.check_pnp(elsewhere, TH)
+
+
+def test_fpnp_move_beyond_pnp_uncertainty_with_weak_cost_support_contradicts_the_pnp_pose():
+    """F-PnP lowered the cost by moving far more than PnP's uncertainty allows, but not enough
+    to trust its pose: the PnP pose is not trusted either."""
+    move = [0.0, 0.0, 0.0, 0.0, 0.02, 0.0]
+    weak = _fpnp(move, cost_final=0.95, pnp_sigma=0.1)
+    assert "PnP sigmas" in V.check_fpnp(weak, TH)
+    why = V.check_pnp_against_fpnp(weak, TH)
+    assert "PnP sigmas" in why and "off by more than its uncertainty" in why
+    strong = _fpnp(move, cost_final=0.3, pnp_sigma=0.1)  # the update is trusted instead
+    assert V.check_fpnp(strong, TH) == "" and V.check_pnp_against_fpnp(strong, TH) == ""
+    moderate = _fpnp([0.0, 0.0, 0.0, 0.0, 0.01, 0.0], cost_final=0.95, pnp_sigma=2.0)
+    assert V.check_pnp_against_fpnp(moderate, TH) == ""
+    assert V.check_pnp_against_fpnp(_fpnp(move, cost_final=0.95, pnp_cov=None), TH) == ""
+
+
+def test_judge_rescues_a_pnp_pose_only_when_fpnp_moved_it_to_a_pose_its_matches_support():
+    noisy = _pnp(residual_median=3.4, hull_fraction=0.2)  # fails: 0.57 x the threshold
+    update = _fpnp([1e-3, 0, 0, 0, 1e-3, 0], cost_final=0.6)
+    good_final = _pnp(residual_median=1.0)
+    assert V.judge(noisy, update, good_final, TH) == ("", True)
+    reason, use = V.judge(noisy, update, _pnp(residual_median=3.3, hull_fraction=0.2), TH)
+    assert "0.45 x" in reason and use
+    rejected = _fpnp([1e-3, 0, 0, 0, 1e-3, 0], cost_final=1.2)
+    reason, use = V.judge(noisy, rejected, good_final, TH)
+    assert "0.45 x" in reason and not use
+    assert "0.45 x" in V.judge(noisy, None, None, TH)[0]
+    far = _fpnp([0, 0, 0, 0.2, 0, 0], cost_final=0.3)
+    reason, use = V.judge(_pnp(), far, None, TH)
+    assert "beyond the caps" in reason and not use
+    assert V.judge(_pnp(), update, None, TH) == ("", True)
+
+
+def test_judge_takes_a_far_fpnp_move_when_the_matches_support_the_new_pose():
+    """A move of many PnP sigmas with a modest cost decrease is trusted only when the best
+    reference's matches pass the PnP checks at the new pose."""
+    weak = _fpnp([0.0, 0.0, 0.0, 0.0, 0.02, 0.0], cost_final=0.95, pnp_sigma=0.1)
+    assert "PnP sigmas" in V.check_fpnp(weak, TH) and V.check_fpnp(weak, TH, move=False) == ""
+    assert V.judge(_pnp(), weak, _pnp(residual_median=1.0), TH) == ("", True)
+    reason, use = V.judge(_pnp(), weak, _pnp(residual_median=3.5, hull_fraction=0.2), TH)
+    assert "off by more than its uncertainty" in reason and not use
+    reason, use = V.judge(_pnp(), weak, None, TH)
+    assert "off by more than its uncertainty" in reason and not use
+    costly = _fpnp([0.0, 0.0, 0.0, 0.0, 0.02, 0.0], cost_final=1.2, pnp_sigma=0.1)
+    assert V.judge(_pnp(), costly, _pnp(residual_median=1.0), TH) == ("", False)

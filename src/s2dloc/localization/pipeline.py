@@ -37,11 +37,11 @@ from s2dloc.localization.config import resolve
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult
 from s2dloc.localization.pose_stages import (
+    Evidence,
     accept_fpnp,
     fpnp_observations,
     gather_points,
     rank_pnp,
-    verify_best_pnp,
 )
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.retrieval import Retrieval
@@ -190,13 +190,14 @@ class Localizer:
         res.best_ref = ranked[0][0]
         res.pnp_success = True
         res.pose = res.pnp_pose = ranked[0][1].pose
-        check = verify_best_pnp(
-            query, per_ref, ranked, res, self.conf["pnp"]["max_error"], self.thresholds
-        )
+        max_error = self.conf["pnp"]["max_error"]
+        evidence = Evidence(query, per_ref, ranked, max_error, self.thresholds)
+        check = evidence.judge_pnp(res)
         if self.conf["fpnp"]["enabled"]:
             t = time.perf_counter()
             obs = fpnp_observations(query, per_ref, res, self.conf["fpnp"])
             self._run_fpnp(query, feats.maps, obs, res, check.covariance, check.depth)
+            evidence.judge_final(res)
             res.timings["fpnp"] = time.perf_counter() - t
         res.success = not res.reason
 

@@ -5,6 +5,7 @@ the verdict on F-PnP's update. Each stage records its figures in the query's res
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -63,36 +64,69 @@ def rank_pnp(
     return ranked
 
 
-def verify_best_pnp(
-    query: Query,
-    per_ref: dict[str, RefMatches],
-    ranked: list[tuple[str, PnPResult]],
-    res: QueryResult,
-    max_error: float,
-    thresholds: V.VerifyThresholds,
-) -> PnPCheck:
-    """Judge the best reference's PnP pose (sets ``res.verify["pnp"]`` and ``res.reason``)."""
-    name, pnp = ranked[0]
-    m = per_ref[name]
-    p3d, inl = m.points3d, pnp.inliers
-    err = reprojection_errors(m.p2d[inl], p3d[inl], query.camera, pnp.pose)
-    X = pnp.pose.double().transform(torch.from_numpy(np.asarray(p3d[inl], np.float64)))
-    depth = float(X[:, 2].median())
-    size = (float(query.camera.size[0]), float(query.camera.size[1]))
-    stats = V.pnp_stats(m.p2d[inl], err, len(m), size, depth, max_error)
-    if len(ranked) > 1:
-        name2, second = ranked[1]
-        stats.second_support = second.num_inliers / max(pnp.num_inliers, 1)
-        m2 = per_ref[name2]
-        fit = reprojection_errors(m2.p2d, m2.points3d, query.camera, pnp.pose) < max_error
-        stats.second_cross = int(fit.sum()) / max(second.num_inliers, 1)
-        rot, trans = V.pose_difference(pnp.pose, second.pose, depth)
-        stats.second_rotation, stats.second_translation = rot, trans
-    res.verify["pnp"] = dataclasses.asdict(stats)
-    res.reason = V.check_pnp(stats, thresholds)
-    # Pixel noise from the median inlier error (Rayleigh: median = 1.177 sigma), >= 0.5 px.
-    sigma = max(stats.residual_median / 1.177, 0.5)
-    return PnPCheck(V.pnp_covariance(p3d[inl], query.camera, pnp.pose, sigma), depth)
+@dataclasses.dataclass
+class Evidence:
+    """What a query's verdict is judged on: its PnP results ``ranked`` (best first, as from
+    :func:`rank_pnp`) and their matches ``per_ref``, with the RANSAC threshold ``max_error``
+    (pixels) and the verdict's ``thresholds``."""
+
+    query: Query
+    per_ref: dict[str, RefMatches]
+    ranked: list[tuple[str, PnPResult]]
+    max_error: float
+    thresholds: V.VerifyThresholds
+
+    def stats_at(self, pose: Pose, inliers: np.ndarray | None = None) -> V.PnPStats:
+        """The evidence of the best reference's matches for ``pose``: its ``inliers (K,)``
+        (None: the matches within ``max_error`` pixels at ``pose``), and the second
+        reference's PnP pose and matches against ``pose``."""
+        cam, e = self.query.camera, self.max_error
+        m = self.per_ref[self.ranked[0][0]]
+        if inliers is None:
+            inliers = reprojection_errors(m.p2d, m.points3d, cam, pose) < e
+        p3d = m.points3d[inliers]
+        err = reprojection_errors(m.p2d[inliers], p3d, cam, pose)
+        X = pose.double().transform(torch.from_numpy(np.asarray(p3d, np.float64)))
+        depth = float(X[:, 2].median()) if len(X) else math.nan
+        size = (float(cam.size[0]), float(cam.size[1]))
+        stats = V.pnp_stats(m.p2d[inliers], err, len(m), size, depth, e)
+        if len(self.ranked) > 1:
+            name2, second = self.ranked[1]
+            stats.second_support = second.num_inliers / max(stats.num_inliers, 1)
+            m2 = self.per_ref[name2]
+            fit = reprojection_errors(m2.p2d, m2.points3d, cam, pose) < e
+            stats.second_cross = int(fit.sum()) / max(second.num_inliers, 1)
+            rot, trans = V.pose_difference(pose, second.pose, depth)
+            stats.second_rotation, stats.second_translation = rot, trans
+        return stats
+
+    def judge_pnp(self, res: QueryResult) -> PnPCheck:
+        """Judge the best reference's PnP pose (sets ``res.verify["pnp"]``, ``res.reason``)."""
+        name, pnp = self.ranked[0]
+        stats = self.stats_at(pnp.pose, pnp.inliers)
+        res.verify["pnp"] = dataclasses.asdict(stats)
+        res.reason = V.check_pnp(stats, self.thresholds)
+        # Pixel noise from the median inlier error (Rayleigh: median = 1.177 sigma), >= 0.5 px.
+        sigma = max(stats.residual_median / 1.177, 0.5)
+        p3d = self.per_ref[name].points3d[pnp.inliers]
+        cov = V.pnp_covariance(p3d, self.query.camera, pnp.pose, sigma)
+        return PnPCheck(cov, stats.depth)
+
+    def judge_final(self, res: QueryResult) -> None:
+        """After F-PnP, judge the best reference's matches at F-PnP's pose
+        (``res.verify["final"]``) and take the verdict of :func:`verify.judge`: ``res.reason``,
+        and F-PnP's pose as the answer (``res.pose``, ``res.fpnp_success``) when trusted."""
+        if "fpnp" not in res.verify or not res.verify["fpnp"]["solver_success"]:
+            return
+        fpnp_pose = Pose.from_quat_t(res.fpnp["pose"][:4], res.fpnp["pose"][4:])
+        final = self.stats_at(fpnp_pose)
+        res.verify["final"] = dataclasses.asdict(final)
+        pnp = V.PnPStats(**res.verify["pnp"])
+        fpnp = V.FPnPStats(**res.verify["fpnp"])
+        res.reason, use_fpnp = V.judge(pnp, fpnp, final, self.thresholds)
+        if use_fpnp and not res.fpnp_success:  # its move is supported by the matches
+            res.fpnp_success, res.pose = True, fpnp_pose
+            res.fpnp["message"] = ""
 
 
 def fpnp_observations(

@@ -50,7 +50,8 @@ class QueryResult:
 
     ``success`` is the verdict: True only when the pose passed verification (see
     :mod:`s2dloc.localization.verify`); ``reason`` says why not ("" on success). ``verify``
-    holds the statistics the verdict was taken from (``pnp`` and ``fpnp`` dicts).
+    holds the statistics the verdict was taken from (``pnp``, ``fpnp`` and ``final``: the
+    best reference's matches at F-PnP's pose).
 
     ``ref_matches`` keeps the 2D-3D matches of every reference (query pixels, point ids, world
     points, scores and the PnP inlier mask) for plots and export; :meth:`to_json` leaves them

@@ -4,8 +4,10 @@ Statistics are computed once per query (:func:`pnp_stats`, :func:`fpnp_stats`), 
 query's log record, and judged against thresholds (:func:`check_pnp`, :func:`check_fpnp`,
 :func:`check_pnp_against_fpnp`), so a log can be re-judged with other thresholds without
 localizing again. Every threshold is a count, a ratio, pixels relative to the RANSAC threshold,
-degrees or a fraction of the scene depth. A query succeeds when its PnP pose passes; the F-PnP
-update replaces that pose only when it passes too.
+degrees or a fraction of the scene depth. :func:`judge` gives the verdict: a query succeeds
+when its PnP pose passes, F-PnP's pose replaces it when the update passes, and the best
+reference's matches, judged by the PnP checks at F-PnP's pose, can vouch for that pose when
+the PnP pose failed or the update moved beyond the PnP uncertainty.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ class VerifyThresholds:
     min_grid_coverage: float = 0.25  # occupied cells of a 4 x 4 grid over the image
     min_hull_fraction: float = 0.15  # convex hull area of the inliers / image area
     max_residual_ratio: float = 0.45  # median inlier reprojection error / RANSAC threshold ...
-    spread_hull_fraction: float = 0.35  # ... or, for inliers spread over this much image area,
-    max_residual_ratio_spread: float = 0.6  # ... this ratio
+    spread_hull_fraction: float = 0.35  # ... or, for inliers spread over this much image area
+    max_residual_ratio_spread: float = 0.6  # (or confirmed by the 2nd reference), this ratio
     agree_min_support: float = 0.7  # compare with the 2nd reference if its inliers >= this x best
     agree_max_rotation: float = 5.0  # degrees between the two references' poses
     agree_max_translation: float = 0.1  # camera-centre distance / median inlier depth
@@ -178,21 +180,20 @@ def check_pnp(s: PnPStats, th: VerifyThresholds) -> str:
         return (
             f"PnP: inlier hull covers {s.hull_fraction:.3f} of the image < {th.min_hull_fraction}"
         )
-    spread = s.hull_fraction >= th.spread_hull_fraction
-    ratio = th.max_residual_ratio_spread if spread else th.max_residual_ratio
+    rival = s.second_support >= th.agree_min_support
+    agree = s.second_rotation <= th.agree_max_rotation and (
+        s.second_translation <= th.agree_max_translation
+    )
+    # Inliers spread over the image, or a second reference giving the same pose on its own
+    # matches, allow a larger residual (as from a blurred or noisy query).
+    confirmed = s.hull_fraction >= th.spread_hull_fraction or (rival and agree)
+    ratio = th.max_residual_ratio_spread if confirmed else th.max_residual_ratio
     if not s.residual_median <= ratio * s.max_error:
         return (
             f"PnP: median residual {s.residual_median:.2f} px > {ratio} x "
             f"the RANSAC threshold {s.max_error:g} px"
         )
-    if (
-        s.second_support >= th.agree_min_support
-        and not (
-            s.second_rotation <= th.agree_max_rotation
-            and s.second_translation <= th.agree_max_translation
-        )
-        and not s.second_cross >= th.agree_min_cross
-    ):
+    if rival and not agree and not s.second_cross >= th.agree_min_cross:
         return (
             f"PnP: top references disagree ({s.second_rotation:.1f} deg, "
             f"{s.second_translation:.3f} of depth)"
@@ -247,9 +248,10 @@ def fpnp_stats(
     )
 
 
-def check_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
+def check_fpnp(s: FPnPStats, th: VerifyThresholds, move: bool = True) -> str:
     """Why the F-PnP update is not trusted ("" if it is). With verification disabled, only the
-    solver's own flag and the caps on the move apply."""
+    solver's own flag and the caps on the move apply; ``move=False`` leaves out the check of
+    the move against the PnP uncertainty (see :func:`judge`)."""
     if not s.solver_success:
         return f"F-PnP: {s.solver_message or 'solver failed'}"
     if s.rotation_change > th.fpnp_max_rotation_change or (
@@ -273,7 +275,7 @@ def check_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
             f"F-PnP: ill-conditioned (std {s.rotation_std:.2f} deg, "
             f"{s.translation_std:.3f} of depth)"
         )
-    if s.move_sigma > th.fpnp_max_move_sigma and s.cost_ratio > th.fpnp_strong_cost_ratio:
+    if move and s.move_sigma > th.fpnp_max_move_sigma and s.cost_ratio > th.fpnp_strong_cost_ratio:
         return (
             f"F-PnP: move of {s.move_sigma:.1f} PnP sigmas not supported by the cost "
             f"(ratio {s.cost_ratio:.2f})"
@@ -283,7 +285,9 @@ def check_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
 
 def check_pnp_against_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
     """Why F-PnP contradicts the PnP pose ("" if it does not): the solver lowered the cost by
-    moving beyond the caps on the update, so the PnP pose is not at the feature-metric optimum."""
+    moving beyond the caps on the update, or by more than ``fpnp_max_move_sigma`` PnP standard
+    deviations without lowering it enough to be trusted (:func:`check_fpnp`), so neither pose
+    can be stood behind."""
     if not th.enabled or not s.solver_success or not s.cost_ratio <= th.fpnp_max_cost_ratio:
         return ""
     if s.rotation_change > th.fpnp_max_rotation_change or (
@@ -293,4 +297,27 @@ def check_pnp_against_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
             f"PnP: F-PnP moved it by {s.rotation_change:.2f} deg, "
             f"{s.translation_change:.3f} of depth (beyond the caps)"
         )
+    if s.move_sigma > th.fpnp_max_move_sigma and s.cost_ratio > th.fpnp_strong_cost_ratio:
+        return (
+            f"PnP: F-PnP moved it by {s.move_sigma:.1f} PnP sigmas (cost ratio "
+            f"{s.cost_ratio:.2f}): the PnP pose is off by more than its uncertainty"
+        )
     return ""
+
+
+def judge(
+    pnp: PnPStats, fpnp: FPnPStats | None, final: PnPStats | None, th: VerifyThresholds
+) -> tuple[str, bool]:
+    """The verdict of a query from its statistics: ``(why it fails or "", whether F-PnP's
+    pose is the answer)``. ``final`` are the best reference's matches judged at F-PnP's pose
+    (None when F-PnP did not run). Matches that pass the PnP checks at F-PnP's pose are
+    independent evidence for it: they rescue a PnP pose that failed its checks, and an update
+    whose only fault is a move beyond the PnP uncertainty with a modest cost decrease."""
+    reason = check_pnp(pnp, th)
+    if fpnp is None:
+        return reason, False
+    supported = final is not None and not check_pnp(final, th)
+    use_fpnp = not check_fpnp(fpnp, th) or (supported and not check_fpnp(fpnp, th, move=False))
+    if use_fpnp:
+        return ("" if supported else reason), True
+    return reason or check_pnp_against_fpnp(fpnp, th), False

@@ -22,8 +22,10 @@ from s2dloc.training.config import source_entries
 
 logger = logging.getLogger(__name__)
 
-# Synthetic training worlds: scenes and seeds different from the evaluation world (seed 0).
+# Synthetic training worlds: scenes and seeds different from the evaluation world (seed 0),
+# with exactly repeating textures (the worlds the shipped weights were trained on).
 TRAIN_WORLDS = (("street", 1), ("street", 2), ("room", 1))
+TRAIN_TEXTURE_JITTER = 0.0
 HOMOGRAPHY_KEYS = tuple(f.name for f in dataclasses.fields(HomographyConfig))
 
 
@@ -37,6 +39,7 @@ def synthetic_world(scene: str, seed: int, conditions: tuple[str, ...], size, nu
         width=size[0],
         height=size[1],
         query_conditions=tuple(conditions),
+        texture_jitter=TRAIN_TEXTURE_JITTER,
     )
     return generate_world(conf)
 

@@ -18,7 +18,7 @@ from s2dloc.datasets.pairs import load_image
 from s2dloc.datasets.photo_crops import PhotoCrops
 from s2dloc.datasets.synthetic.world import WorldConfig, generate_world
 from s2dloc.features.registry import load_extractor
-from s2dloc.training.data import TRAIN_WORLDS
+from s2dloc.training.data import TRAIN_TEXTURE_JITTER, TRAIN_WORLDS
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,13 @@ def crop_images(dc: dict) -> list[np.ndarray]:
         names = list_images(dc["root"], dc["patterns"], dc["exclude"])
         images += [load_image(Path(dc["root"]) / n) for n in names]
     for scene, seed in TRAIN_WORLDS if dc["synthetic_views"] else ():
-        conf = WorldConfig(scene=scene, seed=seed, num_db=dc["synthetic_views"], num_query=1)
+        conf = WorldConfig(
+            scene=scene,
+            seed=seed,
+            num_db=dc["synthetic_views"],
+            num_query=1,
+            texture_jitter=TRAIN_TEXTURE_JITTER,
+        )
         images += [view.rgb for view in generate_world(conf, progress=False).database]
     logger.info("distillation images: %d", len(images))
     return images

@@ -113,13 +113,14 @@ def judge(rec: dict, th: V.VerifyThresholds) -> Outcome:
     ver = rec.get("verify") or {}
     if "pnp" not in ver:
         return Outcome(name, pose, False, rec.get("reason") or "no PnP pose")
-    reason = V.check_pnp(V.PnPStats(**_nan(ver["pnp"])), th)
-    if "fpnp" in ver:
+    pnp = V.PnPStats(**_nan(ver["pnp"]))
+    fpnp = V.FPnPStats(**_nan(ver["fpnp"])) if "fpnp" in ver else None
+    final = V.PnPStats(**_nan(ver["final"])) if "final" in ver else None
+    reason, use_fpnp = V.judge(pnp, fpnp, final, th)
+    if fpnp is not None:
         fpnp_pose = _pose((rec.get("fpnp") or {}).get("pose"))
-        fpnp = V.FPnPStats(**_nan(ver["fpnp"]))
-        ok = not V.check_fpnp(fpnp, th) and fpnp_pose is not None
-        reason = reason or V.check_pnp_against_fpnp(fpnp, th)
-        pose = fpnp_pose if ok else _pose(rec["pnp_pose"])
+        use_fpnp = use_fpnp and fpnp_pose is not None
+        pose = fpnp_pose if use_fpnp else _pose(rec["pnp_pose"])
     return Outcome(name, pose, not reason, reason)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .render import Primitive, Scene
@@ -224,3 +226,44 @@ def indoor_room(seed: int = 0, size=(8.0, 6.0, 3.0)) -> Scene:
 
 
 SCENES = {"toy": toy_scene, "street": street_canyon, "room": indoor_room}
+
+
+def break_repeats(scene: Scene, jitter: float, seed: int = 0, max_edge: float = 12.0) -> Scene:
+    """``scene`` with surfaces that do not repeat exactly along the camera path.
+
+    A tiled texture repeats every ``tex_size`` metres, so on a long street a view moved by one
+    repeat looks the same. Here every edge longer than ``max_edge`` metres is cut into pieces of
+    0.4-0.8 ``max_edge``, and each primitive's repeat is scaled by a factor drawn from
+    ``[1 - jitter, 1 + jitter]`` (posters keep theirs: they show one photo). The geometry is
+    unchanged; ``jitter = 0`` returns ``scene`` itself.
+    """
+    if jitter <= 0:
+        return scene
+    rng = np.random.default_rng([seed, 31])
+    prims: list[Primitive] = []
+    for p in scene.primitives:
+        for piece in _cut(p, max_edge, rng):
+            if piece.material != "poster":
+                f = rng.uniform(1 - jitter, 1 + jitter)
+                piece.tex_size = (piece.tex_size[0] * f, piece.tex_size[1] * f)
+            prims.append(piece)
+    return scene.replace(primitives=prims)
+
+
+def _cut(p: Primitive, max_edge: float, rng: np.random.Generator) -> list[Primitive]:
+    """``p`` cut across its longer edge into pieces of random length (one piece if short)."""
+    lu, lv = np.linalg.norm(p.u), np.linalg.norm(p.v)
+    long, other, length = (p.u, p.v, lu) if lu >= lv else (p.v, p.u, lv)
+    if length <= max_edge:
+        return [dataclasses.replace(p)]
+    cuts = [0.0]
+    while length - cuts[-1] > max_edge:
+        cuts.append(cuts[-1] + rng.uniform(0.4, 0.8) * max_edge)
+    cuts.append(length)
+    d = long / length
+    pieces = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        edge = d * (b - a)
+        u, v = (edge, other) if lu >= lv else (other, edge)
+        pieces.append(dataclasses.replace(p, origin=p.origin + d * a, u=u, v=v))
+    return pieces

@@ -24,7 +24,7 @@ from s2dloc.utils.config import (
 from .conditions import CONDITIONS, apply_condition, condition_scene
 from .rays import undistort
 from .render import Scene, backproject, render
-from .scenes import SCENES
+from .scenes import SCENES, break_repeats
 from .trajectories import database_poses, query_poses
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ LIMITS = {
     "width": (16, 4096, "pixels"),
     "height": (16, 4096, "pixels"),
     "fov_deg": (10.0, 170.0, "degrees"),
+    "texture_jitter": (0.0, 0.9, "(a fraction of each texture repeat)"),
 }
 QUERY_FOCAL_SCALES = (0.9, 1.1)  # query focal lengths vary by this factor around the database's
 CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
@@ -91,6 +92,9 @@ class WorldConfig:
     camera_model: str = "PINHOLE"
     fov_deg: float = 65.0  # horizontal field of view of the database camera
     query_conditions: tuple[str, ...] = CONDITIONS[1:]
+    # Surfaces cut into pieces, each with its texture repeat scaled by up to this fraction,
+    # so views one repeat apart differ (see scenes.break_repeats); 0: exact repeats.
+    texture_jitter: float = 0.3
 
     def __post_init__(self):
         check_fields(self, CHECKS)
@@ -220,7 +224,7 @@ def generate_world(config: WorldConfig | str = "demo", progress: bool = True) ->
     """Render all database and query views of a world (deterministic for ``config``)."""
     if isinstance(config, str):
         config = world_config(config)
-    scene = SCENES[config.scene](config.seed)
+    scene = break_repeats(SCENES[config.scene](config.seed), config.texture_jitter, config.seed)
     if scene.path is None:
         raise ValueError(f"scene {config.scene!r} has no camera path")
     rng = np.random.default_rng(config.seed)
