@@ -156,6 +156,9 @@ def test_teacher_targets_are_cached_per_crop(tmp_path, tiny_teacher):
     batch["clean"] = torch.zeros_like(batch["clean"])  # cached: the crop is not re-read
     for a, b in zip(teacher.targets(batch), first):
         assert torch.equal(a, b)
+    # Validation crops with the same indices are other crops: computed, not read back.
+    val = teacher.targets(batch, crops="val")
+    assert not torch.equal(val[0], first[0]) and len(teacher.cache) == 4
 
 
 def test_distillation_resume_is_exact(tmp_path, tiny_teacher):

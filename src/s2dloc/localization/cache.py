@@ -142,15 +142,17 @@ def build_cache(
     overwrite: bool = False,
     progress: bool = True,
     commit_seconds: float = COMMIT_SECONDS,
+    sig: str | None = None,
 ) -> int:
     """Compute the features of every reference image without a sound entry; returns how many.
 
     ``overwrite`` discards the whole cache first. Broken entries are warned about and recomputed.
+    ``sig``: :func:`signature` of ``conf`` and ``extractor`` when already computed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    sig = signature(conf, extractor)
+    sig = sig or signature(conf, extractor)
     if overwrite:
         path.unlink(missing_ok=True)
     good, bad = scan_cache(path, map_, sig)
@@ -171,14 +173,15 @@ def build_cache(
 
 
 def load_cache(
-    map_: Map, path: str | Path, conf: dict, extractor: torch.nn.Module
+    map_: Map, path: str | Path, conf: dict, extractor: torch.nn.Module, sig: str | None = None
 ) -> dict[str, RefFeatures]:
     """All reference features of ``map_`` from a complete, sound cache (checked against the map,
-    each entry's checksum and the weights and settings of ``extractor``)."""
+    each entry's checksum and the weights and settings of ``extractor``; ``sig`` as in
+    :func:`build_cache`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"feature cache {path} does not exist; build it first")
-    sig, out = signature(conf, extractor), {}
+    sig, out = sig or signature(conf, extractor), {}
     with open_cache(path, "r") as f:
         check_signature(f, path, sig)
         for im in map_.images:

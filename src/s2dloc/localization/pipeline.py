@@ -32,6 +32,7 @@ from s2dloc.localization.cache import (
     compute_all,
     load_cache,
     resolve_global_levels,
+    signature,
 )
 from s2dloc.localization.config import resolve
 from s2dloc.localization.map import Map
@@ -75,9 +76,10 @@ class Localizer:
         if cache is None:
             self.refs = compute_all(map_, self.extractor, self.conf, progress)
         else:  # build=False: only read a cache built by another process (see distributed.py)
+            sig = signature(self.conf, self.extractor)  # hashes the weights: once
             if build:
-                build_cache(map_, self.extractor, cache, self.conf, overwrite, progress)
-            self.refs = load_cache(map_, cache, self.conf, self.extractor)
+                build_cache(map_, self.extractor, cache, self.conf, overwrite, progress, sig=sig)
+            self.refs = load_cache(map_, cache, self.conf, self.extractor, sig)
         names = map_.names
         self.retrieval = Retrieval(names, torch.stack([self.refs[n].global_desc for n in names]))
         self.pairs = pairs or {}

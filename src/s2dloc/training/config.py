@@ -198,8 +198,13 @@ def _entry(entry: Any, index: int | None) -> dict[str, Any]:
     if out["appearance"] not in ("", "none", *PRESETS):
         raise ConfigError(f"setting {where}appearance must be one of {list(PRESETS)} or 'none'")
     if "exclude" in out:
-        out["exclude"] = [p for p in out["exclude"] if p]
+        out["exclude"] = _patterns(out["exclude"])
     return out
+
+
+def _patterns(patterns: list[str]) -> list[str]:
+    """Image patterns without the empty ones (``[""]``, the default, types the list)."""
+    return [p for p in patterns if p]
 
 
 def resolve(raw: dict[str, Any]) -> dict[str, Any]:
@@ -212,9 +217,9 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
     conf["model"] = model_settings({**DEFAULTS["model"], **model})
     entries = source_entries(conf["data"])  # checks the single source's keys too
     conf["data"]["sources"] = entries if conf["data"]["source"] == "mix" else []
-    conf["data"]["exclude"] = [p for p in conf["data"]["exclude"] if p]
+    conf["data"]["exclude"] = _patterns(conf["data"]["exclude"])
     dc = conf["distill"]
-    dc["exclude"] = [p for p in dc["exclude"] if p]
+    dc["exclude"] = _patterns(dc["exclude"])
     if conf["train"]["objective"] == "distill":
         if not dc["teacher"]:
             raise ConfigError("train.objective distill needs distill.teacher (a checkpoint)")

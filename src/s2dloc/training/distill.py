@@ -77,7 +77,8 @@ def build_crops(dc: dict, seed: int, images: list[np.ndarray] | None = None) -> 
 
 
 class Teacher:
-    """A frozen extractor and its targets per crop index (computed once, float16 on CPU)."""
+    """A frozen extractor and its targets per crop (computed once, float16 on CPU), keyed by
+    the crop set (``"train"`` or ``"val"``) and the crop's index in it."""
 
     def __init__(self, name_or_path: str, device: torch.device):
         try:
@@ -87,7 +88,7 @@ class Teacher:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.device, self.name = device, str(name_or_path)
-        self.cache: dict[int, list[torch.Tensor]] = {}
+        self.cache: dict[tuple[str, int], list[torch.Tensor]] = {}
 
     def check_student(self, student: torch.nn.Module) -> None:
         """``ValueError`` unless the student's levels have the teacher's strides and channels."""
@@ -99,15 +100,16 @@ class Teacher:
                 f"strides {ss} with {sc}: they must agree"
             )
 
-    def targets(self, batch: dict) -> list[torch.Tensor]:
-        """The teacher's maps of ``batch["clean"]``, one ``(B, C, H, W)`` tensor per level."""
-        index = [int(i) for i in batch["index"]]
-        for j, i in enumerate(index):
-            if i not in self.cache:  # one crop at a time: the same numbers in any batch
+    def targets(self, batch: dict, crops: str = "train") -> list[torch.Tensor]:
+        """The teacher's maps of ``batch["clean"]`` (crops ``batch["index"]`` of the set
+        ``crops``), one ``(B, C, H, W)`` tensor per level."""
+        keys = [(crops, int(i)) for i in batch["index"]]
+        for j, key in enumerate(keys):
+            if key not in self.cache:  # one crop at a time: the same numbers in any batch
                 with torch.no_grad():
                     maps = self.model(batch["clean"][j : j + 1].to(self.device))
-                self.cache[i] = [m[0].half().cpu() for m in maps]
-        levels = zip(*(self.cache[i] for i in index))
+                self.cache[key] = [m[0].half().cpu() for m in maps]
+        levels = zip(*(self.cache[k] for k in keys))
         return [torch.stack(level).float().to(self.device) for level in levels]
 
 
@@ -124,8 +126,6 @@ class DistillValidator:
             )
             for k in range(0, len(self.crops), 8)
         ]
-        for b in self.batches:
-            b["index"] = b["index"] + 10**9  # cached apart from the training crops
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         was_training = model.training
@@ -134,8 +134,7 @@ class DistillValidator:
         with torch.no_grad():
             for b in self.batches:
                 feats = model(b["image"].to(self.teacher.device))
-                total += distillation_loss(feats, self.teacher.targets(b))[1]["distill"] * len(
-                    b["index"]
-                )
+                targets = self.teacher.targets(b, crops="val")
+                total += distillation_loss(feats, targets)[1]["distill"] * len(b["index"])
         model.train(was_training)
         return {"distill": total / len(self.crops)}
