@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from s2dloc.cli import main
@@ -29,3 +30,15 @@ def test_demo_writes_a_report_with_valid_images(tmp_path, capsys):
     assert len(records) == 6 and all('"success": ' in r and '"reason": ' in r for r in records)
     # A second run reuses the world and the feature cache.
     assert main(["demo", "--out", str(tmp_path), "--preset", "tiny", "--figures", "1"]) == 0
+    cache = tmp_path / "cache-default.h5"
+    assert cache.exists()
+    # A world of other settings (as an older version wrote it) is written anew, and the feature
+    # cache of its images (same names and observations) is rebuilt, not read back.
+    meta = tmp_path / "world" / "world.json"
+    world = json.loads(meta.read_text())
+    world["config"]["texture_jitter"] = 0.0
+    meta.write_text(json.dumps(world))
+    old = cache.stat().st_mtime_ns
+    assert main(["demo", "--out", str(tmp_path), "--preset", "tiny", "--figures", "1"]) == 0
+    assert json.loads(meta.read_text())["config"]["texture_jitter"] == 0.3
+    assert cache.stat().st_mtime_ns != old

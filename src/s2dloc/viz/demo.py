@@ -7,6 +7,7 @@ and writes a report folder with figures and an ``index.html``.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from s2dloc.datasets.colmap_io import read_poses
-from s2dloc.datasets.synthetic.world import generate_world
+from s2dloc.datasets.synthetic.world import generate_world, world_config
 from s2dloc.datasets.synthetic.write import write_world
 from s2dloc.evaluation.recall import condition_of, pose_errors, recall_table
 from s2dloc.geometry import Pose
@@ -112,8 +113,14 @@ def run_demo(req: DemoRequest) -> DemoSummary:
 def _localize(req: DemoRequest) -> _Run:
     """Write the world (once), load the map and localize every query."""
     world_dir = req.out / "world"
-    if not (world_dir / "world.json").exists():
-        write_world(generate_world(req.preset), world_dir)
+    config = world_config(req.preset)
+    meta = world_dir / "world.json"
+    if not meta.exists() or json.loads(meta.read_text()).get("config") != config.to_dict():
+        # Missing, unfinished or of other settings (a world of an older version): write it
+        # anew, and drop feature caches of the old images (same names and observations).
+        for cache in req.out.glob("cache-*.h5"):
+            cache.unlink()
+        write_world(generate_world(config), world_dir, overwrite=True)
     map_ = Map.load(world_dir)
     queries = read_queries(world_dir / "queries_with_intrinsics.txt", map_.image_root)
     gt = read_poses(world_dir / "poses_query.txt")
