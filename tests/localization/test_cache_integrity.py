@@ -8,6 +8,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 
@@ -17,9 +18,10 @@ import pytest
 import torch
 
 from s2dloc.cli import main
-from s2dloc.localization import build_cache, load_cache, resolve
+from s2dloc.datasets.synthetic.write import write_png
+from s2dloc.localization import Map, build_cache, load_cache, resolve
 from s2dloc.localization.cache import signature
-from s2dloc.localization.cache_store import scan_cache
+from s2dloc.localization.cache_store import checksum, scan_cache
 
 from .conftest import CONF
 from .extractors import PatchProjection
@@ -74,6 +76,35 @@ def test_altered_entries_are_named_and_recomputed(world_map, tmp_path, caplog):
     with h5py.File(path, "a") as f:
         f.attrs["signature"] = other
     assert len(scan_cache(path, world_map, other)[1]) == 12
+
+
+def test_entry_of_an_image_replaced_under_its_name_is_recomputed(world_dir, tmp_path, caplog):
+    """Same name and observations, other pixels: the entry's image digest no longer matches."""
+    shutil.copytree(world_dir, tmp_path / "world")
+    map_ = Map.load(tmp_path / "world")
+    conf, ext, path = resolve(CONF), PatchProjection(), tmp_path / "cache.h5"
+    assert build_cache(map_, ext, path, conf, progress=False) == 12
+    a = map_.names[3]
+    image = map_.load_image(a)
+    write_png(map_.image_root / a, (255 - image).astype(np.float32) / 255)
+    with pytest.raises(ValueError, match=f"entry {a!r} is stale \\(its image changed"):
+        load_cache(map_, path, conf, ext)
+    with caplog.at_level(logging.WARNING):
+        assert build_cache(map_, ext, path, conf, progress=False) == 1
+    assert f"entry {a!r} is stale (its image changed" in caplog.text
+    assert load_cache(map_, path, conf, ext)[a].features[0].shape[0] == len(map_[a].point3D_ids)
+    # A sound entry cached without a digest (by an older version) is recomputed too.
+    sig = signature(conf, ext)
+    with h5py.File(path, "a") as f:
+        del f[f"{a}/image_digest"]
+        arrays = {}
+        f[a].visititems(
+            lambda k, d: arrays.update({k: d[()]}) if isinstance(d, h5py.Dataset) else None
+        )
+        f[a].attrs["checksum"] = checksum(sig, a, arrays)
+    assert scan_cache(path, map_, sig)[1] == {
+        a: "stale (its image changed, or was cached without a digest)"
+    }
 
 
 def _poses(out) -> dict[str, list]:

@@ -2,14 +2,16 @@
 
 Per reference image ``name`` the group ``name`` holds ``descriptors (M, D)`` (float16
 hypercolumns at the observations), ``features/<l> (M, C_l)`` (float32, every level, for F-PnP),
-``global (G,)``, ``point3D_ids (M,)`` and ``keypoints (M, 2)``.
+``global (G,)``, ``point3D_ids (M,)``, ``keypoints (M, 2)`` and ``image_digest (16,)`` (of the
+image the features were computed from, :meth:`Map.image_digest`).
 
 Each entry carries a checksum over its data and the settings, and the file is only ever
 replaced atomically (see :mod:`s2dloc.localization.cache_store`): an interrupted, altered or
-truncated entry is named in a warning and recomputed by :func:`build_cache` and refused by
-:func:`load_cache`, and a process killed at any moment leaves a cache that opens. The file's
-``signature`` attribute (the extractor, a digest of its weights, and the descriptor settings)
-must match, else the cache is refused as stale.
+truncated entry, or one of an image that changed under its name, is named in a warning and
+recomputed by :func:`build_cache` and refused by :func:`load_cache`, and a process killed at
+any moment leaves a cache that opens. The file's ``signature`` attribute (the extractor, a
+digest of its weights, and the descriptor settings) must match, else the cache is refused as
+stale.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from s2dloc.localization.cache_store import (
     read_entry,
     remove_stale_temporaries,
     scan_cache,
+    stale_entry,
 )
 from s2dloc.localization.map import Map
 
@@ -131,6 +134,7 @@ def entry_arrays(map_: Map, extractor, name: str, conf: dict) -> dict[str, np.nd
     out["global"] = glob.numpy().astype(np.float32)
     out["point3D_ids"] = np.asarray(im.point3D_ids, np.int64)
     out["keypoints"] = np.asarray(im.keypoints, np.float64)
+    out["image_digest"] = map_.image_digest(name)
     return out
 
 
@@ -190,8 +194,9 @@ def load_cache(
                 raise ValueError(
                     f"feature cache {path}: entry {im.name!r} is {why or 'missing'}; rebuild it"
                 )
-            if not np.array_equal(arrays["point3D_ids"], im.point3D_ids):
-                raise ValueError(f"cache {path} is stale for {im.name!r} (observations differ)")
+            why = stale_entry(arrays, map_, im.name)
+            if why:
+                raise ValueError(f"feature cache {path}: entry {im.name!r} is {why}; rebuild it")
             out[im.name] = _features(arrays)
     return out
 

@@ -91,15 +91,22 @@ def scan_cache(path: Path, map_: Map, sig: str) -> tuple[set[str], dict[str, str
         check_signature(f, path, sig)
         for name in map_.names:
             arrays, why = read_entry(f, name, sig)
-            if arrays is not None and not np.array_equal(
-                arrays["point3D_ids"], map_[name].point3D_ids
-            ):
-                arrays, why = None, "stale (its observations differ from the map's)"
+            if arrays is not None and (why := stale_entry(arrays, map_, name)):
+                arrays = None
             if arrays is not None:
                 good.add(name)
             elif why:
                 bad[name] = why
     return good, bad
+
+
+def stale_entry(arrays: dict[str, np.ndarray], map_: Map, name: str) -> str:
+    """Why a sound entry no longer describes reference ``name`` of ``map_`` ("" if it does)."""
+    if not np.array_equal(arrays["point3D_ids"], map_[name].point3D_ids):
+        return "stale (its observations differ from the map's)"
+    if not np.array_equal(arrays.get("image_digest"), map_.image_digest(name)):
+        return "stale (its image changed, or was cached without a digest)"
+    return ""
 
 
 class CacheWriter:

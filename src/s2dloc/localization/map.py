@@ -12,6 +12,7 @@ its observations and features would be sampled at the wrong pixels).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from s2dloc.geometry import Camera, Pose
 from s2dloc.geometry.camera_checks import check_camera
 
 logger = logging.getLogger(__name__)
+_DIGEST_SPAN = 1 << 16  # bytes read at each end of an image file for its digest
 
 
 @dataclass
@@ -81,6 +83,24 @@ class Map:
     def xyz(self, ids: np.ndarray) -> np.ndarray:
         """World points ``(M, 3)`` of 3D point ids ``(M,)``."""
         return self.points3D[[self._row[int(i)] for i in ids]].reshape(-1, 3)
+
+    def image_digest(self, name: str) -> np.ndarray:
+        """``(16,)`` uint8 digest of the source of image ``name``: its bytes in memory, or its
+        file's size, first and last 64 KiB (cheap on large maps), so that a cache entry made
+        from another image under the same name is recognised."""
+        h = hashlib.blake2b(digest_size=16)
+        if name in self.image_data:
+            a = np.ascontiguousarray(self.image_data[name])
+            h.update(f"{a.dtype.str}:{a.shape}".encode())
+            h.update(a.tobytes())
+        elif self.image_root is not None and (self.image_root / name).is_file():
+            path = self.image_root / name
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                h.update(f"{size}:".encode() + f.read(_DIGEST_SPAN))
+                f.seek(max(size - _DIGEST_SPAN, 0))
+                h.update(f.read(_DIGEST_SPAN))
+        return np.frombuffer(h.digest(), np.uint8).copy()
 
     def load_image(self, name: str) -> np.ndarray:
         """The ``(H, W, 3)`` uint8 RGB image ``name`` (in memory or under ``image_root``);
