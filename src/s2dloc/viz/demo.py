@@ -117,9 +117,7 @@ def _localize(req: DemoRequest) -> _Run:
     meta = world_dir / "world.json"
     if not meta.exists() or json.loads(meta.read_text()).get("config") != config.to_dict():
         # Missing, unfinished or of other settings (a world of an older version): write it
-        # anew, and drop feature caches of the old images (same names and observations).
-        for cache in req.out.glob("cache-*.h5"):
-            cache.unlink()
+        # anew (cache entries of the old images are then recomputed: their digests differ).
         write_world(generate_world(config), world_dir, overwrite=True)
     map_ = Map.load(world_dir)
     queries = read_queries(world_dir / "queries_with_intrinsics.txt", map_.image_root)
