@@ -27,7 +27,7 @@ from s2dloc.geometry import Camera, Pose
 from s2dloc.geometry.camera_checks import check_camera
 
 logger = logging.getLogger(__name__)
-_DIGEST_SPAN = 1 << 16  # bytes read at each end of an image file for its digest
+_DIGEST_SPAN = 1 << 14  # bytes read at each end of an image file for its digest
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Map:
         self.points3D = np.asarray(self.points3D, np.float64).reshape(-1, 3)
         self._row = {int(i): r for r, i in enumerate(self.point_ids)}
         self._by_name = {im.name: im for im in self.images}
+        self._digests: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ access
     @property
@@ -86,8 +87,13 @@ class Map:
 
     def image_digest(self, name: str) -> np.ndarray:
         """``(16,)`` uint8 digest of the source of image ``name``: its bytes in memory, or its
-        file's size, first and last 64 KiB (cheap on large maps), so that a cache entry made
-        from another image under the same name is recognised."""
+        file's size, first and last 16 KiB (cheap on large maps), so that a cache entry made
+        from another image under the same name is recognised. Computed once per map."""
+        if name not in self._digests:
+            self._digests[name] = self._digest(name)
+        return self._digests[name]
+
+    def _digest(self, name: str) -> np.ndarray:
         h = hashlib.blake2b(digest_size=16)
         if name in self.image_data:
             a = np.ascontiguousarray(self.image_data[name])
