@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 from s2dloc.cli import main
 from s2dloc.datasets.synthetic.write import write_png
 from s2dloc.localization import Map, build_cache, load_cache, resolve
-from s2dloc.localization.cache import signature
+from s2dloc.localization.cache import signature, warn_broken
 from s2dloc.localization.cache_store import checksum, scan_cache
 
 from .conftest import CONF
@@ -63,8 +64,11 @@ def test_altered_entries_are_named_and_recomputed(world_map, tmp_path, caplog):
     assert sorted(bad) == sorted([a, b]) and len(good) == 10
     with caplog.at_level(logging.WARNING):
         assert build_cache(world_map, ext, path, conf, progress=False) == 2
-    assert f"entry {a!r} is altered or truncated (checksum mismatch)" in caplog.text
-    assert f"entry {b!r} is altered or truncated" in caplog.text
+    first = sorted([a, b], key=world_map.names.index)
+    assert (
+        f"2 entries are altered or truncated (checksum mismatch) ({first[0]!r}, {first[1]!r}); "
+        "recomputing them" in caplog.text
+    )
     again = load_cache(world_map, path, conf, ext)
     for name in (a, b):
         assert torch.equal(again[name].descriptors, clean[name].descriptors)
@@ -106,6 +110,19 @@ def test_entry_of_an_image_replaced_under_its_name_is_recomputed(world_dir, tmp_
     assert scan_cache(path, map_, sig)[1] == {
         a: "stale (its image changed, or was cached without a digest)"
     }
+
+
+def test_broken_entries_are_reported_once_per_kind(caplog):
+    bad = {f"db/{i:04d}.png": "stale (its image changed)" for i in range(8)}
+    bad["db/0100.png"] = "altered or truncated (checksum mismatch)"
+    with caplog.at_level(logging.WARNING):
+        warn_broken(Path("c.h5"), bad)
+    assert len(caplog.records) == 2
+    assert (
+        "8 entries are stale (its image changed) ('db/0000.png', 'db/0001.png', 'db/0002.png', "
+        "'db/0003.png', 'db/0004.png' and 3 more); recomputing them" in caplog.text
+    )
+    assert "entry 'db/0100.png' is altered or truncated (checksum mismatch)" in caplog.text
 
 
 def _poses(out) -> dict[str, list]:

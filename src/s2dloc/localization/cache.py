@@ -160,8 +160,7 @@ def build_cache(
     if overwrite:
         path.unlink(missing_ok=True)
     good, bad = scan_cache(path, map_, sig)
-    for name, why in bad.items():
-        logger.warning("feature cache %s: entry %r is %s; recomputing it", path, name, why)
+    warn_broken(path, bad)
     todo = [n for n in map_.names if n not in good]
     if todo or not path.exists():
         writer = CacheWriter(path, sig, list(bad), commit_seconds)
@@ -174,6 +173,27 @@ def build_cache(
             writer.close(ok)
     logger.info("feature cache %s: %d computed, %d reused", path, len(todo), len(good))
     return len(todo)
+
+
+def warn_broken(path: Path, bad: dict[str, str], show: int = 5) -> None:
+    """One warning per kind of broken entry, naming the first ``show`` entries of each."""
+    by_why: dict[str, list[str]] = {}
+    for name, why in bad.items():
+        by_why.setdefault(why, []).append(name)
+    for why, names in by_why.items():
+        if len(names) == 1:
+            logger.warning("feature cache %s: entry %r is %s; recomputing it", path, names[0], why)
+            continue
+        more = f" and {len(names) - show} more" if len(names) > show else ""
+        first = ", ".join(repr(n) for n in names[:show])
+        logger.warning(
+            "feature cache %s: %d entries are %s (%s%s); recomputing them",
+            path,
+            len(names),
+            why,
+            first,
+            more,
+        )
 
 
 def load_cache(
