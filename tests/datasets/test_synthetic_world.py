@@ -13,7 +13,7 @@ from s2dloc.datasets.correspondences import read_correspondences
 from s2dloc.datasets.synthetic.conditions import CONDITIONS, TRANSIENT_CONDITIONS
 from s2dloc.datasets.synthetic.render import backproject, camera_tuple, project
 from s2dloc.datasets.synthetic.world import PRESETS, generate_world, same_view_all_conditions
-from s2dloc.datasets.synthetic.write import read_depth, write_world
+from s2dloc.datasets.synthetic.write import holds_world, read_depth, write_world
 from s2dloc.geometry import Camera, Pose
 
 TINY = dataclasses.replace(PRESETS["tiny"], camera_model="OPENCV", num_db=6, num_query=5)
@@ -202,3 +202,11 @@ def test_cli_writes_world_and_preview(tmp_path):
     assert len(read_poses(tmp_path / "poses_query.txt")) == 2
     with pytest.raises(ValueError, match=r"--width must be within 16-4096 pixels, got 4"):
         synth.run(parser.parse_args(argv + ["--width", "4"]))
+
+
+def test_holds_world_only_for_a_complete_world_of_the_config(exported, tmp_path):
+    assert holds_world(exported, TINY)
+    assert not holds_world(exported, dataclasses.replace(TINY, texture_jitter=0.0))
+    assert not holds_world(tmp_path, TINY)  # nothing written
+    (tmp_path / "world.json").write_text("{not json")
+    assert not holds_world(tmp_path, TINY)

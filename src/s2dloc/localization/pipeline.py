@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from s2dloc.fpnp import FeatureMetricPnP
+from s2dloc.fpnp import FeatureMetricPnP, FPnPResult
 from s2dloc.localization import descriptors as D
 from s2dloc.localization import stages as S
 from s2dloc.localization import verify as V
@@ -198,8 +198,9 @@ class Localizer:
         if self.conf["fpnp"]["enabled"]:
             t = time.perf_counter()
             obs = fpnp_observations(query, per_ref, res, self.conf["fpnp"])
-            self._run_fpnp(query, feats.maps, obs, res, check.covariance, check.depth)
-            evidence.judge_final(res)
+            out = self._run_fpnp(query, feats.maps, obs, res, check.covariance, check.depth)
+            if out is not None:
+                evidence.judge_final(res, out.pose)
             res.timings["fpnp"] = time.perf_counter() - t
         res.success = not res.reason
 
@@ -211,13 +212,14 @@ class Localizer:
         res: QueryResult,
         pnp_cov: torch.Tensor | None = None,
         depth: float | None = None,
-    ) -> None:
+    ) -> FPnPResult | None:
         """F-PnP from ``res.pose`` with the points of the reference observations ``obs``
-        (``{ref: (N_r,)}``); the update is kept only if :func:`verify.check_fpnp` trusts it."""
+        (``{ref: (N_r,)}``); the update is kept only if :func:`verify.check_fpnp` trusts it.
+        Returns the solver's result (None without points)."""
         c = self.conf["fpnp"]
         if not obs:
             res.fpnp = {"message": "no points"}
-            return
+            return None
         X, F = gather_points(self.refs, self.map, obs, len(maps), c["max_points"])
         init = res.pose.double()
         out = self.solver.refine(
@@ -231,6 +233,7 @@ class Localizer:
         if depth is None:
             depth = float(init.transform(X)[:, 2].abs().median())
         accept_fpnp(res, init, out, len(X), depth, self.thresholds, pnp_cov)
+        return out
 
     def refine(self, query: Query) -> QueryResult:
         """Refine ``query.prior`` with F-PnP using the points of the references that see most of

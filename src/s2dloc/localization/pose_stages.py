@@ -112,13 +112,13 @@ class Evidence:
         cov = V.pnp_covariance(p3d, self.query.camera, pnp.pose, sigma)
         return PnPCheck(cov, stats.depth)
 
-    def judge_final(self, res: QueryResult) -> None:
-        """After F-PnP, judge the best reference's matches at F-PnP's pose
-        (``res.verify["final"]``) and take the verdict of :func:`verify.judge`: ``res.reason``,
-        and F-PnP's pose as the answer (``res.pose``, ``res.fpnp_success``) when trusted."""
-        if "fpnp" not in res.verify or not res.verify["fpnp"]["solver_success"]:
+    def judge_final(self, res: QueryResult, fpnp_pose: Pose) -> None:
+        """After F-PnP (its pose ``fpnp_pose``, judged by :func:`accept_fpnp`), judge the best
+        reference's matches at that pose (``res.verify["final"]``) and take the verdict of
+        :func:`verify.judge`: ``res.reason``, and F-PnP's pose as the answer (``res.pose``,
+        ``res.fpnp_success``) when trusted."""
+        if not res.verify["fpnp"]["solver_success"]:
             return
-        fpnp_pose = Pose.from_quat_t(res.fpnp["pose"][:4], res.fpnp["pose"][4:])
         final = self.stats_at(fpnp_pose)
         res.verify["final"] = dataclasses.asdict(final)
         pnp = V.PnPStats(**res.verify["pnp"])
@@ -192,7 +192,6 @@ def accept_fpnp(
         out.message[0] if out.message else "",
     )
     why = V.check_fpnp(stats, thresholds)
-    res.reason = res.reason or V.check_pnp_against_fpnp(stats, thresholds)
     res.verify["fpnp"] = dataclasses.asdict(stats)
     res.fpnp = {
         "num_points": num_points,

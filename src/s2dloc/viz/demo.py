@@ -7,7 +7,6 @@ and writes a report folder with figures and an ``index.html``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from tqdm import tqdm
 
 from s2dloc.datasets.colmap_io import read_poses
 from s2dloc.datasets.synthetic.world import generate_world, world_config
-from s2dloc.datasets.synthetic.write import write_world
+from s2dloc.datasets.synthetic.write import holds_world, write_world
 from s2dloc.evaluation.recall import condition_of, pose_errors, recall_table
 from s2dloc.geometry import Pose
 from s2dloc.localization.config import resolve
@@ -114,8 +113,7 @@ def _localize(req: DemoRequest) -> _Run:
     """Write the world (once), load the map and localize every query."""
     world_dir = req.out / "world"
     config = world_config(req.preset)
-    meta = world_dir / "world.json"
-    if not meta.exists() or json.loads(meta.read_text()).get("config") != config.to_dict():
+    if not holds_world(world_dir, config):
         # Missing, unfinished or of other settings (a world of an older version): write it
         # anew (cache entries of the old images are then recomputed: their digests differ).
         write_world(generate_world(config), world_dir, overwrite=True)

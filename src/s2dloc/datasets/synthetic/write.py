@@ -101,6 +101,16 @@ def prepare_world_folder(out: str | Path, config: WorldConfig, overwrite: bool =
     return out
 
 
+def holds_world(out: str | Path, config: WorldConfig) -> bool:
+    """Whether ``out`` holds a complete world (its ``world.json``) of ``config``; False for a
+    missing, unfinished, unreadable or other world."""
+    try:
+        written = json.loads((Path(out) / "world.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return written == config.to_dict()
+
+
 def _marker_from_outputs(out: Path, marker: Path) -> None:
     """Without a marker: adopt the config of a complete ``world.json``; refuse other outputs,
     whose settings are unknown."""
