@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from s2dloc.fpnp import FeatureMetricPnP, RobustLoss
-from s2dloc.fpnp.fast import bind_map, conf_vector, level_arrays
+from s2dloc.fpnp import FeatureMetricPnP, RobustLoss, fast
+from s2dloc.fpnp.fast import bind_map, conf_vector, level_arrays, map_layout, query_map
 from s2dloc.fpnp.kernel_model import LOSS_IDS, robust_loss
 from s2dloc.fpnp.kernels import evaluate
 from s2dloc.fpnp.levels import prepare_levels
@@ -40,7 +40,7 @@ def _evaluations(model: str, name: str, alpha: float, dtype: torch.dtype):
     scale = 0.7  # residual norms are ~0.1-3: every robust loss is in its non-quadratic range
     solver = FeatureMetricPnP(loss=name, barron_alpha=alpha, loss_scale=scale)
     ev = solver._evaluate(level, points, w, M, scale)
-    fmap, ref, cam = level_arrays(level)
+    fmap, ref, cam, _ = level_arrays(level)
     conf = conf_vector(solver.conf, scale)
     out = []
     for b in range(3):
@@ -196,7 +196,7 @@ def test_texel_cache_reads_what_the_map_holds():
         None,
         channels_last=False,
     )
-    (flat, layout), ref, cam = level_arrays(levels[-1])
+    (flat, layout), ref, cam, _ = level_arrays(levels[-1])
     assert layout[0, 3] != 1  # plain (C, H, W): channels far apart
     solver = FeatureMetricPnP()
     conf, N = conf_vector(solver.conf, 0.5), batch.points.shape[1]
@@ -242,3 +242,43 @@ def test_texel_cache_reads_what_the_map_holds():
     same_small = (hits_seen[1] == hits_seen[0]).all(1)
     same_large = (hits_seen[2] == hits_seen[0]).all(1)
     assert 0 < same_large.sum() < same_small.sum() < N
+
+
+def test_small_plain_levels_are_copied_channels_last():
+    """A plain level with at most ``SMALL_LEVEL_PIXELS_PER_POINT`` pixels per point is read
+    from a channels-last copy of the same values; larger levels and channels-last maps in
+    place."""
+    maps = torch.randn(2, 5, 6, 7, dtype=torch.float64)  # 42 pixels per map
+    assert fast.SMALL_LEVEL_PIXELS_PER_POINT == 24
+    flat, layout = map_layout(maps)
+    out, lay = query_map(maps[1], flat, layout[1], N=2)  # 21 pixels per point
+    assert lay.tolist() == [0, 7 * 5, 5, 1, 6, 7]
+    np.testing.assert_array_equal(out.reshape(6, 7, 5), maps[1].permute(1, 2, 0).numpy())
+    same, lay = query_map(maps[1], flat, layout[1], N=1)  # 42 pixels per point: in place
+    assert same is flat and lay.tolist() == layout[1].tolist()
+    cl = maps.contiguous(memory_format=torch.channels_last)
+    flat_cl, layout_cl = map_layout(cl)
+    same, _ = query_map(cl[1], flat_cl, layout_cl[1], N=1000)
+    assert same is flat_cl
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_copied_levels_give_the_texel_cache_results(monkeypatch, dtype):
+    """Refining on plain maps gives the same iterations and poses, bit for bit, whether small
+    levels are copied channels-last or read through the texel cache (both read the same
+    values in the same order)."""
+    batch = well_posed(5, B=2, N=80)
+    batch.maps = [m.to(dtype).contiguous() for m in batch.maps]
+    batch.refs = [r.to(dtype) for r in batch.refs]
+    assert (
+        min(m.shape[-1] * m.shape[-2] for m in batch.maps)
+        <= 24 * 80
+        < max(m.shape[-1] * m.shape[-2] for m in batch.maps)
+    )
+    solver = FeatureMetricPnP(backend="numba")
+    copied = batch.run(solver)
+    monkeypatch.setattr(fast, "SMALL_LEVEL_PIXELS_PER_POINT", 0)
+    cached = batch.run(solver)
+    assert copied.iterations.tolist() == cached.iterations.tolist()
+    assert torch.equal(copied.pose.matrix(), cached.pose.matrix())
+    assert torch.equal(copied.success, cached.success)

@@ -3,9 +3,10 @@
 It runs the same Levenberg-Marquardt algorithm as :mod:`s2dloc.fpnp.solver` (same residuals,
 central-difference feature gradients, robust IRLS weights, damping, acceptance and stopping
 rules) in one pass over the points per iteration, with no tensor temporaries, and reads the
-query maps in place whatever their memory layout. The torch path remains the reference: it is
-differentiable and runs on any device. Both end in the same :class:`~s2dloc.fpnp.decision.Outcome`
-and the same success decision (:func:`~s2dloc.fpnp.decision.decide`).
+query maps in place whatever their memory layout (small coarse levels aside, see below). The
+torch path remains the reference: it is differentiable and runs on any device. Both end in the
+same :class:`~s2dloc.fpnp.decision.Outcome` and the same success decision
+(:func:`~s2dloc.fpnp.decision.decide`).
 
 What is guaranteed (tested in ``tests/fpnp/test_backends.py`` over models, losses, scales):
 
@@ -27,7 +28,9 @@ cache line per channel and row for each point, and their channel loop cannot be 
 per-point texel cache (:func:`bind_map`) copies the 12 texels a point reads, all channels,
 channels-last when the point enters a pixel cell, and later evaluations in that cell read the
 copy. An LM iteration moves most points by less than a pixel, so after the first evaluation of
-a level most reads hit the cache (``benchmarks/fpnp.py`` compares the layouts).
+a level most reads hit the cache. Coarse levels, where points cross cells often, are copied
+whole channels-last when they hold at most 24 pixels per point (:func:`query_map`); larger
+levels are never copied (``benchmarks/fpnp.py`` compares the layouts).
 """
 
 from __future__ import annotations
@@ -77,12 +80,14 @@ def map_layout(maps: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return flat, np.array(layout, dtype=np.int64).reshape(B, 6)
 
 
-def level_arrays(level) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+def level_arrays(
+    level,
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray, torch.Tensor]:
     """Numpy views of a prepared level: maps as :func:`map_layout`, references ``(B, N, C)``
-    in the maps' dtype and cameras ``(B, 10)``."""
+    in the maps' dtype, cameras ``(B, 10)``, and the maps ``(B, C, H, W)`` themselves."""
     flat, layout = map_layout(level.maps)
     ref = np.ascontiguousarray(level.ref.detach().numpy().astype(flat.dtype, copy=False))
-    return (flat, layout), ref, camera_vector(level.camera)
+    return (flat, layout), ref, camera_vector(level.camera), level.maps
 
 
 @dataclass
@@ -116,15 +121,41 @@ class QueryStats:
 _thread_scratch = threading.local()
 
 
-def _scratch(size: int, dtype) -> np.ndarray:
-    """This thread's buffer for the texel cache: ``(size,)`` values of ``dtype``, kept and
-    reused between calls (a fresh buffer per level costs its page faults every time)."""
+def _scratch(size: int, dtype, name: str = "texels") -> np.ndarray:
+    """This thread's buffer ``name`` (the texel cache, or a small level's copy): ``(size,)``
+    values of ``dtype``, kept and reused between calls (a fresh buffer per level costs its
+    page faults every time)."""
     if size == 0:
         return np.empty(0, dtype=dtype)
-    buf = getattr(_thread_scratch, "buffer", None)
+    buf = getattr(_thread_scratch, name, None)
     if buf is None or buf.dtype != dtype or buf.size < size:
-        buf = _thread_scratch.buffer = np.empty(size, dtype=dtype)
+        buf = np.empty(size, dtype=dtype)
+        setattr(_thread_scratch, name, buf)
     return buf[:size]
+
+
+# A plain level of at most this many pixels per point is copied channels-last: twice the 12
+# texels per point that the texel cache holds (see :func:`query_map`).
+SMALL_LEVEL_PIXELS_PER_POINT = 24
+
+
+def query_map(maps: torch.Tensor, flat: np.ndarray, layout: np.ndarray, N: int):
+    """One query's map ``maps (C, H, W)`` as the kernels read it: ``(flat, layout (6,))`` in
+    place (its level's :func:`map_layout`), or a channels-last copy in this thread's scratch
+    when the channels are not adjacent and the level holds at most
+    :data:`SMALL_LEVEL_PIXELS_PER_POINT` pixels per point.
+
+    On a coarse level points cross many pixel cells, and each crossing refills the point's
+    12 texels x ``C`` channels from scattered cache lines; copying a level that small reads it
+    once, sequentially, into at most twice the texel cache's memory. Larger levels are read
+    in place (copying a full-resolution level costs more than refining on it).
+    """
+    C, H, W = maps.shape
+    if layout[3] == 1 or H * W > SMALL_LEVEL_PIXELS_PER_POINT * N:
+        return flat, layout
+    out = _scratch(H * W * C, flat.dtype, "level")
+    torch.from_numpy(out).view(H, W, C).copy_(maps.detach().permute(1, 2, 0))
+    return out, np.array([0, W * C, C, 1, H, W], dtype=np.int64)
 
 
 def bind_map(flat: np.ndarray, layout: np.ndarray, order: np.ndarray, C: int, cache=True):
@@ -148,16 +179,17 @@ def _solve_query(b: int, levels: list, pts, w, M, conf_v: np.ndarray, has_dist: 
     M0 = M[b].copy()
     iters, ok = [], True
     N = pts.shape[1]
-    for (flat, layout), ref, cam in levels:
-        order = row_order(pts[b], M[b], layout[b, 5], cam[b], has_dist, conf_v)
-        fmap = bind_map(flat, layout[b], order, ref.shape[-1])
+    for (flat_all, layout_all), ref, cam, maps in levels:
+        flat, layout = query_map(maps[b], flat_all, layout_all[b], N)
+        order = row_order(pts[b], M[b], layout[5], cam[b], has_dist, conf_v)
+        fmap = bind_map(flat, layout, order, ref.shape[-1])
         args = (pts[b], M[b], fmap, ref[b], w[b], cam[b], has_dist, conf_v)
         it, ok_l, scale, cost, _, nvalid, res_var, nres = solve_level(*args, H, g, order)
         iters.append(it)
         ok = ok and ok_l
     sq, sq_match, sq_null, sq_grad = np.empty(N), np.empty(N), np.empty(N), np.empty(N)
     # Same sums as the torch path. Not cached: at M0 the texels would be copied for one read.
-    args = (pts[b], M0, bind_map(flat, layout[b], order, 0, cache=False), *args[3:])
+    args = (pts[b], M0, bind_map(flat, layout, order, 0, cache=False), *args[3:])
     ev0 = evaluate(*args, scale, np.empty((6, 6)), np.empty(6), sq, order)
     match_residuals(pts[b], M[b], fmap, *args[3:], sq_match, sq_null, sq_grad)
     return QueryStats(
