@@ -1,7 +1,7 @@
 """Feature extraction time per image at 640x480 (or ``--size W H``) on this machine, per
 extractor, with ratios against the default (GN-Net heads on the DISK trunk, ``gnnet-disk``)
 run with its stride-1 head NOT folded into the last convolution (the baseline, measured in
-the same run).
+the same run), and the default without its fused instance-norm + PReLU kernels.
 
     .venv/bin/python benchmarks/extract.py [--size 640 480] [--repeats 5]
 """
@@ -39,7 +39,12 @@ def main() -> None:
     image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(0))
     unfolded = load_extractor_or_baseline("gnnet-disk").eval()
     unfolded.fold_head = False
-    rows = [("gnnet-disk (default), head not folded (baseline)", unfolded)]
+    unfused = load_extractor_or_baseline("gnnet-disk").eval()
+    unfused.fuse_inference = False
+    rows = [
+        ("gnnet-disk (default), head not folded (baseline)", unfolded),
+        ("gnnet-disk, norm + gate not fused", unfused),
+    ]
     names = ("gnnet-disk", "gnnet-distilled", "disk-trunk", "gnnet")
     rows += [(n, load_extractor_or_baseline(n).eval()) for n in names]
     base = None

@@ -103,7 +103,8 @@ def test_disk_backbone_uses_pretrained_trunk(disk_weights):
         _, desc = disk.eval().heatmap_and_dense_descriptors(x)
         acts = model._trunk(x, fold_head=False)
         out = model(_images(21, 35))
-    torch.testing.assert_close(acts[0], desc)
+    # Float32 round-off: inference runs the fused norm + gate kernels (features/fused.py).
+    torch.testing.assert_close(acts[0], desc, rtol=1e-4, atol=1e-4)
     assert [a.shape[1] for a in acts] == [128, 64, 64, 64]
     for m, s in zip(out, model.strides):
         assert m.shape == (1, 32, -(-21 // s), -(-35 // s))

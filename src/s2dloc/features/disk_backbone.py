@@ -38,6 +38,7 @@ from torch import nn
 
 from s2dloc.features.base import HeadedExtractor
 from s2dloc.features.common import finish_levels, merge_config, pad_to_multiple
+from s2dloc.features.fused import can_fuse, instance_norm_prelu_, upsample_cat
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class DISKBackbone(HeadedExtractor):
             logger.info("loaded DISK %r weights from %s", conf.weights, path)
         self.trunk = disk.unet
         self.fold_head = True  # see _headed_last_block (False: the plain, slower order)
+        self.fuse_inference = True  # fused norm + gate without gradients (features/fused.py)
         self.desc_dim = disk.desc_dim
         self.heads = nn.ModuleList([nn.Conv2d(c, conf.channels, 1) for c in self.trunk_channels])
         for head in self.heads:
@@ -124,20 +126,25 @@ class DISKBackbone(HeadedExtractor):
 
         With ``fold_head`` the stride-1 entry is already the head's output ``(B, C, H, W)``.
         """
+        fused = self.fuse_inference and can_fuse(images)
         down = [images]
         for block in self.trunk.path_down:
-            down.append(block(down[-1]))
+            down.append(_down_block(block, down[-1]) if fused else block(down[-1]))
         x, acts = down[-1], []
         blocks = list(self.trunk.path_up)
         for i, (block, skip) in enumerate(zip(blocks, down[-2::-1])):
-            last = i == len(blocks) - 1
-            x = self._headed_last_block(block, x, skip) if last and fold_head else block(x, skip)
+            if i == len(blocks) - 1 and fold_head:
+                x = self._headed_last_block(block, x, skip, fused)
+            else:
+                x = _up_block(block, x, skip) if fused else block(x, skip)
             acts.append(x)
         if not fold_head:
             acts[-1] = acts[-1][:, : self.desc_dim]  # drop the keypoint heatmap channel
         return acts[::-1]
 
-    def _headed_last_block(self, block: nn.Module, bottom: torch.Tensor, skip: torch.Tensor):
+    def _headed_last_block(
+        self, block: nn.Module, bottom: torch.Tensor, skip: torch.Tensor, fused: bool = False
+    ):
         """DISK's last decoder block followed by the stride-1 head, as one convolution.
 
         The block ends in a 5x5 convolution to 129 channels and the head is a 1x1 convolution of
@@ -146,7 +153,10 @@ class DISKBackbone(HeadedExtractor):
         resolution, where this convolution dominates the extractor's time).
         """
         norm, gate, _, conv = block.conv
-        x = gate(norm(torch.cat([block.upsample(bottom), skip], dim=1)))
+        if fused:
+            x = instance_norm_prelu_(upsample_cat(bottom, skip), gate.weight, norm.eps)
+        else:
+            x = gate(norm(torch.cat([block.upsample(bottom), skip], dim=1)))
         head = self.heads[0]
         w_head = head.weight[:, :, 0, 0]  # (C, 128)
         weight = torch.einsum("ck,kihw->cihw", w_head, conv.weight[: self.desc_dim])
@@ -167,3 +177,28 @@ class DISKBackbone(HeadedExtractor):
         else:
             feats = [h(a) for h, a in zip(heads, acts)]
         return finish_levels(feats, size, self.strides, self.config.normalize), acts, size
+
+
+def _gated_conv(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """DISK's ``Conv`` block (instance norm, PReLU, 5x5 convolution) on ``x``, normalised and
+    gated in place (``x`` must be a temporary of the caller's)."""
+    norm, gate, _, conv2d = conv
+    if isinstance(norm, nn.InstanceNorm2d):
+        x = instance_norm_prelu_(x.contiguous(), gate.weight, norm.eps)
+    else:  # the first block has neither
+        x = gate(norm(x))
+    return conv2d(x)
+
+
+def _down_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Inference forward of a ``ThinUnetDownBlock``: the same as ``block(x)``, ``x`` untouched."""
+    downsample, conv = block
+    y = downsample(x)
+    if y is x and isinstance(conv[0], nn.InstanceNorm2d):
+        y = x.clone()  # never normalise the caller's tensor in place
+    return _gated_conv(conv, y)
+
+
+def _up_block(block: nn.Module, bottom: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """Inference forward of a ``ThinUnetUpBlock``: the same as ``block(bottom, skip)``."""
+    return _gated_conv(block.conv, upsample_cat(bottom, skip))

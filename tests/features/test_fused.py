@@ -1,0 +1,77 @@
+"""The fused inference kernels of the DISK trunk compute what PyTorch's layers compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from s2dloc.features import disk_backbone
+from s2dloc.features.disk_backbone import DISKBackbone
+from s2dloc.features.fused import can_fuse, instance_norm_prelu_, upsample_cat
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_instance_norm_prelu_matches_torch(dtype, threads):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, 5, 9, 11, generator=g) * 3 + 2).to(dtype)
+    slope = torch.tensor([0.25, -0.1, 0.0, 1.0, 0.6], dtype=torch.float32)
+    expected = F.prelu(F.instance_norm(x, eps=1e-5), slope.to(dtype))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = instance_norm_prelu_(x, slope, 1e-5)
+    finally:
+        torch.set_num_threads(before)
+    assert out is x  # in place
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out, expected, rtol=tol, atol=tol)
+
+
+def test_instance_norm_prelu_names_a_slope_mismatch():
+    with pytest.raises(ValueError, match="3 values for 5 channels"):
+        instance_norm_prelu_(torch.randn(1, 5, 4, 4), torch.ones(3), 1e-5)
+
+
+def test_upsample_cat_matches_torch():
+    g = torch.Generator().manual_seed(1)
+    bottom, skip = torch.randn(2, 3, 5, 7, generator=g), torch.randn(2, 4, 10, 14, generator=g)
+    up = F.interpolate(bottom, scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(upsample_cat(bottom, skip), torch.cat([up, skip], 1))
+
+
+def test_kernels_only_without_gradients():
+    x = torch.randn(1, 2, 4, 4)
+    assert not can_fuse(x)  # gradients on: the layers, for autograd
+    with torch.no_grad():
+        assert can_fuse(x)
+        assert not can_fuse(x.transpose(2, 3)) and not can_fuse(x.half())
+
+
+def test_disk_trunk_fused_equals_layers(monkeypatch):
+    """Extraction with the fused kernels gives the features of the trunk's own layers, and
+    training (gradients on) still uses the layers and gets gradients."""
+    torch.manual_seed(0)
+    model = DISKBackbone(pretrained=False).eval()
+    image = np.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    calls = []
+
+    def counted(x, slope, eps):
+        calls.append(x.shape)
+        return instance_norm_prelu_(x, slope, eps)
+
+    monkeypatch.setattr(disk_backbone, "instance_norm_prelu_", counted)
+    fused = model.extract(image)
+    assert len(calls) == 8  # every block but the first
+    model.fuse_inference = False
+    plain = model.extract(image)
+    for a, b in zip(fused, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert len(calls) == 8  # the layers ran
+    model.fuse_inference = True
+    images = torch.rand(1, 3, 32, 48)
+    loss = sum(m.square().mean() for m in model(images))
+    loss.backward()
+    assert model.trunk.path_up[0].conv[1].weight.grad is not None
