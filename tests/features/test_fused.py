@@ -7,9 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2dloc.features import disk_backbone
+from s2dloc.features import disk_backbone, fused
 from s2dloc.features.disk_backbone import DISKBackbone
-from s2dloc.features.fused import can_fuse, instance_norm_prelu_, upsample_cat
+from s2dloc.features.fused import (
+    can_fuse,
+    instance_norm_prelu_,
+    normalize_channels_last,
+    upsample_cat,
+)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -35,11 +40,16 @@ def test_instance_norm_prelu_names_a_slope_mismatch():
         instance_norm_prelu_(torch.randn(1, 5, 4, 4), torch.ones(3), 1e-5)
 
 
-def test_upsample_cat_matches_torch():
+@pytest.mark.parametrize("B", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_upsample_cat_matches_torch(B, dtype):
     g = torch.Generator().manual_seed(1)
-    bottom, skip = torch.randn(2, 3, 5, 7, generator=g), torch.randn(2, 4, 10, 14, generator=g)
+    bottom = torch.randn(B, 3, 5, 7, generator=g).to(dtype)
+    skip = torch.randn(B, 4, 10, 14, generator=g).to(dtype)
     up = F.interpolate(bottom, scale_factor=2, mode="bilinear", align_corners=False)
-    torch.testing.assert_close(upsample_cat(bottom, skip), torch.cat([up, skip], 1))
+    out = upsample_cat(bottom, skip)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, torch.cat([up, skip], 1))
 
 
 def test_kernels_only_without_gradients():
@@ -63,11 +73,11 @@ def test_disk_trunk_fused_equals_layers(monkeypatch):
         return instance_norm_prelu_(x, slope, eps)
 
     monkeypatch.setattr(disk_backbone, "instance_norm_prelu_", counted)
-    fused = model.extract(image)
+    with_kernels = model.extract(image)
     assert len(calls) == 8  # every block but the first
     model.fuse_inference = False
     plain = model.extract(image)
-    for a, b in zip(fused, plain, strict=True):
+    for a, b in zip(with_kernels, plain, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert len(calls) == 8  # the layers ran
     model.fuse_inference = True
@@ -75,3 +85,25 @@ def test_disk_trunk_fused_equals_layers(monkeypatch):
     loss = sum(m.square().mean() for m in model(images))
     loss.backward()
     assert model.trunk.path_up[0].conv[1].weight.grad is not None
+
+
+def test_workspace_is_reused_and_capped(monkeypatch):
+    a = fused.workspace((2, 3, 4), torch.float32)
+    b = fused.workspace((5, 2), torch.float64)
+    assert a.shape == (2, 3, 4) and b.dtype == torch.float64
+    assert a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()  # one buffer
+    monkeypatch.setattr(fused, "WORKSPACE_MAX_BYTES", 64)
+    c = fused.workspace((5, 2), torch.float64)  # 80 bytes: a fresh tensor
+    assert c.untyped_storage().data_ptr() != b.untyped_storage().data_ptr()
+    out = upsample_cat(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 4, 4), reuse=True)
+    assert out.shape == (1, 2, 4, 4) and out[0, 0].eq(1).all() and out[0, 1].eq(0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normalize_channels_last_matches_torch(dtype):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 5, 9, 40, generator=g).to(dtype)[..., 1:7, 3:37]  # a cropped view
+    x[0, :, 2, 3] = 0  # a zero pixel stays zero
+    out = normalize_channels_last(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, F.normalize(x, dim=1))

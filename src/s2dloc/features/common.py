@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import torch
 import torch.nn.functional as F
 
+from s2dloc.features.fused import can_fuse, normalize_channels_last
 from s2dloc.utils.config import from_settings, settings_of
 
 C = TypeVar("C")
@@ -37,14 +38,23 @@ def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def finish_levels(
-    maps: list[torch.Tensor], size: tuple[int, int], strides: tuple[int, ...], normalize: bool
+    maps: list[torch.Tensor],
+    size: tuple[int, int],
+    strides: tuple[int, ...],
+    normalize: bool,
+    fused: bool = True,
 ) -> list[torch.Tensor]:
     """Crop padded maps ``(B, C, H', W')`` to ``ceil(size / s)``, optionally L2-normalise over
-    channels, and store them channels-last."""
+    channels, and store them channels-last (without gradients and with ``fused``, normalised
+    and stored in one pass: :func:`s2dloc.features.fused.normalize_channels_last`)."""
     H, W = size
     out = []
     for m, s in zip(maps, strides):
-        m = m[..., : -(-H // s), : -(-W // s)].contiguous(memory_format=torch.channels_last)
+        m = m[..., : -(-H // s), : -(-W // s)]
+        if normalize and fused and can_fuse(m, contiguous=False):
+            out.append(normalize_channels_last(m))
+            continue
+        m = m.contiguous(memory_format=torch.channels_last)
         # Normalising after the layout change reads the channels of a pixel contiguously
         # (about 2x faster than before it at 640x480).
         out.append(F.normalize(m, dim=1) if normalize else m)

@@ -109,7 +109,7 @@ class DISKBackbone(HeadedExtractor):
             logger.info("loaded DISK %r weights from %s", conf.weights, path)
         self.trunk = disk.unet
         self.fold_head = True  # see _headed_last_block (False: the plain, slower order)
-        self.fuse_inference = True  # fused norm + gate without gradients (features/fused.py)
+        self.fuse_inference = True  # fused kernels without gradients (features/fused.py)
         self.desc_dim = disk.desc_dim
         self.heads = nn.ModuleList([nn.Conv2d(c, conf.channels, 1) for c in self.trunk_channels])
         for head in self.heads:
@@ -154,7 +154,8 @@ class DISKBackbone(HeadedExtractor):
         """
         norm, gate, _, conv = block.conv
         if fused:
-            x = instance_norm_prelu_(upsample_cat(bottom, skip), gate.weight, norm.eps)
+            x = upsample_cat(bottom, skip, reuse=True)
+            x = instance_norm_prelu_(x, gate.weight, norm.eps)
         else:
             x = gate(norm(torch.cat([block.upsample(bottom), skip], dim=1)))
         head = self.heads[0]
@@ -176,7 +177,10 @@ class DISKBackbone(HeadedExtractor):
             feats = [acts[0]] + [h(a) for h, a in zip(heads[1:], acts[1:])]
         else:
             feats = [h(a) for h, a in zip(heads, acts)]
-        return finish_levels(feats, size, self.strides, self.config.normalize), acts, size
+        levels = finish_levels(
+            feats, size, self.strides, self.config.normalize, self.fuse_inference
+        )
+        return levels, acts, size
 
 
 def _gated_conv(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -201,4 +205,4 @@ def _down_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _up_block(block: nn.Module, bottom: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     """Inference forward of a ``ThinUnetUpBlock``: the same as ``block(bottom, skip)``."""
-    return _gated_conv(block.conv, upsample_cat(bottom, skip))
+    return _gated_conv(block.conv, upsample_cat(bottom, skip, reuse=True))

@@ -12,6 +12,7 @@ concatenation buffer.
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -44,6 +45,67 @@ def _norm_prelu_rows(x, slope, r0, r1, eps):
             row[i] = y if y > 0 else a * y
 
 
+@njit(cache=True, nogil=True)
+def _upsample2_channels(x, out, c0, c1):
+    """Channels ``c0:c1`` of ``x (C, h, w)`` upsampled 2x into ``out (C, 2h, 2w)``: bilinear,
+    half-pixel centres, edges clamped (``F.interpolate(..., scale_factor=2, mode="bilinear",
+    align_corners=False)``). Every output pixel blends its source pixels with weights 3/4 and
+    1/4 along each axis (1 at the borders)."""
+    h, w = x.shape[1], x.shape[2]
+    row = np.empty(w, dtype=np.float64)
+    for c in range(c0, c1):
+        for oy in range(2 * h):
+            k = oy // 2
+            if oy % 2 == 0:  # source row k - 1/4
+                ya, yb = max(k - 1, 0), k
+            else:  # source row k + 1/4
+                ya, yb = min(k + 1, h - 1), k
+            for j in range(w):  # 3/4 of the near row + 1/4 of the far one
+                row[j] = 0.25 * x[c, ya, j] + 0.75 * x[c, yb, j]
+            o = out[c, oy]
+            o[0] = row[0]
+            for j in range(1, w):
+                o[2 * j] = 0.25 * row[j - 1] + 0.75 * row[j]
+            for j in range(w - 1):
+                o[2 * j + 1] = 0.75 * row[j] + 0.25 * row[j + 1]
+            o[2 * w - 1] = row[w - 1]
+
+
+@njit(cache=True, nogil=True)
+def _normalize_rows(x, out, r0, r1):
+    """Rows ``r0:r1`` (``b * H + y``) of ``x (B, C, H, W)`` (any strides), each pixel divided by
+    its L2 norm over channels (at least 1e-12), into ``out (B, H, W, C)``."""
+    B, C, H, W = x.shape
+    norm = np.empty(W, dtype=np.float64)
+    for r in range(r0, r1):
+        b, y = r // H, r % H
+        norm[:] = 0.0
+        for c in range(C):
+            for i in range(W):
+                v = x[b, c, y, i]
+                norm[i] += v * v
+        for i in range(W):
+            norm[i] = 1.0 / max(math.sqrt(norm[i]), 1e-12)
+        for i0 in range(0, W, 16):  # 16 pixels at a time: their C channels stay in L1
+            i1 = min(i0 + 16, W)
+            for c in range(C):
+                for i in range(i0, i1):
+                    out[b, y, i, c] = x[b, c, y, i] * norm[i]
+
+
+def _in_threads(kernel, n: int, *args) -> None:
+    """``kernel(*args, r0, r1, ...)`` over ``range(n)`` split into one range per thread."""
+    workers = min(n, max(1, torch.get_num_threads()))
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    if workers == 1:
+        kernel(*args[:2], *ranges[0], *args[2:])
+        return
+    jobs = [_threads().submit(kernel, *args[:2], r0, r1, *args[2:]) for r0, r1 in ranges]
+    for job in jobs:
+        job.result()
+
+
 def _threads() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
@@ -51,14 +113,14 @@ def _threads() -> ThreadPoolExecutor:
     return _pool
 
 
-def can_fuse(x: torch.Tensor) -> bool:
+def can_fuse(x: torch.Tensor, contiguous: bool = True) -> bool:
     """Whether a forward pass on ``x`` can use these kernels: gradients off (they bypass
-    autograd) and ``x`` a contiguous float CPU tensor."""
+    autograd) and ``x`` a float CPU tensor, contiguous where ``contiguous``."""
     return (
         not torch.is_grad_enabled()
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
-        and x.is_contiguous()
+        and (x.is_contiguous() or not contiguous)
     )
 
 
@@ -70,29 +132,55 @@ def instance_norm_prelu_(x: torch.Tensor, slope: torch.Tensor, eps: float) -> to
         raise ValueError(f"PReLU slope has {slope.numel()} values for {C} channels")
     rows = x.view(B * C, H * W).numpy()
     a = slope.detach().to(x.dtype).contiguous().numpy()
-    workers = min(B * C, max(1, torch.get_num_threads()))
-    if workers == 1:
-        _norm_prelu_rows(rows, a, 0, B * C, eps)
-        return x
-    bounds = np.linspace(0, B * C, workers + 1).astype(int)
-    jobs = [
-        _threads().submit(_norm_prelu_rows, rows, a, int(r0), int(r1), eps)
-        for r0, r1 in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
-    for job in jobs:
-        job.result()
+    _in_threads(_norm_prelu_rows, B * C, rows, a, eps)
     return x
 
 
-def upsample_cat(bottom: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+# Largest buffer kept for reuse between calls (per thread), see :func:`workspace`.
+WORKSPACE_MAX_BYTES = 256 * 2**20
+_local = threading.local()
+
+
+def workspace(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor of ``shape`` on this thread's reused buffer, for a temporary
+    that is dead before the next call (a fresh allocation of 100 MB costs about 40 ms of page
+    faults here, 5x the pass that fills it). Above :data:`WORKSPACE_MAX_BYTES`: a fresh tensor.
+    """
+    n = math.prod(shape)
+    size = n * torch.empty((), dtype=dtype).element_size()
+    if size > WORKSPACE_MAX_BYTES:
+        return torch.empty(shape, dtype=dtype)
+    buf = getattr(_local, "buffer", None)
+    if buf is None or buf.numel() < size:
+        buf = _local.buffer = torch.empty(size, dtype=torch.uint8)
+    return buf[:size].view(dtype).view(shape)
+
+
+def upsample_cat(bottom: torch.Tensor, skip: torch.Tensor, reuse: bool = False) -> torch.Tensor:
     """``torch.cat([F.interpolate(bottom, scale_factor=2, mode="bilinear"), skip], 1)`` with
     the upsampled channels written in place into the result: ``bottom (B, Cb, h, w)``,
-    ``skip (B, Cs, 2h, 2w)`` -> ``(B, Cb + Cs, 2h, 2w)``."""
+    ``skip (B, Cs, 2h, 2w)`` -> ``(B, Cb + Cs, 2h, 2w)``. With ``reuse`` the result lives in
+    this thread's :func:`workspace`: it is overwritten by the next call."""
     B, Cb, h, w = bottom.shape
-    out = torch.empty(B, Cb + skip.shape[1], 2 * h, 2 * w, dtype=bottom.dtype)
-    for b in range(B):  # each batch entry's channel slice is contiguous
-        torch.ops.aten.upsample_bilinear2d.out(
-            bottom[b : b + 1], [2 * h, 2 * w], False, 2.0, 2.0, out=out[b : b + 1, :Cb]
-        )
+    shape = (B, Cb + skip.shape[1], 2 * h, 2 * w)
+    out = workspace(shape, bottom.dtype) if reuse else torch.empty(shape, dtype=bottom.dtype)
+    up = (
+        out[:, :Cb].view(B * Cb, 2 * h, 2 * w)
+        if B == 1
+        else torch.empty(B * Cb, 2 * h, 2 * w, dtype=bottom.dtype)
+    )
+    src = bottom.contiguous().view(B * Cb, h, w)
+    _in_threads(_upsample2_channels, B * Cb, src.numpy(), up.numpy())
+    if B > 1:
+        out[:, :Cb] = up.view(B, Cb, 2 * h, 2 * w)
     out[:, Cb:] = skip
     return out
+
+
+def normalize_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``F.normalize(x, dim=1)`` of ``x (B, C, H, W)`` (CPU, any strides) stored channels-last,
+    in one pass and one allocation."""
+    B, C, H, W = x.shape
+    out = torch.empty(B, H, W, C, dtype=x.dtype)
+    _in_threads(_normalize_rows, B * H, x.detach().numpy(), out.numpy())
+    return out.permute(0, 3, 1, 2)
