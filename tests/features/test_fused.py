@@ -7,14 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2dloc.features import disk_backbone, fused
+from s2dloc.features import disk_backbone, fused, gnnet
 from s2dloc.features.disk_backbone import DISKBackbone
 from s2dloc.features.fused import (
     can_fuse,
     instance_norm_prelu_,
     normalize_channels_last,
     upsample_cat,
+    upsample_nearest_cat,
 )
+from s2dloc.features.gnnet import GNNet
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -107,3 +109,41 @@ def test_normalize_channels_last_matches_torch(dtype):
     out = normalize_channels_last(x)
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, F.normalize(x, dim=1))
+
+
+def test_upsample_nearest_cat_matches_torch():
+    g = torch.Generator().manual_seed(4)
+    cl = torch.channels_last
+    bottom = torch.randn(2, 3, 5, 7, generator=g).contiguous(memory_format=cl)
+    skip = torch.randn(2, 4, 10, 14, generator=g).contiguous(memory_format=cl)
+    out = upsample_nearest_cat(bottom, skip)
+    assert out.is_contiguous(memory_format=cl)
+    up = F.interpolate(bottom, scale_factor=2, mode="nearest")
+    torch.testing.assert_close(out, torch.cat([up, skip], 1), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "celu"])
+def test_gnnet_fused_equals_layers(activation, monkeypatch):
+    """GN-Net's extraction with the kernels gives the features of its layers; gradients on, the
+    layers run."""
+    torch.manual_seed(0)
+    model = GNNet(activation=activation).eval()
+    image = np.random.default_rng(1).integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    calls = []
+
+    def counted(bottom, skip):
+        calls.append(bottom.shape[1])
+        return upsample_nearest_cat(bottom, skip)
+
+    monkeypatch.setattr(gnnet, "upsample_nearest_cat", counted)
+    with_kernels = model.extract(image)
+    assert calls == [128, 64, 32]  # the three decoder blocks
+    model.fuse_inference = False
+    plain = model.extract(image)
+    assert len(calls) == 3
+    for a, b in zip(with_kernels, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the same values, copied
+    model.fuse_inference = True
+    loss = sum(m.square().mean() for m in model(torch.rand(1, 3, 32, 48)))
+    loss.backward()
+    assert model.encoder[0][1].weight.grad is not None

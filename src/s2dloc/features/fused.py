@@ -1,20 +1,21 @@
-"""Inference-only CPU kernels for the DISK trunk (no autograd), each a drop-in for what its
-PyTorch layers compute.
+"""Inference-only CPU kernels for the DISK trunk and GN-Net (no autograd), each a drop-in for
+what its PyTorch layers compute.
 
 A DISK block normalises its input per channel (instance norm, no affine), applies a
-per-channel PReLU, then convolves; a decoder block first upsamples 2x and concatenates a skip.
-PyTorch runs each step as a pass over the tensor with a fresh full-size output, and at full
-resolution these passes (and the page faults of their outputs) cost about a quarter of the
-extraction. Here:
+per-channel PReLU, then convolves; a decoder block (DISK's and GN-Net's) first upsamples 2x
+and concatenates a skip. PyTorch runs each step as a pass over the tensor with a fresh
+full-size output, and at full resolution these passes (and the page faults of their outputs)
+cost a quarter to a third of the extraction. Here:
 
 - :func:`instance_norm_prelu_`: normalise and gate in one pass per channel, in place;
-- :func:`upsample_cat`: bilinear 2x upsampling written straight into the concatenation, which
+- :func:`upsample_cat` (bilinear, DISK) and :func:`upsample_nearest_cat` (nearest,
+  channels-last, GN-Net): the upsampled map written straight into the concatenation, which
   can live in a per-thread :func:`workspace` reused between calls;
 - :func:`normalize_channels_last`: the output levels L2-normalised and stored channels-last in
   one pass.
 
 Each kernel splits its rows or channels over ``torch.get_num_threads()`` threads (the kernels
-release the GIL). :func:`can_fuse` says when they apply.
+release the GIL). :func:`can_fuse` and :func:`can_fuse_channels_last` say when they apply.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _pool: ThreadPoolExecutor | None = None
 
 
 @njit(cache=True, nogil=True)
-def _norm_prelu_rows(x, slope, r0, r1, eps):
+def _norm_prelu_rows(x, slope, eps, r0, r1):
     """Rows ``r0:r1`` of ``x (R, n)`` (row ``r`` is channel ``r % len(slope)``), in place:
     ``(x - mean) / sqrt(var + eps)``, then ``y if y > 0 else slope * y``."""
     n = x.shape[1]
@@ -101,15 +102,30 @@ def _normalize_rows(x, out, r0, r1):
                     out[b, y, i, c] = x[b, c, y, i] * norm[i]
 
 
+@njit(cache=True, nogil=True)
+def _upsample_nearest_cat(bottom, skip, out, r0, r1):
+    """Rows ``r0:r1`` of ``out (B, 2h, 2w, Cb + Cs)``: ``bottom (B, h, w, Cb)`` repeated 2x2,
+    then ``skip (B, 2h, 2w, Cs)`` (all channels-last)."""
+    B, _, w, Cb = bottom.shape
+    Cs = skip.shape[3]
+    for b in range(B):
+        for y in range(r0, r1):
+            for x in range(2 * w):
+                for c in range(Cb):
+                    out[b, y, x, c] = bottom[b, y // 2, x // 2, c]
+                for c in range(Cs):
+                    out[b, y, x, Cb + c] = skip[b, y, x, c]
+
+
 def _in_threads(kernel, n: int, *args) -> None:
-    """``kernel(*args, r0, r1, ...)`` over ``range(n)`` split into one range per thread."""
+    """``kernel(*args, r0, r1)`` over ``range(n)`` split into one range per thread."""
     workers = min(n, max(1, torch.get_num_threads()))
     bounds = np.linspace(0, n, workers + 1).astype(int)
     ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if workers == 1:
-        kernel(*args[:2], *ranges[0], *args[2:])
+        kernel(*args, *ranges[0])
         return
-    jobs = [_threads().submit(kernel, *args[:2], r0, r1, *args[2:]) for r0, r1 in ranges]
+    jobs = [_threads().submit(kernel, *args, r0, r1) for r0, r1 in ranges]
     for job in jobs:
         job.result()
 
@@ -191,4 +207,25 @@ def normalize_channels_last(x: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     out = torch.empty(B, H, W, C, dtype=x.dtype)
     _in_threads(_normalize_rows, B * H, x.detach().numpy(), out.numpy())
+    return out.permute(0, 3, 1, 2)
+
+
+def _nhwc(x: torch.Tensor) -> np.ndarray:
+    """The ``(B, H, W, C)`` numpy view of a channels-last ``(B, C, H, W)`` tensor."""
+    return x.detach().permute(0, 2, 3, 1).numpy()
+
+
+def can_fuse_channels_last(x: torch.Tensor) -> bool:
+    """:func:`can_fuse` for a channels-last ``(B, C, H, W)`` tensor."""
+    return can_fuse(x, contiguous=False) and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def upsample_nearest_cat(bottom: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """``torch.cat([F.interpolate(bottom, scale_factor=2, mode="nearest"), skip], 1)`` of
+    channels-last tensors, channels-last, in this thread's :func:`workspace` (overwritten by the
+    next call): ``bottom (B, Cb, h, w)``, ``skip (B, Cs, 2h, 2w)``."""
+    B, Cb, h, w = bottom.shape
+    Cs = skip.shape[1]
+    out = workspace((B, 2 * h, 2 * w, Cb + Cs), bottom.dtype)
+    _in_threads(_upsample_nearest_cat, 2 * h, _nhwc(bottom), _nhwc(skip), out.numpy())
     return out.permute(0, 3, 1, 2)

@@ -19,6 +19,7 @@ from torch import nn
 
 from s2dloc.features.base import HeadedExtractor
 from s2dloc.features.common import finish_levels, merge_config, pad_to_multiple
+from s2dloc.features.fused import can_fuse_channels_last, upsample_nearest_cat
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class GNNet(HeadedExtractor):
         self.encoder = nn.ModuleList(
             [_double_conv(3 if i == 0 else w[i - 1], w[i], g[i], act) for i in range(4)]
         )
+        self.fuse_inference = True  # fused kernels without gradients (features/fused.py)
         self.pool = nn.MaxPool2d(2)
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         # decoder[i] fuses the upsampled stride-2^(i+1) map with the stride-2^i skip.
@@ -95,6 +97,7 @@ class GNNet(HeadedExtractor):
 
     def _trunk(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Padded images ``(B, 3, H, W)`` -> decoder activations at strides 1, 2, 4, 8."""
+        fused = self.fuse_inference and can_fuse_channels_last(images)
         skips = []
         x = images
         for i, block in enumerate(self.encoder):
@@ -102,7 +105,10 @@ class GNNet(HeadedExtractor):
             skips.append(x)
         acts = [x]
         for i in (2, 1, 0):
-            x = self.decoder[i](torch.cat([self.upsample(x), skips[i]], 1))
+            if fused:  # upsampled straight into the concatenation (features/fused.py)
+                x = self.decoder[i](upsample_nearest_cat(x, skips[i]))
+            else:
+                x = self.decoder[i](torch.cat([self.upsample(x), skips[i]], 1))
             acts.append(x)
         return acts[::-1]
 
