@@ -147,3 +147,21 @@ def test_gnnet_fused_equals_layers(activation, monkeypatch):
     loss = sum(m.square().mean() for m in model(torch.rand(1, 3, 32, 48)))
     loss.backward()
     assert model.encoder[0][1].weight.grad is not None
+
+
+@pytest.mark.parametrize("model_cls", [DISKBackbone, GNNet])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batches_fused_equal_layers(model_cls, dtype):
+    """A batch of odd-sized images, without gradients: the kernels give the layers' features."""
+    torch.manual_seed(0)
+    kwargs = {"pretrained": False} if model_cls is DISKBackbone else {}
+    model = model_cls(**kwargs).to(dtype).eval()
+    images = torch.rand(3, 3, 33, 17, dtype=dtype)
+    with torch.no_grad():
+        with_kernels = model(images)
+        model.fuse_inference = False
+        plain = model(images)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    for a, b in zip(with_kernels, plain, strict=True):
+        assert a.shape[0] == 3
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
