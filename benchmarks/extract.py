@@ -1,7 +1,7 @@
 """Feature extraction time per image at 640x480 (or ``--size W H``) on this machine, per
 extractor, with ratios against the default (GN-Net heads on the DISK trunk, ``gnnet-disk``)
 run with its stride-1 head NOT folded into the last convolution (the baseline, measured in
-the same run), and the default without its fused instance-norm + PReLU kernels.
+the same run), and the default without its fused inference kernels (``features/fused.py``).
 
     .venv/bin/python benchmarks/extract.py [--size 640 480] [--repeats 5]
 """
@@ -43,7 +43,7 @@ def main() -> None:
     unfused.fuse_inference = False
     rows = [
         ("gnnet-disk (default), head not folded (baseline)", unfolded),
-        ("gnnet-disk, norm + gate not fused", unfused),
+        ("gnnet-disk, fused kernels off", unfused),
     ]
     names = ("gnnet-disk", "gnnet-distilled", "disk-trunk", "gnnet")
     rows += [(n, load_extractor_or_baseline(n).eval()) for n in names]

@@ -170,8 +170,7 @@ def workspace(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     that is dead before the next call (a fresh allocation of 100 MB costs about 40 ms of page
     faults here, 5x the pass that fills it). Above :data:`WORKSPACE_MAX_BYTES`: a fresh tensor.
     """
-    n = math.prod(shape)
-    size = n * torch.empty((), dtype=dtype).element_size()
+    size = math.prod(shape) * dtype.itemsize
     if size > WORKSPACE_MAX_BYTES:
         return torch.empty(shape, dtype=dtype)
     buf = getattr(_local, "buffer", None)

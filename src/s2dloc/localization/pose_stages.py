@@ -83,9 +83,12 @@ class Evidence:
         cam, e = self.query.camera, self.max_error
         m = self.per_ref[self.ranked[0][0]]
         if inliers is None:
-            inliers = reprojection_errors(m.p2d, m.points3d, cam, pose) < e
+            err_all = reprojection_errors(m.p2d, m.points3d, cam, pose)
+            inliers = err_all < e
+            err = err_all[inliers]
+        else:
+            err = reprojection_errors(m.p2d[inliers], m.points3d[inliers], cam, pose)
         p3d = m.points3d[inliers]
-        err = reprojection_errors(m.p2d[inliers], p3d, cam, pose)
         X = pose.double().transform(torch.from_numpy(np.asarray(p3d, np.float64)))
         depth = float(X[:, 2].median()) if len(X) else math.nan
         size = (float(cam.size[0]), float(cam.size[1]))

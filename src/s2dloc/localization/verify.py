@@ -248,15 +248,26 @@ def fpnp_stats(
     )
 
 
+def _beyond_caps(s: FPnPStats, th: VerifyThresholds) -> bool:
+    """The update exceeds the absolute caps on rotation or translation."""
+    return (
+        s.rotation_change > th.fpnp_max_rotation_change
+        or s.translation_change > th.fpnp_max_translation_change
+    )
+
+
+def _far_move(s: FPnPStats, th: VerifyThresholds) -> bool:
+    """The update moves beyond the PnP uncertainty without a strong cost decrease."""
+    return s.move_sigma > th.fpnp_max_move_sigma and s.cost_ratio > th.fpnp_strong_cost_ratio
+
+
 def check_fpnp(s: FPnPStats, th: VerifyThresholds, move: bool = True) -> str:
     """Why the F-PnP update is not trusted ("" if it is). With verification disabled, only the
     solver's own flag and the caps on the move apply; ``move=False`` leaves out the check of
     the move against the PnP uncertainty (see :func:`judge`)."""
     if not s.solver_success:
         return f"F-PnP: {s.solver_message or 'solver failed'}"
-    if s.rotation_change > th.fpnp_max_rotation_change or (
-        s.translation_change > th.fpnp_max_translation_change
-    ):
+    if _beyond_caps(s, th):
         return (
             f"F-PnP: update too large ({s.rotation_change:.2f} deg, "
             f"{s.translation_change:.3f} of depth)"
@@ -275,7 +286,7 @@ def check_fpnp(s: FPnPStats, th: VerifyThresholds, move: bool = True) -> str:
             f"F-PnP: ill-conditioned (std {s.rotation_std:.2f} deg, "
             f"{s.translation_std:.3f} of depth)"
         )
-    if move and s.move_sigma > th.fpnp_max_move_sigma and s.cost_ratio > th.fpnp_strong_cost_ratio:
+    if move and _far_move(s, th):
         return (
             f"F-PnP: move of {s.move_sigma:.1f} PnP sigmas not supported by the cost "
             f"(ratio {s.cost_ratio:.2f})"
@@ -290,14 +301,12 @@ def check_pnp_against_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
     can be stood behind."""
     if not th.enabled or not s.solver_success or not s.cost_ratio <= th.fpnp_max_cost_ratio:
         return ""
-    if s.rotation_change > th.fpnp_max_rotation_change or (
-        s.translation_change > th.fpnp_max_translation_change
-    ):
+    if _beyond_caps(s, th):
         return (
             f"PnP: F-PnP moved it by {s.rotation_change:.2f} deg, "
             f"{s.translation_change:.3f} of depth (beyond the caps)"
         )
-    if s.move_sigma > th.fpnp_max_move_sigma and s.cost_ratio > th.fpnp_strong_cost_ratio:
+    if _far_move(s, th):
         return (
             f"PnP: F-PnP moved it by {s.move_sigma:.1f} PnP sigmas (cost ratio "
             f"{s.cost_ratio:.2f}): the PnP pose is off by more than its uncertainty"
