@@ -21,7 +21,8 @@ Sections:
    and with ``--coarse-levels`` (its coarsest level average-pooled by 2, 4, 8:
    ``s2dloc.features.coarse``) added, "+ coarse", and with a yaw/pitch start search on the
    coarsest level first (``--start-search``: 10 deg steps, 2 either way;
-   ``s2dloc.fpnp.start_search``), "+ coarse + search".
+   ``s2dloc.fpnp.start_search``), "+ coarse + search", refining from the best candidate and,
+   per ``--starts`` count K > 1, from the K best, keeping the best refinement ("(K starts)").
 4. ``--fountain``: the rows of ``benchmarks/features.py --dataset fountain`` (run as is).
 
 ``--conf KEY=VALUE ...`` sets localization settings (``s2dloc localize --conf`` syntax) for
@@ -105,6 +106,13 @@ def parse_args() -> argparse.Namespace:
         nargs="*",
         default=[10, 2],
         help="basin: also rows with coarse levels and a yaw/pitch start search STEP_DEG STEPS",
+    )
+    p.add_argument(
+        "--starts",
+        type=int,
+        nargs="+",
+        default=[1, 3],
+        help="basin: a start-search row per count of best candidates refined",
     )
     p.add_argument("--no-basin", action="store_true")
     p.add_argument("--no-localize", action="store_true", help="only the basin (and --synthetic)")
@@ -253,8 +261,10 @@ def basin_rows(scenes, args, names) -> list:
         solvers = [(" + coarse", plain)]
         if args.start_search:
             step, steps = args.start_search[0], int(args.start_search[1])
-            search = fpnp_solver(solver, start_search=(step, steps))
-            solvers.append((" + coarse + search", search))
+            for keep in args.starts:
+                search = fpnp_solver(solver, start_search=(step, steps), keep=keep)
+                label = " + coarse + search" + (f" ({keep} starts)" if keep > 1 else "")
+                solvers.append((label, search))
         level_sets.append((factors, solvers))
     rows = []
     for ext in names:

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from s2dloc.datasets.toy import perturb
-from s2dloc.fpnp.start_search import search_start
+from s2dloc.fpnp.start_search import search_and_refine
 from s2dloc.geometry import Camera, Pose
 
 logger = logging.getLogger(__name__)
@@ -119,14 +119,15 @@ Solver = Callable[[BasinProblem, Pose], tuple[Pose, torch.Tensor]]
 
 
 def fpnp_solver(
-    solver, batch_size: int = 16, start_search: tuple[float, int] | None = None
+    solver, batch_size: int = 16, start_search: tuple[float, int] | None = None, keep: int = 1
 ) -> Solver:
     """Wrap a :class:`~s2dloc.fpnp.FeatureMetricPnP` as a sweep solver.
 
     The returned callable refines a batch of initial poses ``(B,)`` of one problem with
     ``refine_batch`` in chunks of ``batch_size`` and returns poses ``(B,)`` and success ``(B,)``.
-    ``start_search = (step_deg, steps)`` first moves each start to the best of a yaw/pitch grid
-    (:func:`~s2dloc.fpnp.start_search.search_start`).
+    ``start_search = (step_deg, steps)`` searches a yaw/pitch grid around each start first and
+    refines from its ``keep`` best candidates, keeping the best refinement
+    (:func:`~s2dloc.fpnp.start_search.search_and_refine`).
     """
 
     def solve(problem: BasinProblem, init: Pose) -> tuple[Pose, torch.Tensor]:
@@ -141,9 +142,10 @@ def fpnp_solver(
                 [f[None].expand(B, -1, -1, -1) for f in problem.query_features],
                 Camera(cam.model, cam.size[None].expand(B, -1), cam.params[None].expand(B, -1)),
             )
-            if start_search is not None:
-                chunk = search_start(*args, chunk, *start_search)
-            res = solver.refine_batch(*args, chunk)
+            if start_search is None:
+                res = solver.refine_batch(*args, chunk)
+            else:
+                res = search_and_refine(solver, *args, chunk, *start_search, keep=keep)
             poses.append(res.pose.to(init.dtype))
             flags.append(res.success)
         pose = Pose(torch.cat([p.R for p in poses]), torch.cat([p.t for p in poses]))

@@ -58,3 +58,27 @@ class FPnPResult:
                 value = value[i]
             out[f.name] = value
         return FPnPResult(**out)
+
+    @staticmethod
+    def pick(results: list[FPnPResult], index: torch.Tensor) -> FPnPResult:
+        """Per query ``b``, the outputs of ``results[index[b]]``: ``K`` results of the same
+        batch ``(B,)``, ``index (B,)`` in ``[0, K)``; ``history`` is dropped."""
+        index = index.cpu()
+        rows = torch.arange(len(index))
+
+        def take(values: list[torch.Tensor]) -> torch.Tensor:
+            stacked = torch.stack(values)  # (K, B, ...)
+            return stacked[index.to(stacked.device), rows.to(stacked.device)]
+
+        out = {}
+        for f in fields(FPnPResult):
+            values = [getattr(r, f.name) for r in results]
+            if f.name == "history" or any(v is None for v in values):
+                out[f.name] = None
+            elif f.name == "message":
+                out[f.name] = [values[k][b] for b, k in enumerate(index.tolist())]
+            elif f.name == "pose":
+                out[f.name] = Pose(take([p.R for p in values]), take([p.t for p in values]))
+            else:
+                out[f.name] = take(values)
+        return FPnPResult(**out)

@@ -5,8 +5,14 @@ The start is rotated about its camera centre by a grid of yaw and pitch angles (
 hardest part of a large error). Each candidate is scored on the coarsest level by a truncated
 feature-metric cost: per point ``min(|F_q(pi(T X)) - f|^2, null)``, ``null`` for points outside
 the image, where ``null`` is the median squared distance to other points' reference features
-at the start (what an unrelated match costs). The lowest score per query wins; F-PnP then refines
-from it (:meth:`~s2dloc.fpnp.FeatureMetricPnP.refine_batch`).
+at the start (what an unrelated match costs). The lowest score per query wins
+(:func:`search_start`); F-PnP then refines from it
+(:meth:`~s2dloc.fpnp.FeatureMetricPnP.refine_batch`).
+
+The coarse score can prefer a wrong candidate (a repeated facade, a dark image), so
+:func:`search_and_refine` refines the ``keep`` best candidates (:func:`start_candidates`) and
+keeps, per query, the successful refinement whose features match their references best (the
+lowest :attr:`~s2dloc.fpnp.FPnPResult.match_ratio`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import math
 import torch
 
 from s2dloc.fpnp.levels import map_camera
+from s2dloc.fpnp.result import FPnPResult
 from s2dloc.geometry import Camera, Pose, sample
 from s2dloc.geometry.lie import so3_exp
 
@@ -68,6 +75,36 @@ def _project(camera: Camera, Xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return uv.reshape(B, K, N, 2), valid.reshape(B, K, N)
 
 
+def start_candidates(
+    points3d: torch.Tensor,
+    ref_features: list[torch.Tensor],
+    query_features: list[torch.Tensor],
+    camera: Camera,
+    init_pose: Pose,
+    step_deg: float = 10.0,
+    steps: int = 2,
+    keep: int = 1,
+) -> Pose:
+    """The ``keep`` best rotated starts ``(B, keep)`` on the coarsest level, best first.
+
+    Arguments as for :meth:`~s2dloc.fpnp.FeatureMetricPnP.refine_batch`: ``points3d (B, N, 3)``,
+    per level ``ref_features (B, N, C_l)`` and ``query_features (B, C_l, H_l, W_l)``.
+    """
+    grid = yaw_pitch_grid(step_deg, steps, init_pose.dtype).to(init_pose.R.device)
+    if not 1 <= keep <= len(grid):
+        raise ValueError(f"keep must be between 1 and {len(grid)} (the grid), got {keep}")
+    coarsest = min(range(len(query_features)), key=lambda i: query_features[i].shape[-1])
+    R = grid[None] @ init_pose.R[:, None]  # rotation about the camera centre
+    t = (grid[None] @ init_pose.t[:, None, :, None])[..., 0]
+    with torch.no_grad():
+        scores = candidate_scores(
+            points3d, ref_features[coarsest], query_features[coarsest], camera, Pose(R, t)
+        )
+    best = scores.argsort(dim=-1, stable=True)[:, :keep]  # (B, keep)
+    idx = torch.arange(len(best), device=best.device)[:, None]
+    return Pose(R[idx, best], t[idx, best])
+
+
 def search_start(
     points3d: torch.Tensor,
     ref_features: list[torch.Tensor],
@@ -77,19 +114,50 @@ def search_start(
     step_deg: float = 10.0,
     steps: int = 2,
 ) -> Pose:
-    """The best of the rotated starts ``(B,)`` on the coarsest level (module doc).
+    """The best of the rotated starts ``(B,)`` on the coarsest level (module doc); arguments
+    as for :func:`start_candidates`."""
+    best = start_candidates(
+        points3d, ref_features, query_features, camera, init_pose, step_deg, steps
+    )
+    return best[:, 0]
 
-    Arguments as for :meth:`~s2dloc.fpnp.FeatureMetricPnP.refine_batch`: ``points3d (B, N, 3)``,
-    per level ``ref_features (B, N, C_l)`` and ``query_features (B, C_l, H_l, W_l)``.
+
+def search_and_refine(
+    solver,
+    points3d: torch.Tensor,
+    ref_features: list[torch.Tensor],
+    query_features: list[torch.Tensor],
+    camera: Camera,
+    init_pose: Pose,
+    step_deg: float = 10.0,
+    steps: int = 2,
+    keep: int = 3,
+    **refine_kwargs,
+) -> FPnPResult:
+    """Refine each query ``(B,)`` from its ``keep`` best rotated starts and keep the best
+    result (module doc); ``solver`` is a :class:`~s2dloc.fpnp.FeatureMetricPnP`, the other
+    arguments as for its ``refine_batch`` (``refine_kwargs``: ``weights``, ``mask``).
+
+    When no refinement of a query succeeds, its result is that of the best-scored start (its
+    pose is that start, ``success`` False).
     """
-    coarsest = min(range(len(query_features)), key=lambda i: query_features[i].shape[-1])
-    grid = yaw_pitch_grid(step_deg, steps, init_pose.dtype).to(init_pose.R.device)
-    R = grid[None] @ init_pose.R[:, None]  # rotation about the camera centre
-    t = (grid[None] @ init_pose.t[:, None, :, None])[..., 0]
-    with torch.no_grad():
-        scores = candidate_scores(
-            points3d, ref_features[coarsest], query_features[coarsest], camera, Pose(R, t)
+    starts = start_candidates(
+        points3d, ref_features, query_features, camera, init_pose, step_deg, steps, keep
+    )
+    results = [
+        solver.refine_batch(
+            points3d, ref_features, query_features, camera, starts[:, k], **refine_kwargs
         )
-    best = scores.argmin(-1)
-    idx = torch.arange(len(best), device=best.device)
-    return Pose(R[idx, best], t[idx, best])
+        for k in range(keep)
+    ]
+    return FPnPResult.pick(results, best_result(results))
+
+
+def best_result(results: list[FPnPResult]) -> torch.Tensor:
+    """Per query ``(B,)``, the index of the successful result with the lowest match ratio
+    (the first on ties; 0 when none succeeded)."""
+    ratio = torch.stack([r.match_ratio.double().cpu() for r in results])  # (K, B)
+    ok = torch.stack([r.success.cpu() for r in results]) & ~ratio.isnan()
+    score = torch.where(ok, ratio, torch.full_like(ratio, math.inf))
+    index = score.argmin(0)
+    return torch.where(ok.any(0), index, torch.zeros_like(index))
