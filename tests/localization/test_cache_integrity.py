@@ -21,6 +21,7 @@ import torch
 from s2dloc.cli import main
 from s2dloc.datasets.synthetic.write import write_png
 from s2dloc.localization import Map, build_cache, load_cache, resolve
+from s2dloc.localization import descriptors as D
 from s2dloc.localization.cache import signature, warn_broken
 from s2dloc.localization.cache_store import checksum, scan_cache
 
@@ -258,3 +259,32 @@ def test_fingerprint_follows_weights_and_settings():
     assert fingerprint(a) != fingerprint(b)
     assert fingerprint(PhotometricExtractor()) != fingerprint(PhotometricExtractor(blur=2.0))
     assert fingerprint(CoarseLevels(a, (2,))) != fingerprint(CoarseLevels(a, (2, 4)))
+
+
+def test_pooled_levels_are_cached_and_part_of_the_signature(world_map, tmp_path):
+    """``fpnp.coarse_levels`` adds the pooled levels to every entry and to the signature, so a
+    cache built without them is refused as stale; without them the signature is unchanged."""
+    plain, pooled = resolve(CONF), resolve({**CONF, "fpnp": {"coarse_levels": [2, 4]}})
+    assert "coarse_levels" not in json.loads(signature(plain))
+    assert json.loads(signature(pooled))["coarse_levels"] == [2, 4]
+    ext = PatchProjection()
+    path = tmp_path / "cache.h5"
+    build_cache(world_map, ext, path, plain, progress=False)
+    with pytest.raises(ValueError, match="stale|signature|settings"):
+        load_cache(world_map, path, pooled, ext)
+    other = tmp_path / "pooled.h5"
+    build_cache(world_map, ext, other, pooled, progress=False)
+    refs = load_cache(world_map, other, pooled, ext)
+    name = world_map.names[0]
+    feats = refs[name].features
+    assert len(feats) == 6
+    base = load_cache(world_map, path, plain, ext)[name].features
+    for a, b in zip(feats[:4], base, strict=True):
+        torch.testing.assert_close(a, b)
+    # The 2x-pooled level of the stride-8 map at the keypoints, as F-PnP samples it.
+    maps = ext.extract(world_map.load_image(name))
+    size = (world_map[name].camera.size[0].item(), world_map[name].camera.size[1].item())
+    pts = torch.from_numpy(np.asarray(world_map[name].keypoints, np.float64)).float()
+    pooled_map = torch.nn.functional.avg_pool2d(maps[-1][None], 2, 2, ceil_mode=True)[0]
+    expected = D.sample_levels([pooled_map], pts, size)[0]
+    torch.testing.assert_close(feats[4], expected)

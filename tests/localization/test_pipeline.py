@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from s2dloc.datasets.colmap_io import read_poses
+from s2dloc.datasets.toy import perturb
 from s2dloc.geometry import Pose
 from s2dloc.localization import Localizer, Map, Query
+from s2dloc.localization.config import ConfigError, resolve
 from s2dloc.localization.io import read_queries, record_line
 from s2dloc.localization.retrieval import pairs_from_file
 from s2dloc.viz.verdict import judge
@@ -160,3 +162,48 @@ def test_bad_query_is_reported(setup, tmp_path):
     bad = Query("missing.png", queries[0].camera, path=tmp_path / "missing.png")
     r = loc.localize(bad)
     assert r.pose is None and "missing.png" in r.error
+
+
+def test_refine_from_far_priors(setup, world_map):
+    """Priors 8 deg off: plain F-PnP's move is capped at 5 deg, so no query gets within 1 deg;
+    with a pooled coarse level, 3 searched starts and wider caps (what the ``far-prior``
+    preset sets, scaled to the 160x120 test images) three queries of five do."""
+    _, queries, gt = setup
+    conf = {
+        **CONF,
+        "fpnp": {
+            "coarse_levels": [2],
+            "start_search": {"keep": 3, "step_deg": 6.0, "steps": 1},
+            "max_rotation_change": 45.0,
+            "max_translation_change": 2.0,
+        },
+    }
+    far = Localizer(world_map, conf, extractor=PatchProjection(), progress=False)
+    assert len(far.refs[world_map.names[0]].features) == 5  # 4 levels + 1 pooled
+    near = {"plain": 0, "far": 0}
+    for i, q in enumerate(queries):
+        T = gt[q.name]
+        q.prior = perturb(T.double(), 8.0, 0.3, 100 + i)
+        for name, loc in (("plain", setup[0]), ("far", far)):
+            r = loc.refine(q)
+            near[name] += r.success and _err(T, r.pose)[0] < 1.0
+    assert near == {"plain": 0, "far": 3}
+
+
+def test_far_prior_preset_and_its_checks(world_map):
+    """The preset's settings; a search keeping more starts than its grid holds, and pooling
+    factors that do not increase, are refused naming the setting."""
+    conf = resolve(None, "far-prior")["fpnp"]
+    assert conf["coarse_levels"] == [2, 4, 8] and conf["start_search"]["keep"] == 3
+    assert conf["max_rotation_change"] == 45.0
+    with pytest.raises(ConfigError, match="fpnp.coarse_levels"):
+        resolve({"fpnp": {"coarse_levels": [4, 2]}})
+    with pytest.raises(ConfigError, match="fpnp.start_search.keep"):
+        Localizer(
+            world_map,
+            {"fpnp": {"start_search": {"keep": 10, "steps": 1}}},
+            extractor=PatchProjection(),
+            progress=False,
+            build=False,
+            cache=None,
+        )

@@ -1,7 +1,8 @@
 """Reference features computed once and cached in HDF5, keyed by image name.
 
 Per reference image ``name`` the group ``name`` holds ``descriptors (M, D)`` (float16
-hypercolumns at the observations), ``features/<l> (M, C_l)`` (float32, every level, for F-PnP),
+hypercolumns at the observations), ``features/<l> (M, C_l)`` (float32, every level F-PnP
+refines on, :func:`fpnp_levels`),
 ``global (G,)``, ``point3D_ids (M,)``, ``keypoints (M, 2)`` and ``image_digest (16,)`` (of the
 image the features were computed from, :meth:`Map.image_digest`).
 
@@ -10,8 +11,8 @@ replaced atomically (see :mod:`s2dloc.localization.cache_store`): an interrupted
 truncated entry, or one of an image that changed under its name, is named in a warning and
 recomputed by :func:`build_cache` and refused by :func:`load_cache`, and a process killed at
 any moment leaves a cache that opens. The file's ``signature`` attribute (the extractor, a
-digest of its weights, and the descriptor settings) must match, else the cache is refused as
-stale.
+digest of its weights, the descriptor settings and F-PnP's pooled levels) must match, else the
+cache is refused as stale.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from s2dloc.features.coarse import coarse_levels
 from s2dloc.features.common import fingerprint
 from s2dloc.localization import descriptors as D
 from s2dloc.localization.cache_store import (
@@ -107,9 +109,18 @@ def signature(conf: dict, extractor: torch.nn.Module | None = None) -> str:
         "s2d": {k: conf["s2d"][k] for k in ("match_stride", "context")},
         "retrieval": {k: conf["retrieval"][k] for k in ("levels", "grid", "gem_p")},
     }
+    if conf["fpnp"]["coarse_levels"]:  # only when set: caches without them stay current
+        keys["coarse_levels"] = list(conf["fpnp"]["coarse_levels"])
     if extractor is not None:
         keys["weights"] = fingerprint(extractor)
     return json.dumps(keys, sort_keys=True)
+
+
+def fpnp_levels(maps: list[torch.Tensor], conf: dict) -> list[torch.Tensor]:
+    """The levels F-PnP refines on: ``maps`` (per level ``(C_l, H_l, W_l)``) and, with
+    ``fpnp.coarse_levels`` set, the coarsest one pooled by those factors."""
+    factors = conf["fpnp"]["coarse_levels"]
+    return coarse_levels(maps, factors) if factors else list(maps)
 
 
 def compute_features(extractor, image: np.ndarray, pixels: np.ndarray, conf: dict):
@@ -119,7 +130,7 @@ def compute_features(extractor, image: np.ndarray, pixels: np.ndarray, conf: dic
     spec = DescriptorSpec.from_maps(maps, size[0], conf)
     pts = torch.from_numpy(np.asarray(pixels, np.float64)).float()
     desc = D.point_descriptors(maps, pts, size, spec.levels, spec.match, spec.context)
-    feats = D.sample_levels(maps, pts, size)
+    feats = D.sample_levels(fpnp_levels(maps, conf), pts, size)
     r = conf["retrieval"]
     glob = D.global_descriptor(maps, spec.global_levels, r["grid"], r["gem_p"])
     return maps, desc, feats, glob

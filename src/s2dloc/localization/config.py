@@ -54,6 +54,11 @@ DEFAULTS: dict[str, Any] = {
         "max_points": 4000,
         "max_rotation_change": 5.0,  # degrees: larger updates are rejected (flagged)
         "max_translation_change": 0.25,  # fraction of the mean point depth
+        # Far starts (priors of `s2dloc refine` from GPS or odometry): the coarsest feature
+        # level also pooled by these factors (s2dloc.features.coarse), and a yaw/pitch search
+        # refining from the `keep` best of the grid (s2dloc.fpnp.start_search; 0: off).
+        "coarse_levels": [],
+        "start_search": {"keep": 0, "step_deg": 10.0, "steps": 2},
         "solver": dataclasses.asdict(FPnPConfig()),  # F-PnP solver keyword arguments
     },
     "output": {
@@ -90,6 +95,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "accurate": {"retrieval": {"num_refs": 10}, "s2d": {"match_stride": 4, "max_points": 5000}},
     "pnp-only": {"fpnp": {"enabled": False}},
+    # `s2dloc refine` from priors up to ~30 deg off: coarse levels, 3 searched starts, and
+    # caps on F-PnP's move that allow such a move.
+    "far-prior": {
+        "fpnp": {
+            "coarse_levels": [2, 4, 8],
+            "start_search": {"keep": 3},
+            "max_rotation_change": 45.0,
+            "max_translation_change": 2.0,
+        }
+    },
 }
 
 
@@ -105,6 +120,12 @@ def _global_levels(value: Any) -> str | None:
         isinstance(v, int) and not isinstance(v, bool) for v in value
     )
     return None if ints and value else "must be null, 'auto' or a non-empty list of levels"
+
+
+def _pooling_factors(value: Any) -> str | None:
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ok = ints and all(v >= 2 for v in value) and list(value) == sorted(set(value))
+    return None if ok else "must be a list of increasing integers >= 2 (e.g. [2, 4, 8])"
 
 
 def _positive_number(value: Any) -> str | None:
@@ -134,6 +155,10 @@ CHECKS: dict[str, Check] = {
     "fpnp.max_points": in_range(1),
     "fpnp.max_rotation_change": POSITIVE,
     "fpnp.max_translation_change": POSITIVE,
+    "fpnp.coarse_levels": _pooling_factors,
+    "fpnp.start_search.keep": in_range(0),
+    "fpnp.start_search.step_deg": POSITIVE,
+    "fpnp.start_search.steps": in_range(0, 5),
     "fpnp.solver.loss": one_of(*LOSSES),
     "fpnp.solver.backend": one_of(*BACKENDS),
     "fpnp.solver.loss_scale": _positive_number,

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from s2dloc.fpnp import FeatureMetricPnP, FPnPResult
+from s2dloc.fpnp.start_search import search_and_refine
 from s2dloc.localization import descriptors as D
 from s2dloc.localization import stages as S
 from s2dloc.localization import verify as V
@@ -30,11 +31,12 @@ from s2dloc.localization.cache import (
     DescriptorSpec,
     build_cache,
     compute_all,
+    fpnp_levels,
     load_cache,
     resolve_global_levels,
     signature,
 )
-from s2dloc.localization.config import resolve
+from s2dloc.localization.config import ConfigError, resolve
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult
 from s2dloc.localization.pose_stages import (
@@ -70,6 +72,7 @@ class Localizer:
         self.map = map_
         self.matches_file = None if matches is None else Path(matches)
         conf = resolve(conf, preset)
+        check_start_search(conf["fpnp"]["start_search"])
         self.extractor = extractor or D.load_extractor(conf["extractor"])
         self.extractor.eval()
         self.conf = resolve_global_levels(conf, self.extractor.strides, map_)
@@ -220,16 +223,26 @@ class Localizer:
         if not obs:
             res.fpnp = {"message": "no points"}
             return None
-        X, F = gather_points(self.refs, self.map, obs, len(maps), c["max_points"])
+        levels = [m.float() for m in fpnp_levels(maps, self.conf)]
+        X, F = gather_points(self.refs, self.map, obs, len(levels), c["max_points"])
         init = res.pose.double()
-        out = self.solver.refine(
-            X,
-            F,
-            [m.float() for m in maps],
-            query.camera.double(),
-            init,
-            return_history=self.record_history,
-        )
+        search = c["start_search"]
+        if search["keep"] > 0:  # far starts: refine from the best of a yaw/pitch grid
+            out = search_and_refine(
+                self.solver,
+                X[None],
+                [f[None] for f in F],
+                [m[None] for m in levels],
+                query.camera.double()[None],
+                init[None],
+                search["step_deg"],
+                search["steps"],
+                search["keep"],
+            )[0]
+        else:
+            out = self.solver.refine(
+                X, F, levels, query.camera.double(), init, return_history=self.record_history
+            )
         if depth is None:
             depth = float(init.transform(X)[:, 2].abs().median())
         accept_fpnp(res, init, out, len(X), depth, self.thresholds, pnp_cov)
@@ -259,6 +272,16 @@ class Localizer:
         except Exception as err:
             _record_error(res, err)
         return res
+
+
+def check_start_search(search: dict) -> None:
+    """``ConfigError`` unless ``fpnp.start_search`` keeps at most the starts its grid holds."""
+    grid = (2 * search["steps"] + 1) ** 2
+    if search["keep"] > grid:
+        raise ConfigError(
+            f"setting 'fpnp.start_search.keep' must be at most {grid}, the size of the search "
+            f"grid of 'fpnp.start_search.steps' = {search['steps']}; got {search['keep']}"
+        )
 
 
 def _record_error(res: QueryResult, err: Exception) -> None:
