@@ -23,6 +23,8 @@ Sections:
    coarsest level first (``--start-search``: 10 deg steps, 2 either way;
    ``s2dloc.fpnp.start_search``), "+ coarse + search", refining from the best candidate and,
    per ``--starts`` count K > 1, from the K best, keeping the best refinement ("(K starts)").
+   The last column: the refinements the solver flagged successful (all angles), those of them
+   that meet the success criterion, and those that end beyond (2 deg, 0.25 m): wrong answers.
 4. ``--fountain``: the rows of ``benchmarks/features.py --dataset fountain`` (run as is).
 
 ``--conf KEY=VALUE ...`` sets localization settings (``s2dloc localize --conf`` syntax) for
@@ -288,7 +290,15 @@ def basin_rows(scenes, args, names) -> list:
                         progress=False,
                     )
                     rate = [f"{100 * r.success_rate:.0f}%" for r in sweep]
-                    by_variant[suffix].append([ext + suffix, cond, len(problems), *rate])
+                    flags = " / ".join(
+                        str(sum(count(r) for r in sweep))
+                        for count in (
+                            lambda r: r.accepted,
+                            lambda r: r.accepted_right,
+                            lambda r: r.accepted_beyond(2.0, 0.25),
+                        )
+                    )
+                    by_variant[suffix].append([ext + suffix, cond, len(problems), *rate, flags])
             rows += [row for variant in by_variant.values() for row in variant]
         print(f"  basin {ext}: done", flush=True)
     return rows
@@ -344,7 +354,14 @@ def main() -> None:
     if scenes and not args.no_basin:
         rows = basin_rows(scenes, args, names)
         sections[f"F-PnP basin, success {BASIN.describe()} m, {args.trials} starts"] = format_table(
-            rows, ["extractor", "condition", "problems", *[f"{a:g} deg" for a in args.angles]]
+            rows,
+            [
+                "extractor",
+                "condition",
+                "problems",
+                *[f"{a:g} deg" for a in args.angles],
+                "flagged: all / right / beyond (2 deg, 0.25 m)",
+            ],
         )
     if args.synthetic:
         sections[f"synthetic street world (night, snow): retrieval recall@{args.num_refs} (%)"] = (

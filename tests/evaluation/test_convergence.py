@@ -93,3 +93,19 @@ def test_bad_arguments_raise():
         convergence_sweep(lambda i: _problem(), _snap_below(1.0), [1.0])
     with pytest.raises(ValueError, match="Need problems"):
         convergence_sweep([_problem()], _snap_below(1.0), [], progress=False)
+
+
+def test_flags_of_wrong_answers_are_counted():
+    """A solver that flags every start successful but snaps only those within 7 deg: of the
+    flagged trials, only the snapped ones are right."""
+
+    def overconfident(problem, init):
+        pose, _ = _snap_below(7.0)(problem, init)
+        return pose, torch.ones(len(init), dtype=torch.bool)
+
+    rows = convergence_sweep([_problem()], overconfident, [5.0, 10.0], trials=3, progress=False)
+    assert [(r.accepted, r.accepted_right) for r in rows] == [(3, 3), (3, 0)]
+    assert [r.accepted_beyond(9.0, 100.0) for r in rows] == [0, 3]  # 10 deg off
+    assert [r.accepted_beyond(11.0, 100.0) for r in rows] == [0, 0]
+    honest = convergence_sweep([_problem()], _snap_below(7.0), [5.0, 10.0], 3, progress=False)
+    assert [(r.accepted, r.accepted_right) for r in honest] == [(3, 3), (0, 0)]

@@ -93,6 +93,25 @@ class BasinRow:
     trans_final: np.ndarray = field(repr=False)
     depth: np.ndarray = field(repr=False)
     success: np.ndarray = field(repr=False)
+    solver_ok: np.ndarray | None = field(default=None, repr=False)  # the solver's own flags
+
+    @property
+    def accepted(self) -> int:
+        """Trials the solver flagged successful."""
+        return int(self.solver_ok.sum()) if self.solver_ok is not None else 0
+
+    @property
+    def accepted_right(self) -> int:
+        """Trials the solver flagged successful that meet the success criterion."""
+        return int((self.solver_ok & self.success).sum()) if self.solver_ok is not None else 0
+
+    def accepted_beyond(self, rot_deg: float, trans: float) -> int:
+        """Trials the solver flagged successful that end more than ``rot_deg`` degrees or
+        ``trans`` map units from the truth (wrong answers, not merely imprecise ones)."""
+        if self.solver_ok is None:
+            return 0
+        off = (self.rot_final > rot_deg) | (self.trans_final > trans)
+        return int((self.solver_ok & off).sum())
 
     @property
     def trials(self) -> int:
@@ -261,4 +280,5 @@ def _basin_row(angle: float, runs: list[_Trials], criterion: SuccessCriterion) -
         trans_final,
         depth,
         success,
+        cat("solver_ok"),
     )
