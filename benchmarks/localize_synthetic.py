@@ -57,6 +57,9 @@ def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small", choices=list(PRESETS))
     parser.add_argument("--num-query", type=int, default=20, help="spread over the conditions")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="world seed (0: the evaluation world; 1, 2: training)"
+    )
     parser.add_argument("--extractors", nargs="+", default=["default", "gnnet", "photometric"])
     parser.add_argument("--num-refs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_localize_synthetic")
@@ -103,7 +106,7 @@ def main() -> None:
     args = _parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
-    cfg = dataclasses.replace(PRESETS[args.preset], num_query=args.num_query)
+    cfg = dataclasses.replace(PRESETS[args.preset], num_query=args.num_query, seed=args.seed)
     t0 = time.perf_counter()
     write_world(generate_world(cfg, progress=False), args.out / "world", progress=False)
     root = args.out / "world"
