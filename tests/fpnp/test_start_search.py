@@ -12,7 +12,6 @@ from s2dloc.fpnp.result import FPnPResult
 from s2dloc.fpnp.start_search import (
     best_result,
     search_and_refine,
-    search_start,
     start_candidates,
     yaw_pitch_grid,
 )
@@ -42,9 +41,9 @@ def test_recovers_the_truth_from_a_rotated_start(k):
     R0 = rot[k].T @ batch.truth.R
     t0 = (rot[k].T @ batch.truth.t[..., None])[..., 0]
     assert Pose(R0, t0).angle_to(batch.truth).min() > step - 1e-6
-    start = search_start(
+    start = start_candidates(
         batch.points, batch.refs, batch.maps, batch.camera, Pose(R0, t0), step, steps=2
-    )
+    )[:, 0]
     assert start.angle_to(batch.truth).max() < 1e-6
     assert start.center_distance_to(batch.truth).max() < 1e-6
 
@@ -71,14 +70,14 @@ def test_sweep_solver_searches_before_refining():
 
 def test_candidates_are_the_grid_ranked_by_score():
     """``start_candidates`` ranks the whole grid by the coarse score: its first candidate is
-    ``search_start``'s, and with ``keep`` = the grid size it holds every grid pose once."""
+    the best one alone, and with ``keep`` = the grid size it holds every grid pose once."""
     step, batch = 6.0, well_posed(2, B=2, N=128, C=8)
     rot = yaw_pitch_grid(step, 1)
     init = Pose(rot[3].T @ batch.truth.R, (rot[3].T @ batch.truth.t[..., None])[..., 0])
     args = (batch.points, batch.refs, batch.maps, batch.camera, init, step, 1)
     ranked = start_candidates(*args, keep=len(rot))
     assert ranked.R.shape == (2, 9, 3, 3)
-    best = search_start(*args)
+    best = start_candidates(*args)[:, 0]
     torch.testing.assert_close(ranked.R[:, 0], best.R)
     torch.testing.assert_close(ranked.R[:, 0], batch.truth.R)
     expected = rot[None] @ init.R[:, None]

@@ -6,7 +6,7 @@ hardest part of a large error). Each candidate is scored on the coarsest level b
 feature-metric cost: per point ``min(|F_q(pi(T X)) - f|^2, null)``, ``null`` for points outside
 the image, where ``null`` is the median squared distance to other points' reference features
 at the start (what an unrelated match costs). The lowest score per query wins
-(:func:`search_start`); F-PnP then refines from it
+(:func:`start_candidates` ranks them); F-PnP then refines from it
 (:meth:`~s2dloc.fpnp.FeatureMetricPnP.refine_batch`).
 
 The coarse score can prefer a wrong candidate (a repeated facade, a dark image), so
@@ -103,23 +103,6 @@ def start_candidates(
     best = scores.argsort(dim=-1, stable=True)[:, :keep]  # (B, keep)
     idx = torch.arange(len(best), device=best.device)[:, None]
     return Pose(R[idx, best], t[idx, best])
-
-
-def search_start(
-    points3d: torch.Tensor,
-    ref_features: list[torch.Tensor],
-    query_features: list[torch.Tensor],
-    camera: Camera,
-    init_pose: Pose,
-    step_deg: float = 10.0,
-    steps: int = 2,
-) -> Pose:
-    """The best of the rotated starts ``(B,)`` on the coarsest level (module doc); arguments
-    as for :func:`start_candidates`."""
-    best = start_candidates(
-        points3d, ref_features, query_features, camera, init_pose, step_deg, steps
-    )
-    return best[:, 0]
 
 
 def search_and_refine(
