@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pycolmap
 import pytest
@@ -112,3 +113,16 @@ def _exact_match_problem(shuffle: bool = False) -> BasinProblem:
 def test_relative_pose_error_known_answers():
     assert relative_pose_error(_exact_match_problem()) < 1e-3  # exact matches: exact rotation
     assert relative_pose_error(_exact_match_problem(shuffle=True)) > 2.0  # wrong matches
+
+
+def test_relative_pose_error_when_opencv_finds_no_model(monkeypatch):
+    """Degenerate matches make some OpenCV versions raise instead of returning no model: both
+    read as "no essential matrix", 180 deg."""
+
+    def raises(*args, **kwargs):
+        raise cv2.error("solvePoly: degenerate")
+
+    monkeypatch.setattr(cv2, "findEssentialMat", raises)
+    assert relative_pose_error(_exact_match_problem()) == 180.0
+    monkeypatch.setattr(cv2, "findEssentialMat", lambda *a, **k: (None, None))
+    assert relative_pose_error(_exact_match_problem()) == 180.0

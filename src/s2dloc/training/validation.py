@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 def relative_pose_error(problem: BasinProblem) -> float:
     """Rotation error (deg) of the essential matrix from matching each reference point's finest
-    feature to its nearest neighbour in the query's finest map (intrinsics of both cameras)."""
+    feature to its nearest neighbour in the query's finest map (intrinsics of both cameras);
+    180 when no essential matrix is found."""
     ref, fmap = problem.ref_features[0], problem.query_features[0]
     C, H, W = fmap.shape
     scores = ref @ fmap.reshape(C, -1)  # (N, H W): correlation
@@ -30,10 +31,13 @@ def relative_pose_error(problem: BasinProblem) -> float:
     x_r = problem.ref_camera.unproject(problem.ref_pixels[None])[0].numpy()
     x_q = problem.camera.unproject(q_pix[None])[0].numpy()
     f = float(problem.camera.f.mean())
-    E, inl = cv2.findEssentialMat(x_r, x_q, np.eye(3), cv2.RANSAC, 0.999, 1.0 / f)
-    if E is None or E.shape != (3, 3):
+    try:  # degenerate matches (e.g. of untrained features) raise in some OpenCV versions
+        E, inl = cv2.findEssentialMat(x_r, x_q, np.eye(3), cv2.RANSAC, 0.999, 1.0 / f)
+        if E is None or E.shape != (3, 3):
+            return 180.0
+        _, R, _, _ = cv2.recoverPose(E, x_r, x_q, np.eye(3), mask=inl)
+    except cv2.error:
         return 180.0
-    _, R, _, _ = cv2.recoverPose(E, x_r, x_q, np.eye(3), mask=inl)
     R_gt = (problem.true_pose.R @ problem.ref_pose.R.T).numpy()
     cos = (np.trace(R.T @ R_gt) - 1) / 2
     return float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
