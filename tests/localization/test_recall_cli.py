@@ -1,10 +1,14 @@
 import json
 
+import h5py
 import numpy as np
 import pytest
 
 from s2dloc.cli import main
+from s2dloc.datasets.colmap_io import read_poses
+from s2dloc.datasets.toy import perturb
 from s2dloc.evaluation.recall import evaluate
+from s2dloc.geometry import Pose
 
 
 def _write(path, rows):
@@ -88,3 +92,32 @@ def test_cli_bad_inputs(world_dir, tmp_path, caplog):
         == 2
     )
     assert main(["evaluate", "--results", str(tmp_path / "none.txt"), "--gt", str(bad)]) == 2
+
+
+def test_cli_refine_far_prior_preset(world_dir, tmp_path):
+    """``s2dloc refine --preset far-prior``: the preset's settings (with a command-line
+    override) are resolved, saved with the results and guard them; every query is refined."""
+    priors = tmp_path / "priors.txt"
+    rows = []
+    for i, (name, vals) in enumerate(read_poses(world_dir / "poses_query.txt").items()):
+        p = perturb(Pose.from_quat_t(*vals).double(), 8.0, 0.3, 100 + i)
+        rows.append((name, [*p.quat().tolist(), *p.t.tolist()]))
+    _write(priors, rows)
+    out, queries = tmp_path / "far", str(world_dir / "queries_with_intrinsics.txt")
+    args = ["refine", "--map", str(world_dir), "--queries", queries, "--out", str(out)]
+    args += ["--poses", str(priors), "--preset", "far-prior"]
+    args += ["--conf", "s2d.match_stride=4", "fpnp.coarse_levels=[2]"]
+    assert main(args) == 0
+    fpnp = json.loads((out / "config.json").read_text())["conf"]["fpnp"]
+    assert fpnp["coarse_levels"] == [2] and fpnp["start_search"]["keep"] == 3
+    assert fpnp["max_rotation_change"] == 45.0
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(records) == len(rows) and all(not r["error"] for r in records)
+    (cache,) = out.glob("cache-*.h5")
+    with h5py.File(cache, "r") as f:  # every level F-PnP refines on, the pooled one included
+        levels = []
+        f.visititems(
+            lambda name, obj: levels.append(sorted(obj)) if name.endswith("/features") else None
+        )
+        assert len(levels) == 12 and all(lv == ["0", "1", "2", "3", "4"] for lv in levels)
+    assert main(args[:-1] + ["fpnp.coarse_levels=[2,4]"]) == 2  # other settings: refused
