@@ -7,8 +7,9 @@ map's units (for maps without metric scale, e.g. the mean camera spacing). Each 
 judged again from its stored statistics, so other thresholds can be tried without localizing
 again (``--set min_inliers=40``). Columns: queries; queries with a pose; accepted (``success``);
 precision at (1 m, 5 deg) of the accepted; recall at (0.25 m, 2 deg) counting every query
-with a pose and counting only accepted ones; ``--mistakes`` lists the queries accepted outside
-(1 m, 5 deg) and those rejected within (0.25 m, 2 deg). Run::
+with a pose and counting only accepted ones; ``--pool LABEL`` adds one row over all the runs'
+queries (e.g. one extractor on several worlds); ``--mistakes`` lists the queries accepted
+outside (1 m, 5 deg) and those rejected within (0.25 m, 2 deg). Run::
 
     .venv/bin/python benchmarks/verdict.py outputs/bench_localize_synthetic/run-gnnet ...
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 from s2dloc.localization import verify as V
 from s2dloc.localization.config import DEFAULTS, parse_overrides
 from s2dloc.utils.table import format_table
-from s2dloc.viz.verdict import HEADERS, evaluate_run, mistake_rows
+from s2dloc.viz.verdict import HEADERS, evaluate_run, mistake_rows, pooled_row
 
 
 def main() -> None:
@@ -31,6 +32,9 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="folders with log.jsonl and gt.txt")
     parser.add_argument("--set", nargs="*", default=[], help="verify thresholds, KEY=VALUE")
     parser.add_argument("--no-verify", action="store_true", help="only the solver's own flags")
+    parser.add_argument(
+        "--pool", metavar="LABEL", help="also one row over the queries of all runs together"
+    )
     parser.add_argument(
         "--mistakes", action="store_true", help="also list accepted-but-wrong, rejected-but-right"
     )
@@ -40,6 +44,8 @@ def main() -> None:
         if args.no_verify:
             th = dataclasses.replace(th, enabled=False)
         rows = [evaluate_run(f, th) for f in args.runs]
+        if args.pool:
+            rows.append(pooled_row(args.pool, args.runs, th))
         mistakes = [
             [f"{f.parent.name}/{f.name}", *r]
             for f in (args.runs if args.mistakes else [])

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from s2dloc.geometry import Pose
-from s2dloc.viz.verdict import Outcome, reason_rows, verdict_row, verdict_rows
+from s2dloc.localization import QueryResult
+from s2dloc.localization import verify as V
+from s2dloc.viz.verdict import (
+    Outcome,
+    evaluate_run,
+    mistake_rows,
+    pooled_row,
+    reason_rows,
+    verdict_row,
+    verdict_rows,
+    write_run,
+)
 
 
 def _pose(deg: float = 0.0, metres: float = 0.0) -> Pose:
@@ -45,22 +59,13 @@ def test_translation_unit_scales_the_thresholds():
     assert verdict_row("x", o, gt)[4] == "0.0" and verdict_row("x", o, gt, unit=4.0)[4] == "100.0"
 
 
-def test_run_folder_round_trip_and_rejudging(tmp_path):
-    """Records written by write_run are judged again from their statistics."""
-    import dataclasses
-
-    import numpy as np
-    import pytest
-
-    from s2dloc.localization import QueryResult
-    from s2dloc.localization import verify as V
-    from s2dloc.viz.verdict import evaluate_run, mistake_rows, write_run
-
+def _results() -> list[QueryResult]:
+    """Query ``a``: right, with evidence that passes; ``b``: 40 deg off, evidence that fails
+    on the grid coverage (1 cell of 16) and passes without that check."""
     grid = np.stack(np.meshgrid(np.linspace(5, 635, 8), np.linspace(5, 475, 8)), -1)
     good = V.pnp_stats(grid.reshape(-1, 2), np.full(64, 1.0), 200, (640, 480), 10.0, 6.0)
     wrong = dataclasses.replace(good, grid_coverage=1 / 16)
-    gt = {"a": _pose(), "b": _pose()}
-    results = [
+    return [
         QueryResult(
             "a",
             pose=_pose(0.5, 0.1),
@@ -79,7 +84,12 @@ def test_run_folder_round_trip_and_rejudging(tmp_path):
             verify={"pnp": dataclasses.asdict(wrong)},
         ),
     ]
-    run = write_run(tmp_path / "run", results, gt)
+
+
+def test_run_folder_round_trip_and_rejudging(tmp_path):
+    """Records written by write_run are judged again from their statistics."""
+    gt = {"a": _pose(), "b": _pose()}
+    run = write_run(tmp_path / "run", _results(), gt)
     th = V.VerifyThresholds()
     assert evaluate_run(run, th) == [f"{tmp_path.name}/run", 2, 2, 1, "100.0", "50.0", "50.0"]
     loose = dataclasses.replace(th, min_grid_coverage=0.0)
@@ -95,3 +105,17 @@ def test_run_folder_round_trip_and_rejudging(tmp_path):
     (run / "log.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match="log.jsonl:1"):
         evaluate_run(run, th)
+
+
+def test_runs_pooled_into_one_row(tmp_path):
+    """Two runs with the same query names count as 4 queries; pooling runs with different
+    translation units is refused."""
+    gt = {"a": _pose(), "b": _pose()}
+    runs = [write_run(tmp_path / f"run{i}", _results(), gt) for i in range(2)]
+    th = V.VerifyThresholds()
+    assert pooled_row("both", runs, th) == ["both", 4, 4, 2, "100.0", "50.0", "50.0"]
+    loose = dataclasses.replace(th, min_grid_coverage=0.0)
+    assert pooled_row("both", runs, loose)[3:5] == [4, "50.0"]
+    (runs[1] / "unit.txt").write_text("2.0")
+    with pytest.raises(ValueError, match="units"):
+        pooled_row("both", runs, th)

@@ -154,6 +154,22 @@ def evaluate_run(folder: Path, th: V.VerifyThresholds) -> list:
     )
 
 
+def pooled_row(label: str, folders: list[Path], th: V.VerifyThresholds) -> list:
+    """One table row over the queries of all run ``folders`` (e.g. one extractor on several
+    worlds), which must share their translation unit."""
+    outcomes, gt, units = [], {}, set()
+    for i, folder in enumerate(folders):
+        records, run_gt, unit = read_run(folder)
+        units.add(unit)
+        for r in records:
+            o = judge(r, th)
+            outcomes.append(Outcome(f"{i}/{o.name}", o.pose, o.success, o.reason))
+        gt.update({f"{i}/{n}": pose for n, pose in run_gt.items()})
+    if len(units) > 1:
+        raise ValueError(f"cannot pool runs with different units.txt values {sorted(units)}")
+    return verdict_row(label, outcomes, gt, units.pop() if units else 1.0)
+
+
 def mistake_rows(folder: Path, th: V.VerifyThresholds) -> list[list]:
     """``[name, verdict, error (units), error (deg), reason]`` of the queries the verdict gets
     wrong: accepted but outside :data:`PRECISION_AT`, or rejected but within :data:`RECALL_AT`."""
