@@ -290,14 +290,10 @@ def basin_rows(scenes, args, names) -> list:
                         progress=False,
                     )
                     rate = [f"{100 * r.success_rate:.0f}%" for r in sweep]
-                    flags = " / ".join(
-                        str(sum(count(r) for r in sweep))
-                        for count in (
-                            lambda r: r.accepted,
-                            lambda r: r.accepted_right,
-                            lambda r: r.accepted_beyond(2.0, 0.25),
-                        )
-                    )
+                    accepted = sum(r.accepted for r in sweep)
+                    right = sum(r.accepted_right for r in sweep)
+                    wrong = sum(r.accepted_beyond(2.0, 0.25) for r in sweep)
+                    flags = f"{accepted} / {right} / {wrong}"
                     by_variant[suffix].append([ext + suffix, cond, len(problems), *rate, flags])
             rows += [row for variant in by_variant.values() for row in variant]
         print(f"  basin {ext}: done", flush=True)

@@ -5,7 +5,8 @@ Every query of a synthetic world (by default the demo's, ``outputs/demo/world``,
 and shifted by ``--shift`` world units per 10 degrees in a random direction (seeded per query).
 Each preset refines the priors (F-PnP only: no retrieval or matching). Columns: queries,
 accepted (``success``), accepted within (0.25, 2 deg), accepted beyond (1, 5 deg) (world
-units), and seconds per query.
+units; the verdict tables' :data:`~s2dloc.viz.verdict.RECALL_AT` and ``PRECISION_AT``), and
+seconds per query.
 
     .venv/bin/python benchmarks/refine_far.py [--world outputs/demo/world] [--angles 10 20]
 """
@@ -23,6 +24,7 @@ from s2dloc.geometry import Pose
 from s2dloc.localization import Localizer, Map
 from s2dloc.localization.io import read_queries
 from s2dloc.utils.table import format_table
+from s2dloc.viz.verdict import PRECISION_AT, RECALL_AT, within
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,11 +58,9 @@ def main() -> None:
                 r = loc.refine(q)
                 if not r.success:
                     continue
-                rot = float(truth.angle_to(r.pose.double()))
-                dist = float(truth.center_distance_to(r.pose.double()))
                 accepted += 1
-                right += rot < 2.0 and dist < 0.25
-                wrong += not (rot < 5.0 and dist < 1.0)
+                right += within(truth, r.pose.double(), RECALL_AT)
+                wrong += not within(truth, r.pose.double(), PRECISION_AT)
             seconds = (time.perf_counter() - start) / len(queries)
             rows.append(
                 [preset, f"{angle:g}", len(queries), accepted, right, wrong, f"{seconds:.2f}"]

@@ -85,7 +85,6 @@ class BasinRow:
 
     angle_deg: float
     success_rate: float
-    solver_failures: int  # trials the solver itself flagged unsuccessful
     seconds_per_refinement: float
     rot_init: np.ndarray = field(repr=False)
     trans_init: np.ndarray = field(repr=False)
@@ -93,23 +92,26 @@ class BasinRow:
     trans_final: np.ndarray = field(repr=False)
     depth: np.ndarray = field(repr=False)
     success: np.ndarray = field(repr=False)
-    solver_ok: np.ndarray | None = field(default=None, repr=False)  # the solver's own flags
+    solver_ok: np.ndarray = field(repr=False)  # the solver's own success flags
+
+    @property
+    def solver_failures(self) -> int:
+        """Trials the solver itself flagged unsuccessful."""
+        return int((~self.solver_ok).sum())
 
     @property
     def accepted(self) -> int:
         """Trials the solver flagged successful."""
-        return int(self.solver_ok.sum()) if self.solver_ok is not None else 0
+        return int(self.solver_ok.sum())
 
     @property
     def accepted_right(self) -> int:
         """Trials the solver flagged successful that meet the success criterion."""
-        return int((self.solver_ok & self.success).sum()) if self.solver_ok is not None else 0
+        return int((self.solver_ok & self.success).sum())
 
     def accepted_beyond(self, rot_deg: float, trans: float) -> int:
         """Trials the solver flagged successful that end more than ``rot_deg`` degrees or
         ``trans`` map units from the truth (wrong answers, not merely imprecise ones)."""
-        if self.solver_ok is None:
-            return 0
         off = (self.rot_final > rot_deg) | (self.trans_final > trans)
         return int((self.solver_ok & off).sum())
 
@@ -272,7 +274,6 @@ def _basin_row(angle: float, runs: list[_Trials], criterion: SuccessCriterion) -
     return BasinRow(
         float(angle),
         float(success.mean()),
-        int((~cat("solver_ok")).sum()),
         float(np.mean([r.seconds_per_trial for r in runs])),
         cat("rot_init"),
         cat("trans_init"),

@@ -148,10 +148,7 @@ def read_run(folder: Path) -> tuple[list[dict], dict[str, Pose], float]:
 
 def evaluate_run(folder: Path, th: V.VerifyThresholds) -> list:
     """The table row of one run folder."""
-    records, gt, unit = read_run(folder)
-    return verdict_row(
-        f"{folder.parent.name}/{folder.name}", [judge(r, th) for r in records], gt, unit
-    )
+    return pooled_row(f"{folder.parent.name}/{folder.name}", [folder], th)
 
 
 def pooled_row(label: str, folders: list[Path], th: V.VerifyThresholds) -> list:
