@@ -162,23 +162,25 @@ def test_check_queries_skips_bad_images_naming_them(world_dir, tmp_path, caplog)
 def test_memory_budget(world_dir, tmp_path):
     queries = read_queries(world_dir / "queries_with_intrinsics.txt", world_dir / "images")
     assert check_queries(queries) == queries  # 160x120 is far below the default budget
-    # photometric: 3 channels at strides 1, 2, 4, 8, 16
-    need = feature_bytes(160, 120, (3,) * 5, (1, 2, 4, 8, 16))
-    assert need == 4 * 3 * (160 * 120 + 80 * 60 + 40 * 30 + 20 * 15 + 10 * 8)
+    # photometric: 3 channels at strides 1, 2, 4, 8, 16, extracted at 160x128 (multiples of 16)
+    need = feature_bytes(160, 128, (3,) * 5, (1, 2, 4, 8, 16))
+    assert need == 4 * 3 * (160 * 128 + 80 * 64 + 40 * 32 + 20 * 16 + 10 * 8)
     skipped: dict[str, str] = {}
     photometric = {"extractor": "photometric"}
     assert check_queries(queries[:2], photometric, budget=need - 1, skipped=skipped) == []
     msg = skipped[queries[0].name]
     assert str(queries[0].path) in msg and "160x120" in msg and "GiB" in msg and "budget" in msg
+    assert "extracted at 160x128" in msg and "resize_max" in msg
     assert check_queries(queries[:2], photometric, budget=need) == queries[:2]
     # a huge image in memory: estimated, never extracted
     big = np.zeros((1, 1, 3), np.uint8)
     cam = Camera.from_colmap("PINHOLE", 40000, 30000, [3e4, 3e4, 2e4, 1.5e4])
     q = Query("huge", cam, image=np.broadcast_to(big, (30000, 40000, 3)))
     skipped = {}
-    assert check_queries([q], skipped=skipped) == []
+    assert check_queries([q], {"resize_max": 0}, skipped=skipped) == []  # at full resolution
     assert feature_bytes(40000, 30000, (3,) * 5, (1, 2, 4, 8, 16)) > DEFAULT_FEATURE_BUDGET
     assert "'huge'" in skipped["huge"] and "40000x30000" in skipped["huge"]
+    assert check_queries([q]) == [q]  # the default resize_max extracts it at 1024x768
     with pytest.raises(ValueError, match="budget"):
         check_queries(queries, budget=0)
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from s2dloc.features.base import PhotometricExtractor
 from s2dloc.geometry import Pose
 from s2dloc.localization import Map, build_cache, load_cache, resolve
 from s2dloc.localization.map import RefImage
@@ -74,10 +75,14 @@ def test_global_level_pools_maps_of_about_90_pixels(world_map):
     assert global_level((1, 2, 4, 8, 16), 1536) == 4
     conf = resolve(CONF)
     assert conf["retrieval"]["levels"] is None  # the default: chosen per map
-    fixed = resolve_global_levels(conf, strides, world_map)  # 160x120 images: stride 2
+    ext = PhotometricExtractor(strides)
+    fixed = resolve_global_levels(conf, ext, world_map)  # 160x120 images: stride 2
     assert fixed["retrieval"]["levels"] == [-3] and conf["retrieval"]["levels"] is None
+    # resized to a long side of 64 for extraction: the finest level is nearest 90 pixels
+    small = resolve_global_levels(resolve({**CONF, "resize_max": 64}), ext, world_map)
+    assert small["retrieval"]["levels"] == [-4]
     explicit = resolve({**CONF, "retrieval": {"levels": [-1]}})
-    assert resolve_global_levels(explicit, strides, world_map) is explicit
+    assert resolve_global_levels(explicit, ext, world_map) is explicit
     assert resolve({"retrieval": {"levels": "auto"}})["retrieval"]["levels"] == "auto"
     from s2dloc.localization import Localizer
 

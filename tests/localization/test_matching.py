@@ -16,8 +16,9 @@ def _match(world_map, shift):
     im = world_map.images[2]
     image = world_map.load_image(im.name)
     _, desc, feats, _ = compute_features(PositionalEncoding(), image, im.keypoints, conf)
-    maps = PositionalEncoding(shift=shift).extract(image)
-    spec = DescriptorSpec.from_maps(maps, 160, conf)
+    ext = PositionalEncoding(shift=shift)
+    maps = ext.extract(image)
+    spec = DescriptorSpec.from_maps(maps, ext.strides, conf)
     dense = dense_descriptors(maps, spec.levels, spec.match, spec.context)
     m = match_batch([desc], dense, maps, [feats], (160, 120), conf["s2d"])[0]
     return m, im.keypoints[m.idx] + np.array(shift)

@@ -1,5 +1,6 @@
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -207,3 +208,25 @@ def test_far_prior_preset_and_its_checks(world_map):
             build=False,
             cache=None,
         )
+
+
+def test_large_queries_are_extracted_at_the_scale_of_the_map(setup, world_map):
+    """Queries photographed at 2.5x the map's resolution (400x300 against 160x120): with
+    ``resize_max`` at the map's size their features match the references' again; at full
+    resolution the features see the scene 2.5x larger and most poses are wrong."""
+    loc, queries, gt = setup
+    big = []
+    for q in queries:
+        image = q.load()
+        size = (image.shape[1] * 5 // 2, image.shape[0] * 5 // 2)
+        resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        big.append(Query(q.name, q.camera.scale(2.5), image=resized))
+    good = {}
+    for resize_max in (160, 0):
+        conf = {**CONF, "resize_max": resize_max}
+        other = Localizer(
+            world_map, conf, extractor=PatchProjection(), pairs=loc.pairs, progress=False
+        )
+        errors = [_err(gt[q.name], other.localize(q).pose) for q in big]
+        good[resize_max] = sum(rot < 2.0 and trans < 0.3 for rot, trans in errors)
+    assert good[160] >= 3 and good[0] <= 1, good

@@ -4,10 +4,35 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from s2dloc.features.common import finish_levels
 from s2dloc.features.photometric import image_to_tensor, photometric_pyramid
+
+
+def extraction_size(
+    width: int, height: int, multiple: int = 1, max_side: int | None = None
+) -> tuple[int, int]:
+    """The ``(w, h)`` an image of ``width x height`` is resized to before extraction: each side
+    a multiple of ``multiple`` (the coarsest stride, so that every level ``l`` is exactly
+    ``(h / s_l, w / s_l)`` and a full-resolution pixel ``u`` lies at ``u * W_l / width``), the
+    long side at most ``max_side`` (None: no limit; images are never enlarged beyond the
+    rounding), keeping the aspect ratio as closely as the rounding allows."""
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if max_side is not None and max_side < multiple:
+        raise ValueError(f"max_side {max_side} must be at least the size multiple {multiple}")
+    scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+
+    def side(n: int, limit: float) -> int:
+        k = max(1, round(n * scale / multiple))
+        while k > 1 and k * multiple > limit:
+            k -= 1
+        return k * multiple
+
+    limit = float(max_side) if max_side else float("inf")
+    return side(width, limit), side(height, limit)
 
 
 class DenseExtractor(nn.Module):
@@ -20,11 +45,22 @@ class DenseExtractor(nn.Module):
     strides: tuple[int, ...] = (1,)
     channels: tuple[int, ...] = (3,)
 
-    def extract(self, image: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
+    @property
+    def size_multiple(self) -> int:
+        """Image sides :meth:`extract` rounds to: the coarsest stride."""
+        return int(max(self.strides))
+
+    def extract(
+        self, image: np.ndarray | torch.Tensor, max_side: int | None = None
+    ) -> list[torch.Tensor]:
         """One image ``(H, W, 3)`` (uint8 or float) -> list of ``(C_l, H_l, W_l)`` CPU maps.
 
-        The image runs on the device and in the dtype of the model's parameters (as given for
-        a model without parameters).
+        The image is first resized (bilinear, antialiased) to :func:`extraction_size`: sides
+        that are multiples of the coarsest stride and a long side of at most ``max_side``. So
+        each level spans the whole image exactly and scaling full-resolution pixels (and
+        cameras) by ``W_l / W, H_l / H`` is exact for any image size. The image runs on the
+        device and in the dtype of the model's parameters (as given for a model without
+        parameters).
         """
         x = image_to_tensor(image)
         if x.shape[0] == 1:
@@ -32,6 +68,12 @@ class DenseExtractor(nn.Module):
         param = next(self.parameters(), None)
         if param is not None:
             x = x.to(param.device, param.dtype)
+        H, W = x.shape[-2:]
+        w, h = extraction_size(W, H, self.size_multiple, max_side)
+        if (w, h) != (W, H):
+            x = F.interpolate(
+                x[None], size=(h, w), mode="bilinear", align_corners=False, antialias=True
+            )[0]
         # A contiguous (3, H, W) input: the HWC-strided view from numpy makes the first
         # convolutions take a slow path (about 1.6x slower on CPU).
         x = x.contiguous()

@@ -49,5 +49,10 @@ class CoarseLevels(DenseExtractor):
         self.strides = (*extractor.strides, *(top * k for k in self.factors))
         self.channels = (*extractor.channels, *(extractor.channels[-1],) * len(self.factors))
 
+    @property
+    def size_multiple(self) -> int:
+        """The wrapped extractor's (the pooled levels are ``ceil(H_L / k)``, as pooled)."""
+        return self.extractor.size_multiple
+
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         return coarse_levels(self.extractor(images), self.factors)

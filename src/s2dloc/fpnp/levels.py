@@ -224,7 +224,7 @@ def map_camera(camera: Camera, fmap: torch.Tensor) -> Camera:
 
 def scale_batch(camera: Camera, scale: torch.Tensor) -> Camera:
     """Scale each camera of a batch by its own ``(sx, sy)``."""
-    if torch.allclose(scale[:, 0], scale[:, 1], rtol=1e-3):
+    if torch.allclose(scale[:, 0], scale[:, 1], rtol=1e-5):
         scale = scale.mean(-1, keepdim=True).expand(-1, 2)  # isotropic models need sx == sy
     elif camera.model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
         camera = camera.as_opencv()  # one focal length cannot scale anisotropically

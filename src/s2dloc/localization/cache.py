@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from s2dloc.features.base import extraction_size
 from s2dloc.features.coarse import coarse_levels
 from s2dloc.features.common import fingerprint
 from s2dloc.localization import descriptors as D
@@ -57,8 +58,13 @@ class DescriptorSpec:
     global_levels: list[int]
 
     @classmethod
-    def from_maps(cls, maps: list[torch.Tensor], width: int, conf: dict) -> DescriptorSpec:
-        strides = D.level_strides(maps, width)
+    def from_maps(
+        cls, maps: list[torch.Tensor], strides: Sequence[float], conf: dict
+    ) -> DescriptorSpec:
+        """The spec for ``maps`` of an extractor with ``strides``: strides in the image the
+        extractor saw (after ``resize_max``), so that every image, whatever its size, makes
+        descriptors from the same levels."""
+        strides = [float(s) for s in strides]
         m = D.match_level(strides, conf["s2d"]["match_stride"])
         levels = D.hypercolumn_levels(strides, m)
         ctx = conf["s2d"]["context"]
@@ -73,14 +79,19 @@ class DescriptorSpec:
         return cls(m, levels, int(ctx), glevels)
 
 
-def resolve_global_levels(conf: dict, strides: Sequence[float], map_: Map) -> dict:
+def resolve_global_levels(conf: dict, extractor, map_: Map) -> dict:
     """``conf`` with ``retrieval.levels`` fixed for a whole map: null or ``"auto"`` becomes the
-    level :func:`~s2dloc.localization.descriptors.global_level` picks for the median long side
-    of the map's images (an extractor's ``strides``), so that references and queries of any
-    size pool the same level."""
+    level :func:`~s2dloc.localization.descriptors.global_level` picks (for the ``strides`` of
+    ``extractor``) for the median long side of the map's images as extracted (after
+    ``resize_max``), so that references and queries of any size pool the same level."""
     if conf["retrieval"]["levels"] not in (None, "auto"):
         return conf
-    sides = [float(map_[n].camera.size.max()) for n in map_.names]
+    strides = extractor.strides
+    multiple = int(getattr(extractor, "size_multiple", max(strides)))
+    sides = [
+        max(extraction_size(*map_[n].camera.size.round().int().tolist(), multiple, max_side(conf)))
+        for n in map_.names
+    ]
     # A negative index, as levels are written by hand (-1: coarsest).
     level = D.global_level(strides, float(np.median(sides))) - len(strides) if sides else -1
     out = copy.deepcopy(conf)
@@ -106,6 +117,7 @@ def signature(conf: dict, extractor: torch.nn.Module | None = None) -> str:
     current (without ``extractor``: the settings alone)."""
     keys = {
         "extractor": conf["extractor"],
+        "resize_max": conf["resize_max"],
         "s2d": {k: conf["s2d"][k] for k in ("match_stride", "context")},
         "retrieval": {k: conf["retrieval"][k] for k in ("levels", "grid", "gem_p")},
     }
@@ -114,6 +126,11 @@ def signature(conf: dict, extractor: torch.nn.Module | None = None) -> str:
     if extractor is not None:
         keys["weights"] = fingerprint(extractor)
     return json.dumps(keys, sort_keys=True)
+
+
+def max_side(conf: dict) -> int | None:
+    """The long side images are extracted at (``resize_max``; None: full resolution)."""
+    return conf["resize_max"] or None
 
 
 def fpnp_levels(maps: list[torch.Tensor], conf: dict) -> list[torch.Tensor]:
@@ -125,9 +142,9 @@ def fpnp_levels(maps: list[torch.Tensor], conf: dict) -> list[torch.Tensor]:
 
 def compute_features(extractor, image: np.ndarray, pixels: np.ndarray, conf: dict):
     """Maps of ``image`` and the cached quantities at ``pixels (M, 2)``."""
-    maps = extractor.extract(image)
+    maps = extractor.extract(image, max_side(conf))
     size = (image.shape[1], image.shape[0])
-    spec = DescriptorSpec.from_maps(maps, size[0], conf)
+    spec = DescriptorSpec.from_maps(maps, extractor.strides, conf)
     pts = torch.from_numpy(np.asarray(pixels, np.float64)).float()
     desc = D.point_descriptors(maps, pts, size, spec.levels, spec.match, spec.context)
     feats = D.sample_levels(fpnp_levels(maps, conf), pts, size)

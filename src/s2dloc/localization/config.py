@@ -22,6 +22,9 @@ BACKENDS = ("auto", "torch", "numba")
 
 DEFAULTS: dict[str, Any] = {
     "extractor": "default",
+    # Images (map and queries) are resized for feature extraction so that their long side is
+    # at most this many pixels (0: full resolution); cameras and poses stay as given.
+    "resize_max": 1024,
     "retrieval": {
         "num_refs": 5,  # top-k references per query
         # Levels pooled into the global descriptor (-1: coarsest); null or "auto": the level
@@ -128,6 +131,10 @@ def _pooling_factors(value: Any) -> str | None:
     return None if ok else "must be a list of increasing integers >= 2 (e.g. [2, 4, 8])"
 
 
+def _resize_max(value: Any) -> str | None:
+    return None if value == 0 or value >= 64 else "must be 0 (full resolution) or >= 64 (pixels)"
+
+
 def _positive_number(value: Any) -> str | None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
     return None if ok else "must be a number > 0 (or null)"
@@ -135,6 +142,7 @@ def _positive_number(value: Any) -> str | None:
 
 POSITIVE = in_range(0, lo_open=True)
 CHECKS: dict[str, Check] = {
+    "resize_max": _resize_max,
     "retrieval.num_refs": in_range(1),
     "retrieval.levels": _global_levels,
     "retrieval.grid": in_range(1),

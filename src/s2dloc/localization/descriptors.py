@@ -21,11 +21,6 @@ from s2dloc.geometry import sample
 logger = logging.getLogger(__name__)
 
 
-def level_strides(maps: list[torch.Tensor], width: int) -> list[float]:
-    """Effective stride of each level ``W / W_l``."""
-    return [width / m.shape[-1] for m in maps]
-
-
 GLOBAL_SIDE = 90.0  # pixels: the long side of the level pooled into the global descriptor
 
 

@@ -33,6 +33,7 @@ from s2dloc.localization.cache import (
     compute_all,
     fpnp_levels,
     load_cache,
+    max_side,
     resolve_global_levels,
     signature,
 )
@@ -75,7 +76,7 @@ class Localizer:
         check_start_search(conf["fpnp"]["start_search"])
         self.extractor = extractor or D.load_extractor(conf["extractor"])
         self.extractor.eval()
-        self.conf = resolve_global_levels(conf, self.extractor.strides, map_)
+        self.conf = resolve_global_levels(conf, self.extractor, map_)
         if cache is None:
             self.refs = compute_all(map_, self.extractor, self.conf, progress)
         else:  # build=False: only read a cache built by another process (see distributed.py)
@@ -100,8 +101,8 @@ class Localizer:
     def features(self, query: Query) -> S.QueryFeatures:
         """Query levels, descriptor spec, dense hypercolumn and global descriptor."""
         image = query.load()
-        maps = self.extractor.extract(image)
-        spec = DescriptorSpec.from_maps(maps, image.shape[1], self.conf)
+        maps = self.extractor.extract(image, max_side(self.conf))
+        spec = DescriptorSpec.from_maps(maps, self.extractor.strides, self.conf)
         dense = D.dense_descriptors(maps, spec.levels, spec.match, spec.context)
         r = self.conf["retrieval"]
         glob = D.global_descriptor(maps, spec.global_levels, r["grid"], r["gem_p"])
@@ -256,7 +257,7 @@ class Localizer:
             if query.prior is None:
                 raise ValueError("refine needs a prior pose")
             t = time.perf_counter()
-            maps = self.extractor.extract(query.load())
+            maps = self.extractor.extract(query.load(), max_side(self.conf))
             res.timings["extract"] = time.perf_counter() - t
             t = time.perf_counter()
             seen = S.references_seen_at(self.map, query.camera, query.prior)

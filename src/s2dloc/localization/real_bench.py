@@ -32,7 +32,7 @@ from s2dloc.evaluation.real import (
 )
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization import descriptors as D
-from s2dloc.localization.cache import DescriptorSpec
+from s2dloc.localization.cache import DescriptorSpec, max_side
 from s2dloc.localization.config import resolve
 from s2dloc.localization.map import Map, RefImage, read_rgb
 from s2dloc.localization.query import Query
@@ -228,8 +228,8 @@ def global_describer(extractor, conf: dict | None = None) -> Callable[[np.ndarra
     r = conf["retrieval"]
 
     def describe(image: np.ndarray) -> torch.Tensor:
-        maps = extractor.extract(image)
-        levels = DescriptorSpec.from_maps(maps, image.shape[1], conf).global_levels
+        maps = extractor.extract(image, max_side(conf))
+        levels = DescriptorSpec.from_maps(maps, extractor.strides, conf).global_levels
         return D.global_descriptor(maps, levels, r["grid"], r["gem_p"])
 
     return describe

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from s2dloc.features.base import extraction_size
 from s2dloc.geometry import Pose
 from s2dloc.geometry.camera_checks import camera_problems
 from s2dloc.localization import descriptors as D
@@ -120,10 +121,14 @@ def check_query(
     channels: Sequence[int],
     strides: Sequence[float],
     budget: int = DEFAULT_FEATURE_BUDGET,
+    max_side: int | None = None,
+    multiple: int = 1,
 ) -> str | None:
     """Why ``query`` cannot be localized (a message naming its image), or None if it can: an
     implausible camera (:func:`s2dloc.geometry.camera_checks.camera_problems`), a missing or
-    unreadable image, a size other than its camera's, or features beyond the memory ``budget``."""
+    unreadable image, a size other than its camera's, or features beyond the memory ``budget``
+    at the size it is extracted at (:func:`s2dloc.features.base.extraction_size` with
+    ``multiple`` and ``max_side``)."""
     where = query.path if query.image is None else f"query {query.name!r} (in memory)"
     problems = camera_problems(query.camera, f"camera of query {query.name!r}")
     if problems:
@@ -140,13 +145,14 @@ def check_query(
     cw, ch = (int(round(v)) for v in query.camera.size.tolist())
     if (w, h) != (cw, ch):
         return f"query image {where} is {w}x{h} but its camera is {cw}x{ch}"
-    need = feature_bytes(w, h, channels, strides)
+    ew, eh = extraction_size(w, h, multiple, max_side)
+    need = feature_bytes(ew, eh, channels, strides)
     if need > budget:
         return (
-            f"query image {where} ({w}x{h}) needs about {need / 2**30:.2f} GiB of dense "
-            f"features ({len(channels)} levels, {max(channels)} channels max, float32), "
-            f"more than the budget of {budget / 2**30:.2f} GiB: downscale the image "
-            "(and its camera) or raise the budget"
+            f"query image {where} ({w}x{h}, extracted at {ew}x{eh}) needs about "
+            f"{need / 2**30:.2f} GiB of dense features ({len(channels)} levels, "
+            f"{max(channels)} channels max, float32), more than the budget of "
+            f"{budget / 2**30:.2f} GiB: lower the setting 'resize_max' or raise the budget"
         )
     return None
 
@@ -166,12 +172,14 @@ def check_queries(
     """
     if not budget > 0:
         raise ValueError(f"feature memory budget must be positive, got {budget}")
+    conf = resolve(conf)
     if extractor is None:
-        extractor = D.load_extractor(resolve(conf)["extractor"])
+        extractor = D.load_extractor(conf["extractor"])
     channels, strides = extractor_levels(extractor)
+    multiple = int(getattr(extractor, "size_multiple", max(strides)))
     good = []
     for q in queries:
-        reason = check_query(q, channels, strides, budget)
+        reason = check_query(q, channels, strides, budget, conf["resize_max"] or None, multiple)
         if reason is None:
             good.append(q)
             continue

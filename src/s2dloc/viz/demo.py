@@ -20,6 +20,7 @@ from s2dloc.datasets.synthetic.world import generate_world, world_config
 from s2dloc.datasets.synthetic.write import holds_world, write_world
 from s2dloc.evaluation.recall import condition_of, pose_errors, recall_table
 from s2dloc.geometry import Pose
+from s2dloc.localization.cache import max_side
 from s2dloc.localization.config import resolve
 from s2dloc.localization.io import read_queries
 from s2dloc.localization.map import Map
@@ -176,7 +177,7 @@ def _run_figures(run: _Run, errors, tables, final, report: Path) -> list[Path]:
         plot_recall_bars(tables, "0.25m/2.0deg", report / "recall_bars.png"),
     ]
     image = run.queries[0].load()
-    features = run.loc.extractor.extract(image)
+    features = run.loc.extractor.extract(image, max_side(run.loc.conf))
     paths.append(plot_feature_pca(image, features, report / "features_pca.png"))
     return [p.relative_to(report) for p in paths]
 
