@@ -12,6 +12,7 @@ from s2dloc.features.disk_backbone import DISKBackbone
 from s2dloc.features.fused import (
     can_fuse,
     instance_norm_prelu_,
+    instance_norm_prelu_channels_last,
     normalize_channels_last,
     upsample_cat,
     upsample_nearest_cat,
@@ -35,6 +36,27 @@ def test_instance_norm_prelu_matches_torch(dtype, threads):
     assert out is x  # in place
     tol = 1e-5 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(out, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_instance_norm_prelu_channels_last_matches_torch(dtype, threads):
+    g = torch.Generator().manual_seed(2)
+    x = (torch.randn(2, 5, 9, 70, generator=g) * 3 + 2).to(dtype)  # 70: tiles of 32 + a rest
+    slope = torch.tensor([0.25, -0.1, 0.0, 1.0, 0.6], dtype=torch.float32)
+    expected = F.prelu(F.instance_norm(x, eps=1e-5), slope.to(dtype))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = instance_norm_prelu_channels_last(x.clone(), slope, 1e-5)
+    finally:
+        torch.set_num_threads(before)
+    assert out.shape == x.shape and out.dtype == dtype
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out, expected, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="3 values for 5 channels"):
+        instance_norm_prelu_channels_last(x, torch.ones(3), 1e-5)
 
 
 def test_instance_norm_prelu_names_a_slope_mismatch():
@@ -70,13 +92,20 @@ def test_disk_trunk_fused_equals_layers(monkeypatch):
     image = np.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=np.uint8)
     calls = []
 
-    def counted(x, slope, eps):
-        calls.append(x.shape)
-        return instance_norm_prelu_(x, slope, eps)
+    def counted(kernel):
+        def run(x, slope, eps):
+            calls.append((kernel.__name__, x.shape))
+            return kernel(x, slope, eps)
 
-    monkeypatch.setattr(disk_backbone, "instance_norm_prelu_", counted)
+        return run
+
+    for name in ("instance_norm_prelu_", "instance_norm_prelu_channels_last"):
+        monkeypatch.setattr(disk_backbone, name, counted(getattr(disk_backbone, name)))
     with_kernels = model.extract(image)
     assert len(calls) == 8  # every block but the first
+    # the last block feeds the full-resolution convolution channels-last
+    assert calls[-1][0] == "instance_norm_prelu_channels_last"
+    assert all(name == "instance_norm_prelu_" for name, _ in calls[:-1])
     model.fuse_inference = False
     plain = model.extract(image)
     for a, b in zip(with_kernels, plain, strict=True):

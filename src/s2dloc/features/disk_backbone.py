@@ -38,7 +38,12 @@ from torch import nn
 
 from s2dloc.features.base import HeadedExtractor
 from s2dloc.features.common import finish_levels, merge_config, pad_to_multiple
-from s2dloc.features.fused import can_fuse, instance_norm_prelu_, upsample_cat
+from s2dloc.features.fused import (
+    can_fuse,
+    instance_norm_prelu_,
+    instance_norm_prelu_channels_last,
+    upsample_cat,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -153,15 +158,17 @@ class DISKBackbone(HeadedExtractor):
         resolution, where this convolution dominates the extractor's time).
         """
         norm, gate, _, conv = block.conv
-        if fused:
+        if fused:  # channels-last input: the convolution below dominates the extraction
             x = upsample_cat(bottom, skip, reuse=True)
-            x = instance_norm_prelu_(x, gate.weight, norm.eps)
+            x = instance_norm_prelu_channels_last(x, gate.weight, norm.eps)
         else:
             x = gate(norm(torch.cat([block.upsample(bottom), skip], dim=1)))
         head = self.heads[0]
         w_head = head.weight[:, :, 0, 0]  # (C, 128)
         weight = torch.einsum("ck,kihw->cihw", w_head, conv.weight[: self.desc_dim])
         bias = w_head @ conv.bias[: self.desc_dim] + head.bias
+        if fused:
+            weight = weight.contiguous(memory_format=torch.channels_last)
         return nn.functional.conv2d(x, weight, bias, padding="same")
 
     def _features(self, images: torch.Tensor):

@@ -55,6 +55,50 @@ def _norm_prelu_rows(x, slope, eps, r0, r1):
 
 
 @njit(cache=True, nogil=True)
+def _row_stats(x, eps, stats, r0, r1):
+    """Rows ``r0:r1`` of ``x (R, n)``: ``stats[r] = (mean, 1 / sqrt(var + eps))``."""
+    n = x.shape[1]
+    for r in range(r0, r1):
+        row = x[r]
+        s = 0.0
+        for i in range(n):
+            s += row[i]
+        mean = s / n
+        s2 = 0.0
+        for i in range(n):
+            d = row[i] - mean
+            s2 += d * d
+        stats[r, 0] = mean
+        stats[r, 1] = 1.0 / math.sqrt(s2 / n + eps)
+
+
+@njit(cache=True, nogil=True)
+def _norm_prelu_to_channels_last(x, stats, slope, out, r0, r1):
+    """Rows ``r0:r1`` (``b * H + y``) of ``x (B, C, H, W)`` normalised with ``stats (B * C, 2)``
+    and gated by ``slope (C,)`` into ``out (B, H, W, C)``: per block of 32 pixels, each
+    channel's run computed contiguously into a tile, then the tile transposed (it stays in
+    L1)."""
+    B, C, H, W = x.shape
+    tile = np.empty((C, 32), dtype=x.dtype)
+    for r in range(r0, r1):
+        b, y = r // H, r % H
+        for i0 in range(0, W, 32):
+            n = min(32, W - i0)
+            for c in range(C):
+                mean, inv = stats[b * C + c, 0], stats[b * C + c, 1]
+                a = slope[c]
+                src = x[b, c, y, i0 : i0 + n]
+                t = tile[c]
+                for i in range(n):
+                    v = (src[i] - mean) * inv
+                    t[i] = v if v > 0 else a * v
+            for i in range(n):
+                o = out[b, y, i0 + i]
+                for c in range(C):
+                    o[c] = tile[c, i]
+
+
+@njit(cache=True, nogil=True)
 def _upsample2_channels(x, out, c0, c1):
     """Channels ``c0:c1`` of ``x (C, h, w)`` upsampled 2x into ``out (C, 2h, 2w)``: bilinear,
     half-pixel centres, edges clamped (``F.interpolate(..., scale_factor=2, mode="bilinear",
@@ -160,22 +204,42 @@ def instance_norm_prelu_(x: torch.Tensor, slope: torch.Tensor, eps: float) -> to
     return x
 
 
+def instance_norm_prelu_channels_last(
+    x: torch.Tensor, slope: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """``F.prelu(F.instance_norm(x, eps=eps), slope)`` of ``x (B, C, H, W)`` (contiguous, CPU,
+    see :func:`can_fuse`) as a new channels-last tensor in this thread's second
+    :func:`workspace` (overwritten by the next call): what a convolution reads fastest (a 5x5
+    convolution of 80 channels at 640x480 takes about 0.65x the time on channels-last input)."""
+    B, C, H, W = x.shape
+    if slope.numel() != C:
+        raise ValueError(f"PReLU slope has {slope.numel()} values for {C} channels")
+    src = x.numpy()
+    stats = np.empty((B * C, 2), dtype=np.float64)
+    _in_threads(_row_stats, B * C, src.reshape(B * C, H * W), eps, stats)
+    out = workspace((B, H, W, C), x.dtype, "channels_last")
+    a = slope.detach().to(x.dtype).contiguous().numpy()
+    _in_threads(_norm_prelu_to_channels_last, B * H, src, stats, a, out.numpy())
+    return out.permute(0, 3, 1, 2)
+
+
 # Largest buffer kept for reuse between calls (per thread), see :func:`workspace`.
 WORKSPACE_MAX_BYTES = 256 * 2**20
 _local = threading.local()
 
 
-def workspace(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised tensor of ``shape`` on this thread's reused buffer, for a temporary
-    that is dead before the next call (a fresh allocation of 100 MB costs about 40 ms of page
-    faults here, 5x the pass that fills it). Above :data:`WORKSPACE_MAX_BYTES`: a fresh tensor.
-    """
+def workspace(shape: tuple[int, ...], dtype: torch.dtype, name: str = "buffer") -> torch.Tensor:
+    """An uninitialised tensor of ``shape`` on this thread's reused buffer ``name``, for a
+    temporary that is dead before the next call (a fresh allocation of 100 MB costs about 40 ms
+    of page faults here, 5x the pass that fills it). Above :data:`WORKSPACE_MAX_BYTES`: a fresh
+    tensor."""
     size = math.prod(shape) * dtype.itemsize
     if size > WORKSPACE_MAX_BYTES:
         return torch.empty(shape, dtype=dtype)
-    buf = getattr(_local, "buffer", None)
+    buf = getattr(_local, name, None)
     if buf is None or buf.numel() < size:
-        buf = _local.buffer = torch.empty(size, dtype=torch.uint8)
+        buf = torch.empty(size, dtype=torch.uint8)
+        setattr(_local, name, buf)
     return buf[:size].view(dtype).view(shape)
 
 
