@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from s2dloc.features import disk_backbone, fused, gnnet
+from s2dloc.features.common import fingerprint
 from s2dloc.features.disk_backbone import DISKBackbone
 from s2dloc.features.fused import (
     can_fuse,
@@ -59,6 +60,18 @@ def test_instance_norm_prelu_channels_last_matches_torch(dtype, threads):
         instance_norm_prelu_channels_last(x, torch.ones(3), 1e-5)
 
 
+def test_instance_norm_prelu_channels_last_writes_bfloat16():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 6, 5, 40, generator=g) * 2 - 1
+    slope = torch.linspace(-0.2, 0.8, 6)
+    expected = F.prelu(F.instance_norm(x, eps=1e-5), slope).to(torch.bfloat16)  # nearest even
+    out = instance_norm_prelu_channels_last(x.clone(), slope, 1e-5, torch.bfloat16)
+    assert out.dtype == torch.bfloat16 and out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, expected)
+    with pytest.raises(ValueError, match="cannot write"):
+        instance_norm_prelu_channels_last(x.double(), slope, 1e-5, torch.bfloat16)
+
+
 def test_instance_norm_prelu_names_a_slope_mismatch():
     with pytest.raises(ValueError, match="3 values for 5 channels"):
         instance_norm_prelu_(torch.randn(1, 5, 4, 4), torch.ones(3), 1e-5)
@@ -89,13 +102,14 @@ def test_disk_trunk_fused_equals_layers(monkeypatch):
     training (gradients on) still uses the layers and gets gradients."""
     torch.manual_seed(0)
     model = DISKBackbone(pretrained=False).eval()
+    model.bf16_convolution = False  # float32 throughout (bfloat16: see the test below)
     image = np.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=np.uint8)
     calls = []
 
     def counted(kernel):
-        def run(x, slope, eps):
+        def run(x, slope, eps, *dtype):
             calls.append((kernel.__name__, x.shape))
-            return kernel(x, slope, eps)
+            return kernel(x, slope, eps, *dtype)
 
         return run
 
@@ -185,6 +199,7 @@ def test_batches_fused_equal_layers(model_cls, dtype):
     torch.manual_seed(0)
     kwargs = {"pretrained": False} if model_cls is DISKBackbone else {}
     model = model_cls(**kwargs).to(dtype).eval()
+    model.bf16_convolution = False
     images = torch.rand(3, 3, 33, 17, dtype=dtype)
     with torch.no_grad():
         with_kernels = model(images)
@@ -194,3 +209,22 @@ def test_batches_fused_equal_layers(model_cls, dtype):
     for a, b in zip(with_kernels, plain, strict=True):
         assert a.shape[0] == 3
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_bf16_full_resolution_convolution():
+    """With ``bf16_convolution`` the last convolution reads bfloat16 and the features stay
+    within bfloat16 rounding of float32 ones; the setting is part of the fingerprint."""
+    torch.manual_seed(0)
+    model = DISKBackbone(pretrained=False).eval()
+    assert model.bf16_convolution == fused.native_bf16()
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    model.bf16_convolution = False
+    exact, digest = model.extract(image), fingerprint(model)
+    model.bf16_convolution = True
+    low = model.extract(image)
+    assert fingerprint(model) != digest
+    assert all(a.dtype == torch.float32 for a in low)
+    diff = (low[0] - exact[0]).norm(dim=0)
+    assert 0 < float(diff.max()) < 0.05 and float(diff.mean()) < 0.01
+    for a, b in zip(low[1:], exact[1:], strict=True):
+        assert torch.equal(a, b)  # coarser levels are computed before it
