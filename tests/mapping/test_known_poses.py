@@ -14,8 +14,14 @@ from PIL import Image
 
 from s2dloc.cli import main
 from s2dloc.mapping import known_poses
-from s2dloc.mapping.known_poses import KnownPosesConfig, triangulate_known_poses
+from s2dloc.mapping.known_poses import (
+    KnownPosesConfig,
+    known_poses_config,
+    triangulate_known_poses,
+)
 from s2dloc.mapping.pose_pairs import pairs_from_poses
+from s2dloc.mapping.sfm import seeded_verification
+from s2dloc.utils.config import ConfigError
 
 from .conftest import SEQUENCE_CAMERA, render_sequence
 
@@ -117,6 +123,21 @@ def test_resume_subset_and_stale_settings(posed, triangulated, tmp_path):
     assert sorted(im.name for im in sub.images.values()) == names
     assert sub.num_points3D() > 50
     assert (tmp_path / "sub" / "pairs.txt").read_text().count("\n") > 0
+
+
+def test_same_seed_same_map(posed, tmp_path):
+    """Two builds from scratch with the same seed give the same points, bit for bit, with two
+    threads: the RANSAC of the verification and of the triangulation is seeded."""
+    images, model, _, _ = posed
+    conf = KnownPosesConfig(max_features=2048, num_threads=2, seed=3)
+    points = []
+    for name in ("a", "b"):
+        rec = triangulate_known_poses(images, model, tmp_path / name, progress=False, conf=conf)
+        points.append(sorted(tuple(p.xyz) for p in rec.points3D.values()))
+    assert len(points[0]) > 50 and points[0] == points[1]
+    assert seeded_verification(7).ransac.random_seed == 7
+    with pytest.raises(ConfigError, match="seed"):
+        known_poses_config({"seed": -2})
 
 
 def test_binary_model_and_unposed_files(posed, tmp_path, caplog):

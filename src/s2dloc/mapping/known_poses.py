@@ -34,7 +34,7 @@ from s2dloc.utils.config import Check, check_fields, from_settings, in_range, se
 from .images import check_sizes, list_images
 from .map_folder import finish_map, prepare_out
 from .pose_pairs import pairs_from_poses, write_pairs
-from .sfm import read_model
+from .sfm import read_model, seeded_verification
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class KnownPosesConfig:
     """Settings of :func:`triangulate_known_poses` beyond its arguments.
 
     ``num_neighbors`` and ``max_angle_deg`` select pairs for ``matching="poses"`` (see
-    :func:`pairs_from_poses`).
+    :func:`pairs_from_poses`). ``seed`` seeds the RANSAC of the two-view verification and of
+    the triangulation, so that the same inputs give the same map (-1: COLMAP's random seeds).
     """
 
     max_size: int = 1600
@@ -54,6 +55,7 @@ class KnownPosesConfig:
     num_neighbors: int = 10
     max_angle_deg: float = 75.0
     num_threads: int = -1
+    seed: int = 0
 
     def __post_init__(self):
         check_fields(self, CHECKS)
@@ -66,6 +68,7 @@ CHECKS: dict[str, Check] = {
     "num_neighbors": in_range(1),
     "max_angle_deg": in_range(0, 180, lo_open=True),
     "num_threads": in_range(-1),
+    "seed": in_range(-1),
 }
 
 
@@ -164,14 +167,17 @@ def _match(db_path: Path, rec, matching: str, conf: KnownPosesConfig, out: Path)
     """Match features; returns the number of pairs tried."""
     options = pycolmap.FeatureMatchingOptions()
     options.num_threads = conf.num_threads
+    verify = seeded_verification(conf.seed)
     if matching == "exhaustive":
-        pycolmap.match_exhaustive(db_path, matching_options=options)
+        pycolmap.match_exhaustive(db_path, matching_options=options, verification_options=verify)
         n = rec.num_images()
         return n * (n - 1) // 2
     pairs = _pose_pairs(rec, conf)
     pairing = pycolmap.ImportedPairingOptions()
     pairing.match_list_path = write_pairs(pairs, out / "pairs.txt")
-    pycolmap.match_image_pairs(db_path, matching_options=options, pairing_options=pairing)
+    pycolmap.match_image_pairs(
+        db_path, matching_options=options, pairing_options=pairing, verification_options=verify
+    )
     return len(pairs)
 
 
@@ -261,6 +267,7 @@ def _run(rec, images: Path, out: Path, names, matching, conf, level) -> pycolmap
     logger.log(level, "triangulating with fixed poses and intrinsics")
     options = pycolmap.IncrementalPipelineOptions()
     options.num_threads = conf.num_threads
+    options.random_seed = conf.seed
     given = {i: copy.deepcopy(frame.rig_from_world) for i, frame in rec.frames.items()}
     with tempfile.TemporaryDirectory(dir=out, prefix=".tri-") as tmp:
         tri = pycolmap.triangulate_points(

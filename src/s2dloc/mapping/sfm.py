@@ -48,7 +48,8 @@ class SfMConfig:
 
     ``camera`` (``"MODEL W H p1 p2 ..."``) fixes one camera for all images and overrides
     ``camera_model``; without it COLMAP guesses the focal length from EXIF (or 1.2 max(W, H)).
-    Settings are checked by type (that of the default) and :data:`CHECKS`; build one from
+    ``seed`` seeds the incremental mapping (the two-view verification keeps COLMAP's random
+    seeds). Settings are checked by type (that of the default) and :data:`CHECKS`; build one from
     overrides with :func:`sfm_config`.
     """
 
@@ -158,6 +159,17 @@ def _extract_features(db_path: Path, images: Path, names: list[str], conf: SfMCo
         extraction_options=extract,
         device=pycolmap.Device.auto,
     )
+
+
+def seeded_verification(seed: int):
+    """Two-view verification options (``pycolmap.TwoViewGeometryOptions``) whose RANSAC is
+    seeded with ``seed`` (-1: random): with COLMAP's random seeds, two builds of the same map
+    differ by tens of points."""
+    import pycolmap
+
+    verify = pycolmap.TwoViewGeometryOptions()
+    verify.ransac.random_seed = seed
+    return verify
 
 
 def _match_features(db_path: Path, conf: SfMConfig) -> None:
