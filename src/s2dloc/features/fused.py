@@ -32,6 +32,21 @@ _pool: ThreadPoolExecutor | None = None
 
 
 @njit(cache=True, nogil=True)
+def _mean_inv_std(row, eps):
+    """``(mean, 1 / sqrt(var + eps))`` of a 1-D array (two passes, float64 sums)."""
+    n = row.shape[0]
+    s = 0.0
+    for i in range(n):
+        s += row[i]
+    mean = s / n
+    s2 = 0.0
+    for i in range(n):
+        d = row[i] - mean
+        s2 += d * d
+    return mean, 1.0 / math.sqrt(s2 / n + eps)
+
+
+@njit(cache=True, nogil=True)
 def _norm_prelu_rows(x, slope, eps, r0, r1):
     """Rows ``r0:r1`` of ``x (R, n)`` (row ``r`` is channel ``r % len(slope)``), in place:
     ``(x - mean) / sqrt(var + eps)``, then ``y if y > 0 else slope * y``."""
@@ -39,15 +54,7 @@ def _norm_prelu_rows(x, slope, eps, r0, r1):
     C = slope.shape[0]
     for r in range(r0, r1):
         row = x[r]
-        s = 0.0
-        for i in range(n):
-            s += row[i]
-        mean = s / n
-        s2 = 0.0
-        for i in range(n):
-            d = row[i] - mean
-            s2 += d * d
-        inv = 1.0 / math.sqrt(s2 / n + eps)
+        mean, inv = _mean_inv_std(row, eps)
         a = slope[r % C]
         for i in range(n):
             y = (row[i] - mean) * inv
@@ -57,19 +64,8 @@ def _norm_prelu_rows(x, slope, eps, r0, r1):
 @njit(cache=True, nogil=True)
 def _row_stats(x, eps, stats, r0, r1):
     """Rows ``r0:r1`` of ``x (R, n)``: ``stats[r] = (mean, 1 / sqrt(var + eps))``."""
-    n = x.shape[1]
     for r in range(r0, r1):
-        row = x[r]
-        s = 0.0
-        for i in range(n):
-            s += row[i]
-        mean = s / n
-        s2 = 0.0
-        for i in range(n):
-            d = row[i] - mean
-            s2 += d * d
-        stats[r, 0] = mean
-        stats[r, 1] = 1.0 / math.sqrt(s2 / n + eps)
+        stats[r, 0], stats[r, 1] = _mean_inv_std(x[r], eps)
 
 
 @njit(cache=True, nogil=True)
