@@ -35,6 +35,12 @@ def extraction_size(
     return side(width, limit), side(height, limit)
 
 
+def size_multiple(extractor) -> int:
+    """The multiple ``extractor`` rounds image sides to (its ``size_multiple``; for an object
+    without one, its coarsest stride)."""
+    return int(getattr(extractor, "size_multiple", max(extractor.strides)))
+
+
 class DenseExtractor(nn.Module):
     """Maps images ``(B, 3, H, W)`` (float RGB in [0, 1]) to feature levels, finest first.
 

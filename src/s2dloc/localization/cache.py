@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from s2dloc.features.base import extraction_size
+from s2dloc.features.base import extraction_size, size_multiple
 from s2dloc.features.coarse import coarse_levels
 from s2dloc.features.common import fingerprint
 from s2dloc.localization import descriptors as D
@@ -41,6 +41,7 @@ from s2dloc.localization.cache_store import (
     scan_cache,
     stale_entry,
 )
+from s2dloc.localization.config import max_side
 from s2dloc.localization.map import Map
 
 logger = logging.getLogger(__name__)
@@ -86,8 +87,7 @@ def resolve_global_levels(conf: dict, extractor, map_: Map) -> dict:
     ``resize_max``), so that references and queries of any size pool the same level."""
     if conf["retrieval"]["levels"] not in (None, "auto"):
         return conf
-    strides = extractor.strides
-    multiple = int(getattr(extractor, "size_multiple", max(strides)))
+    strides, multiple = extractor.strides, size_multiple(extractor)
     sides = [
         max(extraction_size(*map_[n].camera.size.round().int().tolist(), multiple, max_side(conf)))
         for n in map_.names
@@ -126,11 +126,6 @@ def signature(conf: dict, extractor: torch.nn.Module | None = None) -> str:
     if extractor is not None:
         keys["weights"] = fingerprint(extractor)
     return json.dumps(keys, sort_keys=True)
-
-
-def max_side(conf: dict) -> int | None:
-    """The long side images are extracted at (``resize_max``; None: full resolution)."""
-    return conf["resize_max"] or None
 
 
 def fpnp_levels(maps: list[torch.Tensor], conf: dict) -> list[torch.Tensor]:

@@ -16,7 +16,16 @@ from typing import Any
 from s2dloc.fpnp import LOSSES, FPnPConfig
 from s2dloc.utils.config import Check, ConfigError, in_range, merge, one_of, parse_overrides
 
-__all__ = ["CHECKS", "DEFAULTS", "PRESETS", "ConfigError", "parse_overrides", "resolve", "settings"]
+__all__ = [
+    "CHECKS",
+    "DEFAULTS",
+    "PRESETS",
+    "ConfigError",
+    "max_side",
+    "parse_overrides",
+    "resolve",
+    "settings",
+]
 
 BACKENDS = ("auto", "torch", "numba")
 
@@ -176,6 +185,11 @@ CHECKS: dict[str, Check] = {
     "fpnp.solver.min_depth": POSITIVE,
     "fpnp.solver.max_rejections": in_range(1),
 }
+
+
+def max_side(conf: dict) -> int | None:
+    """The long side images are extracted at (``resize_max``; None: full resolution)."""
+    return conf["resize_max"] or None
 
 
 def resolve(conf: dict | None = None, preset: str = "default") -> dict:

@@ -33,11 +33,10 @@ from s2dloc.localization.cache import (
     compute_all,
     fpnp_levels,
     load_cache,
-    max_side,
     resolve_global_levels,
     signature,
 )
-from s2dloc.localization.config import ConfigError, resolve
+from s2dloc.localization.config import ConfigError, max_side, resolve
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult
 from s2dloc.localization.pose_stages import (

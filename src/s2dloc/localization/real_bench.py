@@ -32,8 +32,8 @@ from s2dloc.evaluation.real import (
 )
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization import descriptors as D
-from s2dloc.localization.cache import DescriptorSpec, max_side
-from s2dloc.localization.config import resolve
+from s2dloc.localization.cache import DescriptorSpec
+from s2dloc.localization.config import max_side, resolve
 from s2dloc.localization.map import Map, RefImage, read_rgb
 from s2dloc.localization.query import Query
 from s2dloc.localization.retrieval import Retrieval

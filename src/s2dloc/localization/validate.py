@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from s2dloc.features.base import extraction_size
+from s2dloc.features.base import extraction_size, size_multiple
 from s2dloc.geometry import Pose
 from s2dloc.geometry.camera_checks import camera_problems
 from s2dloc.localization import descriptors as D
-from s2dloc.localization.config import resolve
+from s2dloc.localization.config import max_side, resolve
 from s2dloc.localization.io import append_log, read_log
 from s2dloc.localization.map import Map
 from s2dloc.localization.query import Query, QueryResult
@@ -176,10 +176,10 @@ def check_queries(
     if extractor is None:
         extractor = D.load_extractor(conf["extractor"])
     channels, strides = extractor_levels(extractor)
-    multiple = int(getattr(extractor, "size_multiple", max(strides)))
+    multiple = size_multiple(extractor)
     good = []
     for q in queries:
-        reason = check_query(q, channels, strides, budget, conf["resize_max"] or None, multiple)
+        reason = check_query(q, channels, strides, budget, max_side(conf), multiple)
         if reason is None:
             good.append(q)
             continue

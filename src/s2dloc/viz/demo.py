@@ -20,8 +20,7 @@ from s2dloc.datasets.synthetic.world import generate_world, world_config
 from s2dloc.datasets.synthetic.write import holds_world, write_world
 from s2dloc.evaluation.recall import condition_of, pose_errors, recall_table
 from s2dloc.geometry import Pose
-from s2dloc.localization.cache import max_side
-from s2dloc.localization.config import resolve
+from s2dloc.localization.config import max_side, resolve
 from s2dloc.localization.io import read_queries
 from s2dloc.localization.map import Map
 from s2dloc.localization.pipeline import Localizer
