@@ -25,6 +25,7 @@ from s2dloc.datasets.synthetic.write import write_world
 from s2dloc.localization import Localizer, Map
 from s2dloc.localization.io import read_queries
 from s2dloc.localization.s2d import Matches, _parabola, refine_on_level
+from s2dloc.utils.config import parse_overrides
 
 STAGES = ["extract", "retrieve", "match", "pnp", "fpnp"]
 
@@ -117,6 +118,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true", help="skip the legacy matching run")
     parser.add_argument("--profile", action="store_true", help="cProfile the optimised run")
+    parser.add_argument(
+        "--conf", nargs="*", default=[], metavar="KEY=VALUE", help="localization settings"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = dataclasses.replace(
@@ -132,7 +136,9 @@ def main() -> None:
         write_world(generate_world(cfg, progress=False), root, progress=False)
         map_ = Map.load(root)
         queries = read_queries(root / "queries_with_intrinsics.txt", root / "images")
-        conf = {"extractor": args.extractor, "retrieval": {"num_refs": 5}}
+        conf = parse_overrides(args.conf)
+        conf["extractor"] = args.extractor
+        conf.setdefault("retrieval", {})["num_refs"] = 5
         t = time.perf_counter()
         loc = Localizer(map_, conf, cache=root / "cache.h5", progress=False)
         t_map = time.perf_counter() - t

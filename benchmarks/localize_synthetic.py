@@ -30,6 +30,7 @@ from s2dloc.evaluation.recall import THRESHOLDS, pose_errors, recall_table
 from s2dloc.geometry import Pose
 from s2dloc.localization import Localizer, Map
 from s2dloc.localization.io import read_queries
+from s2dloc.utils.config import parse_overrides
 from s2dloc.utils.table import format_table
 from s2dloc.viz.localization_plots import matches_for_plot, plot_query
 from s2dloc.viz.verdict import HEADERS as VERDICT_HEADERS
@@ -64,6 +65,9 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--num-refs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_localize_synthetic")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--conf", nargs="*", default=[], metavar="KEY=VALUE", help="localization settings"
+    )
     return parser.parse_args()
 
 
@@ -123,7 +127,9 @@ def main() -> None:
     gt_poses = {n: Pose.from_quat_t(*v) for n, v in gt.items()}
     for name in args.extractors:
         t = time.perf_counter()
-        conf = {"extractor": name, "retrieval": {"num_refs": args.num_refs}}
+        conf = parse_overrides(args.conf)
+        conf["extractor"] = name
+        conf.setdefault("retrieval", {})["num_refs"] = args.num_refs
         loc = Localizer(map_, conf, cache=args.out / f"cache-{name}.h5", progress=False)
         tab_pnp, tab_fpnp, results = run(loc, queries, gt)
         dt = time.perf_counter() - t

@@ -15,8 +15,10 @@ Sections:
    most matches among all), DISK + LightGlue + PnP (top ``--num-refs`` by GeM of DISK).
 2. Retrieval recall@k: a retrieved reference is correct when >= 30% of its observed map points
    project into the query image at the true pose.
-3. F-PnP basin on strecha pairs (held-out query vs the training image seeing most of it, its
-   visible map points): start rotated by 2/5/10/20/30 deg with a translation of
+3. F-PnP basin on strecha pairs (held-out query vs the training image nearest in viewing
+   direction among those that see at least half of it, its map points visible in the query,
+   at most 4000 as the localizer's ``fpnp.max_points``; ``real_bench.basin_problems``): start
+   rotated by 2/5/10/20/30 deg with a translation of
    ``depth * tan(angle)``; success: < 0.5 deg and < 5 cm. Each extractor with its own levels
    and with ``--coarse-levels`` (its coarsest level average-pooled by 2, 4, 8:
    ``s2dloc.features.coarse``) added, "+ coarse", and with a yaw/pitch start search on the

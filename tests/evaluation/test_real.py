@@ -28,7 +28,7 @@ from s2dloc.evaluation.real import (
     training_images,
 )
 from s2dloc.geometry import Camera, Pose
-from s2dloc.localization.real_bench import synthetic_retrieval
+from s2dloc.localization.real_bench import basin_reference, synthetic_retrieval
 
 
 def _image(seed: int = 0) -> np.ndarray:
@@ -138,6 +138,32 @@ def test_covisibility_and_retrieval_hits():
     assert retrieval_hit(["b", "x", "c"], {"c"}, k=3) and not retrieval_hit(
         ["b", "x", "c"], {"c"}, 2
     )
+
+
+def test_basin_reference_is_the_nearest_view_among_those_that_see_the_query():
+    cam, T = _camera(), Pose.from_quat_t([1.0, 0, 0, 0], [0.0, 0, 0])
+    front, outside = np.array([[0.0, 0, 5], [0.1, 0.1, 4]]), np.array([[100.0, 0, 5]] * 2)
+
+    def ref(name, deg, X):
+        h = math.radians(deg) / 2
+        pose = Pose.from_quat_t([math.cos(h), 0, math.sin(h), 0], [0.0, 0, 0])
+        return SimpleNamespace(name=name, cam_from_world=pose, point3D_ids=X)
+
+    images = [
+        ref("far", 30.0, front),  # sees all of the view, 30 deg away
+        ref("near", 5.0, np.concatenate([front, outside[:1]])),  # sees 2/3, 5 deg away
+        ref("nearest", 1.0, np.concatenate([front[:1], outside])),  # sees 1/3 only
+    ]
+    scene = SimpleNamespace(
+        name="s",
+        cameras={"q": cam},
+        poses={"q": T},
+        map=SimpleNamespace(images=images, xyz=lambda X: X),
+    )
+    assert basin_reference(scene, "q").name == "near"
+    assert basin_reference(scene, "q", min_fraction=0.3).name == "nearest"
+    with pytest.raises(ValueError, match="no training image sees"):
+        basin_reference(scene, "q", min_fraction=1.01)
 
 
 def test_points_problem_samples_reference_features():

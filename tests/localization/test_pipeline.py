@@ -1,4 +1,5 @@
 import json
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -7,10 +8,12 @@ import torch
 
 from s2dloc.datasets.colmap_io import read_poses
 from s2dloc.datasets.toy import perturb
-from s2dloc.geometry import Pose
+from s2dloc.geometry import Camera, Pose
 from s2dloc.localization import Localizer, Map, Query
+from s2dloc.localization import pipeline as pipeline_module
 from s2dloc.localization.config import ConfigError, resolve
 from s2dloc.localization.io import read_queries, record_line
+from s2dloc.localization.pose_stages import accept_fpnp, fpnp_observations
 from s2dloc.localization.retrieval import pairs_from_file
 from s2dloc.viz.verdict import judge
 
@@ -230,3 +233,43 @@ def test_large_queries_are_extracted_at_the_scale_of_the_map(setup, world_map):
         errors = [_err(gt[q.name], other.localize(q).pose) for q in big]
         good[resize_max] = sum(rot < 2.0 and trans < 0.3 for rot, trans in errors)
     assert good[160] >= 3 and good[0] <= 1, good
+
+
+def test_fpnp_points_visible_takes_every_observation_in_view():
+    cam = Camera("PINHOLE", torch.tensor([64.0, 48.0]), torch.tensor([50.0, 50.0, 32.0, 24.0]))
+    xyz = np.array([[0.0, 0, 5], [0.2, 0.1, 4], [0.0, 0, -5], [100.0, 0, 5]])  # in, in, out, out
+    ids = {"a": [0, 2, 1], "b": [1], "c": [3, 0], "d": [0]}
+    refs = {n: SimpleNamespace(point3D_ids=np.array(v)) for n, v in ids.items()}
+    res = SimpleNamespace(
+        inliers={"a": 9, "b": 0, "c": 4, "d": 1},
+        pnp_pose=Pose.from_quat_t([1.0, 0, 0, 0], [0.0] * 3),
+    )
+    conf = {"num_refs": 2, "points": "visible", "inlier_threshold": 6.0}
+    map_ = SimpleNamespace(xyz=lambda i: xyz[i])
+    out = fpnp_observations(SimpleNamespace(camera=cam), {}, res, conf, refs, map_)
+    assert list(out) == ["a", "c"]  # the two with most PnP inliers
+    np.testing.assert_array_equal(out["a"], [0, 2])
+    np.testing.assert_array_equal(out["c"], [1])
+    with pytest.raises(ValueError, match="needs the references"):
+        fpnp_observations(SimpleNamespace(camera=cam), {}, res, conf)
+
+
+def test_untrusted_visible_refinement_is_redone_with_the_inliers(setup, monkeypatch):
+    loc, queries, _ = setup
+    query, first = next(
+        (q, r) for q in queries if (r := loc.localize(q)).fpnp.get("points") == "visible"
+    )
+    assert first.fpnp_success
+    assert first.fpnp["num_points"] > max(first.inliers.values())
+    calls = []
+
+    def reject_the_first(res, init, out, num_points, *args):
+        accept_fpnp(res, init, out, num_points, *args)
+        calls.append(num_points)
+        if len(calls) == 1:
+            res.fpnp_success, res.pose = False, init
+
+    monkeypatch.setattr(pipeline_module, "accept_fpnp", reject_the_first)
+    r = loc.localize(query)
+    assert len(calls) == 2 and calls[0] == first.fpnp["num_points"] > calls[1]
+    assert r.fpnp["points"] == "inliers" and r.fpnp_success

@@ -61,7 +61,11 @@ DEFAULTS: dict[str, Any] = {
     },
     "fpnp": {
         "enabled": True,
-        "num_refs": 3,  # references whose inlier points give residuals
+        "num_refs": 3,  # references (most PnP inliers first) whose points give residuals
+        # Which of their points: "inliers" (matches within inlier_threshold px at the PnP pose)
+        # or "visible" (every observation whose point projects into the query at that pose;
+        # when that refinement is not trusted, it is redone with the inliers).
+        "points": "visible",
         "inlier_threshold": 6.0,  # reprojection error (px) at the PnP pose for non-best refs
         "max_points": 4000,
         "max_rotation_change": 5.0,  # degrees: larger updates are rejected (flagged)
@@ -168,6 +172,7 @@ CHECKS: dict[str, Check] = {
     "pnp.min_inliers": in_range(3),
     "pnp.max_trials": in_range(1),
     "fpnp.num_refs": in_range(1),
+    "fpnp.points": one_of("inliers", "visible"),
     "fpnp.inlier_threshold": POSITIVE,
     "fpnp.max_points": in_range(1),
     "fpnp.max_rotation_change": POSITIVE,

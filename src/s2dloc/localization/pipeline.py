@@ -41,6 +41,7 @@ from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult
 from s2dloc.localization.pose_stages import (
     Evidence,
+    PnPCheck,
     accept_fpnp,
     fpnp_observations,
     gather_points,
@@ -200,12 +201,35 @@ class Localizer:
         check = evidence.judge_pnp(res)
         if self.conf["fpnp"]["enabled"]:
             t = time.perf_counter()
-            obs = fpnp_observations(query, per_ref, res, self.conf["fpnp"])
-            out = self._run_fpnp(query, feats.maps, obs, res, check.covariance, check.depth)
+            out = self._refine_pnp_pose(query, feats.maps, per_ref, res, check)
             if out is not None:
                 evidence.judge_final(res, out.pose)
             res.timings["fpnp"] = time.perf_counter() - t
         res.success = not res.reason
+
+    def _refine_pnp_pose(
+        self,
+        query: Query,
+        maps: list,
+        per_ref: dict[str, RefMatches],
+        res: QueryResult,
+        check: PnPCheck,
+    ) -> FPnPResult | None:
+        """F-PnP from the PnP pose with the points of ``fpnp.points``; a ``"visible"``
+        refinement that is not trusted is redone with the matched inliers alone, whose
+        features are distinctive in the query. ``res.fpnp["points"]`` names the set used."""
+        c = self.conf["fpnp"]
+        for points in dict.fromkeys([c["points"], "inliers"]):
+            obs = fpnp_observations(
+                query, per_ref, res, {**c, "points": points}, self.refs, self.map
+            )
+            out = self._run_fpnp(query, maps, obs, res, check.covariance, check.depth)
+            if out is None:
+                return None
+            res.fpnp["points"] = points
+            if res.fpnp_success:
+                break
+        return out
 
     def _run_fpnp(
         self,

@@ -133,14 +133,28 @@ class Evidence:
 
 
 def fpnp_observations(
-    query: Query, per_ref: dict[str, RefMatches], res: QueryResult, conf: dict
+    query: Query,
+    per_ref: dict[str, RefMatches],
+    res: QueryResult,
+    conf: dict,
+    refs: Mapping[str, RefFeatures] | None = None,
+    map_: Map | None = None,
 ) -> dict[str, np.ndarray]:
-    """Observation indices ``(N_r,)`` of the matches of the top references (``fpnp`` settings
-    ``conf``) that are inliers at the PnP pose, by reference."""
+    """Observation indices ``(N_r,)`` of the top references by PnP inliers (``fpnp`` settings
+    ``conf``): their matches that are inliers at the PnP pose (``points="inliers"``), or every
+    observation whose point projects into the query at that pose (``"visible"``; needs the
+    references' ``refs`` and ``map_``)."""
+    if conf["points"] == "visible" and (refs is None or map_ is None):
+        raise ValueError("fpnp.points='visible' needs the references' features and the map")
     order = sorted(res.inliers, key=lambda n: -res.inliers[n])[: int(conf["num_refs"])]
     out = {}
     for name in order:
         if res.inliers[name] == 0:
+            continue
+        if conf["points"] == "visible":
+            X = torch.from_numpy(map_.xyz(refs[name].point3D_ids))
+            _, valid = query.camera.double().project(res.pnp_pose.double().transform(X))
+            out[name] = np.flatnonzero(valid.numpy())
             continue
         m = per_ref[name]
         err = reprojection_errors(m.p2d, m.points3d, query.camera, res.pnp_pose)

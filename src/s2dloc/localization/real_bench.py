@@ -160,18 +160,31 @@ def run_method(
     return out
 
 
+def basin_reference(scene: Scene, name: str, min_fraction: float = 0.5) -> RefImage:
+    """The training image nearest in viewing direction to query ``name`` among those that see
+    its view (at least ``min_fraction`` of their map points project into it at its true pose):
+    the reference a retrieval step would put first."""
+    cam, pose = scene.cameras[name], scene.poses[name]
+    seeing = [
+        im
+        for im in scene.map.images
+        if covisible_fraction(scene.map.xyz(im.point3D_ids), cam, pose) >= min_fraction
+    ]
+    if not seeing:
+        raise ValueError(f"{scene.name}: no training image sees {min_fraction:.0%} of {name}")
+    return min(seeing, key=lambda im: float(pose.angle_to(im.cam_from_world.double())))
+
+
 def basin_problems(
-    scene: Scene, extract, conditions, max_queries: int = 0, num_points: int = 512
+    scene: Scene, extract, conditions, max_queries: int = 0, num_points: int = 4000
 ) -> list[BasinProblem]:
-    """One F-PnP problem per held-out query and condition: the training image that sees most
-    of the query's view, its map points visible in the query (evenly subsampled)."""
+    """One F-PnP problem per held-out query and condition: the reference of
+    :func:`basin_reference`, its map points visible in the query (evenly subsampled to
+    ``num_points``, the localizer's ``fpnp.max_points``)."""
     problems = []
     for name in scene.queries[: max_queries or None]:
         cam, pose = scene.cameras[name], scene.poses[name]
-        ref = max(
-            scene.map.images,
-            key=lambda im: covisible_fraction(scene.map.xyz(im.point3D_ids), cam, pose),
-        )
+        ref = basin_reference(scene, name)
         X = scene.map.xyz(ref.point3D_ids)
         _, valid = cam.double().project(pose.transform(torch.from_numpy(X)))
         idx = np.flatnonzero(valid.numpy())
