@@ -207,6 +207,7 @@ def accept_fpnp(
         int(out.num_valid),
         bool(out.success),
         out.message[0] if out.message else "",
+        math.nan if out.match_ratio is None else float(out.match_ratio.reshape(-1)[0]),
     )
     why = V.check_fpnp(stats, thresholds)
     res.verify["fpnp"] = dataclasses.asdict(stats)

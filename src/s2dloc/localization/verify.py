@@ -88,6 +88,8 @@ class FPnPStats:
     rotation_change: float  # degrees
     translation_change: float  # fraction of depth
     move_sigma: float  # Mahalanobis distance of the move under the PnP covariance
+    # the solver's median own / other-reference squared residual at the final pose (NaN: unknown)
+    match_ratio: float = math.nan
 
 
 def grid_coverage(p2d: np.ndarray, size: tuple[float, float], cells: int = 4) -> float:
@@ -213,6 +215,7 @@ def fpnp_stats(
     num_valid: int,
     success: bool,
     message: str = "",
+    match_ratio: float = math.nan,
 ) -> FPnPStats:
     """Statistics of an F-PnP update ``init -> final`` with its ``covariance (6, 6)`` and the
     PnP covariance ``pnp_cov (6, 6)`` of ``init`` (both of the left perturbation (rho, phi);
@@ -245,6 +248,7 @@ def fpnp_stats(
         rotation_change=rot_change,
         translation_change=trans_change,
         move_sigma=move,
+        match_ratio=float(match_ratio),
     )
 
 
