@@ -273,3 +273,4 @@ def test_untrusted_visible_refinement_is_redone_with_the_inliers(setup, monkeypa
     r = loc.localize(query)
     assert len(calls) == 2 and calls[0] == first.fpnp["num_points"] > calls[1]
     assert r.fpnp["points"] == "inliers" and r.fpnp_success
+    assert r.verify["fpnp_visible"]["num_points"] == calls[0] and "fpnp_visible" not in first.verify

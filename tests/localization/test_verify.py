@@ -284,3 +284,20 @@ def test_judge_takes_a_far_fpnp_move_when_the_matches_support_the_new_pose():
     assert "off by more than its uncertainty" in reason and not use
     costly = _fpnp([0.0, 0.0, 0.0, 0.0, 0.02, 0.0], cost_final=1.2, pnp_sigma=0.1)
     assert V.judge(_pnp(), costly, _pnp(residual_median=1.0), TH) == ("", False)
+
+
+def test_refused_refinement_on_every_visible_point_vetoes_the_query_when_nothing_matches():
+    """A query whose refinement on every point its references see was refused is rejected,
+    however well its matches support the pose, when those points' features matched their
+    references hardly better than other points' (a pose of the wrong place)."""
+    update, good = _fpnp([1e-3, 0, 0, 0, 1e-3, 0], cost_final=0.6), _pnp(residual_median=1.0)
+    refused = dataclasses.replace(_fpnp(success=False, message="no match"), match_ratio=0.95)
+    reason, use = V.judge(_pnp(), update, good, TH, refused)
+    assert "do not match at this pose (ratio 0.95 > 0.86)" in reason and not use
+    assert V.check_visible(refused, TH) == reason
+    matching = dataclasses.replace(refused, match_ratio=0.8)
+    assert V.judge(_pnp(), update, good, TH, matching) == ("", True)
+    assert V.judge(_pnp(), update, good, TH, None) == ("", True)
+    assert V.check_visible(refused, dataclasses.replace(TH, enabled=False)) == ""
+    unknown = dataclasses.replace(refused, match_ratio=math.nan)  # older logs
+    assert V.check_visible(unknown, TH) == ""

@@ -99,6 +99,8 @@ DEFAULTS: dict[str, Any] = {
         "fpnp_max_translation_std": 0.05,  # fraction of the depth
         "fpnp_max_move_sigma": 100.0,  # move in PnP standard deviations ...
         "fpnp_strong_cost_ratio": 0.7,  # ... unless the cost fell below this ratio
+        # a refused refinement on every visible point: its match ratio (own / other reference)
+        "fpnp_max_visible_match_ratio": 0.86,
     },
 }
 

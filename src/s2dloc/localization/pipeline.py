@@ -227,8 +227,9 @@ class Localizer:
             if out is None:
                 return None
             res.fpnp["points"] = points
-            if res.fpnp_success:
+            if res.fpnp_success or points == "inliers":
                 break
+            res.verify["fpnp_visible"] = res.verify["fpnp"]  # the refused attempt
         return out
 
     def _run_fpnp(

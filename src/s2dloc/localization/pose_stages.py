@@ -120,13 +120,16 @@ class Evidence:
         reference's matches at that pose (``res.verify["final"]``) and take the verdict of
         :func:`verify.judge`: ``res.reason``, and F-PnP's pose as the answer (``res.pose``,
         ``res.fpnp_success``) when trusted."""
+        seen = res.verify.get("fpnp_visible")
+        visible = V.FPnPStats(**seen) if seen else None
         if not res.verify["fpnp"]["solver_success"]:
+            res.reason = V.check_visible(visible, self.thresholds) or res.reason
             return
         final = self.stats_at(fpnp_pose)
         res.verify["final"] = dataclasses.asdict(final)
         pnp = V.PnPStats(**res.verify["pnp"])
         fpnp = V.FPnPStats(**res.verify["fpnp"])
-        res.reason, use_fpnp = V.judge(pnp, fpnp, final, self.thresholds)
+        res.reason, use_fpnp = V.judge(pnp, fpnp, final, self.thresholds, visible)
         if use_fpnp and not res.fpnp_success:  # its move is supported by the matches
             res.fpnp_success, res.pose = True, fpnp_pose
             res.fpnp["message"] = ""

@@ -47,6 +47,9 @@ class VerifyThresholds:
     fpnp_strong_cost_ratio: float = 0.7  # ... unless the cost fell below this ratio
     fpnp_max_rotation_change: float = 5.0  # degrees, absolute cap on the move
     fpnp_max_translation_change: float = 0.25  # absolute cap, fraction of the depth
+    # every point the references see (fpnp.points=visible), when that refinement was refused:
+    # their features must match their references better than this ratio (own / other point's)
+    fpnp_max_visible_match_ratio: float = 0.86
 
     @classmethod
     def from_conf(cls, conf: dict) -> VerifyThresholds:
@@ -318,14 +321,38 @@ def check_pnp_against_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
     return ""
 
 
+def check_visible(visible: FPnPStats | None, th: VerifyThresholds) -> str:
+    """Why the refused refinement on every point the references see (``visible``; None when
+    there was none) rules the pose out ("" if it does not): at its end their features matched
+    their references hardly better than other points' references do, which a pose of the
+    wrong place gives."""
+    if not th.enabled or visible is None:
+        return ""
+    if visible.match_ratio > th.fpnp_max_visible_match_ratio:
+        return (
+            f"F-PnP: the points the references see do not match at this pose (ratio "
+            f"{visible.match_ratio:.2f} > {th.fpnp_max_visible_match_ratio:g})"
+        )
+    return ""
+
+
 def judge(
-    pnp: PnPStats, fpnp: FPnPStats | None, final: PnPStats | None, th: VerifyThresholds
+    pnp: PnPStats,
+    fpnp: FPnPStats | None,
+    final: PnPStats | None,
+    th: VerifyThresholds,
+    visible: FPnPStats | None = None,
 ) -> tuple[str, bool]:
     """The verdict of a query from its statistics: ``(why it fails or "", whether F-PnP's
     pose is the answer)``. ``final`` are the best reference's matches judged at F-PnP's pose
-    (None when F-PnP did not run). Matches that pass the PnP checks at F-PnP's pose are
-    independent evidence for it: they rescue a PnP pose that failed its checks, and an update
-    whose only fault is a move beyond the PnP uncertainty with a modest cost decrease."""
+    (None when F-PnP did not run); ``visible`` the refused refinement on every point the
+    references see, which can veto the query (:func:`check_visible`). Matches that pass the
+    PnP checks at F-PnP's pose are independent evidence for it: they rescue a PnP pose that
+    failed its checks, and an update whose only fault is a move beyond the PnP uncertainty
+    with a modest cost decrease."""
+    veto = check_visible(visible, th)
+    if veto:
+        return veto, False
     reason = check_pnp(pnp, th)
     if fpnp is None:
         return reason, False
