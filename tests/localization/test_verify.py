@@ -301,3 +301,18 @@ def test_refused_refinement_on_every_visible_point_vetoes_the_query_when_nothing
     assert V.check_visible(refused, dataclasses.replace(TH, enabled=False)) == ""
     unknown = dataclasses.replace(refused, match_ratio=math.nan)  # older logs
     assert V.check_visible(unknown, TH) == ""
+
+
+def test_a_trusted_refinement_on_every_visible_point_that_matches_vouches_for_its_pose():
+    """Clustered or disputed matches are overruled by thousands of points that agree at the
+    refined pose, only when the refinement ran on them (dense) and is trusted."""
+    clustered = _pnp(hull_fraction=0.08)
+    assert "inlier hull" in V.check_pnp(clustered, TH)
+    update = dataclasses.replace(_fpnp([1e-3, 0, 0, 0, 1e-3, 0], cost_final=0.6), match_ratio=0.5)
+    assert V.judge(clustered, update, None, TH, dense=True) == ("", True)
+    assert "inlier hull" in V.judge(clustered, update, None, TH, dense=False)[0]
+    weak = dataclasses.replace(update, match_ratio=0.72)  # above fpnp_dense_match_ratio 0.7
+    assert "inlier hull" in V.judge(clustered, weak, None, TH, dense=True)[0]
+    raised = dataclasses.replace(update, cost_ratio=1.2)  # not trusted
+    reason, use = V.judge(clustered, raised, None, TH, dense=True)
+    assert "inlier hull" in reason and not use

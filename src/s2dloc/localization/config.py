@@ -101,6 +101,8 @@ DEFAULTS: dict[str, Any] = {
         "fpnp_strong_cost_ratio": 0.7,  # ... unless the cost fell below this ratio
         # a refused refinement on every visible point: its match ratio (own / other reference)
         "fpnp_max_visible_match_ratio": 0.86,
+        # ... and a trusted one whose ratio is at most this vouches for its pose
+        "fpnp_dense_match_ratio": 0.7,
     },
 }
 

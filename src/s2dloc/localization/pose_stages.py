@@ -129,7 +129,8 @@ class Evidence:
         res.verify["final"] = dataclasses.asdict(final)
         pnp = V.PnPStats(**res.verify["pnp"])
         fpnp = V.FPnPStats(**res.verify["fpnp"])
-        res.reason, use_fpnp = V.judge(pnp, fpnp, final, self.thresholds, visible)
+        dense = res.fpnp.get("points") == "visible"
+        res.reason, use_fpnp = V.judge(pnp, fpnp, final, self.thresholds, visible, dense)
         if use_fpnp and not res.fpnp_success:  # its move is supported by the matches
             res.fpnp_success, res.pose = True, fpnp_pose
             res.fpnp["message"] = ""

@@ -50,6 +50,9 @@ class VerifyThresholds:
     # every point the references see (fpnp.points=visible), when that refinement was refused:
     # their features must match their references better than this ratio (own / other point's)
     fpnp_max_visible_match_ratio: float = 0.86
+    # a trusted refinement on every visible point whose match ratio is at most this vouches
+    # for its pose as matches that pass the PnP checks there do
+    fpnp_dense_match_ratio: float = 0.7
 
     @classmethod
     def from_conf(cls, conf: dict) -> VerifyThresholds:
@@ -342,6 +345,7 @@ def judge(
     final: PnPStats | None,
     th: VerifyThresholds,
     visible: FPnPStats | None = None,
+    dense: bool = False,
 ) -> tuple[str, bool]:
     """The verdict of a query from its statistics: ``(why it fails or "", whether F-PnP's
     pose is the answer)``. ``final`` are the best reference's matches judged at F-PnP's pose
@@ -349,7 +353,10 @@ def judge(
     references see, which can veto the query (:func:`check_visible`). Matches that pass the
     PnP checks at F-PnP's pose are independent evidence for it: they rescue a PnP pose that
     failed its checks, and an update whose only fault is a move beyond the PnP uncertainty
-    with a modest cost decrease."""
+    with a modest cost decrease. So does, for a trusted update, a refinement on every point the
+    references see (``dense``) whose features match their references (match ratio at most
+    ``fpnp_dense_match_ratio``): thousands of points agree where a few hundred matches were
+    too clustered or disputed by the second reference."""
     veto = check_visible(visible, th)
     if veto:
         return veto, False
@@ -357,7 +364,9 @@ def judge(
     if fpnp is None:
         return reason, False
     supported = final is not None and not check_pnp(final, th)
-    use_fpnp = not check_fpnp(fpnp, th) or (supported and not check_fpnp(fpnp, th, move=False))
+    trusted = not check_fpnp(fpnp, th)
+    use_fpnp = trusted or (supported and not check_fpnp(fpnp, th, move=False))
+    agrees = dense and trusted and fpnp.match_ratio <= th.fpnp_dense_match_ratio
     if use_fpnp:
-        return ("" if supported else reason), True
+        return ("" if supported or agrees else reason), True
     return reason or check_pnp_against_fpnp(fpnp, th), False

@@ -117,7 +117,8 @@ def judge(rec: dict, th: V.VerifyThresholds) -> Outcome:
     fpnp = V.FPnPStats(**_nan(ver["fpnp"])) if "fpnp" in ver else None
     final = V.PnPStats(**_nan(ver["final"])) if "final" in ver else None
     visible = V.FPnPStats(**_nan(ver["fpnp_visible"])) if "fpnp_visible" in ver else None
-    reason, use_fpnp = V.judge(pnp, fpnp, final, th, visible)
+    dense = (rec.get("fpnp") or {}).get("points") == "visible"
+    reason, use_fpnp = V.judge(pnp, fpnp, final, th, visible, dense)
     if fpnp is not None:
         fpnp_pose = _pose((rec.get("fpnp") or {}).get("pose"))
         use_fpnp = use_fpnp and fpnp_pose is not None
