@@ -256,10 +256,11 @@ def test_fpnp_points_visible_takes_every_observation_in_view():
 
 def test_untrusted_visible_refinement_is_redone_with_the_inliers(setup, monkeypatch):
     loc, queries, _ = setup
+    maps = loc.extractor.extract(np.zeros((120, 160, 3), np.float32))
     query, first = next(
         (q, r) for q in queries if (r := loc.localize(q)).fpnp.get("points") == "visible"
     )
-    assert first.fpnp_success
+    assert first.fpnp_success and first.fpnp["channels"] == min(m.shape[0] for m in maps)
     assert first.fpnp["num_points"] > max(first.inliers.values())
     calls = []
 

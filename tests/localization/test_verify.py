@@ -316,3 +316,10 @@ def test_a_trusted_refinement_on_every_visible_point_that_matches_vouches_for_it
     raised = dataclasses.replace(update, cost_ratio=1.2)  # not trusted
     reason, use = V.judge(clustered, raised, None, TH, dense=True)
     assert "inlier hull" in reason and not use
+
+
+def test_dense_evidence_needs_every_visible_point_and_enough_channels():
+    assert V.dense_refinement({"points": "visible", "channels": 32}, TH)
+    assert not V.dense_refinement({"points": "visible", "channels": 3}, TH)  # RGB
+    assert not V.dense_refinement({"points": "inliers", "channels": 32}, TH)
+    assert not V.dense_refinement({"points": "visible"}, TH)  # records of older runs

@@ -103,6 +103,7 @@ DEFAULTS: dict[str, Any] = {
         "fpnp_max_visible_match_ratio": 0.86,
         # ... and a trusted one whose ratio is at most this vouches for its pose
         "fpnp_dense_match_ratio": 0.7,
+        "fpnp_dense_min_channels": 16,  # ... with features of at least this many channels
     },
 }
 

@@ -271,6 +271,7 @@ class Localizer:
         if depth is None:
             depth = float(init.transform(X)[:, 2].abs().median())
         accept_fpnp(res, init, out, len(X), depth, self.thresholds, pnp_cov)
+        res.fpnp["channels"] = min(int(m.shape[0]) for m in levels)
         return out
 
     def refine(self, query: Query) -> QueryResult:

@@ -129,7 +129,7 @@ class Evidence:
         res.verify["final"] = dataclasses.asdict(final)
         pnp = V.PnPStats(**res.verify["pnp"])
         fpnp = V.FPnPStats(**res.verify["fpnp"])
-        dense = res.fpnp.get("points") == "visible"
+        dense = V.dense_refinement(res.fpnp, self.thresholds)
         res.reason, use_fpnp = V.judge(pnp, fpnp, final, self.thresholds, visible, dense)
         if use_fpnp and not res.fpnp_success:  # its move is supported by the matches
             res.fpnp_success, res.pose = True, fpnp_pose

@@ -53,6 +53,7 @@ class VerifyThresholds:
     # a trusted refinement on every visible point whose match ratio is at most this vouches
     # for its pose as matches that pass the PnP checks there do
     fpnp_dense_match_ratio: float = 0.7
+    fpnp_dense_min_channels: int = 16  # ... for features with at least this many channels
 
     @classmethod
     def from_conf(cls, conf: dict) -> VerifyThresholds:
@@ -322,6 +323,17 @@ def check_pnp_against_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
             f"{s.cost_ratio:.2f}): the PnP pose is off by more than its uncertainty"
         )
     return ""
+
+
+def dense_refinement(fpnp_record: dict, th: VerifyThresholds) -> bool:
+    """Whether the F-PnP record (``QueryResult.fpnp``) is of a refinement on every point the
+    references see, with features of at least ``fpnp_dense_min_channels`` channels on every
+    level (with fewer, as RGB, features of unrelated points match by chance too often for
+    their agreement to vouch for a pose)."""
+    return (
+        fpnp_record.get("points") == "visible"
+        and fpnp_record.get("channels", 0) >= th.fpnp_dense_min_channels
+    )
 
 
 def check_visible(visible: FPnPStats | None, th: VerifyThresholds) -> str:

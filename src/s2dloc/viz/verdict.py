@@ -117,7 +117,7 @@ def judge(rec: dict, th: V.VerifyThresholds) -> Outcome:
     fpnp = V.FPnPStats(**_nan(ver["fpnp"])) if "fpnp" in ver else None
     final = V.PnPStats(**_nan(ver["final"])) if "final" in ver else None
     visible = V.FPnPStats(**_nan(ver["fpnp_visible"])) if "fpnp_visible" in ver else None
-    dense = (rec.get("fpnp") or {}).get("points") == "visible"
+    dense = V.dense_refinement(rec.get("fpnp") or {}, th)
     reason, use_fpnp = V.judge(pnp, fpnp, final, th, visible, dense)
     if fpnp is not None:
         fpnp_pose = _pose((rec.get("fpnp") or {}).get("pose"))
