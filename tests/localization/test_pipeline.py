@@ -245,8 +245,13 @@ def test_fpnp_points_visible_takes_every_observation_in_view():
         pnp_pose=Pose.from_quat_t([1.0, 0, 0, 0], [0.0] * 3),
     )
     conf = {"num_refs": 2, "points": "visible", "inlier_threshold": 6.0}
-    map_ = SimpleNamespace(xyz=lambda i: xyz[i])
-    out = fpnp_observations(SimpleNamespace(camera=cam), {}, res, conf, refs, map_)
+
+    class FakeMap(dict):  # reference images by name, their points by id
+        def xyz(self, point_ids):
+            return xyz[point_ids]
+
+    map_ = FakeMap(refs)
+    out = fpnp_observations(SimpleNamespace(camera=cam), {}, res, conf, map_)
     assert list(out) == ["a", "c"]  # the two with most PnP inliers
     np.testing.assert_array_equal(out["a"], [0, 2])
     np.testing.assert_array_equal(out["c"], [1])

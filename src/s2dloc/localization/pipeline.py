@@ -220,9 +220,7 @@ class Localizer:
         features are distinctive in the query. ``res.fpnp["points"]`` names the set used."""
         c = self.conf["fpnp"]
         for points in dict.fromkeys([c["points"], "inliers"]):
-            obs = fpnp_observations(
-                query, per_ref, res, {**c, "points": points}, self.refs, self.map
-            )
+            obs = fpnp_observations(query, per_ref, res, {**c, "points": points}, self.map)
             out = self._run_fpnp(query, maps, obs, res, check.covariance, check.depth)
             if out is None:
                 return None

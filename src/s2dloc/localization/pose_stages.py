@@ -20,6 +20,7 @@ from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult, estimate_pose, refine_pose, reprojection_errors
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.s2d import RefMatches
+from s2dloc.localization.stages import observations_seen_at
 
 
 @dataclasses.dataclass
@@ -141,24 +142,21 @@ def fpnp_observations(
     per_ref: dict[str, RefMatches],
     res: QueryResult,
     conf: dict,
-    refs: Mapping[str, RefFeatures] | None = None,
     map_: Map | None = None,
 ) -> dict[str, np.ndarray]:
     """Observation indices ``(N_r,)`` of the top references by PnP inliers (``fpnp`` settings
     ``conf``): their matches that are inliers at the PnP pose (``points="inliers"``), or every
     observation whose point projects into the query at that pose (``"visible"``; needs the
-    references' ``refs`` and ``map_``)."""
-    if conf["points"] == "visible" and (refs is None or map_ is None):
-        raise ValueError("fpnp.points='visible' needs the references' features and the map")
+    map, :func:`~s2dloc.localization.stages.observations_seen_at`)."""
+    if conf["points"] == "visible" and map_ is None:
+        raise ValueError("fpnp.points='visible' needs the references of the map (map_)")
     order = sorted(res.inliers, key=lambda n: -res.inliers[n])[: int(conf["num_refs"])]
     out = {}
     for name in order:
         if res.inliers[name] == 0:
             continue
         if conf["points"] == "visible":
-            X = torch.from_numpy(map_.xyz(refs[name].point3D_ids))
-            _, valid = query.camera.double().project(res.pnp_pose.double().transform(X))
-            out[name] = np.flatnonzero(valid.numpy())
+            out[name] = observations_seen_at(map_, name, query.camera, res.pnp_pose)
             continue
         m = per_ref[name]
         err = reprojection_errors(m.p2d, m.points3d, query.camera, res.pnp_pose)

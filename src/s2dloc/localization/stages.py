@@ -134,12 +134,16 @@ def import_matches(path: str | Path, query: str, map_: Map) -> dict[str, RefMatc
     return {ref: to_ref_matches(path, query, ref, m, map_) for ref, m in entries.items()}
 
 
+def observations_seen_at(map_: Map, name: str, camera: Camera, pose: Pose) -> np.ndarray:
+    """Indices ``(N,)`` of reference ``name``'s observations whose points project into
+    ``camera`` at ``pose`` (cam_from_world)."""
+    X = pose.double().transform(torch.from_numpy(map_.xyz(map_[name].point3D_ids)))
+    _, valid = camera.double().project(X)
+    return np.flatnonzero(valid.numpy())
+
+
 def references_seen_at(map_: Map, camera: Camera, pose: Pose) -> dict[str, np.ndarray]:
-    """Indices ``(N_r,)`` of each reference's observations whose points project into ``camera``
-    at ``pose`` (cam_from_world), the references that see most first (map order breaks ties)."""
-    seen = {}
-    for im in map_.images:
-        X = pose.double().transform(torch.from_numpy(map_.xyz(im.point3D_ids)))
-        _, valid = camera.double().project(X)
-        seen[im.name] = np.flatnonzero(valid.numpy())
+    """:func:`observations_seen_at` of every reference, the references that see most first
+    (map order breaks ties)."""
+    seen = {im.name: observations_seen_at(map_, im.name, camera, pose) for im in map_.images}
     return dict(sorted(seen.items(), key=lambda x: -len(x[1])))
