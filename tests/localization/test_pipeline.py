@@ -280,3 +280,27 @@ def test_untrusted_visible_refinement_is_redone_with_the_inliers(setup, monkeypa
     assert len(calls) == 2 and calls[0] == first.fpnp["num_points"] > calls[1]
     assert r.fpnp["points"] == "inliers" and r.fpnp_success
     assert r.verify["fpnp_visible"]["num_points"] == calls[0] and "fpnp_visible" not in first.verify
+
+
+def test_refused_visible_refinement_without_inliers_keeps_its_record(setup, monkeypatch):
+    """With no inliers to redo it on, the refused refinement stays the answer's F-PnP record
+    (judged as any refused update), and the verdict is what that record says."""
+    loc, queries, _ = setup
+    original = pipeline_module.fpnp_observations
+
+    def no_inliers(query, per_ref, res, conf, map_=None):
+        return {} if conf["points"] == "inliers" else original(query, per_ref, res, conf, map_)
+
+    def reject(res, init, out, num_points, *args):
+        accept_fpnp(res, init, out, num_points, *args)
+        res.fpnp_success, res.pose = False, init
+
+    monkeypatch.setattr(pipeline_module, "fpnp_observations", no_inliers)
+    monkeypatch.setattr(pipeline_module, "accept_fpnp", reject)
+    for q in queries:
+        r = loc.localize(q)
+        if not r.pnp_success:
+            continue
+        assert r.fpnp["points"] == "visible" and r.verify["fpnp_visible"] == r.verify["fpnp"]
+        out = judge(json.loads(record_line(r.to_json())), loc.thresholds)  # as in log.jsonl
+        assert (out.success, out.reason) == (r.success, r.reason)

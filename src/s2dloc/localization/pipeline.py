@@ -219,8 +219,11 @@ class Localizer:
         refinement that is not trusted is redone with the matched inliers alone, whose
         features are distinctive in the query. ``res.fpnp["points"]`` names the set used."""
         c = self.conf["fpnp"]
+        out = None
         for points in dict.fromkeys([c["points"], "inliers"]):
             obs = fpnp_observations(query, per_ref, res, {**c, "points": points}, self.map)
+            if out is not None and not obs:  # no inliers to redo it with: keep the refusal
+                break
             out = self._run_fpnp(query, maps, obs, res, check.covariance, check.depth)
             if out is None:
                 return None
