@@ -17,7 +17,7 @@ Sections:
    project into the query image at the true pose.
 3. F-PnP basin on strecha pairs (held-out query vs the training image nearest in viewing
    direction among those that see at least half of it, its map points visible in the query,
-   at most 4000 as the localizer's ``fpnp.max_points``; ``real_bench.basin_problems``): start
+   at most the localizer's ``fpnp.max_points``; ``real_bench.basin_problems``): start
    rotated by 2/5/10/20/30 deg with a translation of
    ``depth * tan(angle)``; success: < 0.5 deg and < 5 cm. Each extractor with its own levels
    and with ``--coarse-levels`` (its coarsest level average-pooled by 2, 4, 8:
@@ -257,7 +257,8 @@ def write_runs(folder: Path, runs: list, scenes) -> None:
 def basin_rows(scenes, args, names) -> list:
     """Basin rows per extractor, variant and condition; the problems of each level set are
     extracted once and shared by the solvers that use them."""
-    solver = FeatureMetricPnP(**localization_conf(args, names[0])["fpnp"]["solver"])
+    fpnp_conf = localization_conf(args, names[0])["fpnp"]
+    solver = FeatureMetricPnP(**fpnp_conf["solver"])
     plain = fpnp_solver(solver)  # --conf fpnp.solver.* settings
     factors = tuple(args.coarse_levels)
     level_sets = [((), [("", plain)])]
@@ -280,7 +281,9 @@ def basin_rows(scenes, args, names) -> list:
                 problems = [
                     p
                     for sc in scenes
-                    for p in basin_problems(sc, extractor.extract, [cond], args.max_queries)
+                    for p in basin_problems(
+                        sc, extractor.extract, [cond], args.max_queries, fpnp_conf["max_points"]
+                    )
                 ]
                 for suffix, solve in solvers:
                     sweep = convergence_sweep(

@@ -18,13 +18,14 @@ from s2dloc.fpnp import FeatureMetricPnP, RobustLoss, fast
 from s2dloc.fpnp.fast import bind_map, conf_vector, level_arrays, map_layout, query_map
 from s2dloc.fpnp.kernel_model import LOSS_IDS, robust_loss
 from s2dloc.fpnp.kernels import evaluate
-from s2dloc.fpnp.levels import prepare_levels
+from s2dloc.fpnp.levels import level_weights, prepare_levels
 from s2dloc.geometry import MODELS
 
 from ._fuzz import well_posed
 from .test_losses import ALL_LOSSES, CASES
 
 MODEL_NAMES = list(MODELS)
+BACKENDS = ("torch", "numba")
 
 
 def _evaluations(model: str, name: str, alpha: float, dtype: torch.dtype):
@@ -282,3 +283,37 @@ def test_copied_levels_give_the_texel_cache_results(monkeypatch, dtype):
     assert copied.iterations.tolist() == cached.iterations.tolist()
     assert torch.equal(copied.pose.matrix(), cached.pose.matrix())
     assert torch.equal(copied.success, cached.success)
+
+
+def test_level_weights_keep_evenly_spaced_weighted_points_on_coarse_levels():
+    w = torch.tensor([[1.0, 0.0, 2.0, 3.0, 0.0, 4.0, 5.0], [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
+    coarse, mid, fine = level_weights(w, 3, 3)
+    assert fine is w and mid is coarse
+    # row 0: weighted points 0, 2, 3, 5, 6 -> the 1st, 3rd and 5th; row 1 keeps its two
+    assert coarse.tolist() == [[1.0, 0, 0, 3.0, 0, 0, 5.0], [0, 1.0, 1.0, 0, 0, 0, 0]]
+    assert all(lw is w for lw in level_weights(w, 3, 0))
+    assert all(lw is w for lw in level_weights(w, 2, 7))
+
+
+@pytest.mark.parametrize("model", ["PINHOLE", "OPENCV"])
+def test_backends_agree_with_fewer_points_on_coarse_levels(model):
+    """coarse_max_points changes the coarse levels identically in both backends (same
+    iterations, same poses in float64), and the finest level still reaches the truth."""
+    batch = well_posed(5, B=3, N=64, model=model)
+    batch.maps = [m.double() for m in batch.maps]
+    batch.refs = [r.double() for r in batch.refs]
+    a, b = (batch.run(FeatureMetricPnP(backend=n, coarse_max_points=16)) for n in BACKENDS)
+    assert a.iterations.tolist() == b.iterations.tolist()
+    assert a.pose.angle_to(b.pose).max() < 1e-9
+    assert a.success.tolist() == b.success.tolist() == [True] * 3
+    assert a.pose.angle_to(batch.truth).max() < 1e-3
+    # the coarse level runs exactly as an all-levels run weighted by the coarse subset does
+    subset = level_weights(torch.ones(3, 64, dtype=torch.float64), 2, 16)[0]
+    args = (batch.points, batch.refs, batch.maps, batch.camera, batch.init)
+    sub = FeatureMetricPnP(backend="torch", coarse_max_points=16)
+    full = FeatureMetricPnP(backend="torch")
+    h_sub = sub.refine_batch(*args, return_history=True).history[0]
+    h_full = full.refine_batch(*args, subset, return_history=True).history[0]
+    assert len(h_sub) == len(h_full) > 1
+    for r_sub, r_full in zip(h_sub, h_full):
+        assert torch.equal(r_sub["cost"], r_full["cost"])

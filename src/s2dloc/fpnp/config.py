@@ -13,6 +13,9 @@ class FPnPConfig:
     loss_scale: float | None = None  # None: 1.4826 x median residual norm at each level's start
     barron_alpha: float = 0.0
     max_iterations: int = 50  # per level
+    # Levels coarser than the finest use at most this many of the points, evenly spaced in
+    # their order (0: all): a coarse map has few pixels, and each point costs the same there.
+    coarse_max_points: int = 0
     lambda_init: float = 1e-3
     lambda_up: float = 10.0
     lambda_down: float = 0.1

@@ -173,13 +173,13 @@ def bind_map(flat: np.ndarray, layout: np.ndarray, order: np.ndarray, C: int, ca
     return flat, layout, _scratch(12 * N * C, flat.dtype), cells
 
 
-def _solve_query(b: int, levels: list, pts, w, M, conf_v: np.ndarray, has_dist: bool) -> QueryStats:
-    """Coarse-to-fine LM for query ``b`` (updates ``M[b]``)."""
+def _solve_query(b: int, levels: list, pts, ws, M, conf_v: np.ndarray, has_dist) -> QueryStats:
+    """Coarse-to-fine LM for query ``b`` (updates ``M[b]``); ``ws`` point weights per level."""
     H, g = np.zeros((6, 6)), np.zeros(6)
     M0 = M[b].copy()
     iters, ok = [], True
     N = pts.shape[1]
-    for (flat_all, layout_all), ref, cam, maps in levels:
+    for ((flat_all, layout_all), ref, cam, maps), w in zip(levels, ws):
         flat, layout = query_map(maps[b], flat_all, layout_all[b], N)
         order = row_order(pts[b], M[b], layout[5], cam[b], has_dist, conf_v)
         fmap = bind_map(flat, layout, order, ref.shape[-1])
@@ -211,19 +211,20 @@ def _solve_query(b: int, levels: list, pts, w, M, conf_v: np.ndarray, has_dist: 
 def solve(
     levels: list,
     points: torch.Tensor,
-    weights: torch.Tensor,
+    weights: list[torch.Tensor],
     M0: torch.Tensor,
     conf,
     scale: float | None,
 ) -> Outcome:
     """Refine a batch on prepared levels (coarse to fine, CPU tensors of any layout).
 
-    ``points (B, N, 3)`` finite, ``weights (B, N)``, initial poses ``M0 (B, 4, 4)``. Queries run
+    ``points (B, N, 3)`` finite, ``weights`` per level ``(B, N)`` (the finest level's
+    also weight the initial and final figures), initial poses ``M0 (B, 4, 4)``. Queries run
     in parallel threads (the kernels release the GIL).
     """
     arrays = [level_arrays(lv) for lv in levels]
     pts = np.ascontiguousarray(points.detach().double().numpy())
-    w = np.ascontiguousarray(weights.detach().double().numpy())
+    w = [np.ascontiguousarray(lw.detach().double().numpy()) for lw in weights]
     M = np.array(M0.detach().double().numpy())
     args = (arrays, pts, w, M, conf_vector(conf, scale), bool(levels[0].camera.has_distortion))
     B = pts.shape[0]

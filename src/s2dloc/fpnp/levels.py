@@ -200,6 +200,22 @@ def prepare_levels(
     return levels, w
 
 
+def level_weights(w: torch.Tensor, num_levels: int, coarse_max_points: int) -> list[torch.Tensor]:
+    """Point weights per level ``[(B, N)] * num_levels`` (coarse to fine): the finest keeps
+    ``w``; coarser ones keep at most ``coarse_max_points`` of each row's weighted points,
+    evenly spaced in their order, and zero the rest (0: every level keeps ``w``)."""
+    if coarse_max_points <= 0 or w.shape[1] <= coarse_max_points:
+        return [w] * num_levels
+    coarse = torch.zeros_like(w)
+    for b in range(w.shape[0]):
+        idx = torch.nonzero(w[b] > 0).squeeze(1)
+        if len(idx) > coarse_max_points:
+            pick = torch.linspace(0, len(idx) - 1, coarse_max_points, dtype=torch.float64)
+            idx = idx[pick.round().long().to(idx.device)]
+        coarse[b, idx] = w[b, idx]
+    return [coarse] * (num_levels - 1) + [w]
+
+
 def _level(i, ref, fmap, camera: Camera, BN: tuple[int, int], dtype, channels_last: bool) -> Level:
     """Check and build level ``i`` (maps in ``dtype``, the camera scaled to the map size)."""
     B, N = BN

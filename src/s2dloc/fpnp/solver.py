@@ -16,7 +16,7 @@ import torch
 from s2dloc.fpnp import fast
 from s2dloc.fpnp.config import FPnPConfig
 from s2dloc.fpnp.decision import Outcome, finish
-from s2dloc.fpnp.levels import Level, prepare_levels
+from s2dloc.fpnp.levels import Level, level_weights, prepare_levels
 from s2dloc.fpnp.linalg import damped_solve, se3_exp_matrix
 from s2dloc.fpnp.losses import RobustLoss
 from s2dloc.fpnp.result import FPnPResult
@@ -138,11 +138,12 @@ class FeatureMetricPnP:
             mask,
             channels_last=not fast,
         )
+        weights_per_level = level_weights(point_weights, len(levels), self.conf.coarse_max_points)
         ctx = contextlib.nullcontext() if grad else torch.no_grad()
         with ctx:
             if fast:
-                return self._solve_fast(levels, points3d, point_weights, init_pose)
-            return self._solve(levels, points3d, point_weights, init_pose, return_history)
+                return self._solve_fast(levels, points3d, weights_per_level, init_pose)
+            return self._solve(levels, points3d, weights_per_level, init_pose, return_history)
 
     def _use_fast(self, needs_torch: bool, device: torch.device) -> bool:
         backend = self.conf.backend
@@ -153,7 +154,9 @@ class FeatureMetricPnP:
         )
 
     # ------------------------------------------------------------------ internals
-    def _solve(self, levels, points3d, point_weights, init_pose, return_history) -> FPnPResult:
+    def _solve(self, levels, points3d, weights_per_level, init_pose, return_history) -> FPnPResult:
+        """The torch path; ``weights_per_level`` as :func:`~s2dloc.fpnp.levels.level_weights`."""
+        point_weights = weights_per_level[-1]  # the finest level's: every point
         dtype = levels[0].maps.dtype
         # Non-finite points already have zero weight; zero them so they cannot put NaN into H.
         points = points3d.to(dtype).nan_to_num(0.0, 0.0, 0.0)
@@ -162,8 +165,8 @@ class FeatureMetricPnP:
         iterations = torch.zeros(M.shape[0], len(levels), dtype=torch.long)
         history = [] if return_history else None
         ok = torch.ones(M.shape[0], dtype=torch.bool, device=M.device)
-        for li, level in enumerate(levels):
-            lo = self._solve_level(level, points, point_weights, M, return_history)
+        for li, (level, w) in enumerate(zip(levels, weights_per_level)):
+            lo = self._solve_level(level, points, w, M, return_history)
             M = lo.M
             iterations[:, li] = lo.iterations
             ok = ok & lo.ok
@@ -190,11 +193,11 @@ class FeatureMetricPnP:
         )
         return finish(out, init_pose, self.conf, history)
 
-    def _solve_fast(self, levels, points3d, point_weights, init_pose) -> FPnPResult:
+    def _solve_fast(self, levels, points3d, weights_per_level, init_pose) -> FPnPResult:
         """The compiled CPU path (:mod:`s2dloc.fpnp.fast`), same algorithm and decision."""
         points = points3d.nan_to_num(0.0, 0.0, 0.0)
         out = fast.solve(
-            levels, points, point_weights, init_pose.matrix(), self.conf, self._fixed_scale
+            levels, points, weights_per_level, init_pose.matrix(), self.conf, self._fixed_scale
         )
         return finish(out, init_pose, self.conf)
 

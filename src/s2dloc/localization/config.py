@@ -190,6 +190,7 @@ CHECKS: dict[str, Check] = {
     "fpnp.solver.backend": one_of(*BACKENDS),
     "fpnp.solver.loss_scale": _positive_number,
     "fpnp.solver.max_iterations": in_range(0),
+    "fpnp.solver.coarse_max_points": in_range(0),
     "fpnp.solver.min_points": in_range(1),
     "fpnp.solver.margin": in_range(0),
     "fpnp.solver.min_depth": POSITIVE,
