@@ -2,7 +2,7 @@
 extractor, with ratios against the default (GN-Net heads on the DISK trunk, ``gnnet-disk``)
 run with its stride-1 head NOT folded into the last convolution (the baseline, measured in
 the same run), the default without its fused inference kernels (``features/fused.py``), and
-the default with its full-resolution convolution in float32 (bfloat16 where the CPU has it).
+the default with its decoder's convolutions in float32 (bfloat16 where the CPU has it).
 
     .venv/bin/python benchmarks/extract.py [--size 640 480] [--repeats 5]
 """
@@ -43,11 +43,11 @@ def main() -> None:
     unfused = load_extractor_or_baseline("gnnet-disk").eval()
     unfused.fuse_inference = False
     float32 = load_extractor_or_baseline("gnnet-disk").eval()
-    float32.bf16_convolution = False
+    float32.bf16_decoder = False
     rows = [
         ("gnnet-disk (default), head not folded (baseline)", unfolded),
         ("gnnet-disk, fused kernels off", unfused),
-        ("gnnet-disk, float32 convolutions", float32),
+        ("gnnet-disk, float32 decoder convolutions", float32),
     ]
     names = ("gnnet-disk", "gnnet-distilled", "disk-trunk", "gnnet")
     rows += [(n, load_extractor_or_baseline(n).eval()) for n in names]

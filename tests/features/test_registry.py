@@ -96,6 +96,7 @@ def test_disk_backbone_uses_pretrained_trunk(disk_weights):
     from kornia.feature import DISK
 
     model = registry.load_baseline("disk-trunk", seed=0)
+    model.bf16_decoder = False  # float32 throughout (bfloat16: tests/features/test_fused.py)
     disk = DISK()
     disk.load_state_dict(torch.load(disk_weights, map_location="cpu")["extractor"])
     x = _images(32, 48)

@@ -62,7 +62,7 @@ def finish_levels(
 
 
 # Plain attributes that set what an extractor module computes (besides config and weights).
-SETTING_ATTRS = ("strides", "channels", "factors", "blur", "grayscale", "bf16_convolution")
+SETTING_ATTRS = ("strides", "channels", "factors", "blur", "grayscale", "bf16_decoder")
 
 
 def fingerprint(model: torch.nn.Module) -> str:

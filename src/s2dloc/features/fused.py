@@ -133,8 +133,21 @@ def _upsample2_channels(x, out, c0, c1):
 @njit(cache=True, nogil=True)
 def _normalize_rows(x, out, r0, r1):
     """Rows ``r0:r1`` (``b * H + y``) of ``x (B, C, H, W)`` (any strides), each pixel divided by
-    its L2 norm over channels (at least 1e-12), into ``out (B, H, W, C)``."""
+    its L2 norm over channels (at least 1e-12), into ``out (B, H, W, C)``: pixel by pixel when
+    ``x`` is channels-last, else channel runs per row."""
     B, C, H, W = x.shape
+    if x.strides[1] == x.itemsize:  # channels-last input: each pixel's channels adjacent
+        for r in range(r0, r1):
+            b, y = r // H, r % H
+            for i in range(W):
+                s = 0.0
+                for c in range(C):
+                    v = x[b, c, y, i]
+                    s += v * v
+                inv = 1.0 / max(math.sqrt(s), 1e-12)
+                for c in range(C):
+                    out[b, y, i, c] = x[b, c, y, i] * inv
+        return
     norm = np.empty(W, dtype=np.float64)
     for r in range(r0, r1):
         b, y = r // H, r % H
