@@ -23,9 +23,9 @@ import torch
 from s2dloc.datasets.synthetic.world import PRESETS, generate_world
 from s2dloc.datasets.synthetic.write import write_world
 from s2dloc.localization import Localizer, Map
+from s2dloc.localization.config import settings
 from s2dloc.localization.io import read_queries
 from s2dloc.localization.s2d import Matches, _parabola, refine_on_level
-from s2dloc.utils.config import parse_overrides
 
 STAGES = ["extract", "retrieve", "match", "pnp", "fpnp"]
 
@@ -136,9 +136,7 @@ def main() -> None:
         write_world(generate_world(cfg, progress=False), root, progress=False)
         map_ = Map.load(root)
         queries = read_queries(root / "queries_with_intrinsics.txt", root / "images")
-        conf = parse_overrides(args.conf)
-        conf["extractor"] = args.extractor
-        conf.setdefault("retrieval", {})["num_refs"] = 5
+        conf = settings([*args.conf, "retrieval.num_refs=5"], args.extractor)
         t = time.perf_counter()
         loc = Localizer(map_, conf, cache=root / "cache.h5", progress=False)
         t_map = time.perf_counter() - t

@@ -29,8 +29,8 @@ from s2dloc.datasets.synthetic.write import write_world
 from s2dloc.evaluation.recall import THRESHOLDS, pose_errors, recall_table
 from s2dloc.geometry import Pose
 from s2dloc.localization import Localizer, Map
+from s2dloc.localization.config import settings
 from s2dloc.localization.io import read_queries
-from s2dloc.utils.config import parse_overrides
 from s2dloc.utils.table import format_table
 from s2dloc.viz.localization_plots import matches_for_plot, plot_query
 from s2dloc.viz.verdict import HEADERS as VERDICT_HEADERS
@@ -127,9 +127,7 @@ def main() -> None:
     gt_poses = {n: Pose.from_quat_t(*v) for n, v in gt.items()}
     for name in args.extractors:
         t = time.perf_counter()
-        conf = parse_overrides(args.conf)
-        conf["extractor"] = name
-        conf.setdefault("retrieval", {})["num_refs"] = args.num_refs
+        conf = settings([*args.conf, f"retrieval.num_refs={args.num_refs}"], name)
         loc = Localizer(map_, conf, cache=args.out / f"cache-{name}.h5", progress=False)
         tab_pnp, tab_fpnp, results = run(loc, queries, gt)
         dt = time.perf_counter() - t

@@ -60,7 +60,7 @@ from s2dloc.fpnp import FeatureMetricPnP
 from s2dloc.localization import Localizer
 from s2dloc.localization.baseline_lightglue import LightGlueBaseline, disk_features, load_disk
 from s2dloc.localization.baseline_sift import SiftBaseline
-from s2dloc.localization.config import resolve
+from s2dloc.localization.config import settings
 from s2dloc.localization.real_bench import (
     basin_problems,
     global_describer,
@@ -69,7 +69,6 @@ from s2dloc.localization.real_bench import (
     synthetic_retrieval,
 )
 from s2dloc.training.data import synthetic_world
-from s2dloc.utils.config import parse_overrides
 from s2dloc.utils.table import format_table
 from s2dloc.viz.verdict import write_run
 
@@ -155,10 +154,8 @@ def extractor_names(args) -> list[str]:
 
 
 def localization_conf(args, extractor: str) -> dict:
-    """The localization settings of one extractor's rows: ``--num-refs`` and ``--conf``."""
-    conf = parse_overrides(args.conf)
-    conf.setdefault("retrieval", {})["num_refs"] = args.num_refs
-    return resolve({**conf, "extractor": extractor})
+    """The localization settings of one extractor's rows: ``--conf``, then ``--num-refs``."""
+    return settings([*args.conf, f"retrieval.num_refs={args.num_refs}"], extractor)
 
 
 def localize_all(scene, args, names, runs: list | None = None) -> list:

@@ -173,7 +173,9 @@ def bind_map(flat: np.ndarray, layout: np.ndarray, order: np.ndarray, C: int, ca
     return flat, layout, _scratch(12 * N * C, flat.dtype), cells
 
 
-def _solve_query(b: int, levels: list, pts, ws, M, conf_v: np.ndarray, has_dist) -> QueryStats:
+def _solve_query(
+    b: int, levels: list, pts, ws, M, conf_v: np.ndarray, has_dist: bool
+) -> QueryStats:
     """Coarse-to-fine LM for query ``b`` (updates ``M[b]``); ``ws`` point weights per level."""
     H, g = np.zeros((6, 6)), np.zeros(6)
     M0 = M[b].copy()
