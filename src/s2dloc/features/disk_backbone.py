@@ -144,7 +144,7 @@ class DISKBackbone(HeadedExtractor):
         blocks = list(self.trunk.path_up)
         for i, (block, skip) in enumerate(zip(blocks, down[-2::-1])):
             if i == len(blocks) - 1 and fold_head:
-                x = self._headed_last_block(block, x, skip, fused)
+                x = self._headed_last_block(block, x, skip, fused, low)
             else:
                 x = _up_block(block, x, skip, low) if fused else block(x, skip)
             acts.append(x)
@@ -153,17 +153,22 @@ class DISKBackbone(HeadedExtractor):
         return acts[::-1]
 
     def _headed_last_block(
-        self, block: nn.Module, bottom: torch.Tensor, skip: torch.Tensor, fused: bool = False
+        self,
+        block: nn.Module,
+        bottom: torch.Tensor,
+        skip: torch.Tensor,
+        fused: bool = False,
+        low: bool = False,
     ):
         """DISK's last decoder block followed by the stride-1 head, as one convolution.
 
         The block ends in a 5x5 convolution to 129 channels and the head is a 1x1 convolution of
         the first 128: both are linear, so their composition is one 5x5 convolution straight to
         the head's ``C`` channels (the same function, about 4x fewer operations at full
-        resolution, where this convolution dominates the extractor's time).
+        resolution, where this convolution dominates the extractor's time). ``low`` (fused
+        only): normalised and convolved in bfloat16 (see :func:`_gated_conv`).
         """
         norm, gate, _, conv = block.conv
-        low = fused and self.bf16_decoder and bottom.dtype == torch.float32
         if fused:  # channels-last input: the convolution below dominates the extraction
             x = upsample_cat(bottom, skip, reuse=True)
             x = instance_norm_prelu_channels_last(
@@ -175,11 +180,10 @@ class DISKBackbone(HeadedExtractor):
         w_head = head.weight[:, :, 0, 0]  # (C, 128)
         weight = torch.einsum("ck,kihw->cihw", w_head, conv.weight[: self.desc_dim])
         bias = w_head @ conv.bias[: self.desc_dim] + head.bias
+        if low:
+            return _conv_bfloat16(x, weight, bias, 1, "same", torch.preserve_format)
         if fused:
             weight = weight.contiguous(memory_format=torch.channels_last)
-        if low:
-            out = nn.functional.conv2d(x, weight.to(x.dtype), bias.to(x.dtype), padding="same")
-            return out.float()
         return nn.functional.conv2d(x, weight, bias, padding="same")
 
     def _features(self, images: torch.Tensor):
@@ -212,11 +216,16 @@ def _gated_conv(conv: nn.Module, x: torch.Tensor, low: bool = False) -> torch.Te
     if not low:
         return conv2d(instance_norm_prelu_(x.contiguous(), gate.weight, norm.eps))
     x = instance_norm_prelu_channels_last(x.contiguous(), gate.weight, norm.eps, torch.bfloat16)
-    weight = conv2d.weight.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-    out = nn.functional.conv2d(
-        x, weight, conv2d.bias.to(torch.bfloat16), conv2d.stride, conv2d.padding
-    )
-    return out.to(torch.float32, memory_format=torch.contiguous_format)
+    args = (conv2d.weight, conv2d.bias, conv2d.stride, conv2d.padding, torch.contiguous_format)
+    return _conv_bfloat16(x, *args)
+
+
+def _conv_bfloat16(x: torch.Tensor, weight, bias, stride, padding, memory_format):
+    """``conv2d`` of the bfloat16 channels-last ``x`` with ``weight`` and ``bias`` cast to
+    bfloat16; the result in float32 and ``memory_format``."""
+    weight = weight.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    out = nn.functional.conv2d(x, weight, bias.to(torch.bfloat16), stride, padding)
+    return out.to(torch.float32, memory_format=memory_format)
 
 
 def _down_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
