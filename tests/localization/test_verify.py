@@ -303,6 +303,18 @@ def test_refused_refinement_on_every_visible_point_vetoes_the_query_when_nothing
     assert V.check_visible(unknown, TH) == ""
 
 
+def test_a_second_reference_that_confirms_the_pose_overrules_the_visible_point_veto():
+    """Two references' own PnP poses that agree are independent evidence; the veto is for
+    poses that one reference alone supports, and a weak or disagreeing second one keeps it."""
+    update, good = _fpnp([1e-3, 0, 0, 0, 1e-3, 0], cost_final=0.6), _pnp(residual_median=1.0)
+    refused = dataclasses.replace(_fpnp(success=False, message="no match"), match_ratio=0.87)
+    confirmed = _pnp(second_support=0.88, second_rotation=1.1, second_translation=0.011)
+    assert V.judge(confirmed, update, good, TH, refused) == ("", True)
+    for kw in ({"second_support": 0.6}, {"second_rotation": 6.0}, {"second_translation": 0.2}):
+        other = dataclasses.replace(confirmed, **kw)
+        assert "do not match at this pose" in V.judge(other, update, good, TH, refused)[0]
+
+
 def test_a_trusted_refinement_on_every_visible_point_that_matches_vouches_for_its_pose():
     """Clustered or disputed matches are overruled by thousands of points that agree at the
     refined pose, only when the refinement ran on them (dense) and is trusted."""

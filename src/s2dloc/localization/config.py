@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
         "min_inliers": 12,
         "seed": 0,
         "max_trials": 10000,
+        # refine the best reference's pose on every retrieved reference's matches it explains
+        # (s2dloc.localization.pose_stages.refine_on_all_references)
+        "joint_refine": True,
     },
     "fpnp": {
         "enabled": True,

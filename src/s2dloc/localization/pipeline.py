@@ -46,6 +46,7 @@ from s2dloc.localization.pose_stages import (
     fpnp_observations,
     gather_points,
     rank_pnp,
+    refine_on_all_references,
 )
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.retrieval import Retrieval
@@ -195,8 +196,13 @@ class Localizer:
             return
         res.best_ref = ranked[0][0]
         res.pnp_success = True
-        res.pose = res.pnp_pose = ranked[0][1].pose
         max_error = self.conf["pnp"]["max_error"]
+        res.pose = res.pnp_pose = ranked[0][1].pose
+        if self.conf["pnp"]["joint_refine"]:  # the pose F-PnP starts from and falls back to
+            t = time.perf_counter()
+            joint = refine_on_all_references(query, per_ref, *ranked[0], max_error)
+            res.pose = res.pnp_pose = joint.pose
+            res.timings["pnp"] += time.perf_counter() - t
         evidence = Evidence(query, per_ref, ranked, max_error, self.thresholds)
         check = evidence.judge_pnp(res)
         if self.conf["fpnp"]["enabled"]:

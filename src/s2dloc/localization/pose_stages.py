@@ -1,6 +1,7 @@
 """The pose stages of the localization pipeline (:class:`~s2dloc.localization.pipeline.Localizer`):
-PnP-RANSAC per reference, the verdict on the best PnP pose, the points F-PnP refines with and
-the verdict on F-PnP's update. Each stage records its figures in the query's result."""
+PnP-RANSAC per reference, the best pose refined on every reference's matches it explains, the
+verdict on the best PnP pose, the points F-PnP refines with and the verdict on F-PnP's update.
+Each stage records its figures in the query's result."""
 
 from __future__ import annotations
 
@@ -63,6 +64,35 @@ def rank_pnp(
 
         ranked[:2] = list(pool.map(refine, ranked[:2]))
     return ranked
+
+
+def refine_on_all_references(
+    query: Query,
+    per_ref: dict[str, RefMatches],
+    name: str,
+    pnp: PnPResult,
+    max_error: float,
+    rounds: int = 2,
+) -> PnPResult:
+    """Reference ``name``'s PnP pose refined on the matches of every reference in ``per_ref``
+    that it explains within ``max_error`` pixels (chosen again after each of ``rounds``
+    refinements); returns that pose with its inliers among ``name``'s matches.
+
+    One reference's points often cover a narrow band of depth and image, where rotation and a
+    sideways shift trade off; the other references see the scene from elsewhere along the
+    route and add the parallax that fixes that direction. Matches of a reference of another
+    place do not fit the pose and take no part. The verdict still judges ``name``'s own pose
+    and matches (:class:`Evidence`): its thresholds are of single-reference fits."""
+    cam = query.camera
+    p2d = np.concatenate([m.p2d for m in per_ref.values()])
+    p3d = np.concatenate([m.points3d for m in per_ref.values()])
+    pose = pnp.pose
+    for _ in range(rounds):
+        fit = reprojection_errors(p2d, p3d, cam, pose) < max_error
+        pose = refine_pose(PnPResult(pose, fit, True), p2d, p3d, cam).pose
+    m = per_ref[name]
+    own = reprojection_errors(m.p2d, m.points3d, cam, pose) < max_error
+    return PnPResult(pose, own, True, pnp.message)
 
 
 @dataclasses.dataclass

@@ -175,6 +175,19 @@ def pnp_stats(
     )
 
 
+def _agrees(s: PnPStats, th: VerifyThresholds) -> bool:
+    """The second reference's own PnP pose is close to the best's."""
+    return s.second_rotation <= th.agree_max_rotation and (
+        s.second_translation <= th.agree_max_translation
+    )
+
+
+def _second_confirms(s: PnPStats, th: VerifyThresholds) -> bool:
+    """A second reference with most of the best's support gives the same pose on its own
+    matches."""
+    return s.second_support >= th.agree_min_support and _agrees(s, th)
+
+
 def check_pnp(s: PnPStats, th: VerifyThresholds) -> str:
     """Why the PnP pose is not trusted ("" if it is, or if verification is disabled)."""
     if not th.enabled:
@@ -190,12 +203,10 @@ def check_pnp(s: PnPStats, th: VerifyThresholds) -> str:
             f"PnP: inlier hull covers {s.hull_fraction:.3f} of the image < {th.min_hull_fraction}"
         )
     rival = s.second_support >= th.agree_min_support
-    agree = s.second_rotation <= th.agree_max_rotation and (
-        s.second_translation <= th.agree_max_translation
-    )
+    agree = _agrees(s, th)
     # Inliers spread over the image, or a second reference giving the same pose on its own
     # matches, allow a larger residual (as from a blurred or noisy query).
-    confirmed = s.hull_fraction >= th.spread_hull_fraction or (rival and agree)
+    confirmed = s.hull_fraction >= th.spread_hull_fraction or _second_confirms(s, th)
     ratio = th.max_residual_ratio_spread if confirmed else th.max_residual_ratio
     if not s.residual_median <= ratio * s.max_error:
         return (
@@ -362,14 +373,17 @@ def judge(
     """The verdict of a query from its statistics: ``(why it fails or "", whether F-PnP's
     pose is the answer)``. ``final`` are the best reference's matches judged at F-PnP's pose
     (None when F-PnP did not run); ``visible`` the refused refinement on every point the
-    references see, which can veto the query (:func:`check_visible`). Matches that pass the
+    references see, which can veto the query (:func:`check_visible`) unless a second
+    reference confirms the PnP pose on its own matches. Matches that pass the
     PnP checks at F-PnP's pose are independent evidence for it: they rescue a PnP pose that
     failed its checks, and an update whose only fault is a move beyond the PnP uncertainty
     with a modest cost decrease. So does, for a trusted update, a refinement on every point the
     references see (``dense``) whose features match their references (match ratio at most
     ``fpnp_dense_match_ratio``): thousands of points agree where a few hundred matches were
     too clustered or disputed by the second reference."""
-    veto = check_visible(visible, th)
+    # Two references' own poses that agree outweigh the features' agreement at the end of
+    # the refused refinement: the veto is for poses one reference alone supports.
+    veto = "" if _second_confirms(pnp, th) else check_visible(visible, th)
     if veto:
         return veto, False
     reason = check_pnp(pnp, th)
