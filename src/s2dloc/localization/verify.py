@@ -206,7 +206,7 @@ def check_pnp(s: PnPStats, th: VerifyThresholds) -> str:
     agree = _agrees(s, th)
     # Inliers spread over the image, or a second reference giving the same pose on its own
     # matches, allow a larger residual (as from a blurred or noisy query).
-    confirmed = s.hull_fraction >= th.spread_hull_fraction or _second_confirms(s, th)
+    confirmed = s.hull_fraction >= th.spread_hull_fraction or (rival and agree)
     ratio = th.max_residual_ratio_spread if confirmed else th.max_residual_ratio
     if not s.residual_median <= ratio * s.max_error:
         return (
