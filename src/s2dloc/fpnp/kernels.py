@@ -86,21 +86,22 @@ def _fill_texels(flat, rows, cols, sc, C, buf, base):
     """
     ra, rb, rm, rp = rows
     cm, ca, cb, cp = cols
+    u = np.uint64  # unsigned indices (all are >= 0) skip negative-index handling
     for c in range(C):
         k = c * sc
         o = base + c
-        buf[o] = flat[np.uint64(ra + cm + k)]
-        buf[o + C] = flat[np.uint64(ra + ca + k)]
-        buf[o + 2 * C] = flat[np.uint64(ra + cb + k)]
-        buf[o + 3 * C] = flat[np.uint64(ra + cp + k)]
-        buf[o + 4 * C] = flat[np.uint64(rb + cm + k)]
-        buf[o + 5 * C] = flat[np.uint64(rb + ca + k)]
-        buf[o + 6 * C] = flat[np.uint64(rb + cb + k)]
-        buf[o + 7 * C] = flat[np.uint64(rb + cp + k)]
-        buf[o + 8 * C] = flat[np.uint64(rm + ca + k)]
-        buf[o + 9 * C] = flat[np.uint64(rm + cb + k)]
-        buf[o + 10 * C] = flat[np.uint64(rp + ca + k)]
-        buf[o + 11 * C] = flat[np.uint64(rp + cb + k)]
+        buf[u(o)] = flat[u(ra + cm + k)]
+        buf[u(o + C)] = flat[u(ra + ca + k)]
+        buf[u(o + 2 * C)] = flat[u(ra + cb + k)]
+        buf[u(o + 3 * C)] = flat[u(ra + cp + k)]
+        buf[u(o + 4 * C)] = flat[u(rb + cm + k)]
+        buf[u(o + 5 * C)] = flat[u(rb + ca + k)]
+        buf[u(o + 6 * C)] = flat[u(rb + cb + k)]
+        buf[u(o + 7 * C)] = flat[u(rb + cp + k)]
+        buf[u(o + 8 * C)] = flat[u(rm + ca + k)]
+        buf[u(o + 9 * C)] = flat[u(rm + cb + k)]
+        buf[u(o + 10 * C)] = flat[u(rp + ca + k)]
+        buf[u(o + 11 * C)] = flat[u(rp + cb + k)]
 
 
 @njit(cache=True, inline="always")
