@@ -335,3 +335,27 @@ def test_dense_evidence_needs_every_visible_point_and_enough_channels():
     assert not V.dense_refinement({"points": "visible", "channels": 3}, TH)  # RGB
     assert not V.dense_refinement({"points": "inliers", "channels": 32}, TH)
     assert not V.dense_refinement({"points": "visible"}, TH)  # records of older runs
+
+
+def test_judge_record_reads_logged_statistics_as_judge_does():
+    """The pipeline and benchmarks/verdict.py both judge through judge_record: logged stats
+    (NaN stored as null) give judge's verdict, including when F-PnP's solver failed and a
+    confirming second reference overrules the visible-point veto."""
+    confirmed = _pnp(second_support=0.88, second_rotation=1.1, second_translation=0.011)
+    failed = _fpnp(success=False, message="no match")
+    refused = dataclasses.replace(failed, match_ratio=0.87)
+    ver = {
+        "pnp": dataclasses.asdict(confirmed),
+        "fpnp": dataclasses.asdict(failed),
+        "fpnp_visible": {**dataclasses.asdict(refused), "move_sigma": None},
+    }
+    dense = {"points": "visible", "channels": 32}
+    assert V.judge_record(ver, dense, TH) == ("", False)  # the PnP pose, confirmed
+    lone = {**ver, "pnp": dataclasses.asdict(_pnp())}
+    reason, use = V.judge_record(lone, dense, TH)
+    assert "do not match at this pose (ratio 0.87" in reason and not use
+    update = dataclasses.replace(_fpnp([1e-3, 0, 0, 0, 1e-3, 0], cost_final=0.6), match_ratio=0.5)
+    clustered = _pnp(hull_fraction=0.08)
+    rec = {"pnp": dataclasses.asdict(clustered), "fpnp": dataclasses.asdict(update)}
+    assert V.judge_record(rec, dense, TH) == V.judge(clustered, update, None, TH, dense=True)
+    assert V.judge_record(rec, None, TH) == V.judge(clustered, update, None, TH)

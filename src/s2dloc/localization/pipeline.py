@@ -200,8 +200,8 @@ class Localizer:
         res.pose = res.pnp_pose = ranked[0][1].pose
         if self.conf["pnp"]["joint_refine"]:  # the pose F-PnP starts from and falls back to
             t = time.perf_counter()
-            joint = refine_on_all_references(query, per_ref, *ranked[0], max_error)
-            res.pose = res.pnp_pose = joint.pose
+            joint = refine_on_all_references(query, per_ref, res.pnp_pose, max_error)
+            res.pose = res.pnp_pose = joint
             res.timings["pnp"] += time.perf_counter() - t
         evidence = Evidence(query, per_ref, ranked, max_error, self.thresholds)
         check = evidence.judge_pnp(res)

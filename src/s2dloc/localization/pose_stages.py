@@ -69,30 +69,26 @@ def rank_pnp(
 def refine_on_all_references(
     query: Query,
     per_ref: dict[str, RefMatches],
-    name: str,
-    pnp: PnPResult,
+    pose: Pose,
     max_error: float,
     rounds: int = 2,
-) -> PnPResult:
-    """Reference ``name``'s PnP pose refined on the matches of every reference in ``per_ref``
+) -> Pose:
+    """A reference's PnP ``pose`` refined on the matches of every reference in ``per_ref``
     that it explains within ``max_error`` pixels (chosen again after each of ``rounds``
-    refinements); returns that pose with its inliers among ``name``'s matches.
+    refinements).
 
     One reference's points often cover a narrow band of depth and image, where rotation and a
     sideways shift trade off; the other references see the scene from elsewhere along the
     route and add the parallax that fixes that direction. Matches of a reference of another
-    place do not fit the pose and take no part. The verdict still judges ``name``'s own pose
-    and matches (:class:`Evidence`): its thresholds are of single-reference fits."""
+    place do not fit the pose and take no part. The verdict still judges the best reference's
+    own pose and matches (:class:`Evidence`): its thresholds are of single-reference fits."""
     cam = query.camera
     p2d = np.concatenate([m.p2d for m in per_ref.values()])
     p3d = np.concatenate([m.points3d for m in per_ref.values()])
-    pose = pnp.pose
     for _ in range(rounds):
         fit = reprojection_errors(p2d, p3d, cam, pose) < max_error
         pose = refine_pose(PnPResult(pose, fit, True), p2d, p3d, cam).pose
-    m = per_ref[name]
-    own = reprojection_errors(m.p2d, m.points3d, cam, pose) < max_error
-    return PnPResult(pose, own, True, pnp.message)
+    return pose
 
 
 @dataclasses.dataclass
@@ -149,19 +145,11 @@ class Evidence:
     def judge_final(self, res: QueryResult, fpnp_pose: Pose) -> None:
         """After F-PnP (its pose ``fpnp_pose``, judged by :func:`accept_fpnp`), judge the best
         reference's matches at that pose (``res.verify["final"]``) and take the verdict of
-        :func:`verify.judge`: ``res.reason``, and F-PnP's pose as the answer (``res.pose``,
+        :func:`verify.judge_record`: ``res.reason``, and F-PnP's pose as the answer (``res.pose``,
         ``res.fpnp_success``) when trusted."""
-        seen = res.verify.get("fpnp_visible")
-        visible = V.FPnPStats(**seen) if seen else None
-        if not res.verify["fpnp"]["solver_success"]:
-            res.reason = V.check_visible(visible, self.thresholds) or res.reason
-            return
-        final = self.stats_at(fpnp_pose)
-        res.verify["final"] = dataclasses.asdict(final)
-        pnp = V.PnPStats(**res.verify["pnp"])
-        fpnp = V.FPnPStats(**res.verify["fpnp"])
-        dense = V.dense_refinement(res.fpnp, self.thresholds)
-        res.reason, use_fpnp = V.judge(pnp, fpnp, final, self.thresholds, visible, dense)
+        if res.verify["fpnp"]["solver_success"]:
+            res.verify["final"] = dataclasses.asdict(self.stats_at(fpnp_pose))
+        res.reason, use_fpnp = V.judge_record(res.verify, res.fpnp, self.thresholds)
         if use_fpnp and not res.fpnp_success:  # its move is supported by the matches
             res.fpnp_success, res.pose = True, fpnp_pose
             res.fpnp["message"] = ""

@@ -396,3 +396,24 @@ def judge(
     if use_fpnp:
         return ("" if supported or agrees else reason), True
     return reason or check_pnp_against_fpnp(fpnp, th), False
+
+
+def _stats(cls, d: dict | None):
+    """``cls(**d)`` with None read as NaN (log.jsonl stores NaN as null); None if ``d`` is."""
+    return None if d is None else cls(**{k: math.nan if v is None else v for k, v in d.items()})
+
+
+def judge_record(ver: dict, fpnp_record: dict | None, th: VerifyThresholds) -> tuple[str, bool]:
+    """:func:`judge` on the statistics a query records: ``ver`` as ``QueryResult.verify``
+    (``"pnp"``, and ``"fpnp"``, ``"final"``, ``"fpnp_visible"`` where they exist) and its F-PnP
+    record ``fpnp_record`` (``QueryResult.fpnp``). The pipeline judges live queries and
+    ``benchmarks/verdict.py`` judges logged ones with it, so both reach the same verdict."""
+    dense = dense_refinement(fpnp_record or {}, th)
+    return judge(
+        _stats(PnPStats, ver["pnp"]),
+        _stats(FPnPStats, ver.get("fpnp")),
+        _stats(PnPStats, ver.get("final")),
+        th,
+        _stats(FPnPStats, ver.get("fpnp_visible")),
+        dense,
+    )

@@ -101,10 +101,6 @@ def _pose(v) -> Pose | None:
     return None if v is None else Pose.from_quat_t(v[:4], v[4:])
 
 
-def _nan(d: dict) -> dict:
-    return {k: math.nan if v is None else v for k, v in d.items()}
-
-
 def judge(rec: dict, th: V.VerifyThresholds) -> Outcome:
     """Verdict and final pose of a log record under thresholds ``th``."""
     name, pose = rec["name"], _pose(rec.get("pose"))
@@ -113,13 +109,8 @@ def judge(rec: dict, th: V.VerifyThresholds) -> Outcome:
     ver = rec.get("verify") or {}
     if "pnp" not in ver:
         return Outcome(name, pose, False, rec.get("reason") or "no PnP pose")
-    pnp = V.PnPStats(**_nan(ver["pnp"]))
-    fpnp = V.FPnPStats(**_nan(ver["fpnp"])) if "fpnp" in ver else None
-    final = V.PnPStats(**_nan(ver["final"])) if "final" in ver else None
-    visible = V.FPnPStats(**_nan(ver["fpnp_visible"])) if "fpnp_visible" in ver else None
-    dense = V.dense_refinement(rec.get("fpnp") or {}, th)
-    reason, use_fpnp = V.judge(pnp, fpnp, final, th, visible, dense)
-    if fpnp is not None:
+    reason, use_fpnp = V.judge_record(ver, rec.get("fpnp"), th)
+    if "fpnp" in ver:
         fpnp_pose = _pose((rec.get("fpnp") or {}).get("pose"))
         use_fpnp = use_fpnp and fpnp_pose is not None
         pose = fpnp_pose if use_fpnp else _pose(rec["pnp_pose"])
