@@ -81,16 +81,29 @@ def _window(radius: int) -> tuple[torch.Tensor, torch.Tensor]:
     return du.flatten(), dv.flatten()
 
 
+def _row_max(sim: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sim.max(-1)`` of ``sim (m, n)``, ``n`` a multiple of ``block``: the maxima and the
+    index of each one's first occurrence. Through the maxima of blocks of ``block`` columns
+    and one block per row, which reads ``sim`` once vectorised where torch's maximum with
+    indices does not vectorise on the CPU."""
+    m, n = sim.shape
+    blocks = sim.view(m, n // block, block)
+    best, b = blocks.amax(-1).max(-1)  # the first block holding each row's maximum
+    within = blocks.gather(1, b[:, None, None].expand(m, 1, block))[:, 0]
+    return best, b * block + within.argmax(-1)
+
+
 def coarse_match(
     desc: torch.Tensor, dense: torch.Tensor, radius: int, chunk: int = 512
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Best position ``(M, 2)`` (matching-level pixels, sub-pixel), best and second-best
     (outside ``radius``) similarities ``(M,)`` of descriptors ``(M, D)`` in a map ``(D, H, W)``.
 
-    Per chunk of rows: one float32 matrix product, the row maxima, the 4 neighbours of each
-    maximum (parabolic sub-pixel peak), then the ``(2 radius + 1)^2`` window around the maximum
-    is overwritten with -2 in place (a scatter of ``M x window`` entries rather than an
-    ``M x HW`` mask) and the maxima of what is left are the second-best scores.
+    Per chunk of rows: one float32 matrix product into a buffer reused by every chunk (a fresh
+    ``chunk x HW`` tensor per chunk costs its page faults each time), the row maxima, the 4
+    neighbours of each maximum (parabolic sub-pixel peak), then the ``(2 radius + 1)^2`` window
+    around the maximum is overwritten with -2 in place (a scatter of ``M x window`` entries
+    rather than an ``M x HW`` mask) and the maxima of what is left are the second-best scores.
     """
     Dd, H, W = dense.shape
     flat = dense.reshape(Dd, H * W).float().contiguous()
@@ -98,9 +111,11 @@ def coarse_match(
     nu = torch.tensor([-1, 1, 0, 0])
     nv = torch.tensor([0, 0, -1, 1])
     pos, s1s, s2s = [], [], []
+    buffer = torch.empty(min(chunk, len(desc)), H * W)
     for i in range(0, len(desc), chunk):
-        sim = desc[i : i + chunk].float() @ flat  # (m, HW)
-        s1, idx = sim.max(-1)
+        rows = desc[i : i + chunk].float()
+        sim = torch.mm(rows, flat, out=buffer[: len(rows)])  # (m, HW)
+        s1, idx = _row_max(sim, W)
         u1, v1 = idx % W, idx // W
         # Sub-pixel peak of the correlation along u and v (neighbours clamped at the border).
         nb = (v1[:, None] + nv).clamp(0, H - 1) * W + (u1[:, None] + nu).clamp(0, W - 1)
@@ -109,7 +124,7 @@ def coarse_match(
         dv = _parabola(g[:, 2], s1, g[:, 3]) * ((v1 > 0) & (v1 < H - 1))
         # Clamping keeps window cells inside the image and inside the window.
         win = (v1[:, None] + wv).clamp(0, H - 1) * W + (u1[:, None] + wu).clamp(0, W - 1)
-        s2 = sim.scatter_(1, win, -2.0).max(-1).values
+        s2 = sim.scatter_(1, win, -2.0).amax(-1)
         pos.append(torch.stack([u1 + 0.5 + du, v1 + 0.5 + dv], -1))
         s1s.append(s1)
         s2s.append(s2)
