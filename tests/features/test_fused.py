@@ -11,6 +11,7 @@ from s2dloc.features import disk_backbone, fused, gnnet
 from s2dloc.features.common import fingerprint
 from s2dloc.features.disk_backbone import DISKBackbone
 from s2dloc.features.fused import (
+    avg_pool2,
     can_fuse,
     instance_norm_prelu_,
     instance_norm_prelu_channels_last,
@@ -89,6 +90,21 @@ def test_upsample_cat_matches_torch(B, dtype):
     torch.testing.assert_close(out, torch.cat([up, skip], 1))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(1, 16, 48, 64), (2, 3, 9, 11)])  # odd sizes: floor
+def test_avg_pool2_is_avg_pool2d_bit_for_bit(dtype, threads, shape):
+    g = torch.Generator().manual_seed(2)
+    x = (torch.randn(*shape, generator=g) * 1e3).to(dtype)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = avg_pool2(x)
+    finally:
+        torch.set_num_threads(before)
+    assert out.dtype == dtype and torch.equal(out, F.avg_pool2d(x, 2))
+
+
 def test_kernels_only_without_gradients():
     x = torch.randn(1, 2, 4, 4)
     assert not can_fuse(x)  # gradients on: the layers, for autograd
@@ -115,8 +131,11 @@ def test_disk_trunk_fused_equals_layers(monkeypatch):
 
     for name in ("instance_norm_prelu_", "instance_norm_prelu_channels_last"):
         monkeypatch.setattr(disk_backbone, name, counted(getattr(disk_backbone, name)))
+    pools = []
+    monkeypatch.setattr(disk_backbone, "avg_pool2", lambda x: pools.append(1) or avg_pool2(x))
     with_kernels = model.extract(image)
     assert len(calls) == 8  # every block but the first
+    assert len(pools) == 4  # every downsampling block
     # the last block feeds the full-resolution convolution channels-last
     assert calls[-1][0] == "instance_norm_prelu_channels_last"
     assert all(name == "instance_norm_prelu_" for name, _ in calls[:-1])

@@ -39,6 +39,7 @@ from torch import nn
 from s2dloc.features.base import HeadedExtractor
 from s2dloc.features.common import finish_levels, merge_config, pad_to_multiple
 from s2dloc.features.fused import (
+    avg_pool2,
     can_fuse,
     instance_norm_prelu_,
     instance_norm_prelu_channels_last,
@@ -231,7 +232,9 @@ def _conv_bfloat16(x: torch.Tensor, weight, bias, stride, padding, memory_format
 def _down_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Inference forward of a ``ThinUnetDownBlock``: the same as ``block(x)``, ``x`` untouched."""
     downsample, conv = block
-    y = downsample(x)
+    # kornia's TrivialDownsample is F.avg_pool2d(x, 2), whose kernel for this layout is slow.
+    pool = type(downsample).__name__ == "TrivialDownsample"
+    y = avg_pool2(x) if pool else downsample(x)
     if y is x and isinstance(conv[0], nn.InstanceNorm2d):
         y = x.clone()  # never normalise the caller's tensor in place
     return _gated_conv(conv, y)

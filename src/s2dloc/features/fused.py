@@ -180,6 +180,18 @@ def _upsample_nearest_cat(bottom, skip, out, r0, r1):
                     out[b, y, x, Cb + c] = skip[b, y, x, c]
 
 
+@njit(cache=True, nogil=True)
+def _avg_pool2_planes(x, out, r0, r1):
+    """Planes ``r0:r1`` of ``out (R, h, w)``: the 2x2 means of ``x (R, >= 2h, >= 2w)``, summed
+    in ``F.avg_pool2d``'s order (row by row), so the results are the same bit for bit."""
+    _, h, w = out.shape
+    for r in range(r0, r1):
+        for y in range(h):
+            for c in range(w):
+                s = x[r, 2 * y, 2 * c] + x[r, 2 * y, 2 * c + 1]
+                out[r, y, c] = (s + x[r, 2 * y + 1, 2 * c] + x[r, 2 * y + 1, 2 * c + 1]) / 4
+
+
 def _in_threads(kernel, n: int, *args) -> None:
     """``kernel(*args, r0, r1)`` over ``range(n)`` split into one range per thread."""
     workers = min(n, max(1, torch.get_num_threads()))
@@ -218,6 +230,17 @@ def can_fuse(x: torch.Tensor, contiguous: bool = True) -> bool:
         and x.dtype in (torch.float32, torch.float64)
         and (x.is_contiguous() or not contiguous)
     )
+
+
+def avg_pool2(x: torch.Tensor) -> torch.Tensor:
+    """``F.avg_pool2d(x, 2)`` of ``x (B, C, H, W)`` (contiguous, CPU, see :func:`can_fuse`), the
+    same values, in threads over the planes: torch's kernel for this layout does not vectorise
+    (a 16x480x640 map took 16 ms, 3.5 ms channels-last)."""
+    B, C, H, W = x.shape
+    out = x.new_empty(B, C, H // 2, W // 2)
+    planes = x.view(B * C, H, W).numpy()
+    _in_threads(_avg_pool2_planes, B * C, planes, out.view(B * C, H // 2, W // 2).numpy())
+    return out
 
 
 def instance_norm_prelu_(x: torch.Tensor, slope: torch.Tensor, eps: float) -> torch.Tensor:
