@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
         "min_inliers": 12,
         "seed": 0,
         "max_trials": 10000,
+        # RANSAC trials of a first pass on each reference; see pose_stages.rank_pnp for which
+        # references then run up to max_trials (the same poses as max_trials alone gives)
+        "first_trials": 2000,
         # refine the best reference's pose on every retrieved reference's matches it explains
         # (s2dloc.localization.pose_stages.refine_on_all_references)
         "joint_refine": True,
@@ -179,6 +182,7 @@ CHECKS: dict[str, Check] = {
     "pnp.max_error": POSITIVE,
     "pnp.min_inliers": in_range(3),
     "pnp.max_trials": in_range(1),
+    "pnp.first_trials": in_range(1),
     "fpnp.num_refs": in_range(1),
     "fpnp.points": one_of("inliers", "visible"),
     "fpnp.inlier_threshold": POSITIVE,

@@ -164,7 +164,8 @@ class Localizer:
         self, query: Query, per_ref: dict[str, RefMatches], res: QueryResult
     ) -> list[tuple[str, PnPResult]]:
         """PnP-RANSAC per reference (see :func:`~s2dloc.localization.pose_stages.rank_pnp`)."""
-        return rank_pnp(query, per_ref, res, self.conf["pnp"])
+        rival = self.thresholds.agree_min_support if self.thresholds.enabled else 0.0
+        return rank_pnp(query, per_ref, res, self.conf["pnp"], rival)
 
     # ------------------------------------------------------------------ main entry points
     def localize(self, query: Query) -> QueryResult:

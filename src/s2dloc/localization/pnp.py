@@ -4,6 +4,7 @@ camera model and distortion."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,32 @@ def estimate_pose(
         return PnPResult(pose, inliers, False, f"{int(inliers.sum())} inliers < {min_inliers}")
     result = PnPResult(pose, inliers, True)
     return refine_pose(result, p2d, p3d, camera) if refine else result
+
+
+def trials_needed(ratio: float, multiplier: bool = True) -> float:
+    """RANSAC trials (P3P samples of 3) after which pycolmap's RANSAC has found a pose of
+    inlier ratio ``ratio``, if there is one, with its confidence (times its multiplier of the
+    number of trials where ``multiplier``: the number at which it stops); inf for ratio 0."""
+    import pycolmap
+
+    ransac = pycolmap.AbsolutePoseEstimationOptions().ransac
+    if ratio >= 1.0:
+        return 1.0
+    miss = math.log1p(-(max(ratio, 0.0) ** 3))
+    if miss == 0.0:  # ratio**3 below round-off: no number of trials is enough
+        return math.inf
+    factor = ransac.dyn_num_trials_multiplier if multiplier else 1.0
+    return factor * math.log(1 - ransac.confidence) / miss
+
+
+def settled(pnp: PnPResult, num_matches: int, trials: int) -> bool:
+    """Whether a RANSAC run of at most ``trials`` trials stopped by its confidence, so that one
+    allowed more trials (same seed) returns the same pose and inliers: the trials its inlier
+    ratio asks for (:func:`trials_needed`) are at most half of ``trials``, a margin for the
+    support it counted before its last local optimisation."""
+    if not pnp.success or num_matches == 0:
+        return False
+    return trials_needed(pnp.num_inliers / num_matches) <= trials / 2
 
 
 def refine_pose(pnp: PnPResult, p2d: np.ndarray, p3d: np.ndarray, camera: Camera) -> PnPResult:

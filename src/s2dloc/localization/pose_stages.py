@@ -18,7 +18,14 @@ from s2dloc.geometry import Pose
 from s2dloc.localization import verify as V
 from s2dloc.localization.cache import RefFeatures
 from s2dloc.localization.map import Map
-from s2dloc.localization.pnp import PnPResult, estimate_pose, refine_pose, reprojection_errors
+from s2dloc.localization.pnp import (
+    PnPResult,
+    estimate_pose,
+    refine_pose,
+    reprojection_errors,
+    settled,
+    trials_needed,
+)
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.s2d import RefMatches
 from s2dloc.localization.stages import observations_seen_at
@@ -33,22 +40,52 @@ class PnPCheck:
 
 
 def rank_pnp(
-    query: Query, per_ref: dict[str, RefMatches], res: QueryResult, conf: dict
+    query: Query,
+    per_ref: dict[str, RefMatches],
+    res: QueryResult,
+    conf: dict,
+    rival_support: float = 0.0,
 ) -> list[tuple[str, PnPResult]]:
     """PnP-RANSAC per reference with the ``pnp`` settings ``conf`` (sets counts in ``res`` and
     the references' inlier masks); successes, most inliers first, as ``[(name, PnPResult)]``.
 
+    RANSAC first runs at most ``first_trials`` trials on each reference. A reference whose run
+    did not stop by its confidence (:func:`~s2dloc.localization.pnp.settled`) runs again with
+    ``max_trials``, unless it is not the first pass's best and those first trials would have
+    found, with RANSAC's confidence, a pose with ``rival_support`` x the best's inliers (the
+    verdict's ``agree_min_support``) among its matches: such a reference is neither the best
+    nor a rival the verdict compares with it, and keeps the first pass's pose and inliers.
+    Every other reference gets the pose and inliers that ``max_trials`` alone gives (same
+    seed).
+
     Only the two poses used later (the best's, and the second's for the agreement check) get
     the non-linear refinement; it costs more than RANSAC itself when inliers are many."""
     names = list(per_ref)
+    first = min(int(conf["first_trials"]), int(conf["max_trials"]))
 
-    def ransac(name: str) -> PnPResult:
+    def ransac(name: str, trials: int) -> PnPResult:
         m = per_ref[name]
-        return estimate_pose(m.p2d, m.points3d, query.camera, conf, refine=False)
+        return estimate_pose(
+            m.p2d, m.points3d, query.camera, {**conf, "max_trials": trials}, refine=False
+        )
 
     # pycolmap releases the GIL, so the references run in parallel threads.
     with ThreadPoolExecutor(max(1, min(len(names), torch.get_num_threads()))) as pool:
-        poses = list(pool.map(ransac, names))
+        poses = list(pool.map(lambda n: ransac(n, first), names))
+        counts = [p.num_inliers if p.success else 0 for p in poses]
+        lead = int(np.argmax(counts)) if counts else -1  # the first pass's best reference
+
+        def rerun(i: int) -> bool:
+            n = len(per_ref[names[i]])
+            if first >= int(conf["max_trials"]) or settled(poses[i], n, first):
+                return False
+            rival = rival_support * counts[lead] / max(n, 1)
+            return i == lead or trials_needed(rival, multiplier=False) > first
+
+        again = [i for i in range(len(names)) if rerun(i)]
+        full = pool.map(lambda i: ransac(names[i], int(conf["max_trials"])), again)
+        for i, pnp in zip(again, full):
+            poses[i] = pnp
         ranked = []
         for name, pnp in zip(names, poses):
             res.matches[name] = len(per_ref[name])
