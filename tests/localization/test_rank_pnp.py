@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import s2dloc.localization.pose_stages as stages
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization.pnp import estimate_pose, settled, trials_needed
 from s2dloc.localization.pose_stages import rank_pnp
@@ -84,8 +85,6 @@ def test_without_a_rival_bound_every_unsettled_reference_runs_max_trials():
 def test_the_first_pass_best_runs_max_trials_unless_settled(monkeypatch):
     """A best reference at 45% inliers has not settled after 500 trials (pycolmap asks for
     about 1260 at that ratio): it runs again, whatever a rival bound would allow."""
-    import s2dloc.localization.pose_stages as stages
-
     runs = []
 
     def counted(p2d, p3d, cam, conf, refine=True):

@@ -61,7 +61,8 @@ def rank_pnp(
     Only the two poses used later (the best's, and the second's for the agreement check) get
     the non-linear refinement; it costs more than RANSAC itself when inliers are many."""
     names = list(per_ref)
-    first = min(int(conf["first_trials"]), int(conf["max_trials"]))
+    most = int(conf["max_trials"])
+    first = min(int(conf["first_trials"]), most)
 
     def ransac(name: str, trials: int) -> PnPResult:
         m = per_ref[name]
@@ -77,13 +78,13 @@ def rank_pnp(
 
         def rerun(i: int) -> bool:
             n = len(per_ref[names[i]])
-            if first >= int(conf["max_trials"]) or settled(poses[i], n, first):
+            if first == most or settled(poses[i], n, first):
                 return False
             rival = rival_support * counts[lead] / max(n, 1)
             return i == lead or trials_needed(rival, multiplier=False) > first
 
         again = [i for i in range(len(names)) if rerun(i)]
-        full = pool.map(lambda i: ransac(names[i], int(conf["max_trials"])), again)
+        full = pool.map(lambda i: ransac(names[i], most), again)
         for i, pnp in zip(again, full):
             poses[i] = pnp
         ranked = []
