@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from s2dloc.features import disk_backbone, fused, gnnet
-from s2dloc.features.common import fingerprint
+from s2dloc.features.common import fingerprint, finish_levels
 from s2dloc.features.disk_backbone import DISKBackbone
 from s2dloc.features.fused import (
     avg_pool2,
@@ -16,6 +16,7 @@ from s2dloc.features.fused import (
     instance_norm_prelu_,
     instance_norm_prelu_channels_last,
     normalize_channels_last,
+    normalize_channels_last_,
     upsample_cat,
     upsample_nearest_cat,
 )
@@ -173,6 +174,40 @@ def test_normalize_channels_last_matches_torch(dtype, layout):
     out = normalize_channels_last(x)
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, F.normalize(x, dim=1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normalize_channels_last_in_place_matches_torch(dtype):
+    g = torch.Generator().manual_seed(3)
+    x = (
+        torch.randn(2, 37, 6, 9, generator=g)
+        .to(dtype)
+        .contiguous(memory_format=torch.channels_last)
+    )
+    x[1, :, 4, 2] = 0  # a zero pixel stays zero
+    expected = F.normalize(x, dim=1)
+    with torch.no_grad():
+        assert normalize_channels_last_(x) is x
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    torch.testing.assert_close(x, expected, rtol=tol, atol=tol)
+
+
+def test_finish_levels_in_place_only_on_whole_channels_last_maps():
+    """``in_place`` normalises a channels-last map where it is, never a cropped or plain one."""
+    g = torch.Generator().manual_seed(5)
+    whole = torch.randn(1, 4, 8, 5, generator=g).contiguous(memory_format=torch.channels_last)
+    padded = torch.randn(1, 4, 8, 6, generator=g).contiguous(memory_format=torch.channels_last)
+    plain = torch.randn(1, 4, 4, 3, generator=g)
+    before = [m.clone() for m in (whole, padded, plain)]
+    with torch.no_grad():
+        out = finish_levels([whole, padded, plain], (8, 5), (1, 1, 2), True, in_place=True)
+    assert out[0].data_ptr() == whole.data_ptr()  # normalised where it is
+    assert out[1].shape == (1, 4, 8, 5) and torch.equal(padded, before[1])  # cropped: a copy
+    assert torch.equal(plain, before[2])
+    for o, b, size in zip(out, before, [(8, 5), (8, 5), (4, 3)], strict=True):
+        expected = F.normalize(b[..., : size[0], : size[1]], dim=1)
+        torch.testing.assert_close(o, expected, rtol=1e-6, atol=1e-6)
+        assert o.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_upsample_nearest_cat_matches_torch():

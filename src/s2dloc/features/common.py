@@ -9,7 +9,12 @@ from typing import Any, TypeVar
 import torch
 import torch.nn.functional as F
 
-from s2dloc.features.fused import can_fuse, normalize_channels_last
+from s2dloc.features.fused import (
+    can_fuse,
+    can_fuse_channels_last,
+    normalize_channels_last,
+    normalize_channels_last_,
+)
 from s2dloc.utils.config import from_settings, settings_of
 
 C = TypeVar("C")
@@ -43,14 +48,20 @@ def finish_levels(
     strides: tuple[int, ...],
     normalize: bool,
     fused: bool = True,
+    in_place: bool = False,
 ) -> list[torch.Tensor]:
     """Crop padded maps ``(B, C, H', W')`` to ``ceil(size / s)``, optionally L2-normalise over
     channels, and store them channels-last (without gradients and with ``fused``, normalised
-    and stored in one pass: :func:`s2dloc.features.fused.normalize_channels_last`)."""
+    and stored in one pass: :func:`s2dloc.features.fused.normalize_channels_last`). With
+    ``in_place`` (the maps are the caller's temporaries) a map already channels-last and
+    uncropped is normalised where it is."""
     H, W = size
     out = []
     for m, s in zip(maps, strides):
         m = m[..., : -(-H // s), : -(-W // s)]
+        if normalize and fused and in_place and can_fuse_channels_last(m):
+            out.append(normalize_channels_last_(m))
+            continue
         if normalize and fused and can_fuse(m, contiguous=False):
             out.append(normalize_channels_last(m))
             continue

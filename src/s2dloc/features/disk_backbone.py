@@ -200,8 +200,9 @@ class DISKBackbone(HeadedExtractor):
             feats = [acts[0]] + [h(a) for h, a in zip(heads[1:], acts[1:])]
         else:
             feats = [h(a) for h, a in zip(heads, acts)]
+        # The maps are this call's temporaries, except the activations kept for confidence heads.
         levels = finish_levels(
-            feats, size, self.strides, self.config.normalize, self.fuse_inference
+            feats, size, self.strides, self.config.normalize, self.fuse_inference, in_place=fold
         )
         return levels, acts, size
 

@@ -31,7 +31,11 @@ from numba import njit
 _pool: ThreadPoolExecutor | None = None
 
 
-@njit(cache=True, nogil=True)
+# Reductions may reorder their float64 sums (and so vectorise): 3x faster, equal to ~1e-15.
+_REDUCE = {"reassoc", "contract"}
+
+
+@njit(cache=True, nogil=True, fastmath=_REDUCE)
 def _mean_inv_std(row, eps):
     """``(mean, 1 / sqrt(var + eps))`` of a 1-D array (two passes, float64 sums)."""
     n = row.shape[0]
@@ -130,7 +134,7 @@ def _upsample2_channels(x, out, c0, c1):
             o[2 * w - 1] = row[w - 1]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_REDUCE)
 def _normalize_rows(x, out, r0, r1):
     """Rows ``r0:r1`` (``b * H + y``) of ``x (B, C, H, W)`` (any strides), each pixel divided by
     its L2 norm over channels (at least 1e-12), into ``out (B, H, W, C)``: pixel by pixel when
@@ -163,6 +167,21 @@ def _normalize_rows(x, out, r0, r1):
             for c in range(C):
                 for i in range(i0, i1):
                     out[b, y, i, c] = x[b, c, y, i] * norm[i]
+
+
+@njit(cache=True, nogil=True, fastmath=_REDUCE)
+def _normalize_pixels_(x, r0, r1):
+    """Rows ``r0:r1`` of ``x (P, C)`` (one pixel's channels per row) divided in place by their L2
+    norm (at least 1e-12)."""
+    C = x.shape[1]
+    for p in range(r0, r1):
+        row = x[p]
+        s = 0.0
+        for c in range(C):
+            s += row[c] * row[c]
+        inv = 1.0 / max(math.sqrt(s), 1e-12)
+        for c in range(C):
+            row[c] = row[c] * inv
 
 
 @njit(cache=True, nogil=True)
@@ -332,6 +351,15 @@ def normalize_channels_last(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty(B, H, W, C, dtype=x.dtype)
     _in_threads(_normalize_rows, B * H, x.detach().numpy(), out.numpy())
     return out.permute(0, 3, 1, 2)
+
+
+def normalize_channels_last_(x: torch.Tensor) -> torch.Tensor:
+    """``F.normalize(x, dim=1)`` of the channels-last ``x (B, C, H, W)`` (see
+    :func:`can_fuse_channels_last`) computed in place; returns ``x``. For a temporary: it saves
+    the new tensor of :func:`normalize_channels_last` (at 640x480, a third of its time)."""
+    B, C, H, W = x.shape
+    _in_threads(_normalize_pixels_, B * H * W, _nhwc(x).reshape(B * H * W, C))
+    return x
 
 
 def _nhwc(x: torch.Tensor) -> np.ndarray:
