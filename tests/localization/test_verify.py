@@ -108,6 +108,20 @@ def test_second_reference_with_most_of_the_support_must_agree():
     assert "disagree" in V.check_pnp(dataclasses.replace(rival, second_cross=0.49), TH)
 
 
+def test_a_disagreement_the_dense_comparison_decided_is_no_doubt():
+    """When the dense comparison put this reference first over a rival with more inliers
+    (``verify.rerank.swapped``), their disagreement does not reject the pose; every other
+    check still does, and a logged record reads the flag."""
+    rival = _pnp(second_support=1.3, second_rotation=24.0, second_translation=2.1)
+    assert "disagree" in V.check_pnp(rival, TH)
+    assert V.check_pnp(rival, TH, decided=True) == ""
+    assert "hull" in V.check_pnp(dataclasses.replace(rival, hull_fraction=0.05), TH, decided=True)
+    ver = {"pnp": dataclasses.asdict(rival)}
+    assert "disagree" in V.judge_record(ver, None, TH)[0]
+    assert "disagree" in V.judge_record({**ver, "rerank": {"swapped": False}}, None, TH)[0]
+    assert V.judge_record({**ver, "rerank": {"swapped": True}}, None, TH) == ("", False)
+
+
 def test_a_rival_pose_whose_matches_fit_the_best_pose_is_no_disagreement():
     """When the best pose also fits half or more of the 2nd reference's inliers, the 2nd
     reference's own pose is not the only reading of its matches."""

@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
         # refine the best reference's pose on every retrieved reference's matches it explains
         # (s2dloc.localization.pose_stages.refine_on_all_references)
         "joint_refine": True,
+        # put the second reference's pose first when its map points fit the query's dense
+        # features better (s2dloc.localization.rerank)
+        "dense_rerank": True,
     },
     "fpnp": {
         "enabled": True,

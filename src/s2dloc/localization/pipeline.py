@@ -49,6 +49,7 @@ from s2dloc.localization.pose_stages import (
     refine_on_all_references,
 )
 from s2dloc.localization.query import Query, QueryResult
+from s2dloc.localization.rerank import rerank_by_features
 from s2dloc.localization.retrieval import Retrieval
 from s2dloc.localization.s2d import RefMatches, match_batch
 
@@ -167,6 +168,20 @@ class Localizer:
         rival = self.thresholds.agree_min_support if self.thresholds.enabled else 0.0
         return rank_pnp(query, per_ref, res, self.conf["pnp"], rival)
 
+    def _rerank(
+        self, query: Query, maps: list, ranked: list[tuple[str, PnPResult]], res: QueryResult
+    ) -> list[tuple[str, PnPResult]]:
+        """The two best PnP poses in the order of their dense feature fit
+        (:func:`~s2dloc.localization.rerank.rerank_by_features`; ``res.verify["rerank"]``)."""
+        c = self.conf["fpnp"]
+        levels = fpnp_levels(maps, self.conf)
+        ranked, record = rerank_by_features(
+            query, levels, ranked, self.refs, self.map, c["num_refs"], c["max_points"]
+        )
+        if record:
+            res.verify["rerank"] = record
+        return ranked
+
     # ------------------------------------------------------------------ main entry points
     def localize(self, query: Query) -> QueryResult:
         """Localize one query (errors are caught, logged and recorded in the result)."""
@@ -195,6 +210,10 @@ class Localizer:
                 "query %s: PnP failed on every reference; fallback to %s", query.name, res.best_ref
             )
             return
+        if self.conf["pnp"]["dense_rerank"]:
+            t = time.perf_counter()
+            ranked = self._rerank(query, feats.maps, ranked, res)
+            res.timings["pnp"] += time.perf_counter() - t
         res.best_ref = ranked[0][0]
         res.pnp_success = True
         max_error = self.conf["pnp"]["max_error"]

@@ -51,7 +51,8 @@ class QueryResult:
     ``success`` is the verdict: True only when the pose passed verification (see
     :mod:`s2dloc.localization.verify`); ``reason`` says why not ("" on success). ``verify``
     holds the statistics the verdict was taken from (``pnp``, ``fpnp`` and ``final``: the
-    best reference's matches at F-PnP's pose).
+    best reference's matches at F-PnP's pose), and ``rerank`` the dense comparison of the two
+    best PnP poses (:mod:`s2dloc.localization.rerank`).
 
     ``ref_matches`` keeps the 2D-3D matches of every reference (query pixels, point ids, world
     points, scores and the PnP inlier mask) for plots and export; :meth:`to_json` leaves them

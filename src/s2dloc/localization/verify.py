@@ -188,8 +188,10 @@ def _second_confirms(s: PnPStats, th: VerifyThresholds) -> bool:
     return s.second_support >= th.agree_min_support and _agrees(s, th)
 
 
-def check_pnp(s: PnPStats, th: VerifyThresholds) -> str:
-    """Why the PnP pose is not trusted ("" if it is, or if verification is disabled)."""
+def check_pnp(s: PnPStats, th: VerifyThresholds, decided: bool = False) -> str:
+    """Why the PnP pose is not trusted ("" if it is, or if verification is disabled).
+    ``decided``: the dense comparison of the two references' poses put this one first
+    (:mod:`s2dloc.localization.rerank`), so their disagreement is settled, not a doubt."""
     if not th.enabled:
         return ""
     if s.num_inliers < th.min_inliers:
@@ -213,7 +215,7 @@ def check_pnp(s: PnPStats, th: VerifyThresholds) -> str:
             f"PnP: median residual {s.residual_median:.2f} px > {ratio} x "
             f"the RANSAC threshold {s.max_error:g} px"
         )
-    if rival and not agree and not s.second_cross >= th.agree_min_cross:
+    if rival and not agree and not decided and not s.second_cross >= th.agree_min_cross:
         return (
             f"PnP: top references disagree ({s.second_rotation:.1f} deg, "
             f"{s.second_translation:.3f} of depth)"
@@ -369,6 +371,7 @@ def judge(
     th: VerifyThresholds,
     visible: FPnPStats | None = None,
     dense: bool = False,
+    decided: bool = False,
 ) -> tuple[str, bool]:
     """The verdict of a query from its statistics: ``(why it fails or "", whether F-PnP's
     pose is the answer)``. ``final`` are the best reference's matches judged at F-PnP's pose
@@ -380,16 +383,16 @@ def judge(
     with a modest cost decrease. So does, for a trusted update, a refinement on every point the
     references see (``dense``) whose features match their references (match ratio at most
     ``fpnp_dense_match_ratio``): thousands of points agree where a few hundred matches were
-    too clustered or disputed by the second reference."""
+    too clustered or disputed by the second reference. ``decided``: see :func:`check_pnp`."""
     # Two references' own poses that agree outweigh the features' agreement at the end of
     # the refused refinement: the veto is for poses one reference alone supports.
     veto = "" if _second_confirms(pnp, th) else check_visible(visible, th)
     if veto:
         return veto, False
-    reason = check_pnp(pnp, th)
+    reason = check_pnp(pnp, th, decided)
     if fpnp is None:
         return reason, False
-    supported = final is not None and not check_pnp(final, th)
+    supported = final is not None and not check_pnp(final, th, decided)
     trusted = not check_fpnp(fpnp, th)
     use_fpnp = trusted or (supported and not check_fpnp(fpnp, th, move=False))
     agrees = dense and trusted and fpnp.match_ratio <= th.fpnp_dense_match_ratio
@@ -406,7 +409,8 @@ def _stats(cls, d: dict | None):
 def judge_record(ver: dict, fpnp_record: dict | None, th: VerifyThresholds) -> tuple[str, bool]:
     """:func:`judge` on the statistics a query records: ``ver`` as ``QueryResult.verify``
     (``"pnp"``, and ``"fpnp"``, ``"final"``, ``"fpnp_visible"`` where they exist) and its F-PnP
-    record ``fpnp_record`` (``QueryResult.fpnp``). The pipeline judges live queries and
+    record ``fpnp_record`` (``QueryResult.fpnp``); ``"rerank"`` says whether the dense
+    comparison swapped the top two references. The pipeline judges live queries and
     ``benchmarks/verdict.py`` judges logged ones with it, so both reach the same verdict."""
     dense = dense_refinement(fpnp_record or {}, th)
     return judge(
@@ -416,4 +420,5 @@ def judge_record(ver: dict, fpnp_record: dict | None, th: VerifyThresholds) -> t
         th,
         _stats(FPnPStats, ver.get("fpnp_visible")),
         dense,
+        bool(ver.get("rerank", {}).get("swapped", False)),
     )
