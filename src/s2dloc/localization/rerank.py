@@ -17,8 +17,10 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from s2dloc.fpnp.config import FPnPConfig
 from s2dloc.fpnp.levels import prepare_levels
 from s2dloc.geometry import Camera, Pose
+from s2dloc.localization import verify as V
 from s2dloc.localization.cache import RefFeatures
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult
@@ -38,7 +40,7 @@ def residual_medians(
     fmap: torch.Tensor,
     camera: Camera,
     poses: list[Pose],
-    margin: float = 1.0,
+    margin: float = FPnPConfig.margin,
 ) -> list[float]:
     """Median squared residual norm ``||F(pi(T X_i)) - f_i||^2`` at each of ``poses``, over the
     points valid at all of them: ``points (N, 3)``, reference features ``ref (N, C)``, one
@@ -50,7 +52,7 @@ def residual_medians(
     )
     sq, valid = [], torch.ones(X.shape[1], dtype=torch.bool)
     for pose in poses:
-        r = level.residuals(X, pose.float().matrix()[None], margin, 1e-3)
+        r = level.residuals(X, pose.float().matrix()[None], margin, FPnPConfig.min_depth)
         sq.append(r.sq[0])
         valid &= r.valid[0]
     if not valid.any():
@@ -77,8 +79,7 @@ def rerank_by_features(
     (name_a, a), (name_b, b) = ranked[:2]
     X_a = a.pose.double().transform(torch.from_numpy(map_.xyz(map_[name_a].point3D_ids)))
     depth = float(X_a[:, 2].abs().median()) if len(X_a) else 1.0
-    rotation = float(a.pose.angle_to(b.pose))
-    centre = float(a.pose.center_distance_to(b.pose)) / max(depth, 1e-9)
+    rotation, centre = V.pose_difference(a.pose, b.pose, depth)
     if rotation < SAME_ROTATION_DEG and centre < SAME_CENTRE:
         return ranked, {}
     cam = query.camera

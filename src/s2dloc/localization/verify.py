@@ -406,6 +406,12 @@ def _stats(cls, d: dict | None):
     return None if d is None else cls(**{k: math.nan if v is None else v for k, v in d.items()})
 
 
+def rerank_decided(ver: dict) -> bool:
+    """Whether the dense comparison put the best reference first over the one with more
+    inliers (``ver`` as ``QueryResult.verify``; see :func:`check_pnp`'s ``decided``)."""
+    return bool(ver.get("rerank", {}).get("swapped", False))
+
+
 def judge_record(ver: dict, fpnp_record: dict | None, th: VerifyThresholds) -> tuple[str, bool]:
     """:func:`judge` on the statistics a query records: ``ver`` as ``QueryResult.verify``
     (``"pnp"``, and ``"fpnp"``, ``"final"``, ``"fpnp_visible"`` where they exist) and its F-PnP
@@ -420,5 +426,5 @@ def judge_record(ver: dict, fpnp_record: dict | None, th: VerifyThresholds) -> t
         th,
         _stats(FPnPStats, ver.get("fpnp_visible")),
         dense,
-        bool(ver.get("rerank", {}).get("swapped", False)),
+        rerank_decided(ver),
     )
