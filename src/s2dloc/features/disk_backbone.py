@@ -45,7 +45,9 @@ from s2dloc.features.fused import (
     instance_norm_prelu_channels_last,
     native_bf16,
     upsample_cat,
+    workspace,
 )
+from s2dloc.features.fused_decoder import norm_prelu_upsample_cat
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,8 @@ class DISKBackbone(HeadedExtractor):
         """Padded images ``(B, 3, H, W)`` -> trunk activations at strides 1, 2, 4, 8.
 
         With ``fold_head`` the stride-1 entry is already the head's output ``(B, C, H, W)``.
+        In bfloat16 inference the decoder's activations live in this thread's workspaces
+        (channels-last), valid until the next call.
         """
         fused = self.fuse_inference and can_fuse(images)
         low = fused and self.bf16_decoder and images.dtype == torch.float32
@@ -147,7 +151,7 @@ class DISKBackbone(HeadedExtractor):
             if i == len(blocks) - 1 and fold_head:
                 x = self._headed_last_block(block, x, skip, fused, low)
             else:
-                x = _up_block(block, x, skip, low) if fused else block(x, skip)
+                x = _up_block(block, x, skip, low, f"decoder{i}") if fused else block(x, skip)
             acts.append(x)
         if not fold_head:
             acts[-1] = acts[-1][:, : self.desc_dim]  # drop the keypoint heatmap channel
@@ -170,11 +174,11 @@ class DISKBackbone(HeadedExtractor):
         only): normalised and convolved in bfloat16 (see :func:`_gated_conv`).
         """
         norm, gate, _, conv = block.conv
-        if fused:  # channels-last input: the convolution below dominates the extraction
+        if low:  # channels-last bfloat16 input: the convolution below dominates the extraction
+            x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps)
+        elif fused:
             x = upsample_cat(bottom, skip, reuse=True)
-            x = instance_norm_prelu_channels_last(
-                x, gate.weight, norm.eps, torch.bfloat16 if low else None
-            )
+            x = instance_norm_prelu_channels_last(x, gate.weight, norm.eps)
         else:
             x = gate(norm(torch.cat([block.upsample(bottom), skip], dim=1)))
         head = self.heads[0]
@@ -182,7 +186,7 @@ class DISKBackbone(HeadedExtractor):
         weight = torch.einsum("ck,kihw->cihw", w_head, conv.weight[: self.desc_dim])
         bias = w_head @ conv.bias[: self.desc_dim] + head.bias
         if low:
-            return _conv_bfloat16(x, weight, bias, 1, "same", torch.preserve_format)
+            return _conv_bfloat16(x, weight, bias, 1, "same")
         if fused:
             weight = weight.contiguous(memory_format=torch.channels_last)
         return nn.functional.conv2d(x, weight, bias, padding="same")
@@ -207,27 +211,26 @@ class DISKBackbone(HeadedExtractor):
         return levels, acts, size
 
 
-def _gated_conv(conv: nn.Module, x: torch.Tensor, low: bool = False) -> torch.Tensor:
+def _gated_conv(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """DISK's ``Conv`` block (instance norm, PReLU, 5x5 convolution) on ``x``, normalised and
-    gated in place (``x`` must be a temporary of the caller's). With ``low`` the normalised
-    input is written channels-last in bfloat16 and convolved in bfloat16 (a contiguous float32
-    result)."""
+    gated in place (``x`` must be a temporary of the caller's)."""
     norm, gate, _, conv2d = conv
     if not isinstance(norm, nn.InstanceNorm2d):  # the first block has neither
         return conv2d(gate(norm(x)))
-    if not low:
-        return conv2d(instance_norm_prelu_(x.contiguous(), gate.weight, norm.eps))
-    x = instance_norm_prelu_channels_last(x.contiguous(), gate.weight, norm.eps, torch.bfloat16)
-    args = (conv2d.weight, conv2d.bias, conv2d.stride, conv2d.padding, torch.contiguous_format)
-    return _conv_bfloat16(x, *args)
+    return conv2d(instance_norm_prelu_(x.contiguous(), gate.weight, norm.eps))
 
 
-def _conv_bfloat16(x: torch.Tensor, weight, bias, stride, padding, memory_format):
+def _conv_bfloat16(x: torch.Tensor, weight, bias, stride, padding, into: str | None = None):
     """``conv2d`` of the bfloat16 channels-last ``x`` with ``weight`` and ``bias`` cast to
-    bfloat16; the result in float32 and ``memory_format``."""
+    bfloat16; the result in float32, channels-last: a new tensor, or with ``into`` in this
+    thread's :func:`~s2dloc.features.fused.workspace` of that name (overwritten by the next
+    call; a fresh tensor's page faults cost more than the conversion)."""
     weight = weight.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     out = nn.functional.conv2d(x, weight, bias.to(torch.bfloat16), stride, padding)
-    return out.to(torch.float32, memory_format=memory_format)
+    if into is None:
+        return out.to(torch.float32)
+    B, C, H, W = out.shape
+    return workspace((B, H, W, C), torch.float32, into).permute(0, 3, 1, 2).copy_(out)
 
 
 def _down_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -242,8 +245,21 @@ def _down_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _up_block(
-    block: nn.Module, bottom: torch.Tensor, skip: torch.Tensor, low: bool = False
+    block: nn.Module,
+    bottom: torch.Tensor,
+    skip: torch.Tensor,
+    low: bool = False,
+    into: str = "decoder",
 ) -> torch.Tensor:
-    """Inference forward of a ``ThinUnetUpBlock``: the same as ``block(bottom, skip)``
-    (``low``: see :func:`_gated_conv`)."""
-    return _gated_conv(block.conv, upsample_cat(bottom, skip, reuse=True), low)
+    """Inference forward of a ``ThinUnetUpBlock``: the same as ``block(bottom, skip)``.
+
+    With ``low`` the block's input is built channels-last in bfloat16 straight from
+    ``bottom`` (:func:`~s2dloc.features.fused_decoder.norm_prelu_upsample_cat`) and convolved
+    in bfloat16; the result is float32 and channels-last, as the next block reads it, in this
+    thread's workspace ``into`` (one per block: it is read by the next block and this level's
+    heads, then dead)."""
+    if not low:
+        return _gated_conv(block.conv, upsample_cat(bottom, skip, reuse=True))
+    norm, gate, _, conv = block.conv
+    x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps)
+    return _conv_bfloat16(x, conv.weight, conv.bias, conv.stride, conv.padding, into)

@@ -14,6 +14,9 @@ cost a quarter to a third of the extraction. Here:
 - :func:`normalize_channels_last`: the output levels L2-normalised and stored channels-last in
   one pass.
 
+The DISK decoder's bfloat16 path builds its blocks' input channels-last from end to end
+(:mod:`s2dloc.features.fused_decoder`).
+
 Each kernel splits its rows or channels over ``torch.get_num_threads()`` threads (the kernels
 release the GIL). :func:`can_fuse` and :func:`can_fuse_channels_last` say when they apply.
 """
@@ -32,10 +35,10 @@ _pool: ThreadPoolExecutor | None = None
 
 
 # Reductions may reorder their float64 sums (and so vectorise): 3x faster, equal to ~1e-15.
-_REDUCE = {"reassoc", "contract"}
+REDUCE = {"reassoc", "contract"}
 
 
-@njit(cache=True, nogil=True, fastmath=_REDUCE)
+@njit(cache=True, nogil=True, fastmath=REDUCE)
 def _mean_inv_std(row, eps):
     """``(mean, 1 / sqrt(var + eps))`` of a 1-D array (two passes, float64 sums)."""
     n = row.shape[0]
@@ -66,23 +69,20 @@ def _norm_prelu_rows(x, slope, eps, r0, r1):
 
 
 @njit(cache=True, nogil=True)
-def _row_stats(x, eps, stats, r0, r1):
+def row_stats(x, eps, stats, r0, r1):
     """Rows ``r0:r1`` of ``x (R, n)``: ``stats[r] = (mean, 1 / sqrt(var + eps))``."""
     for r in range(r0, r1):
         stats[r, 0], stats[r, 1] = _mean_inv_std(x[r], eps)
 
 
 @njit(cache=True, nogil=True)
-def _norm_prelu_to_channels_last(x, stats, slope, out, to_bf16, r0, r1):
+def _norm_prelu_to_channels_last(x, stats, slope, out, r0, r1):
     """Rows ``r0:r1`` (``b * H + y``) of ``x (B, C, H, W)`` normalised with ``stats (B * C, 2)``
     and gated by ``slope (C,)`` into ``out (B, H, W, C)``: per block of 32 pixels, each
     channel's run computed contiguously into a tile, then the tile transposed (it stays in
-    L1). With ``to_bf16``, ``out`` (``uint16``) receives bfloat16 bit patterns (float32
-    rounded to nearest even)."""
+    L1)."""
     B, C, H, W = x.shape
     tile = np.empty((C, 32), dtype=x.dtype)
-    f32 = np.empty(C, dtype=np.float32)
-    bits = f32.view(np.uint32)
     for r in range(r0, r1):
         b, y = r // H, r % H
         for i0 in range(0, W, 32):
@@ -97,15 +97,8 @@ def _norm_prelu_to_channels_last(x, stats, slope, out, to_bf16, r0, r1):
                     t[i] = v if v > 0 else a * v
             for i in range(n):
                 o = out[b, y, i0 + i]
-                if to_bf16:
-                    for c in range(C):
-                        f32[c] = tile[c, i]
-                    for c in range(C):
-                        u = bits[c]
-                        o[c] = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-                else:
-                    for c in range(C):
-                        o[c] = tile[c, i]
+                for c in range(C):
+                    o[c] = tile[c, i]
 
 
 @njit(cache=True, nogil=True)
@@ -134,7 +127,7 @@ def _upsample2_channels(x, out, c0, c1):
             o[2 * w - 1] = row[w - 1]
 
 
-@njit(cache=True, nogil=True, fastmath=_REDUCE)
+@njit(cache=True, nogil=True, fastmath=REDUCE)
 def _normalize_rows(x, out, r0, r1):
     """Rows ``r0:r1`` (``b * H + y``) of ``x (B, C, H, W)`` (any strides), each pixel divided by
     its L2 norm over channels (at least 1e-12), into ``out (B, H, W, C)``: pixel by pixel when
@@ -169,7 +162,7 @@ def _normalize_rows(x, out, r0, r1):
                     out[b, y, i, c] = x[b, c, y, i] * norm[i]
 
 
-@njit(cache=True, nogil=True, fastmath=_REDUCE)
+@njit(cache=True, nogil=True, fastmath=REDUCE)
 def _normalize_pixels_(x, r0, r1):
     """Rows ``r0:r1`` of ``x (P, C)`` (one pixel's channels per row) divided in place by their L2
     norm (at least 1e-12)."""
@@ -211,7 +204,7 @@ def _avg_pool2_planes(x, out, r0, r1):
                 out[r, y, c] = (s + x[r, 2 * y + 1, 2 * c] + x[r, 2 * y + 1, 2 * c + 1]) / 4
 
 
-def _in_threads(kernel, n: int, *args) -> None:
+def in_threads(kernel, n: int, *args) -> None:
     """``kernel(*args, r0, r1)`` over ``range(n)`` split into one range per thread."""
     workers = min(n, max(1, torch.get_num_threads()))
     bounds = np.linspace(0, n, workers + 1).astype(int)
@@ -258,7 +251,7 @@ def avg_pool2(x: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     out = x.new_empty(B, C, H // 2, W // 2)
     planes = x.view(B * C, H, W).numpy()
-    _in_threads(_avg_pool2_planes, B * C, planes, out.view(B * C, H // 2, W // 2).numpy())
+    in_threads(_avg_pool2_planes, B * C, planes, out.view(B * C, H // 2, W // 2).numpy())
     return out
 
 
@@ -270,37 +263,28 @@ def instance_norm_prelu_(x: torch.Tensor, slope: torch.Tensor, eps: float) -> to
         raise ValueError(f"PReLU slope has {slope.numel()} values for {C} channels")
     rows = x.view(B * C, H * W).numpy()
     a = slope.detach().to(x.dtype).contiguous().numpy()
-    _in_threads(_norm_prelu_rows, B * C, rows, a, eps)
+    in_threads(_norm_prelu_rows, B * C, rows, a, eps)
     return x
 
 
 def instance_norm_prelu_channels_last(
-    x: torch.Tensor, slope: torch.Tensor, eps: float, dtype: torch.dtype | None = None
+    x: torch.Tensor, slope: torch.Tensor, eps: float
 ) -> torch.Tensor:
     """``F.prelu(F.instance_norm(x, eps=eps), slope)`` of ``x (B, C, H, W)`` (contiguous, CPU,
     see :func:`can_fuse`) as a new channels-last tensor in this thread's second
     :func:`workspace` (overwritten by the next call): what a convolution reads fastest (a 5x5
     convolution of 80 channels at 640x480 takes about 0.65x the time on channels-last input).
-    ``dtype``: ``x``'s (default) or ``torch.bfloat16`` (from a float32 ``x``; rounded to
-    nearest even)."""
+    For a bfloat16 convolution see :func:`s2dloc.features.fused_decoder.norm_prelu_upsample_cat`."""
     B, C, H, W = x.shape
     if slope.numel() != C:
         raise ValueError(f"PReLU slope has {slope.numel()} values for {C} channels")
-    dtype = x.dtype if dtype is None else dtype
-    if dtype not in (x.dtype, torch.bfloat16) or (
-        dtype == torch.bfloat16 and x.dtype != torch.float32
-    ):
-        raise ValueError(f"cannot write {x.dtype} input as {dtype}")
     src = x.numpy()
     stats = np.empty((B * C, 2), dtype=np.float64)
-    _in_threads(_row_stats, B * C, src.reshape(B * C, H * W), eps, stats)
-    storage = torch.int16 if dtype == torch.bfloat16 else dtype
-    out = workspace((B, H, W, C), storage, "channels_last")
-    target = out.numpy().view(np.uint16) if dtype == torch.bfloat16 else out.numpy()
+    in_threads(row_stats, B * C, src.reshape(B * C, H * W), eps, stats)
+    out = workspace((B, H, W, C), x.dtype, "channels_last")
     a = slope.detach().to(x.dtype).contiguous().numpy()
-    bf16 = dtype == torch.bfloat16
-    _in_threads(_norm_prelu_to_channels_last, B * H, src, stats, a, target, bf16)
-    return out.view(dtype).permute(0, 3, 1, 2)
+    in_threads(_norm_prelu_to_channels_last, B * H, src, stats, a, out.numpy())
+    return out.permute(0, 3, 1, 2)
 
 
 # Largest buffer kept for reuse between calls (per thread), see :func:`workspace`.
@@ -337,7 +321,7 @@ def upsample_cat(bottom: torch.Tensor, skip: torch.Tensor, reuse: bool = False) 
         else torch.empty(B * Cb, 2 * h, 2 * w, dtype=bottom.dtype)
     )
     src = bottom.contiguous().view(B * Cb, h, w)
-    _in_threads(_upsample2_channels, B * Cb, src.numpy(), up.numpy())
+    in_threads(_upsample2_channels, B * Cb, src.numpy(), up.numpy())
     if B > 1:
         out[:, :Cb] = up.view(B, Cb, 2 * h, 2 * w)
     out[:, Cb:] = skip
@@ -349,7 +333,7 @@ def normalize_channels_last(x: torch.Tensor) -> torch.Tensor:
     in one pass and one allocation."""
     B, C, H, W = x.shape
     out = torch.empty(B, H, W, C, dtype=x.dtype)
-    _in_threads(_normalize_rows, B * H, x.detach().numpy(), out.numpy())
+    in_threads(_normalize_rows, B * H, x.detach().numpy(), out.numpy())
     return out.permute(0, 3, 1, 2)
 
 
@@ -358,7 +342,7 @@ def normalize_channels_last_(x: torch.Tensor) -> torch.Tensor:
     :func:`can_fuse_channels_last`) computed in place; returns ``x``. For a temporary: it saves
     the new tensor of :func:`normalize_channels_last` (at 640x480, a third of its time)."""
     B, C, H, W = x.shape
-    _in_threads(_normalize_pixels_, B * H * W, _nhwc(x).reshape(B * H * W, C))
+    in_threads(_normalize_pixels_, B * H * W, _nhwc(x).reshape(B * H * W, C))
     return x
 
 
@@ -379,5 +363,5 @@ def upsample_nearest_cat(bottom: torch.Tensor, skip: torch.Tensor) -> torch.Tens
     B, Cb, h, w = bottom.shape
     Cs = skip.shape[1]
     out = workspace((B, 2 * h, 2 * w, Cb + Cs), bottom.dtype)
-    _in_threads(_upsample_nearest_cat, 2 * h, _nhwc(bottom), _nhwc(skip), out.numpy())
+    in_threads(_upsample_nearest_cat, 2 * h, _nhwc(bottom), _nhwc(skip), out.numpy())
     return out.permute(0, 3, 1, 2)

@@ -1,0 +1,145 @@
+"""A DISK decoder block's input, channels-last from end to end (inference, bfloat16 CPUs).
+
+A decoder block upsamples its bottom input 2x (bilinear), concatenates the encoder's skip,
+normalises every channel (instance norm), gates it (PReLU) and convolves. With the
+convolutions in bfloat16 on channels-last input, building that input through plain
+``(B, C, H, W)`` tensors (:func:`s2dloc.features.fused.upsample_cat`, then
+:func:`s2dloc.features.fused.instance_norm_prelu_channels_last`) costs a conversion of the
+previous convolution's output to a plain float32 tensor, the concatenation written in full
+and a transposition. :func:`norm_prelu_upsample_cat` reads the bottom channels-last (the
+previous convolution's output as it comes) and never stores the upsampled map: two passes
+compute each channel's statistics from upsampled rows rebuilt in cache, and a third writes
+the normalised, gated bfloat16 input of the convolution. The values are those of the plain
+path: the same float32 upsampled values, float64 statistics (summed in another order) and
+rounding to nearest even.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit
+
+from s2dloc.features.fused import REDUCE, in_threads, row_stats, workspace
+
+
+@njit(cache=True, nogil=True)
+def _upsampled_row(bottom, b, oy, vrow, orow):
+    """Output row ``oy`` of the 2x bilinear upsampling (half-pixel centres, edges clamped) of
+    ``bottom (B, h, w, C)`` into the first ``C`` columns of ``orow (2w, >= C)`` (float32), as
+    :func:`s2dloc.features.fused.upsample_cat` computes it: rows blended 1/4 : 3/4 in float64
+    into ``vrow (w, C)``, then columns."""
+    h, w, C = bottom.shape[1], bottom.shape[2], bottom.shape[3]
+    k = oy // 2
+    ya = max(k - 1, 0) if oy % 2 == 0 else min(k + 1, h - 1)
+    for j in range(w):
+        ra, rb, o = bottom[b, ya, j], bottom[b, k, j], vrow[j]
+        for c in range(C):
+            o[c] = 0.25 * ra[c] + 0.75 * rb[c]
+    for ox in range(2 * w):
+        j = ox // 2
+        xa = max(j - 1, 0) if ox % 2 == 0 else min(j + 1, w - 1)
+        pa, pb, o = vrow[xa], vrow[j], orow[ox]
+        for c in range(C):
+            o[c] = 0.25 * pa[c] + 0.75 * pb[c]
+
+
+@njit(cache=True, nogil=True, fastmath=REDUCE)
+def _row_sums(bottom, sums, r0, r1):
+    """``sums[r] (C,)``: per channel, the sum of upsampled output row ``r`` (``b * 2h + y``)."""
+    h, w, C = bottom.shape[1], bottom.shape[2], bottom.shape[3]
+    vrow, orow = np.empty((w, C)), np.empty((2 * w, C), dtype=np.float32)
+    for r in range(r0, r1):
+        _upsampled_row(bottom, r // (2 * h), r % (2 * h), vrow, orow)
+        s = sums[r]
+        s[:] = 0.0
+        for ox in range(2 * w):
+            o = orow[ox]
+            for c in range(C):
+                s[c] += o[c]
+
+
+@njit(cache=True, nogil=True, fastmath=REDUCE)
+def _row_square_deviations(bottom, mean, sums, r0, r1):
+    """``sums[r] (C,)``: per channel, the sum of ``(v - mean[b])^2`` over upsampled row ``r``."""
+    h, w, C = bottom.shape[1], bottom.shape[2], bottom.shape[3]
+    vrow, orow = np.empty((w, C)), np.empty((2 * w, C), dtype=np.float32)
+    m = np.empty(C)
+    for r in range(r0, r1):
+        b = r // (2 * h)
+        _upsampled_row(bottom, b, r % (2 * h), vrow, orow)
+        m[:] = mean[b]
+        s = sums[r]
+        s[:] = 0.0
+        for ox in range(2 * w):
+            o = orow[ox]
+            for c in range(C):
+                d = o[c] - m[c]
+                s[c] += d * d
+
+
+@njit(cache=True, nogil=True)
+def _write_rows(bottom, skip, mean, inv, slope, out, r0, r1):
+    """Rows ``r0:r1`` (``b * 2h + y``) of ``out (B, 2h, 2w, Cb + Cs)`` (``uint16``: bfloat16
+    bits): the upsampled ``bottom (B, h, w, Cb)`` then ``skip (B, Cs, 2h, 2w)``, normalised
+    with ``mean``, ``inv`` ``(B, Cb + Cs)``, gated by ``slope (Cb + Cs,)``, rounded to float32
+    and then to bfloat16 (nearest even)."""
+    h, w, Cb = bottom.shape[1], bottom.shape[2], bottom.shape[3]
+    Cs = skip.shape[1]
+    C, W = Cb + Cs, 2 * w
+    vrow, orow = np.empty((w, Cb)), np.empty((W, C), dtype=np.float32)
+    bits = orow.view(np.uint32)
+    m, iv = np.empty(C), np.empty(C)
+    for r in range(r0, r1):
+        b, y = r // (2 * h), r % (2 * h)
+        m[:], iv[:] = mean[b], inv[b]
+        _upsampled_row(bottom, b, y, vrow, orow)
+        for c in range(Cs):
+            src = skip[b, c, y]
+            for x in range(W):
+                orow[x, Cb + c] = src[x]
+        dst = out[b, y]
+        for x in range(W):
+            o, u, t = orow[x], bits[x], dst[x]
+            for c in range(C):
+                v = (o[c] - m[c]) * iv[c]
+                o[c] = v if v > 0 else slope[c] * v
+            for c in range(C):
+                t[c] = (u[c] + 0x7FFF + ((u[c] >> 16) & 1)) >> 16
+
+
+def norm_prelu_upsample_cat(
+    bottom: torch.Tensor, skip: torch.Tensor, slope: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """``F.prelu(F.instance_norm(torch.cat([F.interpolate(bottom, scale_factor=2,
+    mode="bilinear"), skip], 1), eps=eps), slope)`` in bfloat16, channels-last, in this
+    thread's ``"channels_last"`` :func:`~s2dloc.features.fused.workspace` (overwritten by the
+    next call): the input of a bfloat16 convolution.
+
+    ``bottom (B, Cb, h, w)`` float32 (channels-last is read in place), ``skip (B, Cs, 2h, 2w)``
+    float32, ``slope (Cb + Cs,)``; returns ``(B, Cb + Cs, 2h, 2w)``. No gradients (CPU
+    inference only, see :func:`~s2dloc.features.fused.can_fuse`).
+    """
+    B, Cb, h, w = bottom.shape
+    Cs = skip.shape[1]
+    if skip.shape != (B, Cs, 2 * h, 2 * w) or bottom.dtype != torch.float32:
+        raise ValueError(f"cannot upsample {tuple(bottom.shape)} onto {tuple(skip.shape)}")
+    if slope.numel() != Cb + Cs:
+        raise ValueError(f"PReLU slope has {slope.numel()} values for {Cb + Cs} channels")
+    H, W = 2 * h, 2 * w
+    bot = bottom.detach().contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
+    bot = bot.numpy()
+    sk = skip.detach().contiguous().numpy()
+    sums = np.empty((B * H, Cb))
+    in_threads(_row_sums, B * H, bot, sums)
+    mean, inv = np.empty((B, Cb + Cs)), np.empty((B, Cb + Cs))
+    mean[:, :Cb] = sums.reshape(B, H, Cb).sum(1) / (H * W)
+    in_threads(_row_square_deviations, B * H, bot, np.ascontiguousarray(mean[:, :Cb]), sums)
+    inv[:, :Cb] = 1.0 / np.sqrt(sums.reshape(B, H, Cb).sum(1) / (H * W) + eps)
+    stats = np.empty((B * Cs, 2))
+    in_threads(row_stats, B * Cs, sk.reshape(B * Cs, H * W), eps, stats)
+    mean[:, Cb:], inv[:, Cb:] = stats[:, 0].reshape(B, Cs), stats[:, 1].reshape(B, Cs)
+    out = workspace((B, H, W, Cb + Cs), torch.int16, "channels_last")
+    a = slope.detach().to(torch.float32).double().contiguous().numpy()
+    in_threads(_write_rows, B * H, bot, sk, mean, inv, a, out.numpy().view(np.uint16))
+    return out.view(torch.bfloat16).permute(0, 3, 1, 2)
