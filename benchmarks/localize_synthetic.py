@@ -44,7 +44,7 @@ def as_qt(pose) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run(loc: Localizer, queries, gt: dict) -> tuple[dict, dict, list]:
-    results = [loc.localize(q) for q in queries]
+    results = list(loc.localize_all(queries))
     before = {
         r.name: as_qt(r.pnp_pose if r.pnp_success else r.pose)
         for r in results

@@ -1,4 +1,5 @@
 import json
+import threading
 from types import SimpleNamespace
 
 import cv2
@@ -167,6 +168,53 @@ def test_bad_query_is_reported(setup, tmp_path):
     bad = Query("missing.png", queries[0].camera, path=tmp_path / "missing.png")
     r = loc.localize(bad)
     assert r.pose is None and "missing.png" in r.error
+
+
+def _same_result(a, b) -> bool:
+    """The same pose (bit for bit), verdict, reason and error."""
+    if (a.name, a.success, a.reason, a.error) != (b.name, b.success, b.reason, b.error):
+        return False
+    if a.pose is None or b.pose is None:
+        return a.pose is b.pose
+    return bool(torch.equal(a.pose.matrix(), b.pose.matrix()))
+
+
+def test_localize_all_overlaps_extraction_and_changes_nothing(setup, tmp_path, monkeypatch):
+    """Every query's result is the one-at-a-time one, a failing query (missing image) is
+    recorded in order without stopping the others, and the next query's features are
+    extracted in the background thread while the current one is localized."""
+    loc, queries, gt = setup
+    bad = Query("missing.png", queries[0].camera, path=tmp_path / "missing.png")
+    batch = [queries[0], bad, *queries[1:4]]
+    one_by_one = [loc.localize(q) for q in batch]
+    threads = []
+    features = loc.features
+
+    def recorded(query):
+        threads.append(threading.current_thread().name)
+        return features(query)
+
+    monkeypatch.setattr(loc, "features", recorded)
+    overlapped = list(loc.localize_all(batch))
+    assert [r.name for r in overlapped] == [q.name for q in batch]
+    assert all(_same_result(a, b) for a, b in zip(overlapped, one_by_one, strict=True))
+    assert "missing.png" in overlapped[1].error and overlapped[2].success
+    assert len(threads) == len(batch) and all(t.startswith("s2dloc-extract") for t in threads)
+    assert all(r.timings["extract"] > 0 for r in overlapped if not r.error)
+    assert list(loc.localize_all([])) == []
+
+
+def test_localize_all_refines_like_refine(setup):
+    loc, queries, gt = setup
+    batch = []
+    for k, q in enumerate(queries[:3]):
+        T = gt[q.name]
+        xi = T.t.new_tensor([0.04, -0.02, 0.03, 0.003, -0.002, 0.001]) * (k + 1)
+        batch.append(Query(q.name, q.camera, path=q.path, prior=Pose.exp(xi) @ T))
+    expected = [loc.refine(q) for q in batch]
+    got = list(loc.localize_all(batch, refine=True))
+    assert all(_same_result(a, b) for a, b in zip(got, expected, strict=True))
+    assert any(r.fpnp_success for r in got) and all(r.timings["fpnp"] > 0 for r in got)
 
 
 def test_refine_from_far_priors(setup, world_map):

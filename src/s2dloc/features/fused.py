@@ -17,8 +17,9 @@ cost a quarter to a third of the extraction. Here:
 The DISK decoder's bfloat16 path builds its blocks' input channels-last from end to end
 (:mod:`s2dloc.features.fused_decoder`).
 
-Each kernel splits its rows or channels over ``torch.get_num_threads()`` threads (the kernels
-release the GIL). :func:`can_fuse` and :func:`can_fuse_channels_last` say when they apply.
+Each kernel splits its rows or channels over ``torch.get_num_threads()`` workers of the
+calling thread's own pool (the kernels release the GIL; a background extraction's workers keep
+its lower priority). :func:`can_fuse` and :func:`can_fuse_channels_last` say when they apply.
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from numba import njit
-
-_pool: ThreadPoolExecutor | None = None
-
 
 # Reductions may reorder their float64 sums (and so vectorise): 3x faster, equal to ~1e-15.
 REDUCE = {"reassoc", "contract"}
@@ -217,11 +215,15 @@ def in_threads(kernel, n: int, *args) -> None:
         job.result()
 
 
+_pools = threading.local()
+
+
 def _threads() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max(1, torch.get_num_threads()))
-    return _pool
+    """The calling thread's workers (created by it, so they share its scheduling priority)."""
+    pool = getattr(_pools, "pool", None)
+    if pool is None:
+        pool = _pools.pool = ThreadPoolExecutor(max(1, torch.get_num_threads()))
+    return pool
 
 
 def native_bf16() -> bool:

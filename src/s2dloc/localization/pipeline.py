@@ -15,8 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -183,19 +189,45 @@ class Localizer:
         return ranked
 
     # ------------------------------------------------------------------ main entry points
-    def localize(self, query: Query) -> QueryResult:
-        """Localize one query (errors are caught, logged and recorded in the result)."""
+    def localize(self, query: Query, features: Future | None = None) -> QueryResult:
+        """Localize one query (errors are caught, logged and recorded in the result).
+
+        ``features``: the query's :meth:`features` already under way, as
+        :meth:`localize_all` starts them (a future of ``(features, seconds)``)."""
         res = QueryResult(query.name)
         try:
-            self._localize(query, res)
+            self._localize(query, res, features)
         except Exception as err:  # a bad query must never abort the others
             _record_error(res, err)
         return res
 
-    def _localize(self, query: Query, res: QueryResult) -> None:
-        t = time.perf_counter()
-        feats = self.features(query)
-        res.timings["extract"] = time.perf_counter() - t
+    def localize_all(self, queries: Iterable[Query], refine: bool = False) -> Iterator[QueryResult]:
+        """:meth:`localize` (or with ``refine``, :meth:`refine`) of each query in turn, while a
+        background thread at the lowest scheduling priority reads the next query's image and
+        extracts its features.
+
+        After extraction a query's stages leave cores idle much of the time (PnP's last
+        RANSAC run, F-PnP and the verdict run on one thread), and the next extraction fills
+        them. Results are those of one call per query; each ``extract`` time is the
+        extraction's own."""
+        run = self.refine if refine else self.localize
+        extract = self._extract_maps if refine else self.features
+        with ThreadPoolExecutor(
+            1, thread_name_prefix="s2dloc-extract", initializer=_yield_to_others
+        ) as pool:
+            start = partial(pool.submit, _timed, extract)  # start(query) -> future
+            it = iter(queries)
+            query = next(it, None)
+            pending = start(query) if query is not None else None
+            while query is not None:
+                current, features = query, pending
+                query = next(it, None)
+                pending = start(query) if query is not None else None
+                yield run(current, features)
+
+    def _localize(self, query: Query, res: QueryResult, features: Future | None) -> None:
+        done = features.result() if features else _timed(self.features, query)
+        feats, res.timings["extract"] = done
         per_ref = res.ref_matches = self.correspondences(query, feats, res)
         t = time.perf_counter()
         ranked = self.pnp(query, per_ref, res)
@@ -301,16 +333,20 @@ class Localizer:
         res.fpnp["channels"] = min(int(m.shape[0]) for m in levels)
         return out
 
-    def refine(self, query: Query) -> QueryResult:
+    def _extract_maps(self, query: Query) -> list[torch.Tensor]:
+        """The query's feature levels alone (what :meth:`refine` needs)."""
+        return self.extractor.extract(query.load(), max_side(self.conf))
+
+    def refine(self, query: Query, maps: Future | None = None) -> QueryResult:
         """Refine ``query.prior`` with F-PnP using the points of the references that see most of
-        the map at that pose (no retrieval or matching)."""
+        the map at that pose (no retrieval or matching). ``maps``: the query's levels already
+        under way (as :meth:`localize_all` starts them)."""
         res = QueryResult(query.name, pose=query.prior, pnp_pose=query.prior)
         try:
             if query.prior is None:
                 raise ValueError("refine needs a prior pose")
-            t = time.perf_counter()
-            maps = self.extractor.extract(query.load(), max_side(self.conf))
-            res.timings["extract"] = time.perf_counter() - t
+            done = maps.result() if maps else _timed(self._extract_maps, query)
+            maps, res.timings["extract"] = done
             t = time.perf_counter()
             seen = S.references_seen_at(self.map, query.camera, query.prior)
             chosen = {}
@@ -337,6 +373,20 @@ def check_start_search(search: dict) -> None:
         )
 
 
+def _yield_to_others() -> None:
+    """Lower this thread's scheduling priority (Linux: threads created from it inherit it)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not permitted
+        pass
+
+
+def _timed(fn: Callable[[Query], Any], query: Query) -> tuple[Any, float]:
+    """``(fn(query), seconds it took)``."""
+    t = time.perf_counter()
+    return fn(query), time.perf_counter() - t
+
+
 def _record_error(res: QueryResult, err: Exception) -> None:
     """Log a query's failure and record it in its result."""
     logger.warning("query %s failed: %s", res.name, err)
@@ -349,4 +399,5 @@ def localize(
 ) -> list[QueryResult]:
     """Localize every query against ``map_`` (``kwargs`` go to :class:`Localizer`)."""
     loc = Localizer(map_, conf, progress=progress, **kwargs)
-    return [loc.localize(q) for q in tqdm(queries, desc="localize", disable=not progress)]
+    results = loc.localize_all(queries)
+    return list(tqdm(results, desc="localize", total=len(queries), disable=not progress))

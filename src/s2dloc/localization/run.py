@@ -217,8 +217,9 @@ def _localize(spec: RunSpec, ctx: Context, todo: list[Query]) -> int:
     if out is not None and ctx.active:
         out = rank_log_path(out, ctx.rank)
     desc = f"{spec.mode} [{ctx.rank}/{ctx.world}]" if ctx.active else spec.mode
-    for q in tqdm(mine, desc=desc, disable=not (spec.progress and ctx.is_main)):
-        res = loc.refine(q) if spec.mode == "refine" else loc.localize(q)
+    results = loc.localize_all(mine, refine=spec.mode == "refine") if mine else []
+    show = spec.progress and ctx.is_main
+    for res in tqdm(results, desc=desc, total=len(mine), disable=not show):
         if out is not None:
             export_matches(out, res)
         append_log(log, res)

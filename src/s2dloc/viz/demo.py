@@ -123,7 +123,7 @@ def _localize(req: DemoRequest) -> _Run:
     conf = resolve({"extractor": req.extractor})
     loc = Localizer(map_, conf, cache=req.out / f"cache-{req.extractor}.h5")
     loc.record_history = True  # F-PnP cost per iteration for the report
-    results = [loc.localize(q) for q in tqdm(queries, desc="localize")]
+    results = list(tqdm(loc.localize_all(queries), desc="localize", total=len(queries)))
     return _Run(map_, queries, gt, loc, results)
 
 
