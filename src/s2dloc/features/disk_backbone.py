@@ -171,7 +171,7 @@ class DISKBackbone(HeadedExtractor):
         the first 128: both are linear, so their composition is one 5x5 convolution straight to
         the head's ``C`` channels (the same function, about 4x fewer operations at full
         resolution, where this convolution dominates the extractor's time). ``low`` (fused
-        only): normalised and convolved in bfloat16 (see :func:`_gated_conv`).
+        only): its input built and convolved in bfloat16 (see :func:`_up_block`).
         """
         norm, gate, _, conv = block.conv
         if low:  # channels-last bfloat16 input: the convolution below dominates the extraction
