@@ -202,6 +202,10 @@ def test_localize_all_overlaps_extraction_and_changes_nothing(setup, tmp_path, m
     assert len(threads) == len(batch) and all(t.startswith("s2dloc-extract") for t in threads)
     assert all(r.timings["extract"] > 0 for r in overlapped if not r.error)
     assert list(loc.localize_all([])) == []
+    threads.clear()
+    sequential = list(loc.localize_all(batch[:3], overlap=False))
+    assert threads == [threading.current_thread().name] * 3
+    assert all(_same_result(a, b) for a, b in zip(sequential, one_by_one, strict=False))
 
 
 def test_localize_all_refines_like_refine(setup):

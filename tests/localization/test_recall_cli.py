@@ -9,6 +9,7 @@ from s2dloc.datasets.colmap_io import read_poses
 from s2dloc.datasets.toy import perturb
 from s2dloc.evaluation.recall import evaluate
 from s2dloc.geometry import Pose
+from s2dloc.localization import pipeline
 
 
 def _write(path, rows):
@@ -38,7 +39,7 @@ def test_recall_known_numbers(tmp_path):
     assert table["dusk"]["median_trans"] == pytest.approx(0.55)
 
 
-def test_cli_localize_refine_evaluate(world_dir, tmp_path):
+def test_cli_localize_refine_evaluate(world_dir, tmp_path, monkeypatch):
     out, queries = tmp_path / "loc", str(world_dir / "queries_with_intrinsics.txt")
     args = ["localize", "--map", str(world_dir), "--queries", queries, "--out", str(out)]
     args += ["--num-queries", "2", "--conf", "s2d.match_stride=4", "retrieval.num_refs=2"]
@@ -50,6 +51,12 @@ def test_cli_localize_refine_evaluate(world_dir, tmp_path):
     assert len((out / "log.jsonl").read_text().splitlines()) == 2
     assert main(args) == 0  # resumed: nothing new
     assert len((out / "log.jsonl").read_text().splitlines()) == 2
+    # One query at a time: no background extraction thread, the same poses.
+    one, started = tmp_path / "one", []
+    monkeypatch.setattr(pipeline, "_yield_to_others", lambda: started.append(1))
+    assert main([*args[:6], str(one), *args[7:], "--one-at-a-time"]) == 0
+    assert not started
+    assert (one / "results.txt").read_text() == (out / "results.txt").read_text()
     # Other settings in the same folder are refused (stale results).
     assert main(args[:-1] + ["retrieval.num_refs=3"]) == 2
     ref = tmp_path / "ref"

@@ -49,6 +49,13 @@ def add_run_options(parser: argparse.ArgumentParser, extractor: str | None = Non
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by ``localize`` and ``refine``."""
+    parser.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="extract each query's features only when its turn comes (by default the next "
+        "query's are extracted in a low-priority thread meanwhile; a machine busy with other "
+        "programs starves that thread)",
+    )
     parser.add_argument("--map", required=True, help="map folder (sfm/ + images/) or COLMAP model")
     parser.add_argument("--images", help="reference image folder (default: MAP/images)")
     parser.add_argument(

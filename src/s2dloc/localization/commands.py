@@ -42,6 +42,7 @@ class RunRequest:
     num_queries: int | None = None
     rebuild_cache: bool = False
     discard_results: bool = False
+    one_at_a_time: bool = False
 
     @classmethod
     def from_args(cls, args) -> RunRequest:
@@ -89,6 +90,7 @@ def build_spec(req: RunRequest, mode: str = "localize") -> RunSpec:
         skipped=skipped,
         rebuild_cache=req.rebuild_cache,
         discard_results=req.discard_results,
+        overlap=not req.one_at_a_time,
         matches=Path(req.matches) if req.matches else None,
         export_pairs=Path(req.export_pairs) if req.export_pairs else None,
         export_matches=Path(req.export_matches) if req.export_matches else None,

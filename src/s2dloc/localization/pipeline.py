@@ -201,16 +201,22 @@ class Localizer:
             _record_error(res, err)
         return res
 
-    def localize_all(self, queries: Iterable[Query], refine: bool = False) -> Iterator[QueryResult]:
+    def localize_all(
+        self, queries: Iterable[Query], refine: bool = False, overlap: bool = True
+    ) -> Iterator[QueryResult]:
         """:meth:`localize` (or with ``refine``, :meth:`refine`) of each query in turn, while a
         background thread at the lowest scheduling priority reads the next query's image and
-        extracts its features.
+        extracts its features (``overlap``; else one query at a time).
 
         After extraction a query's stages leave cores idle much of the time (PnP's last
         RANSAC run, F-PnP and the verdict run on one thread), and the next extraction fills
         them. Results are those of one call per query; each ``extract`` time is the
-        extraction's own."""
+        extraction's own. On a machine kept busy by other programs the background extraction
+        waits for them: ``overlap=False`` (``--one-at-a-time``) avoids that."""
         run = self.refine if refine else self.localize
+        if not overlap:
+            yield from map(run, queries)
+            return
         extract = self._extract_maps if refine else self.features
         with ThreadPoolExecutor(
             1, thread_name_prefix="s2dloc-extract", initializer=_yield_to_others
