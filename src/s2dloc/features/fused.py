@@ -344,11 +344,11 @@ def normalize_channels_last_(x: torch.Tensor) -> torch.Tensor:
     :func:`can_fuse_channels_last`) computed in place; returns ``x``. For a temporary: it saves
     the new tensor of :func:`normalize_channels_last` (at 640x480, a third of its time)."""
     B, C, H, W = x.shape
-    in_threads(_normalize_pixels_, B * H * W, _nhwc(x).reshape(B * H * W, C))
+    in_threads(_normalize_pixels_, B * H * W, nhwc(x).reshape(B * H * W, C))
     return x
 
 
-def _nhwc(x: torch.Tensor) -> np.ndarray:
+def nhwc(x: torch.Tensor) -> np.ndarray:
     """The ``(B, H, W, C)`` numpy view of a channels-last ``(B, C, H, W)`` tensor."""
     return x.detach().permute(0, 2, 3, 1).numpy()
 
@@ -365,5 +365,5 @@ def upsample_nearest_cat(bottom: torch.Tensor, skip: torch.Tensor) -> torch.Tens
     B, Cb, h, w = bottom.shape
     Cs = skip.shape[1]
     out = workspace((B, 2 * h, 2 * w, Cb + Cs), bottom.dtype)
-    in_threads(_upsample_nearest_cat, 2 * h, _nhwc(bottom), _nhwc(skip), out.numpy())
+    in_threads(_upsample_nearest_cat, 2 * h, nhwc(bottom), nhwc(skip), out.numpy())
     return out.permute(0, 3, 1, 2)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from s2dloc.features.fused import REDUCE, in_threads, row_stats, workspace
+from s2dloc.features.fused import REDUCE, in_threads, nhwc, row_stats, workspace
 
 
 @njit(cache=True, nogil=True)
@@ -127,8 +127,7 @@ def norm_prelu_upsample_cat(
     if slope.numel() != Cb + Cs:
         raise ValueError(f"PReLU slope has {slope.numel()} values for {Cb + Cs} channels")
     H, W = 2 * h, 2 * w
-    bot = bottom.detach().contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
-    bot = bot.numpy()
+    bot = nhwc(bottom.contiguous(memory_format=torch.channels_last))
     sk = skip.detach().contiguous().numpy()
     sums = np.empty((B * H, Cb))
     in_threads(_row_sums, B * H, bot, sums)
