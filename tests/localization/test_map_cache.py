@@ -41,6 +41,26 @@ def test_map_validation(world_map, tmp_path):
         Map(world_map.images, [], np.zeros((0, 3)), world_map.image_root).validate()
     with pytest.raises(FileNotFoundError):
         Map.load(tmp_path / "missing")
+    ids, xyz = world_map.point_ids, world_map.points3D
+    dangling = RefImage(
+        im.name, im.camera, im.cam_from_world, im.point3D_ids + ids.max() + 1, im.keypoints
+    )
+    with pytest.raises(ValueError, match=f"{im.name!r} observes unknown 3D points"):
+        Map([dangling], ids, xyz, world_map.image_root).validate()
+    twice = np.concatenate([ids, ids[:2]]), np.concatenate([xyz, xyz[:2]])
+    with pytest.raises(ValueError, match=f"duplicate 3D point ids \\[{ids[0]}, {ids[1]}\\]"):
+        Map(world_map.images, *twice, world_map.image_root).validate()
+
+
+def test_map_xyz_looks_up_ids_in_any_order(world_map):
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, len(world_map.point_ids), 50)
+    shuffled = Map(world_map.images, world_map.point_ids[::-1], world_map.points3D[::-1])
+    for m in (world_map, shuffled):
+        np.testing.assert_array_equal(m.xyz(world_map.point_ids[rows]), world_map.points3D[rows])
+    assert world_map.xyz(np.zeros(0, np.int64)).shape == (0, 3)
+    with pytest.raises(KeyError, match=f"3D point id {world_map.point_ids.max() + 7} "):
+        world_map.xyz([world_map.point_ids[0], world_map.point_ids.max() + 7])
 
 
 def test_cache_resumable_and_overwrite(world_map, tmp_path):

@@ -49,6 +49,20 @@ def test_grid_coverage_and_hull():
     assert V.grid_coverage(np.zeros((0, 2)), SIZE) == 0.0 and V.hull_fraction(full[:2], SIZE) == 0
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_hull_fraction_is_the_convex_hull_area(seed):
+    from scipy.spatial import ConvexHull
+
+    g = np.random.default_rng(seed)
+    p = g.uniform([0, 0], SIZE, (int(g.integers(3, 400)), 2))
+    p = np.concatenate([p, p[:5]])  # repeated pixels count once
+    assert V.hull_fraction(p, SIZE) == pytest.approx(ConvexHull(p).volume / (640 * 480), rel=1e-12)
+    line = np.c_[p[:, 0], 0.5 * p[:, 0] + 3]  # collinear: no area
+    assert V.hull_fraction(line, SIZE) == pytest.approx(0.0, abs=1e-12)
+    cells = np.floor(p / [160, 120]).astype(int).clip(0, 3)
+    assert V.grid_coverage(p, SIZE) == len({tuple(c) for c in cells}) / 16
+
+
 def test_correct_synthetic_pnp_is_accepted():
     s = _pnp()
     assert s.num_inliers == 300 and s.inlier_ratio == 0.75 and s.grid_coverage == 1.0

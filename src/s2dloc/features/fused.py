@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from numba import njit
+
+from s2dloc.utils.threads import worker_pool
 
 # Reductions may reorder their float64 sums (and so vectorise): 3x faster, equal to ~1e-15.
 REDUCE = {"reassoc", "contract"}
@@ -210,20 +211,10 @@ def in_threads(kernel, n: int, *args) -> None:
     if workers == 1:
         kernel(*args, *ranges[0])
         return
-    jobs = [_threads().submit(kernel, *args, r0, r1) for r0, r1 in ranges]
+    pool = worker_pool()
+    jobs = [pool.submit(kernel, *args, r0, r1) for r0, r1 in ranges]
     for job in jobs:
         job.result()
-
-
-_pools = threading.local()
-
-
-def _threads() -> ThreadPoolExecutor:
-    """The calling thread's workers (created by it, so they share its scheduling priority)."""
-    pool = getattr(_pools, "pool", None)
-    if pool is None:
-        pool = _pools.pool = ThreadPoolExecutor(max(1, torch.get_num_threads()))
-    return pool
 
 
 def native_bf16() -> bool:

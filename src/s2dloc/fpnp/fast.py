@@ -36,7 +36,6 @@ levels are never copied (``benchmarks/fpnp.py`` compares the layouts).
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -46,6 +45,7 @@ from s2dloc.fpnp.decision import Outcome
 from s2dloc.fpnp.kernel_model import CONF_NAMES, LOSS_IDS
 from s2dloc.fpnp.kernels import evaluate, match_residuals, row_order
 from s2dloc.fpnp.lm_kernels import solve_level
+from s2dloc.utils.threads import worker_pool
 
 
 def conf_vector(conf, scale: float | None) -> np.ndarray:
@@ -234,8 +234,7 @@ def solve(
     if workers == 1:
         results = [_solve_query(b, *args) for b in range(B)]
     else:
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(lambda b: _solve_query(b, *args), range(B)))
+        results = list(worker_pool().map(lambda b: _solve_query(b, *args), range(B)))
     out = {
         f.name: torch.from_numpy(np.array([getattr(r, f.name) for r in results]))
         for f in fields(QueryStats)

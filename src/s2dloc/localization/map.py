@@ -61,7 +61,9 @@ class Map:
     def __post_init__(self):
         self.point_ids = np.asarray(self.point_ids, np.int64)
         self.points3D = np.asarray(self.points3D, np.float64).reshape(-1, 3)
-        self._row = {int(i): r for r, i in enumerate(self.point_ids)}
+        # xyz(): rows found by binary search over the sorted ids
+        self._order = np.argsort(self.point_ids, kind="stable")
+        self._sorted_ids = self.point_ids[self._order]
         self._by_name = {im.name: im for im in self.images}
         self._digests: dict[str, np.ndarray] = {}
 
@@ -82,8 +84,13 @@ class Map:
         return name in self._by_name
 
     def xyz(self, ids: np.ndarray) -> np.ndarray:
-        """World points ``(M, 3)`` of 3D point ids ``(M,)``."""
-        return self.points3D[[self._row[int(i)] for i in ids]].reshape(-1, 3)
+        """World points ``(M, 3)`` of 3D point ids ``(M,)`` (KeyError naming an unknown id)."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        pos = np.searchsorted(self._sorted_ids, ids).clip(max=max(len(self._sorted_ids) - 1, 0))
+        found = self._sorted_ids[pos] == ids if len(self._sorted_ids) else np.zeros(len(ids), bool)
+        if not found.all():
+            raise KeyError(f"3D point id {int(ids[~found][0])} is not in the map")
+        return self.points3D[self._order[pos]].reshape(-1, 3)
 
     def image_digest(self, name: str) -> np.ndarray:
         """``(16,)`` uint8 digest of the source of image ``name``: its bytes in memory, or its
@@ -139,15 +146,19 @@ class Map:
             )
         if len(self._by_name) != len(self.images):
             raise ValueError("map has duplicate image names")
+        repeated = self._sorted_ids[1:][self._sorted_ids[1:] == self._sorted_ids[:-1]]
+        if len(repeated):
+            raise ValueError(f"map has duplicate 3D point ids {np.unique(repeated)[:5].tolist()}")
         for im in self.images:
             T = im.cam_from_world
             if not (torch.isfinite(T.R).all() and torch.isfinite(T.t).all()):
                 raise ValueError(f"reference image {im.name!r} has a non-finite pose")
             if len(im.point3D_ids) != len(im.keypoints) or not np.isfinite(im.keypoints).all():
                 raise ValueError(f"reference image {im.name!r} has malformed observations")
-            unknown = [int(i) for i in im.point3D_ids if int(i) not in self._row]
-            if unknown:
-                raise ValueError(f"{im.name!r} observes unknown 3D points {unknown[:5]}")
+            ids = np.asarray(im.point3D_ids, np.int64)
+            unknown = ids[~np.isin(ids, self._sorted_ids)]
+            if len(unknown):
+                raise ValueError(f"{im.name!r} observes unknown 3D points {unknown[:5].tolist()}")
             check_camera(im.camera, f"camera of reference image {im.name!r}")
         if check_images:
             missing = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from s2dloc.localization.pnp import (
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.s2d import RefMatches
 from s2dloc.localization.stages import observations_seen_at
+from s2dloc.utils.threads import worker_pool
 
 
 @dataclasses.dataclass
@@ -70,37 +70,37 @@ def rank_pnp(
             m.p2d, m.points3d, query.camera, {**conf, "max_trials": trials}, refine=False
         )
 
-    # pycolmap releases the GIL, so the references run in parallel threads.
-    with ThreadPoolExecutor(max(1, min(len(names), torch.get_num_threads()))) as pool:
-        poses = list(pool.map(lambda n: ransac(n, first), names))
-        counts = [p.num_inliers if p.success else 0 for p in poses]
-        lead = int(np.argmax(counts)) if counts else -1  # the first pass's best reference
+    # pycolmap releases the GIL: the references run in parallel on the caller's workers.
+    pool = worker_pool()
+    poses = list(pool.map(lambda n: ransac(n, first), names))
+    counts = [p.num_inliers if p.success else 0 for p in poses]
+    lead = int(np.argmax(counts)) if counts else -1  # the first pass's best reference
 
-        def rerun(i: int) -> bool:
-            n = len(per_ref[names[i]])
-            if first == most or settled(poses[i], n, first):
-                return False
-            rival = rival_support * counts[lead] / max(n, 1)
-            return i == lead or trials_needed(rival, multiplier=False) > first
+    def rerun(i: int) -> bool:
+        n = len(per_ref[names[i]])
+        if first == most or settled(poses[i], n, first):
+            return False
+        rival = rival_support * counts[lead] / max(n, 1)
+        return i == lead or trials_needed(rival, multiplier=False) > first
 
-        again = [i for i in range(len(names)) if rerun(i)]
-        full = pool.map(lambda i: ransac(names[i], most), again)
-        for i, pnp in zip(again, full):
-            poses[i] = pnp
-        ranked = []
-        for name, pnp in zip(names, poses):
-            res.matches[name] = len(per_ref[name])
-            res.inliers[name] = pnp.num_inliers if pnp.success else 0
-            if pnp.success:
-                per_ref[name].inliers = np.asarray(pnp.inliers, bool)
-                ranked.append((name, pnp))
-        ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
+    again = [i for i in range(len(names)) if rerun(i)]
+    full = pool.map(lambda i: ransac(names[i], most), again)
+    for i, pnp in zip(again, full):
+        poses[i] = pnp
+    ranked = []
+    for name, pnp in zip(names, poses):
+        res.matches[name] = len(per_ref[name])
+        res.inliers[name] = pnp.num_inliers if pnp.success else 0
+        if pnp.success:
+            per_ref[name].inliers = np.asarray(pnp.inliers, bool)
+            ranked.append((name, pnp))
+    ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
 
-        def refine(item: tuple[str, PnPResult]) -> tuple[str, PnPResult]:
-            m = per_ref[item[0]]
-            return item[0], refine_pose(item[1], m.p2d, m.points3d, query.camera)
+    def refine(item: tuple[str, PnPResult]) -> tuple[str, PnPResult]:
+        m = per_ref[item[0]]
+        return item[0], refine_pose(item[1], m.p2d, m.points3d, query.camera)
 
-        ranked[:2] = list(pool.map(refine, ranked[:2]))
+    ranked[:2] = list(pool.map(refine, ranked[:2]))
     return ranked
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numba import njit
 
 from s2dloc.geometry import Camera, Pose
 from s2dloc.geometry.lie import skew
@@ -106,7 +107,24 @@ def grid_coverage(p2d: np.ndarray, size: tuple[float, float], cells: int = 4) ->
     w, h = size
     ij = np.floor(np.asarray(p2d, np.float64) / [w / cells, h / cells]).astype(np.int64)
     ij = np.clip(ij, 0, cells - 1)
-    return len({(int(a), int(b)) for a, b in ij}) / cells**2
+    return len(np.unique(ij[:, 0] * cells + ij[:, 1])) / cells**2
+
+
+@njit(cache=True)
+def _half_hull(pts: np.ndarray, out: np.ndarray) -> int:
+    """Andrew's monotone chain over ``pts (N, 2)`` (sorted): the chain's vertices in ``out``
+    without its last one; returns their number."""
+    n = 0
+    for i in range(pts.shape[0]):
+        px, py = pts[i, 0], pts[i, 1]
+        while n >= 2:
+            ox, oy, ax, ay = out[n - 2, 0], out[n - 2, 1], out[n - 1, 0], out[n - 1, 1]
+            if (ax - ox) * (py - oy) - (ay - oy) * (px - ox) > 0:
+                break
+            n -= 1
+        out[n, 0], out[n, 1] = px, py
+        n += 1
+    return n - 1
 
 
 def hull_fraction(p2d: np.ndarray, size: tuple[float, float]) -> float:
@@ -114,20 +132,11 @@ def hull_fraction(p2d: np.ndarray, size: tuple[float, float]) -> float:
     pts = np.unique(np.asarray(p2d, np.float64), axis=0)
     if len(pts) < 3:
         return 0.0
-    pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
-
-    def cross(o, a, b) -> float:
-        return float((a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]))
-
-    def chain(points):
-        out: list = []
-        for p in points:
-            while len(out) >= 2 and cross(out[-2], out[-1], p) <= 0:
-                out.pop()
-            out.append(p)
-        return out[:-1]
-
-    hull = np.array(chain(pts) + chain(pts[::-1]))
+    pts = np.ascontiguousarray(pts[np.lexsort((pts[:, 1], pts[:, 0]))])
+    lower, upper = np.empty_like(pts), np.empty_like(pts)
+    hull = np.concatenate(
+        [lower[: _half_hull(pts, lower)], upper[: _half_hull(pts[::-1].copy(), upper)]]
+    )
     x, y = hull[:, 0], hull[:, 1]
     area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
     return area / float(size[0] * size[1])
