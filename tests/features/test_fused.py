@@ -15,6 +15,7 @@ from s2dloc.features.fused import (
     can_fuse,
     instance_norm_prelu_,
     instance_norm_prelu_channels_last,
+    normalize_bfloat16_channels_last,
     normalize_channels_last,
     normalize_channels_last_,
     upsample_cat,
@@ -178,6 +179,35 @@ def test_normalize_channels_last_in_place_matches_torch(dtype):
         assert normalize_channels_last_(x) is x
     tol = 1e-6 if dtype == torch.float32 else 1e-14
     torch.testing.assert_close(x, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("size", [(9, 40), (7, 33)])
+def test_normalize_bfloat16_is_widen_then_normalize_bit_for_bit(threads, size):
+    """A bfloat16 map widened and normalised in one pass, cropped to ``size``: the values of
+    ``normalize_channels_last_(x.float())`` exactly, a fresh float32 channels-last tensor."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 32, 9, 40, generator=g).to(torch.bfloat16)
+    x = x.contiguous(memory_format=torch.channels_last)
+    x[1, :, 3, 5] = 0  # a zero pixel stays zero
+    before, n = x.clone(), torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        out = normalize_bfloat16_channels_last(x, size)
+    finally:
+        torch.set_num_threads(n)
+    expected = normalize_channels_last_(x.float())[..., : size[0], : size[1]]
+    assert out.dtype == torch.float32 and out.shape == (2, 32, *size)
+    assert out.is_contiguous(memory_format=torch.channels_last) and torch.equal(x, before)
+    assert torch.equal(out, expected) and float(out[1, :, 3, 5].abs().max()) == 0.0
+    torch.testing.assert_close(out, F.normalize(x.float(), dim=1)[..., : size[0], : size[1]])
+    with torch.no_grad():
+        levels = finish_levels([x, x.float()], (size[0], size[1]), (1, 1), True)
+    assert torch.equal(levels[0], expected) and torch.equal(levels[1], expected)
+    with pytest.raises(ValueError, match="channels-last bfloat16"):
+        normalize_bfloat16_channels_last(x.contiguous(), size)
+    with pytest.raises(ValueError, match="cannot crop a 9x40 map to 10x40"):
+        normalize_bfloat16_channels_last(x, (10, 40))
 
 
 def test_finish_levels_in_place_only_on_whole_channels_last_maps():

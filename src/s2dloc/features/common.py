@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from s2dloc.features.fused import (
     can_fuse,
     can_fuse_channels_last,
+    normalize_bfloat16_channels_last,
     normalize_channels_last,
     normalize_channels_last_,
 )
@@ -51,14 +52,27 @@ def finish_levels(
     in_place: bool = False,
 ) -> list[torch.Tensor]:
     """Crop padded maps ``(B, C, H', W')`` to ``ceil(size / s)``, optionally L2-normalise over
-    channels, and store them channels-last (without gradients and with ``fused``, normalised
-    and stored in one pass: :func:`s2dloc.features.fused.normalize_channels_last`). With
-    ``in_place`` (the maps are the caller's temporaries) a map already channels-last and
+    channels, and store them channels-last in float32 (without gradients and with ``fused``,
+    normalised and stored in one pass: :func:`s2dloc.features.fused.normalize_channels_last`,
+    or for a bfloat16 map :func:`~s2dloc.features.fused.normalize_bfloat16_channels_last`).
+    With ``in_place`` (the maps are the caller's temporaries) a map already channels-last and
     uncropped is normalised where it is."""
     H, W = size
     out = []
     for m, s in zip(maps, strides):
-        m = m[..., : -(-H // s), : -(-W // s)]
+        crop = (-(-H // s), -(-W // s))
+        if m.dtype == torch.bfloat16:  # a bfloat16 convolution's output (inference)
+            inference = not m.requires_grad and m.device.type == "cpu"
+            if (
+                normalize
+                and fused
+                and inference
+                and m.is_contiguous(memory_format=torch.channels_last)
+            ):
+                out.append(normalize_bfloat16_channels_last(m, crop))
+                continue
+            m = m.float()
+        m = m[..., : crop[0], : crop[1]]
         if normalize and fused and in_place and can_fuse_channels_last(m):
             out.append(normalize_channels_last_(m))
             continue

@@ -136,9 +136,10 @@ class DISKBackbone(HeadedExtractor):
     def _trunk(self, images: torch.Tensor, fold_head: bool) -> list[torch.Tensor]:
         """Padded images ``(B, 3, H, W)`` -> trunk activations at strides 1, 2, 4, 8.
 
-        With ``fold_head`` the stride-1 entry is already the head's output ``(B, C, H, W)``.
-        In bfloat16 inference the decoder's activations live in this thread's workspaces
-        (channels-last), valid until the next call.
+        With ``fold_head`` the stride-1 entry is already the head's output ``(B, C, H, W)``
+        (in bfloat16 inference, a bfloat16 tensor). In bfloat16 inference the decoder's other
+        activations live in this thread's workspaces (channels-last), valid until the next
+        call.
         """
         fused = self.fuse_inference and can_fuse(images)
         low = fused and self.bf16_decoder and images.dtype == torch.float32
@@ -185,8 +186,8 @@ class DISKBackbone(HeadedExtractor):
         w_head = head.weight[:, :, 0, 0]  # (C, 128)
         weight = torch.einsum("ck,kihw->cihw", w_head, conv.weight[: self.desc_dim])
         bias = w_head @ conv.bias[: self.desc_dim] + head.bias
-        if low:
-            return _conv_bfloat16(x, weight, bias, 1, "same")
+        if low:  # left in bfloat16: finish_levels widens it as it normalises
+            return _conv_bfloat16(x, weight, bias, 1, "same", widen=False)
         if fused:
             weight = weight.contiguous(memory_format=torch.channels_last)
         return nn.functional.conv2d(x, weight, bias, padding="same")
@@ -220,13 +221,18 @@ def _gated_conv(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return conv2d(instance_norm_prelu_(x.contiguous(), gate.weight, norm.eps))
 
 
-def _conv_bfloat16(x: torch.Tensor, weight, bias, stride, padding, into: str | None = None):
+def _conv_bfloat16(
+    x: torch.Tensor, weight, bias, stride, padding, into: str | None = None, widen: bool = True
+):
     """``conv2d`` of the bfloat16 channels-last ``x`` with ``weight`` and ``bias`` cast to
-    bfloat16; the result in float32, channels-last: a new tensor, or with ``into`` in this
-    thread's :func:`~s2dloc.features.fused.workspace` of that name (overwritten by the next
-    call; a fresh tensor's page faults cost more than the conversion)."""
+    bfloat16; the result channels-last, in bfloat16 unless ``widen``, else in float32: a new
+    tensor, or with ``into`` in this thread's :func:`~s2dloc.features.fused.workspace` of that
+    name (overwritten by the next call; a fresh tensor's page faults cost more than the
+    conversion)."""
     weight = weight.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     out = nn.functional.conv2d(x, weight, bias.to(torch.bfloat16), stride, padding)
+    if not widen:
+        return out
     if into is None:
         return out.to(torch.float32)
     B, C, H, W = out.shape

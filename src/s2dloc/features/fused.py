@@ -176,6 +176,26 @@ def _normalize_pixels_(x, r0, r1):
             row[c] = row[c] * inv
 
 
+@njit(cache=True, nogil=True, fastmath=REDUCE)
+def _normalize_bfloat16_rows(bits, out, out_bits, r0, r1):
+    """Rows ``r0:r1`` (``b * H + y``) of ``out (B, H, W, C)`` (float32; ``out_bits`` its
+    ``uint32`` view): the pixels of the bfloat16 map ``bits (B, >= H, >= W, C)`` (``uint16``)
+    widened to float32 (exact) and divided by their L2 norm as :func:`_normalize_pixels_` does."""
+    B, H, W, C = out.shape
+    for r in range(r0, r1):
+        b, y = r // H, r % H
+        for i in range(W):
+            src, wide, row = bits[b, y, i], out_bits[b, y, i], out[b, y, i]
+            for c in range(C):
+                wide[c] = np.uint32(src[c]) << 16
+            s = 0.0
+            for c in range(C):
+                s += row[c] * row[c]
+            inv = 1.0 / max(math.sqrt(s), 1e-12)
+            for c in range(C):
+                row[c] = row[c] * inv
+
+
 @njit(cache=True, nogil=True)
 def _upsample_nearest_cat(bottom, skip, out, r0, r1):
     """Rows ``r0:r1`` of ``out (B, 2h, 2w, Cb + Cs)``: ``bottom (B, h, w, Cb)`` repeated 2x2,
@@ -337,6 +357,24 @@ def normalize_channels_last_(x: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     in_threads(_normalize_pixels_, B * H * W, nhwc(x).reshape(B * H * W, C))
     return x
+
+
+def normalize_bfloat16_channels_last(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``F.normalize(x[..., :H, :W].float(), dim=1)`` of the channels-last bfloat16 ``x
+    (B, C, H', W')`` (``size = (H, W)``, at most ``(H', W')``) as a new channels-last float32
+    tensor, in one pass: the widening and the normalisation of
+    :func:`normalize_channels_last_`, bit for bit, without the float32 copy in between."""
+    if x.dtype != torch.bfloat16 or not x.is_contiguous(memory_format=torch.channels_last):
+        raise ValueError(f"expected a channels-last bfloat16 map, got {x.dtype} {x.stride()}")
+    B, C, Hp, Wp = x.shape
+    H, W = size
+    if H > Hp or W > Wp:
+        raise ValueError(f"cannot crop a {Hp}x{Wp} map to {H}x{W}")
+    out = torch.empty(B, H, W, C, dtype=torch.float32)
+    bits = x.detach().permute(0, 2, 3, 1).view(torch.int16).numpy().view(np.uint16)
+    o = out.numpy()
+    in_threads(_normalize_bfloat16_rows, B * H, bits, o, o.view(np.uint32))
+    return out.permute(0, 3, 1, 2)
 
 
 def nhwc(x: torch.Tensor) -> np.ndarray:
