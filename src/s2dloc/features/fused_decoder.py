@@ -7,11 +7,11 @@ convolutions in bfloat16 on channels-last input, building that input through pla
 :func:`s2dloc.features.fused.instance_norm_prelu_channels_last`) costs a conversion of the
 previous convolution's output to a plain float32 tensor, the concatenation written in full
 and a transposition. :func:`norm_prelu_upsample_cat` reads the bottom channels-last (the
-previous convolution's output as it comes) and never stores the upsampled map: two passes
-compute each channel's statistics from upsampled rows rebuilt in cache, and a third writes
+previous convolution's output as it comes) and never stores the upsampled map: one pass
+computes each channel's statistics from upsampled rows rebuilt in cache, and a second writes
 the normalised, gated bfloat16 input of the convolution. The values are those of the plain
-path: the same float32 upsampled values, float64 statistics (summed in another order) and
-rounding to nearest even.
+path: the same float32 upsampled values, float64 statistics (summed in another order, about
+the bottom's mean) and rounding to nearest even.
 """
 
 from __future__ import annotations
@@ -45,37 +45,25 @@ def _upsampled_row(bottom, b, oy, vrow, orow):
 
 
 @njit(cache=True, nogil=True, fastmath=REDUCE)
-def _row_sums(bottom, sums, r0, r1):
-    """``sums[r] (C,)``: per channel, the sum of upsampled output row ``r`` (``b * 2h + y``)."""
+def _row_moments(bottom, pilot, sums, squares, r0, r1):
+    """Per channel, the sums of ``v - pilot[b]`` and of its square over upsampled output row
+    ``r`` (``b * 2h + y``) into ``sums[r]``, ``squares[r]`` ``(C,)``."""
     h, w, C = bottom.shape[1], bottom.shape[2], bottom.shape[3]
     vrow, orow = np.empty((w, C)), np.empty((2 * w, C), dtype=np.float32)
-    for r in range(r0, r1):
-        _upsampled_row(bottom, r // (2 * h), r % (2 * h), vrow, orow)
-        s = sums[r]
-        s[:] = 0.0
-        for ox in range(2 * w):
-            o = orow[ox]
-            for c in range(C):
-                s[c] += o[c]
-
-
-@njit(cache=True, nogil=True, fastmath=REDUCE)
-def _row_square_deviations(bottom, mean, sums, r0, r1):
-    """``sums[r] (C,)``: per channel, the sum of ``(v - mean[b])^2`` over upsampled row ``r``."""
-    h, w, C = bottom.shape[1], bottom.shape[2], bottom.shape[3]
-    vrow, orow = np.empty((w, C)), np.empty((2 * w, C), dtype=np.float32)
-    m = np.empty(C)
+    k = np.empty(C)
     for r in range(r0, r1):
         b = r // (2 * h)
         _upsampled_row(bottom, b, r % (2 * h), vrow, orow)
-        m[:] = mean[b]
-        s = sums[r]
+        k[:] = pilot[b]
+        s, q = sums[r], squares[r]
         s[:] = 0.0
+        q[:] = 0.0
         for ox in range(2 * w):
             o = orow[ox]
             for c in range(C):
-                d = o[c] - m[c]
-                s[c] += d * d
+                d = o[c] - k[c]
+                s[c] += d
+                q[c] += d * d
 
 
 @njit(cache=True, nogil=True)
@@ -129,12 +117,17 @@ def norm_prelu_upsample_cat(
     H, W = 2 * h, 2 * w
     bot = nhwc(bottom.contiguous(memory_format=torch.channels_last))
     sk = skip.detach().contiguous().numpy()
-    sums = np.empty((B * H, Cb))
-    in_threads(_row_sums, B * H, bot, sums)
+    # One pass for both moments, about the bottom's channel means: bilinear upsampling keeps
+    # a map's mean, so the deviations from it sum to about zero and the variance loses
+    # nothing to cancellation.
+    pilot = bottom.detach().mean((2, 3)).double().numpy()  # (B, Cb); float32 is close enough
+    sums, squares = np.empty((B * H, Cb)), np.empty((B * H, Cb))
+    in_threads(_row_moments, B * H, bot, pilot, sums, squares)
+    shift = sums.reshape(B, H, Cb).sum(1) / (H * W)
     mean, inv = np.empty((B, Cb + Cs)), np.empty((B, Cb + Cs))
-    mean[:, :Cb] = sums.reshape(B, H, Cb).sum(1) / (H * W)
-    in_threads(_row_square_deviations, B * H, bot, np.ascontiguousarray(mean[:, :Cb]), sums)
-    inv[:, :Cb] = 1.0 / np.sqrt(sums.reshape(B, H, Cb).sum(1) / (H * W) + eps)
+    mean[:, :Cb] = pilot + shift
+    var = squares.reshape(B, H, Cb).sum(1) / (H * W) - shift * shift
+    inv[:, :Cb] = 1.0 / np.sqrt(np.maximum(var, 0.0) + eps)
     stats = np.empty((B * Cs, 2))
     in_threads(row_stats, B * Cs, sk.reshape(B * Cs, H * W), eps, stats)
     mean[:, Cb:], inv[:, Cb:] = stats[:, 0].reshape(B, Cs), stats[:, 1].reshape(B, Cs)
