@@ -14,6 +14,7 @@ from s2dloc.localization import Localizer, Map, Query
 from s2dloc.localization import pipeline as pipeline_module
 from s2dloc.localization.config import ConfigError, resolve
 from s2dloc.localization.io import read_queries, record_line
+from s2dloc.localization.pipeline import extraction_workers
 from s2dloc.localization.pose_stages import accept_fpnp, fpnp_observations
 from s2dloc.localization.retrieval import pairs_from_file
 from s2dloc.viz.verdict import judge
@@ -187,25 +188,39 @@ def test_localize_all_overlaps_extraction_and_changes_nothing(setup, tmp_path, m
     bad = Query("missing.png", queries[0].camera, path=tmp_path / "missing.png")
     batch = [queries[0], bad, *queries[1:4]]
     one_by_one = [loc.localize(q) for q in batch]
-    threads = []
+    threads, counts = [], []
     features = loc.features
 
     def recorded(query):
         threads.append(threading.current_thread().name)
+        counts.append(torch.get_num_threads())
         return features(query)
 
     monkeypatch.setattr(loc, "features", recorded)
-    overlapped = list(loc.localize_all(batch))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        overlapped = list(loc.localize_all(batch))
+        assert torch.get_num_threads() == 2  # the workers' setting is not left behind
+    finally:
+        torch.set_num_threads(before)
     assert [r.name for r in overlapped] == [q.name for q in batch]
     assert all(_same_result(a, b) for a, b in zip(overlapped, one_by_one, strict=True))
     assert "missing.png" in overlapped[1].error and overlapped[2].success
     assert len(threads) == len(batch) and all(t.startswith("s2dloc-extract") for t in threads)
+    assert len(set(threads)) == 2 and counts == [1] * len(batch)  # two single-threaded workers
     assert all(r.timings["extract"] > 0 for r in overlapped if not r.error)
     assert list(loc.localize_all([])) == []
     threads.clear()
     sequential = list(loc.localize_all(batch[:3], overlap=False))
     assert threads == [threading.current_thread().name] * 3
     assert all(_same_result(a, b) for a, b in zip(sequential, one_by_one, strict=False))
+
+
+def test_extraction_workers_split_the_cpu_threads():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert extraction_workers(2, cpu) == (2, 1) and extraction_workers(16, cpu) == (2, 8)
+    assert extraction_workers(1, cpu) == (1, 1) and extraction_workers(16, gpu) == (1, 16)
 
 
 def test_localize_all_refines_like_refine(setup):

@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -204,32 +205,43 @@ class Localizer:
     def localize_all(
         self, queries: Iterable[Query], refine: bool = False, overlap: bool = True
     ) -> Iterator[QueryResult]:
-        """:meth:`localize` (or with ``refine``, :meth:`refine`) of each query in turn, while a
-        background thread at the lowest scheduling priority reads the next query's image and
-        extracts its features (``overlap``; else one query at a time).
+        """:meth:`localize` (or with ``refine``, :meth:`refine`) of each query in turn, while
+        background threads at the lowest scheduling priority read the next queries' images and
+        extract their features (``overlap``; else one query at a time).
 
         After extraction a query's stages leave cores idle much of the time (PnP's last
-        RANSAC run, F-PnP and the verdict run on one thread), and the next extraction fills
-        them. Results are those of one call per query; each ``extract`` time is the
-        extraction's own. On a machine kept busy by other programs the background extraction
-        waits for them: ``overlap=False`` (``--one-at-a-time``) avoids that."""
+        RANSAC run, F-PnP and the verdict run on one thread), and the next extractions fill
+        them. On the CPU two extractions run at once with half the threads each
+        (:func:`extraction_workers`): an extraction split over every core stalls whenever the
+        foreground takes one of them. Results are those of one call per query; each
+        ``extract`` time is the extraction's own. On a machine kept busy by other programs the
+        background extraction waits for them: ``overlap=False`` (``--one-at-a-time``) avoids
+        that."""
         run = self.refine if refine else self.localize
         if not overlap:
             yield from map(run, queries)
             return
         extract = self._extract_maps if refine else self.features
-        with ThreadPoolExecutor(
-            1, thread_name_prefix="s2dloc-extract", initializer=_yield_to_others
-        ) as pool:
-            start = partial(pool.submit, _timed, extract)  # start(query) -> future
-            it = iter(queries)
-            query = next(it, None)
-            pending = start(query) if query is not None else None
-            while query is not None:
-                current, features = query, pending
-                query = next(it, None)
-                pending = start(query) if query is not None else None
-                yield run(current, features)
+        threads = torch.get_num_threads()
+        workers, each = extraction_workers(threads, _device_of(self.extractor))
+        init = partial(_background_worker, each)
+        try:
+            with ThreadPoolExecutor(
+                workers, thread_name_prefix="s2dloc-extract", initializer=init
+            ) as pool:
+                it, pending = iter(queries), deque()
+
+                def fill() -> None:  # keep `workers` extractions under way
+                    while len(pending) < workers and (query := next(it, None)) is not None:
+                        pending.append((query, pool.submit(_timed, extract, query)))
+
+                fill()
+                while pending:
+                    current, features = pending.popleft()
+                    fill()
+                    yield run(current, features)
+        finally:
+            torch.set_num_threads(threads)  # the workers' setting is also torch's default
 
     def _localize(self, query: Query, res: QueryResult, features: Future | None) -> None:
         done = features.result() if features else _timed(self.features, query)
@@ -377,6 +389,29 @@ def check_start_search(search: dict) -> None:
             f"setting 'fpnp.start_search.keep' must be at most {grid}, the size of the search "
             f"grid of 'fpnp.start_search.steps' = {search['steps']}; got {search['keep']}"
         )
+
+
+def extraction_workers(threads: int, device: torch.device) -> tuple[int, int]:
+    """``(workers, threads each)`` of :meth:`Localizer.localize_all`'s background extraction
+    given the foreground's ``threads``: on the CPU two workers sharing the threads (one
+    single-threaded extraction keeps a core busy without waiting on another, and two of them
+    fill both cores of a 2-core machine while the foreground rests); one worker elsewhere."""
+    if device.type != "cpu" or threads < 2:
+        return 1, max(1, threads)
+    return 2, threads // 2
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    """The device of ``module``'s first parameter (CPU without parameters)."""
+    return next(module.parameters(), torch.empty(0)).device
+
+
+def _background_worker(threads: int) -> None:
+    """Set up a background extraction thread: ``threads`` threads for its own operations
+    (OpenMP keeps this per calling thread; torch's default for new threads follows it, which
+    :meth:`Localizer.localize_all` restores) and the lowest scheduling priority."""
+    torch.set_num_threads(threads)
+    _yield_to_others()
 
 
 def _yield_to_others() -> None:
