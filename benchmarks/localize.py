@@ -1,6 +1,6 @@
 """Queries per second of the localization pipeline at 640x480 with top-5 references (cached
 map features), the time split by stage, and two baselines measured in the same run on the same
-queries: one query at a time (``Localizer.localize``; the main figure overlaps the next query's
+queries: one query at a time (``Localizer.localize``; the main figure overlaps the next queries'
 extraction with the current one's other stages, ``Localizer.localize_all``) and the previous
 matching code path (one reference at a time, an ``M x HW`` exclusion mask for the second best).
 

@@ -53,8 +53,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         "--one-at-a-time",
         action="store_true",
         help="extract each query's features only when its turn comes (by default the next "
-        "query's are extracted in a low-priority thread meanwhile; a machine busy with other "
-        "programs starves that thread)",
+        "queries' are extracted in low-priority threads meanwhile; a machine busy with other "
+        "programs starves those threads)",
     )
     parser.add_argument("--map", required=True, help="map folder (sfm/ + images/) or COLMAP model")
     parser.add_argument("--images", help="reference image folder (default: MAP/images)")
