@@ -182,18 +182,17 @@ def _same_result(a, b) -> bool:
 
 def test_localize_all_overlaps_extraction_and_changes_nothing(setup, tmp_path, monkeypatch):
     """Every query's result is the one-at-a-time one, a failing query (missing image) is
-    recorded in order without stopping the others, and the next query's features are
-    extracted in the background thread while the current one is localized."""
+    recorded in order without stopping the others, and the next queries' features are
+    extracted in background threads while the current one is localized."""
     loc, queries, gt = setup
     bad = Query("missing.png", queries[0].camera, path=tmp_path / "missing.png")
     batch = [queries[0], bad, *queries[1:4]]
     one_by_one = [loc.localize(q) for q in batch]
-    threads, counts = [], []
+    threads = []
     features = loc.features
 
     def recorded(query):
-        threads.append(threading.current_thread().name)
-        counts.append(torch.get_num_threads())
+        threads.append((query.name, threading.current_thread().name, torch.get_num_threads()))
         return features(query)
 
     monkeypatch.setattr(loc, "features", recorded)
@@ -207,13 +206,17 @@ def test_localize_all_overlaps_extraction_and_changes_nothing(setup, tmp_path, m
     assert [r.name for r in overlapped] == [q.name for q in batch]
     assert all(_same_result(a, b) for a, b in zip(overlapped, one_by_one, strict=True))
     assert "missing.png" in overlapped[1].error and overlapped[2].success
-    assert len(threads) == len(batch) and all(t.startswith("s2dloc-extract") for t in threads)
-    assert len(set(threads)) == 2 and counts == [1] * len(batch)  # two single-threaded workers
+    # The first query is extracted by the caller, the others by two single-threaded workers.
+    by_query = {name: (thread, n) for name, thread, n in threads}
+    assert len(threads) == len(by_query) == len(batch)
+    assert by_query.pop(batch[0].name) == (threading.current_thread().name, 2)
+    assert all(t.startswith("s2dloc-extract") and n == 1 for t, n in by_query.values())
+    assert len({t for t, _ in by_query.values()}) == 2
     assert all(r.timings["extract"] > 0 for r in overlapped if not r.error)
     assert list(loc.localize_all([])) == []
     threads.clear()
     sequential = list(loc.localize_all(batch[:3], overlap=False))
-    assert threads == [threading.current_thread().name] * 3
+    assert [t for _, t, _ in threads] == [threading.current_thread().name] * 3
     assert all(_same_result(a, b) for a, b in zip(sequential, one_by_one, strict=False))
 
 

@@ -211,7 +211,8 @@ class Localizer:
 
         After extraction a query's stages leave cores idle much of the time (PnP's last
         RANSAC run, F-PnP and the verdict run on one thread), and the next extractions fill
-        them. On the CPU two extractions run at once with half the threads each
+        them (the first query's is the caller's, with every thread). On the CPU two
+        background extractions run at once with half the threads each
         (:func:`extraction_workers`): an extraction split over every core stalls whenever the
         foreground takes one of them. Results are those of one call per query; each
         ``extract`` time is the extraction's own. On a machine kept busy by other programs the
@@ -235,7 +236,12 @@ class Localizer:
                     while len(pending) < workers and (query := next(it, None)) is not None:
                         pending.append((query, pool.submit(_timed, extract, query)))
 
+                first = next(it, None)
+                if first is None:
+                    return
                 fill()
+                # The first query is extracted here with every thread: nothing is ahead of it.
+                yield run(first, None)
                 while pending:
                     current, features = pending.popleft()
                     fill()
