@@ -162,18 +162,22 @@ def _normalize_rows(x, out, r0, r1):
 
 
 @njit(cache=True, nogil=True, fastmath=REDUCE)
+def _normalize_pixel_(row):
+    """One pixel's channels ``row (C,)`` divided in place by their L2 norm (at least 1e-12)."""
+    s = 0.0
+    for c in range(row.shape[0]):
+        s += row[c] * row[c]
+    inv = 1.0 / max(math.sqrt(s), 1e-12)
+    for c in range(row.shape[0]):
+        row[c] = row[c] * inv
+
+
+@njit(cache=True, nogil=True, fastmath=REDUCE)
 def _normalize_pixels_(x, r0, r1):
     """Rows ``r0:r1`` of ``x (P, C)`` (one pixel's channels per row) divided in place by their L2
     norm (at least 1e-12)."""
-    C = x.shape[1]
     for p in range(r0, r1):
-        row = x[p]
-        s = 0.0
-        for c in range(C):
-            s += row[c] * row[c]
-        inv = 1.0 / max(math.sqrt(s), 1e-12)
-        for c in range(C):
-            row[c] = row[c] * inv
+        _normalize_pixel_(x[p])
 
 
 @njit(cache=True, nogil=True, fastmath=REDUCE)
@@ -185,15 +189,10 @@ def _normalize_bfloat16_rows(bits, out, out_bits, r0, r1):
     for r in range(r0, r1):
         b, y = r // H, r % H
         for i in range(W):
-            src, wide, row = bits[b, y, i], out_bits[b, y, i], out[b, y, i]
+            src, wide = bits[b, y, i], out_bits[b, y, i]
             for c in range(C):
                 wide[c] = np.uint32(src[c]) << 16
-            s = 0.0
-            for c in range(C):
-                s += row[c] * row[c]
-            inv = 1.0 / max(math.sqrt(s), 1e-12)
-            for c in range(C):
-                row[c] = row[c] * inv
+            _normalize_pixel_(out[b, y, i])
 
 
 @njit(cache=True, nogil=True)
