@@ -62,13 +62,7 @@ def finish_levels(
     for m, s in zip(maps, strides):
         crop = (-(-H // s), -(-W // s))
         if m.dtype == torch.bfloat16:  # a bfloat16 convolution's output (inference)
-            inference = not m.requires_grad and m.device.type == "cpu"
-            if (
-                normalize
-                and fused
-                and inference
-                and m.is_contiguous(memory_format=torch.channels_last)
-            ):
+            if normalize and fused and can_fuse_channels_last(m, (torch.bfloat16,)):
                 out.append(normalize_bfloat16_channels_last(m, crop))
                 continue
             m = m.float()

@@ -245,13 +245,16 @@ def native_bf16() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
-def can_fuse(x: torch.Tensor, contiguous: bool = True) -> bool:
+FLOATS = (torch.float32, torch.float64)
+
+
+def can_fuse(x: torch.Tensor, contiguous: bool = True, dtypes: tuple = FLOATS) -> bool:
     """Whether a forward pass on ``x`` can use these kernels: gradients off (they bypass
-    autograd) and ``x`` a float CPU tensor, contiguous where ``contiguous``."""
+    autograd) and ``x`` a CPU tensor of one of ``dtypes``, contiguous where ``contiguous``."""
     return (
         not torch.is_grad_enabled()
         and x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
+        and x.dtype in dtypes
         and (x.is_contiguous() or not contiguous)
     )
 
@@ -381,9 +384,10 @@ def nhwc(x: torch.Tensor) -> np.ndarray:
     return x.detach().permute(0, 2, 3, 1).numpy()
 
 
-def can_fuse_channels_last(x: torch.Tensor) -> bool:
+def can_fuse_channels_last(x: torch.Tensor, dtypes: tuple = FLOATS) -> bool:
     """:func:`can_fuse` for a channels-last ``(B, C, H, W)`` tensor."""
-    return can_fuse(x, contiguous=False) and x.is_contiguous(memory_format=torch.channels_last)
+    cl = x.is_contiguous(memory_format=torch.channels_last)
+    return can_fuse(x, contiguous=False, dtypes=dtypes) and cl
 
 
 def upsample_nearest_cat(bottom: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

@@ -61,7 +61,7 @@ class Map:
     def __post_init__(self):
         self.point_ids = np.asarray(self.point_ids, np.int64)
         self.points3D = np.asarray(self.points3D, np.float64).reshape(-1, 3)
-        # xyz(): rows found by binary search over the sorted ids
+        # 3D points found by binary search over the sorted ids (_search)
         self._order = np.argsort(self.point_ids, kind="stable")
         self._sorted_ids = self.point_ids[self._order]
         self._by_name = {im.name: im for im in self.images}
@@ -83,11 +83,18 @@ class Map:
     def __contains__(self, name: str) -> bool:
         return name in self._by_name
 
+    def _search(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of 3D point ids ``(M,)`` among the sorted ids (binary search) and whether
+        each id is in the map ``(M,)``."""
+        pos = np.searchsorted(self._sorted_ids, ids)
+        found = pos < len(self._sorted_ids)
+        found[found] = self._sorted_ids[pos[found]] == ids[found]
+        return pos, found
+
     def xyz(self, ids: np.ndarray) -> np.ndarray:
         """World points ``(M, 3)`` of 3D point ids ``(M,)`` (KeyError naming an unknown id)."""
         ids = np.asarray(ids, np.int64).reshape(-1)
-        pos = np.searchsorted(self._sorted_ids, ids).clip(max=max(len(self._sorted_ids) - 1, 0))
-        found = self._sorted_ids[pos] == ids if len(self._sorted_ids) else np.zeros(len(ids), bool)
+        pos, found = self._search(ids)
         if not found.all():
             raise KeyError(f"3D point id {int(ids[~found][0])} is not in the map")
         return self.points3D[self._order[pos]].reshape(-1, 3)
@@ -156,7 +163,7 @@ class Map:
             if len(im.point3D_ids) != len(im.keypoints) or not np.isfinite(im.keypoints).all():
                 raise ValueError(f"reference image {im.name!r} has malformed observations")
             ids = np.asarray(im.point3D_ids, np.int64)
-            unknown = ids[~np.isin(ids, self._sorted_ids)]
+            unknown = ids[~self._search(ids)[1]]
             if len(unknown):
                 raise ValueError(f"{im.name!r} observes unknown 3D points {unknown[:5].tolist()}")
             check_camera(im.camera, f"camera of reference image {im.name!r}")

@@ -78,7 +78,7 @@ class RunSpec:
     rebuild_cache: bool = False
     discard_results: bool = False
     progress: bool = True
-    overlap: bool = True  # the next query's extraction during this one's (Localizer.localize_all)
+    overlap: bool = True  # the next queries' extraction during this one's (Localizer.localize_all)
     extractor: Any = None
     matches: Path | None = None
     export_pairs: Path | None = None
@@ -219,7 +219,7 @@ def _localize(spec: RunSpec, ctx: Context, todo: list[Query]) -> int:
         out = rank_log_path(out, ctx.rank)
     desc = f"{spec.mode} [{ctx.rank}/{ctx.world}]" if ctx.active else spec.mode
     refine = spec.mode == "refine"
-    results = loc.localize_all(mine, refine, spec.overlap) if mine else []
+    results = loc.localize_all(mine, refine, spec.overlap) if mine else []  # no Localizer
     show = spec.progress and ctx.is_main
     for res in tqdm(results, desc=desc, total=len(mine), disable=not show):
         if out is not None:
