@@ -13,6 +13,7 @@ from s2dloc.features.disk_backbone import DISKBackbone
 from s2dloc.features.fused import (
     avg_pool2,
     can_fuse,
+    conv1x1_channels_last,
     instance_norm_prelu_,
     instance_norm_prelu_channels_last,
     normalize_bfloat16_channels_last,
@@ -21,6 +22,7 @@ from s2dloc.features.fused import (
     upsample_cat,
     upsample_nearest_cat,
 )
+from s2dloc.features.fused_group_norm import group_norm_act_
 from s2dloc.features.gnnet import GNNet
 
 
@@ -239,6 +241,27 @@ def test_upsample_nearest_cat_matches_torch():
     torch.testing.assert_close(out, torch.cat([up, skip], 1), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("act", [torch.nn.ReLU(), torch.nn.CELU(0.7)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("B", [1, 2])
+def test_group_norm_act_matches_torch(act, dtype, B):
+    g = torch.Generator().manual_seed(0)
+    norm = torch.nn.GroupNorm(4, 8).to(dtype)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0, generator=g)
+        norm.bias.uniform_(-1.0, 1.0, generator=g)
+    x = 3.0 + 2.0 * torch.randn(B, 8, 6, 5, generator=g, dtype=dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    expected = act(norm(x.clone()))
+    with torch.no_grad():
+        out = group_norm_act_(x, norm, act)
+    assert out is x and out.is_contiguous(memory_format=torch.channels_last)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out, expected, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="affine GroupNorm of 8 channels"):
+        group_norm_act_(x, torch.nn.GroupNorm(2, 8), torch.nn.Tanh())
+
+
 @pytest.mark.parametrize("activation", ["relu", "celu"])
 def test_gnnet_fused_equals_layers(activation, monkeypatch):
     """GN-Net's extraction with the kernels gives the features of its layers; gradients on, the
@@ -252,14 +275,22 @@ def test_gnnet_fused_equals_layers(activation, monkeypatch):
         calls.append(bottom.shape[1])
         return upsample_nearest_cat(bottom, skip)
 
+    norms = []
+
+    def norm_counted(x, norm, act):
+        norms.append(type(act).__name__)
+        return group_norm_act_(x, norm, act)
+
     monkeypatch.setattr(gnnet, "upsample_nearest_cat", counted)
+    monkeypatch.setattr(gnnet, "group_norm_act_", norm_counted)
     with_kernels = model.extract(image)
     assert calls == [128, 64, 32]  # the three decoder blocks
+    assert norms == [activation.upper() if activation == "celu" else "ReLU"] * 14  # 7 blocks
     model.fuse_inference = False
     plain = model.extract(image)
-    assert len(calls) == 3
+    assert len(calls) == 3 and len(norms) == 14
     for a, b in zip(with_kernels, plain, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the same values, copied
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     model.fuse_inference = True
     loss = sum(m.square().mean() for m in model(torch.rand(1, 3, 32, 48)))
     loss.backward()
@@ -283,6 +314,44 @@ def test_batches_fused_equal_layers(model_cls, dtype):
     for a, b in zip(with_kernels, plain, strict=True):
         assert a.shape[0] == 3
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv1x1_channels_last_matches_conv2d(B, dtype):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(B, 6, 5, 7, generator=g, dtype=dtype)
+    weight, bias = torch.randn(4, 6, 1, 1, dtype=dtype), torch.randn(4, dtype=dtype)
+    out = conv1x1_channels_last(x, weight, bias)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, F.conv2d(x, weight, bias))
+    with pytest.raises(ValueError, match="1x1 weight for 6 channels"):
+        conv1x1_channels_last(x, torch.randn(4, 6, 3, 3), bias)
+
+
+@pytest.mark.parametrize("model_cls", [DISKBackbone, GNNet])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_features_do_not_depend_on_the_thread_count(model_cls, bf16):
+    """One and two threads give the same features bit for bit: a background extraction (one
+    thread) equals the foreground's (every thread)."""
+    if bf16 and (model_cls is GNNet or not fused.native_bf16()):
+        pytest.skip("bfloat16 decoder: DISK trunk on a CPU with native bfloat16 only")
+    torch.manual_seed(0)
+    kwargs = {"pretrained": False} if model_cls is DISKBackbone else {}
+    model = model_cls(**kwargs).eval()
+    model.bf16_decoder = bf16
+    images = torch.rand(1, 3, 96, 128)
+    threads = torch.get_num_threads()
+    maps = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                maps[n] = [m.clone() for m in model(images)]
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(maps[1], maps[2], strict=True):
+        assert torch.equal(a, b)
 
 
 def test_bf16_decoder_convolutions():

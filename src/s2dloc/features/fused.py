@@ -270,6 +270,22 @@ def avg_pool2(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def conv1x1_channels_last(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
+    """``F.conv2d(x, weight, bias)`` of ``x (B, C, H, W)`` (contiguous, CPU, see
+    :func:`can_fuse`) with a 1x1 ``weight (C', C, 1, 1)``, as one batched matrix product whose
+    ``(B, H * W, C')`` result is the output channels-last. The values do not depend on the
+    number of threads; ``conv2d``'s kernel for this layout splits the channel sums by thread on
+    some CPUs (AVX2 without AVX-512), which would make a background extraction differ from the
+    foreground's. It is also 1.6-3x faster at 64 channels."""
+    B, C, H, W = x.shape
+    Co = weight.shape[0]
+    if weight.shape[1:] != (C, 1, 1):
+        raise ValueError(f"expected a 1x1 weight for {C} channels, got {tuple(weight.shape)}")
+    w = weight.reshape(Co, C).t().expand(B, C, Co)
+    out = torch.baddbmm(bias, x.reshape(B, C, H * W).transpose(1, 2), w)
+    return out.view(B, H, W, Co).permute(0, 3, 1, 2)
+
+
 def instance_norm_prelu_(x: torch.Tensor, slope: torch.Tensor, eps: float) -> torch.Tensor:
     """``F.prelu(F.instance_norm(x, eps=eps), slope)`` computed in place in ``x (B, C, H, W)``
     (contiguous, CPU, see :func:`can_fuse`); ``slope (C,)``. Returns ``x``."""

@@ -20,6 +20,7 @@ from torch import nn
 from s2dloc.features.base import HeadedExtractor
 from s2dloc.features.common import finish_levels, merge_config, pad_to_multiple
 from s2dloc.features.fused import can_fuse_channels_last, upsample_nearest_cat
+from s2dloc.features.fused_group_norm import can_group_norm_act, group_norm_act_
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,24 @@ def _double_conv(c_in: int, c_out: int, groups: int, activation: str) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
+def _double_conv_layers(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    return block(x)
+
+
+def _double_conv_fused(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """:func:`_double_conv`'s block on channels-last ``x`` without gradients: each GroupNorm and
+    activation one in-place pass whose values do not depend on the number of threads
+    (:func:`~s2dloc.features.fused_group_norm.group_norm_act_`)."""
+    layers = list(block)
+    for conv, norm, act in zip(layers[0::3], layers[1::3], layers[2::3], strict=True):
+        x = conv(x)
+        if can_fuse_channels_last(x) and can_group_norm_act(norm, act):
+            x = group_norm_act_(x, norm, act)
+        else:
+            x = act(norm(x))
+    return x
+
+
 class GNNet(HeadedExtractor):
     """GN-Net extractor: images ``(B, 3, H, W)`` in [0, 1] -> 4 maps ``(B, C, H/s, W/s)``.
 
@@ -100,15 +119,16 @@ class GNNet(HeadedExtractor):
         fused = self.fuse_inference and can_fuse_channels_last(images)
         skips = []
         x = images
+        run = _double_conv_fused if fused else _double_conv_layers
         for i, block in enumerate(self.encoder):
-            x = block(self.pool(x) if i else x)
+            x = run(block, self.pool(x) if i else x)
             skips.append(x)
         acts = [x]
         for i in (2, 1, 0):
             if fused:  # upsampled straight into the concatenation (features/fused.py)
-                x = self.decoder[i](upsample_nearest_cat(x, skips[i]))
+                x = run(self.decoder[i], upsample_nearest_cat(x, skips[i]))
             else:
-                x = self.decoder[i](torch.cat([self.upsample(x), skips[i]], 1))
+                x = run(self.decoder[i], torch.cat([self.upsample(x), skips[i]], 1))
             acts.append(x)
         return acts[::-1]
 
