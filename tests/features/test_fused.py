@@ -14,6 +14,7 @@ from s2dloc.features.fused import (
     avg_pool2,
     can_fuse,
     conv1x1_channels_last,
+    frozen,
     instance_norm_prelu_,
     instance_norm_prelu_channels_last,
     normalize_bfloat16_channels_last,
@@ -327,6 +328,42 @@ def test_conv1x1_channels_last_matches_conv2d(B, dtype):
     torch.testing.assert_close(out, F.conv2d(x, weight, bias))
     with pytest.raises(ValueError, match="1x1 weight for 6 channels"):
         conv1x1_channels_last(x, torch.randn(4, 6, 3, 3), bias)
+
+
+def test_frozen_weights_follow_every_change():
+    lin = torch.nn.Linear(3, 2)
+    lin.load_state_dict({"weight": torch.ones(2, 3), "bias": torch.zeros(2)})
+    calls = []
+
+    def make(w, b):
+        calls.append(1)
+        return w.sum() + b.sum()
+
+    tensors = (lin.weight, lin.bias)
+    first = frozen(lin, "sum", tensors, make)
+    assert first == 6.0 and frozen(lin, "sum", tensors, make) is first and len(calls) == 1
+    with torch.no_grad():
+        lin.weight.add_(1.0)  # in place: the version counter moves
+    assert frozen(lin, "sum", (lin.weight, lin.bias), make) == 12.0 and len(calls) == 2
+    lin.load_state_dict({"weight": torch.zeros(2, 3), "bias": torch.ones(2)})
+    assert frozen(lin, "sum", (lin.weight, lin.bias), make) == 2.0 and len(calls) == 3
+
+
+def test_disk_folded_head_is_never_stale():
+    """The stride-1 head folded into the last convolution is kept between extractions, and
+    recomputed after the weights change (an optimizer step, a loaded checkpoint)."""
+    torch.manual_seed(0)
+    model = DISKBackbone(pretrained=False).eval()
+    model.bf16_decoder = False
+    images = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        before = model(images)[0]
+        torch.nn.init.orthogonal_(model.heads[0].weight)  # in place, as a step would
+        after = model(images)[0]
+        model.fuse_inference = False
+        plain = model(images)[0]
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, plain, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("model_cls", [DISKBackbone, GNNet])

@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from s2dloc.features.fused import (
     avg_pool2,
     can_fuse,
     conv1x1_channels_last,
+    frozen,
     instance_norm_prelu_,
     instance_norm_prelu_channels_last,
     native_bf16,
@@ -184,14 +186,27 @@ class DISKBackbone(HeadedExtractor):
         else:
             x = gate(norm(torch.cat([block.upsample(bottom), skip], dim=1)))
         head = self.heads[0]
-        w_head = head.weight[:, :, 0, 0]  # (C, 128)
-        weight = torch.einsum("ck,kihw->cihw", w_head, conv.weight[: self.desc_dim])
-        bias = w_head @ conv.bias[: self.desc_dim] + head.bias
+        tensors = (head.weight, head.bias, conv.weight, conv.bias)
         if low:  # left in bfloat16: finish_levels widens it as it normalises
+            fold = partial(self._fold, torch.bfloat16)
+            weight, bias = frozen(self, "fold_bf16", tensors, fold)
             return _conv_bfloat16(x, weight, bias, 1, "same", widen=False)
         if fused:
-            weight = weight.contiguous(memory_format=torch.channels_last)
+            weight, bias = frozen(self, "fold", tensors, partial(self._fold, conv.weight.dtype))
+        else:
+            weight, bias = self._fold(None, *tensors)
         return nn.functional.conv2d(x, weight, bias, padding="same")
+
+    def _fold(self, dtype, w_head, b_head, w_conv, b_conv):
+        """The stride-1 head ``(C, 128, 1, 1)`` composed with the last 5x5 convolution: one
+        weight ``(C, in, 5, 5)`` and bias ``(C,)``; with ``dtype`` cast to it and the weight
+        channels-last (what the fused path convolves with)."""
+        w_head = w_head[:, :, 0, 0]  # (C, 128)
+        weight = torch.einsum("ck,kihw->cihw", w_head, w_conv[: self.desc_dim])
+        bias = w_head @ b_conv[: self.desc_dim] + b_head
+        if dtype is None:
+            return weight, bias
+        return weight.to(dtype).contiguous(memory_format=torch.channels_last), bias.to(dtype)
 
     def _features(self, images: torch.Tensor):
         if images.dim() != 4 or images.shape[1] != 3:
@@ -238,7 +253,8 @@ def _conv_bfloat16(
     tensor, or with ``into`` in this thread's :func:`~s2dloc.features.fused.workspace` of that
     name (overwritten by the next call; a fresh tensor's page faults cost more than the
     conversion)."""
-    weight = weight.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    if weight.dtype != torch.bfloat16:
+        weight = weight.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     out = nn.functional.conv2d(x, weight, bias.to(torch.bfloat16), stride, padding)
     if not widen:
         return out
@@ -277,4 +293,12 @@ def _up_block(
         return _gated_conv(block.conv, upsample_cat(bottom, skip, reuse=True))
     norm, gate, _, conv = block.conv
     x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps)
-    return _conv_bfloat16(x, conv.weight, conv.bias, conv.stride, conv.padding, into)
+    weight, bias = frozen(conv, "bf16", (conv.weight, conv.bias), _bfloat16_weights)
+    return _conv_bfloat16(x, weight, bias, conv.stride, conv.padding, into)
+
+
+def _bfloat16_weights(weight: torch.Tensor, bias: torch.Tensor):
+    """A convolution's weight (channels-last) and bias in bfloat16."""
+    return weight.to(torch.bfloat16).contiguous(memory_format=torch.channels_last), bias.to(
+        torch.bfloat16
+    )

@@ -270,6 +270,20 @@ def avg_pool2(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def frozen(owner: torch.nn.Module, name: str, tensors: tuple, make):
+    """``make(*tensors)`` (weights derived for inference: cast, folded) kept on ``owner`` under
+    ``name`` until one of ``tensors`` is replaced or changed in place (its storage or version
+    counter moves, as an optimizer step or ``load_state_dict`` does). Detached: for passes
+    without gradients."""
+    key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+    cache = owner.__dict__.setdefault("_frozen", {})
+    hit = cache.get(name)
+    if hit is None or hit[0] != key:
+        with torch.no_grad():
+            hit = cache[name] = (key, make(*(t.detach() for t in tensors)))
+    return hit[1]
+
+
 def conv1x1_channels_last(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
     """``F.conv2d(x, weight, bias)`` of ``x (B, C, H, W)`` (contiguous, CPU, see
     :func:`can_fuse`) with a 1x1 ``weight (C', C, 1, 1)``, as one batched matrix product whose
