@@ -319,15 +319,21 @@ def test_batches_fused_equal_layers(model_cls, dtype):
 
 @pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_conv1x1_channels_last_matches_conv2d(B, dtype):
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("Co", [1, 4])
+def test_conv1x1_channels_last_matches_conv2d(B, dtype, layout, Co):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(B, 6, 5, 7, generator=g, dtype=dtype)
-    weight, bias = torch.randn(4, 6, 1, 1, dtype=dtype), torch.randn(4, dtype=dtype)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = x.contiguous(memory_format=fmt)
+    weight, bias = torch.randn(Co, 6, 1, 1, dtype=dtype), torch.randn(Co, dtype=dtype)
     out = conv1x1_channels_last(x, weight, bias)
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, F.conv2d(x, weight, bias))
     with pytest.raises(ValueError, match="1x1 weight for 6 channels"):
-        conv1x1_channels_last(x, torch.randn(4, 6, 3, 3), bias)
+        conv1x1_channels_last(x, torch.randn(Co, 6, 3, 3), bias)
+    with pytest.raises(ValueError, match="contiguous or channels-last"):
+        conv1x1_channels_last(x.transpose(2, 3), weight, bias)
 
 
 def test_frozen_weights_follow_every_change():
@@ -347,6 +353,8 @@ def test_frozen_weights_follow_every_change():
     assert frozen(lin, "sum", (lin.weight, lin.bias), make) == 12.0 and len(calls) == 2
     lin.load_state_dict({"weight": torch.zeros(2, 3), "bias": torch.ones(2)})
     assert frozen(lin, "sum", (lin.weight, lin.bias), make) == 2.0 and len(calls) == 3
+    lin.bias = torch.nn.Parameter(torch.full((2,), 2.0))  # another tensor
+    assert frozen(lin, "sum", (lin.weight, lin.bias), make) == 4.0 and len(calls) == 4
 
 
 def test_disk_folded_head_is_never_stale():
@@ -368,14 +376,15 @@ def test_disk_folded_head_is_never_stale():
 
 @pytest.mark.parametrize("model_cls", [DISKBackbone, GNNet])
 @pytest.mark.parametrize("bf16", [False, True])
-def test_features_do_not_depend_on_the_thread_count(model_cls, bf16):
-    """One and two threads give the same features bit for bit: a background extraction (one
-    thread) equals the foreground's (every thread)."""
+@pytest.mark.parametrize("confidence", [False, True])
+def test_features_do_not_depend_on_the_thread_count(model_cls, bf16, confidence):
+    """One and two threads give the same features (and confidences) bit for bit: a background
+    extraction (one thread) equals the foreground's (every thread)."""
     if bf16 and (model_cls is GNNet or not fused.native_bf16()):
         pytest.skip("bfloat16 decoder: DISK trunk on a CPU with native bfloat16 only")
     torch.manual_seed(0)
     kwargs = {"pretrained": False} if model_cls is DISKBackbone else {}
-    model = model_cls(**kwargs).eval()
+    model = model_cls(**kwargs, confidence=confidence).eval()
     model.bf16_decoder = bf16
     images = torch.rand(1, 3, 96, 128)
     threads = torch.get_num_threads()
@@ -384,9 +393,11 @@ def test_features_do_not_depend_on_the_thread_count(model_cls, bf16):
         for n in (1, 2):
             torch.set_num_threads(n)
             with torch.no_grad():
-                maps[n] = [m.clone() for m in model(images)]
+                feats, conf = model.forward_with_confidence(images)
+                maps[n] = [m.clone() for m in feats + (conf or [])]
     finally:
         torch.set_num_threads(threads)
+    assert len(maps[1]) == (8 if confidence else 4)
     for a, b in zip(maps[1], maps[2], strict=True):
         assert torch.equal(a, b)
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from s2dloc.features.common import finish_levels
+from s2dloc.features.fused import can_fuse, conv1x1_channels_last
 from s2dloc.features.photometric import image_to_tensor, photometric_pyramid
 
 
@@ -106,6 +107,13 @@ class PhotometricExtractor(DenseExtractor):
         ]
 
 
+def _dense(x: torch.Tensor) -> bool:
+    """Whether the fused 1x1 head reads ``x``: no gradients, CPU float, contiguous or
+    channels-last."""
+    cl = x.is_contiguous(memory_format=torch.channels_last)
+    return can_fuse(x, contiguous=False) and (cl or x.is_contiguous())
+
+
 class HeadedExtractor(DenseExtractor):
     """A trunk giving per-level activations and 1x1 heads on them (GN-Net, DISK backbone).
 
@@ -115,6 +123,15 @@ class HeadedExtractor(DenseExtractor):
 
     def _features(self, images: torch.Tensor):
         raise NotImplementedError
+
+    def _head(self, head: nn.Module, act: torch.Tensor) -> torch.Tensor:
+        """A 1x1 head (feature or confidence) on one level's activations ``(B, C, H, W)``;
+        with the fused kernels (``fuse_inference``, no gradients) one matrix product whose
+        values do not depend on the number of threads
+        (:func:`~s2dloc.features.fused.conv1x1_channels_last`)."""
+        if getattr(self, "fuse_inference", False) and _dense(act):
+            return conv1x1_channels_last(act, head.weight, head.bias)
+        return head(act)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self._features(images)[0]
@@ -128,5 +145,5 @@ class HeadedExtractor(DenseExtractor):
         heads = getattr(self, "confidence_heads", None)
         if heads is None:
             return feats, None
-        conf = [torch.sigmoid(head(a)) for head, a in zip(heads, acts)]
+        conf = [torch.sigmoid(self._head(head, a)) for head, a in zip(heads, acts)]
         return feats, finish_levels(conf, size, self.strides, False)

@@ -42,7 +42,6 @@ from s2dloc.features.common import finish_levels, merge_config, pad_to_multiple
 from s2dloc.features.fused import (
     avg_pool2,
     can_fuse,
-    conv1x1_channels_last,
     frozen,
     instance_norm_prelu_,
     instance_norm_prelu_channels_last,
@@ -216,24 +215,13 @@ class DISKBackbone(HeadedExtractor):
         # Confidence heads read the 128-d activations, so they need the unfolded head.
         fold = self.fold_head and self.confidence_heads is None
         acts = self._trunk(pad_to_multiple(images, multiple), fold)
-        fused = self.fuse_inference
         start = 1 if fold else 0  # folded: the stride-1 head is already applied
-        feats = acts[:start] + [
-            _head_of(h, a, fused) for h, a in zip(self.heads[start:], acts[start:])
-        ]
+        feats = acts[:start] + [self._head(h, a) for h, a in zip(self.heads[start:], acts[start:])]
         # The maps are this call's temporaries, except the activations kept for confidence heads.
         levels = finish_levels(
             feats, size, self.strides, self.config.normalize, self.fuse_inference, in_place=fold
         )
         return levels, acts, size
-
-
-def _head_of(head: nn.Module, act: torch.Tensor, fused: bool) -> torch.Tensor:
-    """A level's 1x1 head on its activations; fused (inference) on ``(B, C, H, W)``-contiguous
-    activations as one matrix product (:func:`~s2dloc.features.fused.conv1x1_channels_last`)."""
-    if fused and can_fuse(act) and act.dim() == 4:
-        return conv1x1_channels_last(act, head.weight, head.bias)
-    return head(act)
 
 
 def _gated_conv(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -141,5 +141,5 @@ class GNNet(HeadedExtractor):
         # Channels-last activations run the convolutions ~1.6x faster on CPU.
         x = pad_to_multiple(images, 8).contiguous(memory_format=torch.channels_last)
         acts = self._trunk(x)
-        feats = [head(a) for head, a in zip(self.heads, acts)]
+        feats = [self._head(head, a) for head, a in zip(self.heads, acts)]
         return finish_levels(feats, size, self.strides, self.config.normalize), acts, size
