@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from s2dloc.features.common import finish_levels
-from s2dloc.features.fused import can_fuse, conv1x1_channels_last
+from s2dloc.features.fused import can_fuse, can_fuse_channels_last, conv1x1_channels_last
 from s2dloc.features.photometric import image_to_tensor, photometric_pyramid
 
 
@@ -107,13 +107,6 @@ class PhotometricExtractor(DenseExtractor):
         ]
 
 
-def _dense(x: torch.Tensor) -> bool:
-    """Whether the fused 1x1 head reads ``x``: no gradients, CPU float, contiguous or
-    channels-last."""
-    cl = x.is_contiguous(memory_format=torch.channels_last)
-    return can_fuse(x, contiguous=False) and (cl or x.is_contiguous())
-
-
 class HeadedExtractor(DenseExtractor):
     """A trunk giving per-level activations and 1x1 heads on them (GN-Net, DISK backbone).
 
@@ -129,7 +122,8 @@ class HeadedExtractor(DenseExtractor):
         with the fused kernels (``fuse_inference``, no gradients) one matrix product whose
         values do not depend on the number of threads
         (:func:`~s2dloc.features.fused.conv1x1_channels_last`)."""
-        if getattr(self, "fuse_inference", False) and _dense(act):
+        dense = can_fuse(act) or can_fuse_channels_last(act)
+        if getattr(self, "fuse_inference", False) and dense:
             return conv1x1_channels_last(act, head.weight, head.bias)
         return head(act)
 

@@ -198,14 +198,11 @@ class DISKBackbone(HeadedExtractor):
 
     def _fold(self, dtype, w_head, b_head, w_conv, b_conv):
         """The stride-1 head ``(C, 128, 1, 1)`` composed with the last 5x5 convolution: one
-        weight ``(C, in, 5, 5)`` and bias ``(C,)``; with ``dtype`` cast to it and the weight
-        channels-last (what the fused path convolves with)."""
+        weight ``(C, in, 5, 5)`` and bias ``(C,)``; with ``dtype``, cast (:func:`_cast_weights`)."""
         w_head = w_head[:, :, 0, 0]  # (C, 128)
         weight = torch.einsum("ck,kihw->cihw", w_head, w_conv[: self.desc_dim])
         bias = w_head @ b_conv[: self.desc_dim] + b_head
-        if dtype is None:
-            return weight, bias
-        return weight.to(dtype).contiguous(memory_format=torch.channels_last), bias.to(dtype)
+        return (weight, bias) if dtype is None else _cast_weights(dtype, weight, bias)
 
     def _features(self, images: torch.Tensor):
         if images.dim() != 4 or images.shape[1] != 3:
@@ -236,14 +233,12 @@ def _gated_conv(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _conv_bfloat16(
     x: torch.Tensor, weight, bias, stride, padding, into: str | None = None, widen: bool = True
 ):
-    """``conv2d`` of the bfloat16 channels-last ``x`` with ``weight`` and ``bias`` cast to
-    bfloat16; the result channels-last, in bfloat16 unless ``widen``, else in float32: a new
-    tensor, or with ``into`` in this thread's :func:`~s2dloc.features.fused.workspace` of that
-    name (overwritten by the next call; a fresh tensor's page faults cost more than the
-    conversion)."""
-    if weight.dtype != torch.bfloat16:
-        weight = weight.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-    out = nn.functional.conv2d(x, weight, bias.to(torch.bfloat16), stride, padding)
+    """``conv2d`` of the bfloat16 channels-last ``x`` with ``weight`` and ``bias`` in bfloat16
+    (:func:`_cast_weights`); the result channels-last, in bfloat16 unless ``widen``, else in
+    float32: a new tensor, or with ``into`` in this thread's
+    :func:`~s2dloc.features.fused.workspace` of that name (overwritten by the next call; a
+    fresh tensor's page faults cost more than the conversion)."""
+    out = nn.functional.conv2d(x, weight, bias, stride, padding)
     if not widen:
         return out
     if into is None:
@@ -281,12 +276,12 @@ def _up_block(
         return _gated_conv(block.conv, upsample_cat(bottom, skip, reuse=True))
     norm, gate, _, conv = block.conv
     x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps)
-    weight, bias = frozen(conv, "bf16", (conv.weight, conv.bias), _bfloat16_weights)
+    cast = partial(_cast_weights, torch.bfloat16)
+    weight, bias = frozen(conv, "bf16", (conv.weight, conv.bias), cast)
     return _conv_bfloat16(x, weight, bias, conv.stride, conv.padding, into)
 
 
-def _bfloat16_weights(weight: torch.Tensor, bias: torch.Tensor):
-    """A convolution's weight (channels-last) and bias in bfloat16."""
-    return weight.to(torch.bfloat16).contiguous(memory_format=torch.channels_last), bias.to(
-        torch.bfloat16
-    )
+def _cast_weights(dtype: torch.dtype, weight: torch.Tensor, bias: torch.Tensor):
+    """A convolution's weight (channels-last) and bias in ``dtype``, as the fused path
+    convolves with them."""
+    return weight.to(dtype).contiguous(memory_format=torch.channels_last), bias.to(dtype)

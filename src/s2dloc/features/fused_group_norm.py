@@ -22,15 +22,15 @@ ACTIVATIONS = {nn.ReLU: 0, nn.CELU: 1}
 
 
 @njit(cache=True, nogil=True)
-def _row_channel_sums(x, centre, square, sums, r0, r1):
+def _row_channel_sums(x, centre, rows_per_image, square, sums, r0, r1):
     """Rows ``r0:r1`` of ``x (R, W, C)``: ``sums[r, c]`` the float64 sum over the row of
-    ``x[r, :, c] - centre[r, c]``, or with ``square`` of its square (per channel, so the inner
-    loop runs along contiguous channels)."""
+    ``x[r, :, c] - centre[b, c]`` (``b = r // rows_per_image``), or with ``square`` of its
+    square (per channel, so the inner loop runs along contiguous channels)."""
     W, C = x.shape[1], x.shape[2]
     acc = np.empty(C)
     for r in range(r0, r1):
         acc[:] = 0.0
-        m = centre[r]
+        m = centre[r // rows_per_image]
         for i in range(W):
             px = x[r, i]
             if square:
@@ -82,9 +82,9 @@ def group_norm_act_(x: torch.Tensor, norm: nn.GroupNorm, act: nn.Module) -> torc
         totals = sums.reshape(B, H, G, per).sum(1).sum(-1)  # (B, G)
         return np.repeat(totals, per, axis=1)
 
-    in_threads(_row_channel_sums, B * H, rows, np.zeros((B * H, C)), False, sums)
+    in_threads(_row_channel_sums, B * H, rows, np.zeros((B, C)), H, False, sums)
     mean = group_totals() / count
-    in_threads(_row_channel_sums, B * H, rows, np.repeat(mean, H, axis=0), True, sums)
+    in_threads(_row_channel_sums, B * H, rows, mean, H, True, sums)
     inv = 1.0 / np.sqrt(group_totals() / count + norm.eps)
     gamma = norm.weight.detach().double().numpy()
     beta = norm.bias.detach().double().numpy()
