@@ -17,7 +17,7 @@ import torch
 from s2dloc.fpnp import FeatureMetricPnP, RobustLoss, fast
 from s2dloc.fpnp.fast import bind_map, conf_vector, level_arrays, map_layout, query_map
 from s2dloc.fpnp.kernel_model import LOSS_IDS, robust_loss
-from s2dloc.fpnp.kernels import evaluate
+from s2dloc.fpnp.kernels import evaluate, prefill_texels
 from s2dloc.fpnp.levels import level_weights, prepare_levels
 from s2dloc.geometry import MODELS
 
@@ -243,6 +243,55 @@ def test_texel_cache_reads_what_the_map_holds():
     same_small = (hits_seen[1] == hits_seen[0]).all(1)
     same_large = (hits_seen[2] == hits_seen[0]).all(1)
     assert 0 < same_large.sum() < same_small.sum() < N
+
+
+def test_prefilled_texel_cache_holds_what_the_first_evaluation_reads():
+    """``prefill_texels`` at a pose leaves the cache and cells exactly as the first evaluation
+    at that pose would, for every point of positive weight (others stay empty), and the
+    evaluation on the prefilled cache gives the same results without refilling any cell."""
+    batch = well_posed(6, B=1, N=64)
+    levels, w = prepare_levels(
+        batch.points,
+        batch.refs,
+        batch.maps,
+        batch.camera,
+        batch.init,
+        None,
+        None,
+        channels_last=False,
+    )
+    (flat, layout), ref, cam, _ = level_arrays(levels[-1])
+    conf, N, C = conf_vector(FeatureMetricPnP().conf, 0.5), batch.points.shape[1], ref.shape[-1]
+    order = np.arange(N)[::-1].copy()
+    points = batch.points[0].double().numpy()
+    M = batch.init.matrix()[0].double().numpy()
+    weights = w[0].double().numpy().copy()
+    weights[::5] = 0.0  # these points are neither evaluated nor prefilled
+
+    def run(fmap):
+        H, g, sq = np.empty((6, 6)), np.empty(6), np.empty(N)
+        args = (points, M, fmap, ref[0], weights, cam[0], False, conf, 0.5, H, g, sq, order)
+        return evaluate(*args), H, g, sq
+
+    evaluated = bind_map(flat, layout[0], order, C)
+    expected = run(evaluated)
+    evaluated_texels = evaluated[2].copy()  # bind_map hands out one scratch buffer per thread
+    prefilled = bind_map(flat, layout[0], order, C)
+    prefilled[2][:] = np.nan
+    prefill_texels(points, M, prefilled, C, weights, cam[0], False, conf, order)
+    empty = np.iinfo(np.int64).min
+    assert (prefilled[3][::5, 1:] == empty).all() and (prefilled[3][1::5, 1:] != empty).all()
+    np.testing.assert_array_equal(prefilled[3], evaluated[3])
+    filled = prefilled[3][:, 1] != empty
+    texels = prefilled[2].reshape(N, 12 * C)[prefilled[3][filled, 0]]
+    expected_texels = evaluated_texels.reshape(N, 12 * C)[evaluated[3][filled, 0]]
+    np.testing.assert_array_equal(texels, expected_texels)
+    cells = prefilled[3].copy()
+    got = run(prefilled)
+    np.testing.assert_array_equal(prefilled[3], cells)
+    assert got[0] == expected[0]
+    for a, b in zip(got[1:], expected[1:], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_small_plain_levels_are_copied_channels_last():

@@ -28,9 +28,12 @@ cache line per channel and row for each point, and their channel loop cannot be 
 per-point texel cache (:func:`bind_map`) copies the 12 texels a point reads, all channels,
 channels-last when the point enters a pixel cell, and later evaluations in that cell read the
 copy. An LM iteration moves most points by less than a pixel, so after the first evaluation of
-a level most reads hit the cache. Coarse levels, where points cross cells often, are copied
-whole channels-last when they hold at most 24 pixels per point (:func:`query_map`); larger
-levels are never copied (``benchmarks/fpnp.py`` compares the layouts).
+a level most reads hit the cache. Each level's cache is filled for the start pose before its
+first evaluation, in a loop of copies alone (:func:`~s2dloc.fpnp.kernels.prefill_texels`),
+where the CPU overlaps more of the scattered reads than inside the evaluation. Coarse
+levels, where points cross cells often, are copied whole channels-last when they hold at most
+24 pixels per point (:func:`query_map`); larger levels are never copied
+(``benchmarks/fpnp.py`` compares the layouts).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import torch
 
 from s2dloc.fpnp.decision import Outcome
 from s2dloc.fpnp.kernel_model import CONF_NAMES, LOSS_IDS
-from s2dloc.fpnp.kernels import evaluate, match_residuals, row_order
+from s2dloc.fpnp.kernels import evaluate, match_residuals, prefill_texels, row_order
 from s2dloc.fpnp.lm_kernels import solve_level
 from s2dloc.utils.threads import worker_pool
 
@@ -185,6 +188,8 @@ def _solve_query(
         flat, layout = query_map(maps[b], flat_all, layout_all[b], N)
         order = row_order(pts[b], M[b], layout[5], cam[b], has_dist, conf_v)
         fmap = bind_map(flat, layout, order, ref.shape[-1])
+        if fmap[2].size:  # the texels of the cells at the level's start, in one tight pass
+            prefill_texels(pts[b], M[b], fmap, ref.shape[-1], w[b], cam[b], has_dist, conf_v, order)
         args = (pts[b], M[b], fmap, ref[b], w[b], cam[b], has_dist, conf_v)
         it, ok_l, scale, cost, _, nvalid, res_var, nres = solve_level(*args, H, g, order)
         iters.append(it)

@@ -270,3 +270,37 @@ def match_residuals(points, M, fmap, ref, weights, cam, has_dist, conf, sq, sq_n
             s += (values[i, c] - ref[i, c]) ** 2
             s_null += (values[i, c] - ref[j, c]) ** 2
         sq[i], sq_null[i] = s, s_null
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def prefill_texels(points, M, fmap, C, weights, cam, has_dist, conf, order):
+    """Fill the texel cache (``fmap`` as in :func:`sample_gram`, ``C`` channels) of every
+    point of positive weight, in ``order``, with the cell it projects to at pose ``M (4, 4)``.
+
+    The same copies the first evaluation at ``M`` would make, but the cells are found first
+    and the copies then run in a loop that does nothing else, so the CPU keeps more of their
+    scattered reads in flight. Results are unchanged: a point whose cell differs at the first
+    evaluation is refilled there.
+    """
+    flat, lay, texels, cells = fmap
+    off, sh, sw, sc = lay[0], lay[1], lay[2], lay[3]
+    J = np.empty((2, 6))
+    taps = np.empty((order.shape[0], 9), dtype=np.int64)  # row offsets, column offsets, base
+    n = 0
+    for i in order:
+        if not weights[i] > 0:
+            continue
+        X, Y, Z = transform(M, points, i)
+        ok, u, v = project(X, Y, Z, cam, has_dist, conf[C_MARGIN], conf[C_MIN_DEPTH], J)
+        if not ok:
+            continue
+        (xm, xa, xb, xp), (ym, ya, yb, yp), _, _, _, _, x0, y0 = _taps(u, v, lay[4], lay[5])
+        t = taps[n]
+        t[0], t[1], t[2], t[3] = off + ya * sh, off + yb * sh, off + ym * sh, off + yp * sh
+        t[4], t[5], t[6], t[7] = xm * sw, xa * sw, xb * sw, xp * sw
+        t[8] = cells[i, 0] * 12 * C
+        cells[i, 1], cells[i, 2] = x0, y0
+        n += 1
+    for k in range(n):
+        t = taps[k]
+        _fill_texels(flat, (t[0], t[1], t[2], t[3]), (t[4], t[5], t[6], t[7]), sc, C, texels, t[8])
