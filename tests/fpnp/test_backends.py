@@ -182,11 +182,9 @@ def test_compiled_path_reads_any_layout_in_place(layout):
     assert out.pose.angle_to(ref.pose).max() < 1e-9  # (summation order may differ)
 
 
-def test_texel_cache_reads_what_the_map_holds():
-    """Plain maps are read through the per-point texel cache: a sequence of poses that keeps
-    some points in their cell and moves others (hits, misses, returns) gives the evaluations
-    of reading the map in place."""
-    batch = well_posed(4, B=1, N=64)
+def finest_plain_level(batch):
+    """The finest level of ``batch`` prepared on plain maps, as the compiled kernels read it:
+    ``((flat, layout), ref, cam, weights)``."""
     levels, w = prepare_levels(
         batch.points,
         batch.refs,
@@ -197,7 +195,16 @@ def test_texel_cache_reads_what_the_map_holds():
         None,
         channels_last=False,
     )
-    (flat, layout), ref, cam, _ = level_arrays(levels[-1])
+    arrays, ref, cam, _ = level_arrays(levels[-1])
+    return arrays, ref, cam, w
+
+
+def test_texel_cache_reads_what_the_map_holds():
+    """Plain maps are read through the per-point texel cache: a sequence of poses that keeps
+    some points in their cell and moves others (hits, misses, returns) gives the evaluations
+    of reading the map in place."""
+    batch = well_posed(4, B=1, N=64)
+    (flat, layout), ref, cam, w = finest_plain_level(batch)
     assert layout[0, 3] != 1  # plain (C, H, W): channels far apart
     solver = FeatureMetricPnP()
     conf, N = conf_vector(solver.conf, 0.5), batch.points.shape[1]
@@ -250,17 +257,7 @@ def test_prefilled_texel_cache_holds_what_the_first_evaluation_reads():
     at that pose would, for every point of positive weight (others stay empty), and the
     evaluation on the prefilled cache gives the same results without refilling any cell."""
     batch = well_posed(6, B=1, N=64)
-    levels, w = prepare_levels(
-        batch.points,
-        batch.refs,
-        batch.maps,
-        batch.camera,
-        batch.init,
-        None,
-        None,
-        channels_last=False,
-    )
-    (flat, layout), ref, cam, _ = level_arrays(levels[-1])
+    (flat, layout), ref, cam, w = finest_plain_level(batch)
     conf, N, C = conf_vector(FeatureMetricPnP().conf, 0.5), batch.points.shape[1], ref.shape[-1]
     order = np.arange(N)[::-1].copy()
     points = batch.points[0].double().numpy()
