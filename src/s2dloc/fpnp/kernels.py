@@ -45,6 +45,18 @@ def _taps(u, v, Hm, Wm):
 
 
 @njit(cache=True, inline="always")
+def _offsets(lay, u, v):
+    """Element offsets in a map laid out as ``lay`` (see :func:`sample_gram`) of the 12 texels
+    read at ``(u, v)``: ``rows`` (rows 0, 1, -1, 2 of the cell), ``cols`` (columns -1 .. 2),
+    the bilinear ``weights`` and the cell ``(x0, y0)``."""
+    off, sh, sw = lay[0], lay[1], lay[2]
+    (xm, xa, xb, xp), (ym, ya, yb, yp), a, b, c_, d, x0, y0 = _taps(u, v, lay[4], lay[5])
+    rows = (off + ya * sh, off + yb * sh, off + ym * sh, off + yp * sh)
+    cols = (xm * sw, xa * sw, xb * sw, xp * sw)
+    return rows, cols, (a, b, c_, d), x0, y0
+
+
+@njit(cache=True, inline="always")
 def _gram_loop(flat, rows, cols, weights, sc, ref, i):
     """Gram entries over channels at channel stride ``sc`` (see :func:`sample_gram`)."""
     ra, rb, rm, rp = rows
@@ -118,21 +130,19 @@ def sample_gram(fmap, u, v, ref, i):
     Returns ``(||r||^2, gu.gu, gu.gv, gv.gv, gu.r, gv.r)``.
     """
     flat, lay, texels, cells = fmap
-    off, sh, sw, sc = lay[0], lay[1], lay[2], lay[3]
-    (xm, xa, xb, xp), (ym, ya, yb, yp), a, b, c_, d, x0, y0 = _taps(u, v, lay[4], lay[5])
-    rows = (off + ya * sh, off + yb * sh, off + ym * sh, off + yp * sh)
-    cols = (xm * sw, xa * sw, xb * sw, xp * sw)
+    sc = lay[3]
+    rows, cols, weights, x0, y0 = _offsets(lay, u, v)
     if sc == 1:  # channels-last: a unit stride the compiler can vectorize
-        return _gram_loop(flat, rows, cols, (a, b, c_, d), 1, ref, i)
+        return _gram_loop(flat, rows, cols, weights, 1, ref, i)
     C = ref.shape[1]
     if texels.size == 0:
-        return _gram_loop(flat, rows, cols, (a, b, c_, d), sc, ref, i)
+        return _gram_loop(flat, rows, cols, weights, sc, ref, i)
     base = cells[i, 0] * 12 * C
     if cells[i, 1] != x0 or cells[i, 2] != y0:
         _fill_texels(flat, rows, cols, sc, C, texels, base)
         cells[i, 1], cells[i, 2] = x0, y0
     rows = (base + _ROW_A * C, base + _ROW_B * C, base + _ROW_M * C, base + _ROW_P * C)
-    return _gram_loop(texels, rows, (0, C, 2 * C, 3 * C), (a, b, c_, d), 1, ref, i)
+    return _gram_loop(texels, rows, (0, C, 2 * C, 3 * C), weights, 1, ref, i)
 
 
 @njit(cache=True, inline="always")
@@ -283,7 +293,6 @@ def prefill_texels(points, M, fmap, C, weights, cam, has_dist, conf, order):
     evaluation is refilled there.
     """
     flat, lay, texels, cells = fmap
-    off, sh, sw, sc = lay[0], lay[1], lay[2], lay[3]
     J = np.empty((2, 6))
     taps = np.empty((order.shape[0], 9), dtype=np.int64)  # row offsets, column offsets, base
     n = 0
@@ -294,13 +303,14 @@ def prefill_texels(points, M, fmap, C, weights, cam, has_dist, conf, order):
         ok, u, v = project(X, Y, Z, cam, has_dist, conf[C_MARGIN], conf[C_MIN_DEPTH], J)
         if not ok:
             continue
-        (xm, xa, xb, xp), (ym, ya, yb, yp), _, _, _, _, x0, y0 = _taps(u, v, lay[4], lay[5])
+        rows, cols, _, x0, y0 = _offsets(lay, u, v)
         t = taps[n]
-        t[0], t[1], t[2], t[3] = off + ya * sh, off + yb * sh, off + ym * sh, off + yp * sh
-        t[4], t[5], t[6], t[7] = xm * sw, xa * sw, xb * sw, xp * sw
+        t[0], t[1], t[2], t[3] = rows
+        t[4], t[5], t[6], t[7] = cols
         t[8] = cells[i, 0] * 12 * C
         cells[i, 1], cells[i, 2] = x0, y0
         n += 1
     for k in range(n):
         t = taps[k]
-        _fill_texels(flat, (t[0], t[1], t[2], t[3]), (t[4], t[5], t[6], t[7]), sc, C, texels, t[8])
+        rows, cols = (t[0], t[1], t[2], t[3]), (t[4], t[5], t[6], t[7])
+        _fill_texels(flat, rows, cols, lay[3], C, texels, t[8])
