@@ -2,7 +2,8 @@
 extractor, with ratios against the default (GN-Net heads on the DISK trunk, ``gnnet-disk``)
 run with its stride-1 head NOT folded into the last convolution (the baseline, measured in
 the same run), the default without its fused inference kernels (``features/fused.py``), and
-the default with its decoder's convolutions in float32 (bfloat16 where the CPU has it).
+the default with its decoder's convolutions in float32, by PyTorch and by Winograd's algorithm
+(``features/winograd.py``; the default's own where the CPU has no native bfloat16).
 
     .venv/bin/python benchmarks/extract.py [--size 640 480] [--repeats 5]
 """
@@ -42,12 +43,15 @@ def main() -> None:
     unfolded.fold_head = False
     unfused = load_extractor_or_baseline("gnnet-disk").eval()
     unfused.fuse_inference = False
-    float32 = load_extractor_or_baseline("gnnet-disk").eval()
-    float32.bf16_decoder = False
+    direct = load_extractor_or_baseline("gnnet-disk").eval()
+    direct.bf16_decoder = direct.winograd_decoder = False
+    winograd = load_extractor_or_baseline("gnnet-disk").eval()
+    winograd.bf16_decoder = False
     rows = [
         ("gnnet-disk (default), head not folded (baseline)", unfolded),
         ("gnnet-disk, fused kernels off", unfused),
-        ("gnnet-disk, float32 decoder convolutions", float32),
+        ("gnnet-disk, decoder: PyTorch's float32 convolutions", direct),
+        ("gnnet-disk, decoder: Winograd float32 convolutions", winograd),
     ]
     names = ("gnnet-disk", "gnnet-distilled", "disk-trunk", "gnnet")
     rows += [(n, load_extractor_or_baseline(n).eval()) for n in names]

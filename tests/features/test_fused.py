@@ -112,6 +112,7 @@ def test_disk_trunk_fused_equals_layers(monkeypatch):
     torch.manual_seed(0)
     model = DISKBackbone(pretrained=False).eval()
     model.bf16_decoder = False  # float32 throughout (bfloat16: see the test below)
+    model.winograd_decoder = False  # PyTorch's convolutions (Winograd: see below)
     image = np.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=np.uint8)
     calls = []
 
@@ -400,6 +401,31 @@ def test_features_do_not_depend_on_the_thread_count(model_cls, bf16, confidence)
     assert len(maps[1]) == (8 if confidence else 4)
     for a, b in zip(maps[1], maps[2], strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("confidence", [False, True])
+def test_winograd_decoder_convolutions(monkeypatch, confidence):
+    """Without bfloat16 the decoder's convolutions (the folded head's included) run by
+    Winograd's F(4x4, 5x5): features within float32 rounding of PyTorch's convolutions; the
+    setting is part of the fingerprint."""
+    torch.manual_seed(0)
+    model = DISKBackbone(pretrained=False, confidence=confidence).eval()
+    model.bf16_decoder = False
+    assert model.winograd_decoder
+    calls = []
+    conv = disk_backbone.conv5x5
+    monkeypatch.setattr(disk_backbone, "conv5x5", lambda *a: calls.append(a[0].shape) or conv(*a))
+    images = torch.rand(1, 3, 45, 62)
+    with torch.no_grad():
+        fast, conf = model.forward_with_confidence(images)
+        digest = fingerprint(model)
+        model.winograd_decoder = False
+        direct, conf_direct = model.forward_with_confidence(images)
+    assert [s[1] for s in calls] == [128, 128, 96, 80]  # every decoder block, finest last
+    assert fingerprint(model) != digest
+    for a, b in zip(fast + (conf or []), direct + (conf_direct or []), strict=True):
+        assert a.shape == b.shape and not torch.equal(a, b)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
 
 
 def test_bf16_decoder_convolutions():

@@ -13,11 +13,11 @@ from s2dloc.features.fused import instance_norm_prelu_channels_last, upsample_ca
 from s2dloc.features.fused_decoder import norm_prelu_upsample_cat
 
 
-def plain_path(bottom, skip, slope, eps):
+def plain_path(bottom, skip, slope, eps, dtype=torch.bfloat16):
     """The plain tensors' route: concatenation written out, normalised channels-last in float32,
     then rounded to bfloat16 (nearest even)."""
     x = upsample_cat(bottom.contiguous(), skip.contiguous())
-    return instance_norm_prelu_channels_last(x, slope, eps).to(torch.bfloat16)
+    return instance_norm_prelu_channels_last(x, slope, eps).to(dtype)
 
 
 def inputs(B=2, Cb=6, Cs=3, h=5, w=7, seed=0):
@@ -47,6 +47,31 @@ def test_equals_the_plain_path_bit_for_bit(threads, channels_last_bottom):
     assert torch.equal(out, expected)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float32_equals_the_plain_path(threads):
+    """In float32 (the input of a Winograd convolution): the plain path's values, up to the
+    last bits of the statistics, summed in another order."""
+    bottom, skip, slope = inputs(seed=2)
+    expected = plain_path(bottom, skip, slope, 1e-5, torch.float32)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            out = norm_prelu_upsample_cat(
+                bottom.contiguous(memory_format=torch.channels_last),
+                skip,
+                slope,
+                1e-5,
+                torch.float32,
+            )
+    finally:
+        torch.set_num_threads(before)
+    assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="bfloat16 or float32"):
+        norm_prelu_upsample_cat(bottom, skip, slope, 1e-5, torch.float16)
+
+
 def test_matches_the_torch_layers():
     bottom, skip, slope = inputs(B=1, Cb=4, Cs=2, h=6, w=4, seed=1)
     up = F.interpolate(bottom, scale_factor=2, mode="bilinear", align_corners=False)
@@ -73,9 +98,9 @@ def test_bf16_extraction_builds_every_decoder_input_with_it(monkeypatch):
     image = np.random.default_rng(0).integers(0, 256, (45, 70, 3), dtype=np.uint8)
     calls = []
 
-    def counted(bottom, skip, slope, eps):
+    def counted(bottom, skip, slope, eps, *dtype):
         calls.append(tuple(skip.shape))
-        return norm_prelu_upsample_cat(bottom, skip, slope, eps)
+        return norm_prelu_upsample_cat(bottom, skip, slope, eps, *dtype)
 
     monkeypatch.setattr(disk_backbone, "norm_prelu_upsample_cat", counted)
     fast = model.extract(image)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from s2dloc.features.common import finish_levels
-from s2dloc.features.fused import can_fuse, can_fuse_channels_last, conv1x1_channels_last
+from s2dloc.features.fused import can_fuse, channels_adjacent, conv1x1_channels_last
 from s2dloc.features.photometric import image_to_tensor, photometric_pyramid
 
 
@@ -122,7 +122,7 @@ class HeadedExtractor(DenseExtractor):
         with the fused kernels (``fuse_inference``, no gradients) one matrix product whose
         values do not depend on the number of threads
         (:func:`~s2dloc.features.fused.conv1x1_channels_last`)."""
-        dense = can_fuse(act) or can_fuse_channels_last(act)
+        dense = can_fuse(act) or (can_fuse(act, contiguous=False) and channels_adjacent(act))
         if getattr(self, "fuse_inference", False) and dense:
             return conv1x1_channels_last(act, head.weight, head.bias)
         return head(act)

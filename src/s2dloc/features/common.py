@@ -81,7 +81,15 @@ def finish_levels(
 
 
 # Plain attributes that set what an extractor module computes (besides config and weights).
-SETTING_ATTRS = ("strides", "channels", "factors", "blur", "grayscale", "bf16_decoder")
+SETTING_ATTRS = (
+    "strides",
+    "channels",
+    "factors",
+    "blur",
+    "grayscale",
+    "bf16_decoder",
+    "winograd_decoder",
+)
 
 
 def fingerprint(model: torch.nn.Module) -> str:

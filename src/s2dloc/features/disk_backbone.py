@@ -50,6 +50,7 @@ from s2dloc.features.fused import (
     workspace,
 )
 from s2dloc.features.fused_decoder import norm_prelu_upsample_cat
+from s2dloc.features.winograd import WinogradWeights, conv5x5, winograd_weights
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,9 @@ class DISKBackbone(HeadedExtractor):
         # Inference on CPU: the decoder's convolutions in bfloat16 where the CPU has it natively
         # (features within 2.5% of their norm, localization unchanged; README, Speed).
         self.bf16_decoder = native_bf16()
+        # Elsewhere they run float32 by Winograd's F(4x4, 5x5): 0.2-0.45x the time of
+        # PyTorch's, features equal to about 1e-5 (features/winograd.py).
+        self.winograd_decoder = True
         self.desc_dim = disk.desc_dim
         self.heads = nn.ModuleList([nn.Conv2d(c, conf.channels, 1) for c in self.trunk_channels])
         for head in self.heads:
@@ -135,66 +139,85 @@ class DISKBackbone(HeadedExtractor):
             else None
         )
 
+    def _decoder_mode(self, images: torch.Tensor) -> str:
+        """How this call runs the trunk: ``"layers"`` (its own modules: gradients, other
+        devices), else with the fused kernels, the decoder's convolutions ``"bfloat16"``
+        (:attr:`bf16_decoder`), ``"winograd"`` (:attr:`winograd_decoder`, float32) or
+        ``"fused"`` (PyTorch's float32 convolutions)."""
+        if not (self.fuse_inference and can_fuse(images)):
+            return "layers"
+        if images.dtype != torch.float32:
+            return "fused"
+        if self.bf16_decoder:
+            return "bfloat16"
+        return "winograd" if self.winograd_decoder else "fused"
+
     def _trunk(self, images: torch.Tensor, fold_head: bool) -> list[torch.Tensor]:
         """Padded images ``(B, 3, H, W)`` -> trunk activations at strides 1, 2, 4, 8.
 
         With ``fold_head`` the stride-1 entry is already the head's output ``(B, C, H, W)``
-        (in bfloat16 inference, a bfloat16 tensor). In bfloat16 inference the decoder's other
-        activations live in this thread's workspaces (channels-last), valid until the next
-        call.
+        (in bfloat16 inference, a bfloat16 tensor). In bfloat16 and Winograd inference the
+        decoder's other activations live in this thread's workspaces (channels-last), valid
+        until the next call.
         """
-        fused = self.fuse_inference and can_fuse(images)
-        low = fused and self.bf16_decoder and images.dtype == torch.float32
+        mode = self._decoder_mode(images)
         down = [images]
         for block in self.trunk.path_down:
-            down.append(_down_block(block, down[-1]) if fused else block(down[-1]))
+            down.append(block(down[-1]) if mode == "layers" else _down_block(block, down[-1]))
         x, acts = down[-1], []
         blocks = list(self.trunk.path_up)
         for i, (block, skip) in enumerate(zip(blocks, down[-2::-1])):
             if i == len(blocks) - 1 and fold_head:
-                x = self._headed_last_block(block, x, skip, fused, low)
+                x = self._headed_last_block(block, x, skip, mode)
+            elif mode == "layers":
+                x = block(x, skip)
             else:
-                x = _up_block(block, x, skip, low, f"decoder{i}") if fused else block(x, skip)
+                x = _up_block(block, x, skip, mode, f"decoder{i}")
             acts.append(x)
         if not fold_head:
             acts[-1] = acts[-1][:, : self.desc_dim]  # drop the keypoint heatmap channel
         return acts[::-1]
 
     def _headed_last_block(
-        self,
-        block: nn.Module,
-        bottom: torch.Tensor,
-        skip: torch.Tensor,
-        fused: bool = False,
-        low: bool = False,
+        self, block: nn.Module, bottom: torch.Tensor, skip: torch.Tensor, mode: str = "layers"
     ):
         """DISK's last decoder block followed by the stride-1 head, as one convolution.
 
         The block ends in a 5x5 convolution to 129 channels and the head is a 1x1 convolution of
         the first 128: both are linear, so their composition is one 5x5 convolution straight to
         the head's ``C`` channels (the same function, about 4x fewer operations at full
-        resolution, where this convolution dominates the extractor's time). ``low`` (fused
-        only): its input built and convolved in bfloat16 (see :func:`_up_block`).
+        resolution, where this convolution dominates the extractor's time). ``mode``: see
+        :meth:`_decoder_mode`; in ``"bfloat16"`` and ``"winograd"`` the input is built
+        channels-last in that type (see :func:`_up_block`).
         """
         norm, gate, _, conv = block.conv
-        if low:  # channels-last bfloat16 input: the convolution below dominates the extraction
-            x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps)
-        elif fused:
+        if mode == "winograd" and not _fits_winograd(conv):
+            mode = "fused"
+        if mode in ("bfloat16", "winograd"):  # channels-last input: this convolution dominates
+            dtype = torch.bfloat16 if mode == "bfloat16" else torch.float32
+            x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps, dtype)
+        elif mode == "fused":
             x = upsample_cat(bottom, skip, reuse=True)
             x = instance_norm_prelu_channels_last(x, gate.weight, norm.eps)
         else:
             x = gate(norm(torch.cat([block.upsample(bottom), skip], dim=1)))
         head = self.heads[0]
         tensors = (head.weight, head.bias, conv.weight, conv.bias)
-        if low:  # left in bfloat16: finish_levels widens it as it normalises
+        if mode == "bfloat16":  # left in bfloat16: finish_levels widens it as it normalises
             fold = partial(self._fold, torch.bfloat16)
             weight, bias = frozen(self, "fold_bf16", tensors, fold)
             return _conv_bfloat16(x, weight, bias, 1, "same", widen=False)
-        if fused:
+        if mode == "winograd":  # a new tensor: the level handed to the caller
+            return conv5x5(x, frozen(self, "fold_winograd", tensors, self._fold_winograd))
+        if mode == "fused":
             weight, bias = frozen(self, "fold", tensors, partial(self._fold, conv.weight.dtype))
         else:
             weight, bias = self._fold(None, *tensors)
         return nn.functional.conv2d(x, weight, bias, padding="same")
+
+    def _fold_winograd(self, *tensors: torch.Tensor) -> WinogradWeights:
+        """:meth:`_fold`'s weight and bias transformed for :func:`conv5x5`."""
+        return winograd_weights(*self._fold(None, *tensors))
 
     def _fold(self, dtype, w_head, b_head, w_conv, b_conv):
         """The stride-1 head ``(C, 128, 1, 1)`` composed with the last 5x5 convolution: one
@@ -262,23 +285,36 @@ def _up_block(
     block: nn.Module,
     bottom: torch.Tensor,
     skip: torch.Tensor,
-    low: bool = False,
+    mode: str = "fused",
     into: str = "decoder",
 ) -> torch.Tensor:
     """Inference forward of a ``ThinUnetUpBlock``: the same as ``block(bottom, skip)``.
 
-    With ``low`` the block's input is built channels-last in bfloat16 straight from
-    ``bottom`` (:func:`~s2dloc.features.fused_decoder.norm_prelu_upsample_cat`) and convolved
-    in bfloat16; the result is float32 and channels-last, as the next block reads it, in this
-    thread's workspace ``into`` (one per block: it is read by the next block and this level's
-    heads, then dead)."""
-    if not low:
-        return _gated_conv(block.conv, upsample_cat(bottom, skip, reuse=True))
+    In ``mode`` ``"bfloat16"`` or ``"winograd"`` (see :meth:`DISKBackbone._decoder_mode`) the
+    block's input is built channels-last in bfloat16 or float32 straight from ``bottom``
+    (:func:`~s2dloc.features.fused_decoder.norm_prelu_upsample_cat`) and convolved in bfloat16
+    or by :func:`~s2dloc.features.winograd.conv5x5`; the result is float32 and channels-last,
+    as the next block reads it, in this thread's workspace ``into`` (one per block: it is read
+    by the next block and this level's heads, then dead)."""
     norm, gate, _, conv = block.conv
+    if mode == "winograd" and _fits_winograd(conv):
+        x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps, torch.float32)
+        weights = frozen(conv, "winograd", (conv.weight, conv.bias), winograd_weights)
+        return conv5x5(x, weights, into)
+    if mode != "bfloat16":
+        return _gated_conv(block.conv, upsample_cat(bottom, skip, reuse=True))
     x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps)
     cast = partial(_cast_weights, torch.bfloat16)
     weight, bias = frozen(conv, "bf16", (conv.weight, conv.bias), cast)
     return _conv_bfloat16(x, weight, bias, conv.stride, conv.padding, into)
+
+
+def _fits_winograd(conv: nn.Conv2d) -> bool:
+    """Whether ``conv`` is what :func:`~s2dloc.features.winograd.conv5x5` computes: 5x5,
+    stride 1, padding 2 (``"same"``), no dilation or groups."""
+    padding = (2, 2) if conv.padding == "same" else conv.padding
+    shape = (conv.kernel_size, conv.stride, padding, conv.dilation, conv.groups)
+    return shape == ((5, 5), (1, 1), (2, 2), (1, 1), 1) and conv.padding_mode == "zeros"
 
 
 def _cast_weights(dtype: torch.dtype, weight: torch.Tensor, bias: torch.Tensor):

@@ -1,4 +1,4 @@
-"""A DISK decoder block's input, channels-last from end to end (inference, bfloat16 CPUs).
+"""A DISK decoder block's input, channels-last from end to end (inference).
 
 A decoder block upsamples its bottom input 2x (bilinear), concatenates the encoder's skip,
 normalises every channel (instance norm), gates it (PReLU) and convolves. With the
@@ -9,9 +9,10 @@ previous convolution's output to a plain float32 tensor, the concatenation writt
 and a transposition. :func:`norm_prelu_upsample_cat` reads the bottom channels-last (the
 previous convolution's output as it comes) and never stores the upsampled map: one pass
 computes each channel's statistics from upsampled rows rebuilt in cache, and a second writes
-the normalised, gated bfloat16 input of the convolution. The values are those of the plain
-path: the same float32 upsampled values, float64 statistics (summed in another order, about
-the bottom's mean) and rounding to nearest even.
+the normalised, gated input of the convolution: in bfloat16 where the CPU has it natively,
+else in float32 for a Winograd convolution (:mod:`s2dloc.features.winograd`). The values are
+those of the plain path: the same float32 upsampled values, float64 statistics (summed in
+another order, about the bottom's mean) and, in bfloat16, rounding to nearest even.
 """
 
 from __future__ import annotations
@@ -67,42 +68,61 @@ def _row_moments(bottom, pilot, sums, squares, r0, r1):
 
 
 @njit(cache=True, nogil=True)
+def _gated_row(bottom, skip, b, y, m, iv, slope, vrow, orow):
+    """Row ``y`` of image ``b``: the upsampled ``bottom (B, h, w, Cb)`` then ``skip
+    (B, Cs, 2h, 2w)``, normalised with ``m``, ``iv`` ``(Cb + Cs,)`` and gated by ``slope``,
+    into ``orow (2w, Cb + Cs)`` (float32)."""
+    Cb, Cs = bottom.shape[3], skip.shape[1]
+    W = orow.shape[0]
+    _upsampled_row(bottom, b, y, vrow, orow)
+    for c in range(Cs):
+        src = skip[b, c, y]
+        for x in range(W):
+            orow[x, Cb + c] = src[x]
+    for x in range(W):
+        o = orow[x]
+        for c in range(Cb + Cs):
+            v = (o[c] - m[c]) * iv[c]
+            o[c] = v if v > 0 else slope[c] * v
+
+
+@njit(cache=True, nogil=True)
 def _write_rows(bottom, skip, mean, inv, slope, out, r0, r1):
-    """Rows ``r0:r1`` (``b * 2h + y``) of ``out (B, 2h, 2w, Cb + Cs)`` (``uint16``: bfloat16
-    bits): the upsampled ``bottom (B, h, w, Cb)`` then ``skip (B, Cs, 2h, 2w)``, normalised
-    with ``mean``, ``inv`` ``(B, Cb + Cs)``, gated by ``slope (Cb + Cs,)``, rounded to float32
-    and then to bfloat16 (nearest even)."""
+    """Rows ``r0:r1`` (``b * 2h + y``) of ``out (B, 2h, 2w, Cb + Cs)``: the upsampled
+    ``bottom (B, h, w, Cb)`` then ``skip (B, Cs, 2h, 2w)``, normalised with ``mean``, ``inv``
+    ``(B, Cb + Cs)``, gated by ``slope (Cb + Cs,)``, in float32 (``out`` float32) or rounded
+    from float32 to bfloat16 (``out`` ``uint16``: bfloat16 bits, nearest even)."""
     h, w, Cb = bottom.shape[1], bottom.shape[2], bottom.shape[3]
-    Cs = skip.shape[1]
-    C, W = Cb + Cs, 2 * w
+    C, W = Cb + skip.shape[1], 2 * w
     vrow, orow = np.empty((w, Cb)), np.empty((W, C), dtype=np.float32)
     bits = orow.view(np.uint32)
     m, iv = np.empty(C), np.empty(C)
     for r in range(r0, r1):
         b, y = r // (2 * h), r % (2 * h)
         m[:], iv[:] = mean[b], inv[b]
-        _upsampled_row(bottom, b, y, vrow, orow)
-        for c in range(Cs):
-            src = skip[b, c, y]
-            for x in range(W):
-                orow[x, Cb + c] = src[x]
+        _gated_row(bottom, skip, b, y, m, iv, slope, vrow, orow)
         dst = out[b, y]
+        if out.itemsize == 4:  # float32
+            dst[:] = orow
+            continue
         for x in range(W):
-            o, u, t = orow[x], bits[x], dst[x]
-            for c in range(C):
-                v = (o[c] - m[c]) * iv[c]
-                o[c] = v if v > 0 else slope[c] * v
+            u, t = bits[x], dst[x]
             for c in range(C):
                 t[c] = (u[c] + 0x7FFF + ((u[c] >> 16) & 1)) >> 16
 
 
 def norm_prelu_upsample_cat(
-    bottom: torch.Tensor, skip: torch.Tensor, slope: torch.Tensor, eps: float
+    bottom: torch.Tensor,
+    skip: torch.Tensor,
+    slope: torch.Tensor,
+    eps: float,
+    dtype: torch.dtype = torch.bfloat16,
 ) -> torch.Tensor:
     """``F.prelu(F.instance_norm(torch.cat([F.interpolate(bottom, scale_factor=2,
-    mode="bilinear"), skip], 1), eps=eps), slope)`` in bfloat16, channels-last, in this
-    thread's ``"channels_last"`` :func:`~s2dloc.features.fused.workspace` (overwritten by the
-    next call): the input of a bfloat16 convolution.
+    mode="bilinear"), skip], 1), eps=eps), slope)`` in ``dtype`` (bfloat16 or float32),
+    channels-last, in this thread's ``"channels_last"``
+    :func:`~s2dloc.features.fused.workspace` (overwritten by the next call): the input of a
+    bfloat16 or a Winograd convolution (:mod:`s2dloc.features.winograd`).
 
     ``bottom (B, Cb, h, w)`` float32 (channels-last is read in place), ``skip (B, Cs, 2h, 2w)``
     float32, ``slope (Cb + Cs,)``; returns ``(B, Cb + Cs, 2h, 2w)``. No gradients (CPU
@@ -131,7 +151,11 @@ def norm_prelu_upsample_cat(
     stats = np.empty((B * Cs, 2))
     in_threads(row_stats, B * Cs, sk.reshape(B * Cs, H * W), eps, stats)
     mean[:, Cb:], inv[:, Cb:] = stats[:, 0].reshape(B, Cs), stats[:, 1].reshape(B, Cs)
-    out = workspace((B, H, W, Cb + Cs), torch.int16, "channels_last")
+    if dtype not in (torch.bfloat16, torch.float32):
+        raise ValueError(f"expected bfloat16 or float32 output, got {dtype}")
+    bf16 = dtype == torch.bfloat16
+    out = workspace((B, H, W, Cb + Cs), torch.int16 if bf16 else dtype, "channels_last")
     a = slope.detach().to(torch.float32).double().contiguous().numpy()
-    in_threads(_write_rows, B * H, bot, sk, mean, inv, a, out.numpy().view(np.uint16))
-    return out.view(torch.bfloat16).permute(0, 3, 1, 2)
+    dst = out.numpy().view(np.uint16) if bf16 else out.numpy()
+    in_threads(_write_rows, B * H, bot, sk, mean, inv, a, dst)
+    return (out.view(torch.bfloat16) if bf16 else out).permute(0, 3, 1, 2)
