@@ -100,11 +100,11 @@ def _write_rows(bottom, skip, mean, inv, slope, out, r0, r1):
     for r in range(r0, r1):
         b, y = r // (2 * h), r % (2 * h)
         m[:], iv[:] = mean[b], inv[b]
-        _gated_row(bottom, skip, b, y, m, iv, slope, vrow, orow)
         dst = out[b, y]
-        if out.itemsize == 4:  # float32
-            dst[:] = orow
+        if out.itemsize == 4:  # float32: straight into the output row
+            _gated_row(bottom, skip, b, y, m, iv, slope, vrow, dst)
             continue
+        _gated_row(bottom, skip, b, y, m, iv, slope, vrow, orow)
         for x in range(W):
             u, t = bits[x], dst[x]
             for c in range(C):
