@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from s2dloc.features.winograd import (
     BIAS_POSITION,
     BT,
+    _at,
+    _bt,
     conv5x5,
     filter_matrix,
     output_matrix,
@@ -30,6 +32,15 @@ def test_transforms_compute_a_correlation_exactly():
     k = np.zeros(64)
     k[BIAS_POSITION] = 1.0
     np.testing.assert_array_equal(at @ k.reshape(8, 8) @ at.T, np.ones((4, 4)))
+
+
+def test_compiled_transforms_are_the_matrices():
+    """The hand-shared terms of the compiled transforms compute ``B^T d`` and ``A^T m``."""
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        d = rng.standard_normal(8).astype(np.float32)
+        np.testing.assert_allclose(_bt(*d), BT @ d, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(_at(*d), output_matrix() @ d, rtol=0, atol=1e-5)
 
 
 def random_conv(B, Ci, Co, H, W, bias=True, seed=0):

@@ -48,8 +48,10 @@ BT = np.array([
 # The output transform's position whose 4x4 output is all ones (point 1 in both directions).
 BIAS_POSITION = 9
 FM = {"contract"}  # let multiply-adds fuse; no other reordering
-K = {v: np.float32(v) for v in (0.125, 0.25, 0.5, 1.25, 2.0, 2.5, 4.0, 4.25, 5.0, 5.25, 8.0)}
-K0125, K025, K05, K125, K2, K25, K4, K425, K5, K525, K8 = K.values()
+# The transforms' coefficients in float32 (float64 literals would widen the arithmetic).
+K0125, K025, K05, K125, K2, K25, K4, K425, K5, K525, K8 = (
+    np.float32(v) for v in (0.125, 0.25, 0.5, 1.25, 2.0, 2.5, 4.0, 4.25, 5.0, 5.25, 8.0)
+)
 
 
 def output_matrix() -> np.ndarray:
