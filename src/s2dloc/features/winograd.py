@@ -30,8 +30,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from s2dloc.features.fused import workspace
-from s2dloc.utils.threads import worker_pool
+from s2dloc.features.fused import in_threads, workspace
 
 POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)  # and infinity
 # B^T of F(4, 5) for these points (the input transform below computes its rows).
@@ -207,16 +206,7 @@ def conv5x5(x: torch.Tensor, weights: WinogradWeights, into: str | None = None) 
     out = torch.empty(shape) if into is None else workspace(shape, torch.float32, into)
     src = x.detach().permute(0, 2, 3, 1).reshape(B, H, W * Ci).numpy()
     dst = out.view(B, H, W * Co).numpy()
-    tiles = B * -(-H // 4)
-    workers = min(tiles, max(1, torch.get_num_threads()))
-    bounds = np.linspace(0, tiles, workers + 1).astype(int)
-    ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
-    if workers == 1:
-        _tile_rows(src, weights, dst, *ranges[0])
-    else:
-        pool = worker_pool()
-        for job in [pool.submit(_tile_rows, src, weights, dst, *r) for r in ranges]:
-            job.result()
+    in_threads(_tile_rows, B * -(-H // 4), src, weights, dst)
     return out.permute(0, 3, 1, 2)
 
 
