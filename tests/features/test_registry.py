@@ -104,8 +104,10 @@ def test_disk_backbone_uses_pretrained_trunk(disk_weights):
         _, desc = disk.eval().heatmap_and_dense_descriptors(x)
         acts = model._trunk(x, fold_head=False)
         out = model(_images(21, 35))
-    # Float32 round-off: inference runs the fused norm + gate kernels (features/fused.py).
-    torch.testing.assert_close(acts[0], desc, rtol=1e-4, atol=1e-4)
+    # Float32 round-off: inference runs the fused norm + gate kernels (features/fused.py) and
+    # convolves the decoder by Winograd's F(6x6, 5x5) (features/winograd.py).
+    scale = float(desc.abs().max())
+    torch.testing.assert_close(acts[0], desc, rtol=0, atol=2.5e-4 * scale)
     assert [a.shape[1] for a in acts] == [128, 64, 64, 64]
     for m, s in zip(out, model.strides):
         assert m.shape == (1, 32, -(-21 // s), -(-35 // s))

@@ -89,6 +89,7 @@ SETTING_ATTRS = (
     "grayscale",
     "bf16_decoder",
     "winograd_decoder",
+    "winograd_tile",
 )
 
 

@@ -50,7 +50,7 @@ from s2dloc.features.fused import (
     workspace,
 )
 from s2dloc.features.fused_decoder import norm_prelu_upsample_cat
-from s2dloc.features.winograd import WinogradWeights, conv5x5, winograd_weights
+from s2dloc.features.winograd import TILE, WinogradWeights, conv5x5, winograd_weights
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +125,8 @@ class DISKBackbone(HeadedExtractor):
         # Inference on CPU: the decoder's convolutions in bfloat16 where the CPU has it natively
         # (features within 2.5% of their norm, localization unchanged; README, Speed).
         self.bf16_decoder = native_bf16()
-        # Elsewhere they run float32 by Winograd's F(4x4, 5x5): 0.2-0.45x the time of
-        # PyTorch's, features equal to about 1e-5 (features/winograd.py).
+        # Elsewhere they run float32 by Winograd's F(6x6, 5x5): 0.25-0.4x the time of
+        # PyTorch's, features equal to about 1e-4 (features/winograd.py).
         self.winograd_decoder = True
         self.desc_dim = disk.desc_dim
         self.heads = nn.ModuleList([nn.Conv2d(c, conf.channels, 1) for c in self.trunk_channels])
@@ -138,6 +138,12 @@ class DISKBackbone(HeadedExtractor):
             if conf.confidence
             else None
         )
+
+    @property
+    def winograd_tile(self) -> int | None:
+        """Outputs per side of the Winograd tiles the decoder convolves with (part of the
+        fingerprint: another tile rounds differently), None where it does not."""
+        return TILE if self.winograd_decoder and not self.bf16_decoder else None
 
     def _decoder_mode(self, images: torch.Tensor) -> str:
         """How this call runs the trunk: ``"layers"`` (its own modules: gradients, other
@@ -234,7 +240,9 @@ class DISKBackbone(HeadedExtractor):
         multiple = 2 ** len(self.trunk.up)
         # Confidence heads read the 128-d activations, so they need the unfolded head.
         fold = self.fold_head and self.confidence_heads is None
-        acts = self._trunk(pad_to_multiple(images, multiple), fold)
+        # Contiguous: the fused kernels need it (a strided view, e.g. from numpy, would run
+        # the trunk's own layers, about 3x slower: benchmarks/extract.py).
+        acts = self._trunk(pad_to_multiple(images, multiple).contiguous(), fold)
         start = 1 if fold else 0  # folded: the stride-1 head is already applied
         feats = acts[:start] + [self._head(h, a) for h, a in zip(self.heads[start:], acts[start:])]
         # The maps are this call's temporaries, except the activations kept for confidence heads.
