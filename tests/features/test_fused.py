@@ -432,6 +432,29 @@ def test_winograd_decoder_convolutions(monkeypatch, confidence):
         torch.testing.assert_close(a, b, rtol=0, atol=2.5e-4)
 
 
+def test_winograd_only_where_every_decoder_convolution_fits(monkeypatch):
+    """A decoder convolution that Winograd's F(6x6, 5x5) does not compute (here reflection
+    padding) leaves the whole decoder to PyTorch's convolutions, and the tile leaves the
+    fingerprint."""
+    torch.manual_seed(0)
+    model = DISKBackbone(pretrained=False).eval()
+    model.bf16_decoder = False
+    images = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert model._decoder_mode(images) == "winograd" and model.winograd_tile == 6
+        model.trunk.path_up[1].conv[-1].padding_mode = "reflect"
+        assert model._decoder_mode(images) == "fused" and model.winograd_tile is None
+        calls = []
+        conv = disk_backbone.conv5x5
+        monkeypatch.setattr(disk_backbone, "conv5x5", lambda *a: calls.append(1) or conv(*a))
+        fast = model(images)
+        model.fuse_inference = False
+        plain = model(images)
+    assert calls == []
+    for a, b in zip(fast, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_strided_images_take_the_fused_path(monkeypatch):
     """An image batch viewed from channels-last storage (as from numpy) runs the fused kernels
     like a contiguous one, with the same features bit for bit."""

@@ -143,7 +143,17 @@ class DISKBackbone(HeadedExtractor):
     def winograd_tile(self) -> int | None:
         """Outputs per side of the Winograd tiles the decoder convolves with (part of the
         fingerprint: another tile rounds differently), None where it does not."""
-        return TILE if self.winograd_decoder and not self.bf16_decoder else None
+        return TILE if self._winograd_applies() else None
+
+    def _winograd_applies(self) -> bool:
+        """Whether float32 inference convolves the decoder by Winograd's algorithm: it is on
+        (:attr:`winograd_decoder`), bfloat16 is not, and every decoder convolution is one that
+        :func:`~s2dloc.features.winograd.conv5x5` computes (DISK's are)."""
+        return (
+            self.winograd_decoder
+            and not self.bf16_decoder
+            and all(_fits_winograd(block.conv[-1]) for block in self.trunk.path_up)
+        )
 
     def _decoder_mode(self, images: torch.Tensor) -> str:
         """How this call runs the trunk: ``"layers"`` (its own modules: gradients, other
@@ -156,7 +166,7 @@ class DISKBackbone(HeadedExtractor):
             return "fused"
         if self.bf16_decoder:
             return "bfloat16"
-        return "winograd" if self.winograd_decoder else "fused"
+        return "winograd" if self._winograd_applies() else "fused"
 
     def _trunk(self, images: torch.Tensor, fold_head: bool) -> list[torch.Tensor]:
         """Padded images ``(B, 3, H, W)`` -> trunk activations at strides 1, 2, 4, 8.
@@ -197,8 +207,6 @@ class DISKBackbone(HeadedExtractor):
         channels-last in that type (see :func:`_up_block`).
         """
         norm, gate, _, conv = block.conv
-        if mode == "winograd" and not _fits_winograd(conv):
-            mode = "fused"
         if mode in ("bfloat16", "winograd"):  # channels-last input: this convolution dominates
             dtype = torch.bfloat16 if mode == "bfloat16" else torch.float32
             x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps, dtype)
@@ -305,7 +313,7 @@ def _up_block(
     as the next block reads it, in this thread's workspace ``into`` (one per block: it is read
     by the next block and this level's heads, then dead)."""
     norm, gate, _, conv = block.conv
-    if mode == "winograd" and _fits_winograd(conv):
+    if mode == "winograd":
         x = norm_prelu_upsample_cat(bottom, skip, gate.weight, norm.eps, torch.float32)
         weights = frozen(conv, "winograd", (conv.weight, conv.bias), winograd_weights)
         return conv5x5(x, weights, into)

@@ -134,6 +134,8 @@ def norm_prelu_upsample_cat(
         raise ValueError(f"cannot upsample {tuple(bottom.shape)} onto {tuple(skip.shape)}")
     if slope.numel() != Cb + Cs:
         raise ValueError(f"PReLU slope has {slope.numel()} values for {Cb + Cs} channels")
+    if dtype not in (torch.bfloat16, torch.float32):
+        raise ValueError(f"expected bfloat16 or float32 output, got {dtype}")
     H, W = 2 * h, 2 * w
     bot = nhwc(bottom.contiguous(memory_format=torch.channels_last))
     sk = skip.detach().contiguous().numpy()
@@ -151,8 +153,6 @@ def norm_prelu_upsample_cat(
     stats = np.empty((B * Cs, 2))
     in_threads(row_stats, B * Cs, sk.reshape(B * Cs, H * W), eps, stats)
     mean[:, Cb:], inv[:, Cb:] = stats[:, 0].reshape(B, Cs), stats[:, 1].reshape(B, Cs)
-    if dtype not in (torch.bfloat16, torch.float32):
-        raise ValueError(f"expected bfloat16 or float32 output, got {dtype}")
     bf16 = dtype == torch.bfloat16
     out = workspace((B, H, W, Cb + Cs), torch.int16 if bf16 else dtype, "channels_last")
     a = slope.detach().to(torch.float32).double().contiguous().numpy()
