@@ -136,6 +136,32 @@ def test_a_disagreement_the_dense_comparison_decided_is_no_doubt():
     assert V.judge_record({**ver, "rerank": {"swapped": True}}, None, TH) == ("", False)
 
 
+@pytest.mark.parametrize(
+    "rotation, centre, fits, decided",
+    [
+        (20.0, 0.5, [1.0, 1.2], True),  # far in rotation, the best fits clearly better
+        (3.0, 2.5, [1.0, 1.2], True),  # far in centre
+        (20.0, 0.5, [1.0, 1.1], False),  # the best fits better, but not by the margin
+        (10.0, 1.5, [1.0, 2.0], False),  # a near rival: a similar view, not settled
+        (20.0, 0.5, [None, 1.2], False),  # no dense comparison (NaN logged as null)
+    ],
+)
+def test_a_far_rival_the_dense_features_rule_out_is_no_doubt(rotation, centre, fits, decided):
+    """A rival pose beyond ``agree_far_rotation`` degrees or ``agree_far_translation`` depths
+    whose dense residual is more than 1 / ``agree_dense_margin`` times the best's settles the
+    disagreement for the best; a near rival, or a dense comparison without a clear winner,
+    does not."""
+    rival = _pnp(second_support=0.9, second_rotation=rotation, second_translation=centre)
+    ver = {
+        "pnp": dataclasses.asdict(rival),
+        "rerank": {"residual_median": fits, "swapped": False},
+    }
+    assert V.rerank_decided(ver, TH) is decided
+    assert ("disagree" in V.judge_record(ver, None, TH)[0]) is not decided
+    loose = dataclasses.replace(TH, agree_far_rotation=30.0, agree_far_translation=3.0)
+    assert not V.rerank_decided(ver, loose)
+
+
 def test_a_rival_pose_whose_matches_fit_the_best_pose_is_no_disagreement():
     """When the best pose also fits half or more of the 2nd reference's inliers, the 2nd
     reference's own pose is not the only reading of its matches."""

@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any
 
 from s2dloc.fpnp import LOSSES, FPnPConfig
+from s2dloc.localization.verify import VerifyThresholds
 from s2dloc.utils.config import Check, ConfigError, in_range, merge, one_of, parse_overrides
 
 __all__ = [
@@ -89,31 +90,8 @@ DEFAULTS: dict[str, Any] = {
     "output": {
         "write_failed": False,  # results.txt: also queries that failed verification
     },
-    "verify": {  # when a pose counts as localized (see s2dloc.localization.verify)
-        "enabled": True,
-        "min_inliers": 20,  # PnP inliers of the best reference
-        "min_inlier_ratio": 0.05,  # inliers / matches of the best reference
-        "min_grid_coverage": 0.25,  # occupied cells of a 4 x 4 grid over the image
-        "min_hull_fraction": 0.15,  # convex hull area of the inliers / image area
-        "max_residual_ratio": 0.45,  # median inlier residual / RANSAC threshold, or
-        "spread_hull_fraction": 0.35,  # for inliers whose hull covers this much of the image,
-        "max_residual_ratio_spread": 0.6,  # this ratio
-        "agree_min_support": 0.7,  # check the 2nd reference if its inliers >= this x best
-        "agree_max_rotation": 5.0,  # degrees between the top two references' poses
-        "agree_max_translation": 0.1,  # their centre distance / median inlier depth
-        "agree_min_cross": 0.5,  # ... unless the best pose fits this x the 2nd's inliers
-        "fpnp_min_valid": 30,  # valid points at the refined pose
-        "fpnp_max_cost_ratio": 1.0,  # final / initial cost
-        "fpnp_max_rotation_std": 2.0,  # degrees (from the F-PnP covariance)
-        "fpnp_max_translation_std": 0.05,  # fraction of the depth
-        "fpnp_max_move_sigma": 100.0,  # move in PnP standard deviations ...
-        "fpnp_strong_cost_ratio": 0.7,  # ... unless the cost fell below this ratio
-        # a refused refinement on every visible point: its match ratio (own / other reference)
-        "fpnp_max_visible_match_ratio": 0.86,
-        # ... and a trusted one whose ratio is at most this vouches for its pose
-        "fpnp_dense_match_ratio": 0.7,
-        "fpnp_dense_min_channels": 16,  # ... with features of at least this many channels
-    },
+    # when a pose counts as localized: the thresholds of s2dloc.localization.verify
+    "verify": dataclasses.asdict(VerifyThresholds()),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -173,7 +173,8 @@ class Evidence:
         name, pnp = self.ranked[0]
         stats = self.stats_at(pnp.pose, pnp.inliers)
         res.verify["pnp"] = dataclasses.asdict(stats)
-        res.reason = V.check_pnp(stats, self.thresholds, V.rerank_decided(res.verify))
+        decided = V.rerank_decided(res.verify, self.thresholds)
+        res.reason = V.check_pnp(stats, self.thresholds, decided)
         # Pixel noise from the median inlier error (Rayleigh: median = 1.177 sigma), >= 0.5 px.
         sigma = max(stats.residual_median / 1.177, 0.5)
         p3d = self.per_ref[name].points3d[pnp.inliers]

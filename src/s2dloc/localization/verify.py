@@ -40,6 +40,11 @@ class VerifyThresholds:
     agree_max_rotation: float = 5.0  # degrees between the two references' poses
     agree_max_translation: float = 0.1  # camera-centre distance / median inlier depth
     agree_min_cross: float = 0.5  # ... unless the best pose fits this x the 2nd's inliers
+    # ... or the 2nd's pose is this far (degrees, or centre distance / depth) and the dense
+    # comparison of the two (``verify.rerank``) fits the best's at most this x the 2nd's
+    agree_far_rotation: float = 15.0
+    agree_far_translation: float = 2.0
+    agree_dense_margin: float = 0.9
     fpnp_min_valid: int = 30  # valid points at the refined pose
     fpnp_max_cost_ratio: float = 1.0  # final / initial robust cost
     fpnp_max_rotation_std: float = 2.0  # degrees, largest rotation std of the covariance
@@ -199,8 +204,8 @@ def _second_confirms(s: PnPStats, th: VerifyThresholds) -> bool:
 
 def check_pnp(s: PnPStats, th: VerifyThresholds, decided: bool = False) -> str:
     """Why the PnP pose is not trusted ("" if it is, or if verification is disabled).
-    ``decided``: the dense comparison of the two references' poses put this one first
-    (:mod:`s2dloc.localization.rerank`), so their disagreement is settled, not a doubt."""
+    ``decided``: the dense comparison of the two references' poses settled their disagreement
+    for this one (:func:`rerank_decided`), so it is not a doubt."""
     if not th.enabled:
         return ""
     if s.num_inliers < th.min_inliers:
@@ -415,10 +420,24 @@ def _stats(cls, d: dict | None):
     return None if d is None else cls(**{k: math.nan if v is None else v for k, v in d.items()})
 
 
-def rerank_decided(ver: dict) -> bool:
-    """Whether the dense comparison put the best reference first over the one with more
-    inliers (``ver`` as ``QueryResult.verify``; see :func:`check_pnp`'s ``decided``)."""
-    return bool(ver.get("rerank", {}).get("swapped", False))
+def rerank_decided(ver: dict, th: VerifyThresholds) -> bool:
+    """Whether the dense comparison of the top two references' poses (``ver["rerank"]``,
+    ``ver`` as ``QueryResult.verify``) settles their disagreement for the best (see
+    :func:`check_pnp`'s ``decided``): it put the best first over the one with more inliers, or
+    the rival's pose is far from the best's (``agree_far_rotation``, ``agree_far_translation``)
+    and fits the dense features clearly worse (the best's median residual at most
+    ``agree_dense_margin`` times the rival's). A near rival is a view of a similar stretch of
+    the scene, which the features can confuse; a far one is a fit to wrong matches."""
+    rerank = ver.get("rerank") or {}
+    if rerank.get("swapped", False):
+        return True
+    pnp = ver.get("pnp") or {}
+    fits = rerank.get("residual_median") or [None, None]
+    rotation, centre = pnp.get("second_rotation"), pnp.get("second_translation")
+    if None in (*fits, rotation, centre):
+        return False
+    far = rotation > th.agree_far_rotation or centre > th.agree_far_translation
+    return bool(far and fits[0] <= th.agree_dense_margin * fits[1])
 
 
 def judge_record(ver: dict, fpnp_record: dict | None, th: VerifyThresholds) -> tuple[str, bool]:
@@ -435,5 +454,5 @@ def judge_record(ver: dict, fpnp_record: dict | None, th: VerifyThresholds) -> t
         th,
         _stats(FPnPStats, ver.get("fpnp_visible")),
         dense,
-        rerank_decided(ver),
+        rerank_decided(ver, th),
     )
