@@ -31,7 +31,7 @@ from s2dloc.localization.stages import observations_seen_at
 # Poses closer than this (degrees and fraction of the scene depth) are the same hypothesis.
 SAME_ROTATION_DEG = 0.5
 SAME_CENTRE = 0.01
-MARGIN = 0.9
+MARGIN = V.DENSE_MARGIN
 
 
 def residual_medians(

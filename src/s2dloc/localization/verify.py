@@ -23,6 +23,10 @@ from s2dloc.geometry import Camera, Pose
 from s2dloc.geometry.lie import skew
 from s2dloc.utils.config import from_settings
 
+# A dense residual at most this times another's fits clearly better: the re-ranking's swap
+# (:mod:`s2dloc.localization.rerank`) and the default of ``agree_dense_margin``.
+DENSE_MARGIN = 0.9
+
 
 @dataclass
 class VerifyThresholds:
@@ -44,7 +48,7 @@ class VerifyThresholds:
     # comparison of the two (``verify.rerank``) fits the best's at most this x the 2nd's
     agree_far_rotation: float = 15.0
     agree_far_translation: float = 2.0
-    agree_dense_margin: float = 0.9
+    agree_dense_margin: float = DENSE_MARGIN
     fpnp_min_valid: int = 30  # valid points at the refined pose
     fpnp_max_cost_ratio: float = 1.0  # final / initial robust cost
     fpnp_max_rotation_std: float = 2.0  # degrees, largest rotation std of the covariance
