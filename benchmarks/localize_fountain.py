@@ -93,9 +93,8 @@ def main() -> None:
                 errors(f.cam_from_world, res.pose if ok else None)
             )
         print(f"  {ext}: {time.perf_counter() - t:.0f} s", flush=True)
-        verdicts.append(
-            evaluate_run(write_run(args.out / f"run-{ext}", results, gt), loc.thresholds)
-        )
+        run_dir = write_run(args.out / f"run-{ext}", results, gt, conf=loc.conf)
+        verdicts.append(evaluate_run(run_dir, loc.thresholds))
     t = time.perf_counter()
     sift = SiftBaseline(map_, {"max_side": 640, "radius": args.stride * 0.75})
     for f in queries:

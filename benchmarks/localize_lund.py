@@ -163,7 +163,7 @@ def main() -> None:
     )
     errs: dict[str, list] = {}
     sift_cache: dict = {}
-    per_query, runs, thresholds = [], {}, None
+    per_query, runs, thresholds, confs = [], {}, None, {}
     for name in names[: args.limit or None]:
         rec_loo = leave_one_out(rec, name)
         map_full = Map.from_colmap(rec_loo, validate=False)
@@ -175,6 +175,7 @@ def main() -> None:
             conf = {"extractor": ext, "retrieval": {"num_refs": args.num_refs}}
             loc = Localizer(map_s, conf, progress=False)
             res, thresholds = loc.localize(query), loc.thresholds
+            confs[ext] = loc.conf
             runs.setdefault(ext, []).append(res)
             e_pnp = errors(gt[name], res.pnp_pose, baseline)
             e_fin = errors(gt[name], res.pose if res.pnp_success else None, baseline)
@@ -197,7 +198,7 @@ def main() -> None:
     _print_tables(args, per_query, errs)
     # Verdict with one translation unit = the mean baseline (the model has no metric scale).
     verdicts = [
-        evaluate_run(write_run(args.out / f"run-{ext}", res, gt, baseline), thresholds)
+        evaluate_run(write_run(args.out / f"run-{ext}", res, gt, baseline, confs[ext]), thresholds)
         for ext, res in runs.items()
     ]
     print("\nverdict (success flag, 1 unit = the mean baseline; benchmarks/verdict.py):")

@@ -140,7 +140,7 @@ def main() -> None:
         )
         rows += _rows(name, tab_pnp, tab_fpnp, keys)
         summary[name] = {"PnP": tab_pnp, "F-PnP": tab_fpnp}
-        run_dir = write_run(args.out / f"run-{name}", results, gt_poses)
+        run_dir = write_run(args.out / f"run-{name}", results, gt_poses, conf=loc.conf)
         verdicts.append(evaluate_run(run_dir, loc.thresholds))
         _plot_night_query(args.out / f"query-{name}.png", loc, map_, queries, results, gt)
     headers = ["features", "condition", "stage", "n", "med m", "med deg", *keys]

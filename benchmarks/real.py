@@ -240,15 +240,17 @@ def localization_rows(records) -> tuple[list, list]:
     return rows, retrieval
 
 
-def write_runs(folder: Path, runs: list, scenes) -> None:
+def write_runs(folder: Path, runs: list, scenes, args) -> None:
     """One verdict run folder per (extractor, condition) under ``folder``; queries named
-    ``<scene>/<image>``, metric ground truth."""
+    ``<scene>/<image>``, metric ground truth, the extractor's settings."""
     poses = {sc.name: sc.poses for sc in scenes}
     for ext, cond in dict.fromkeys((e, rec.condition) for e, rec, _ in runs):
         sel = [(rec, r) for e, rec, r in runs if (e, rec.condition) == (ext, cond)]
         results = [dataclasses.replace(r, name=f"{rec.scene}/{r.name}") for rec, r in sel]
         gt = {f"{rec.scene}/{rec.query}": poses[rec.scene][rec.query] for rec, _ in sel}
-        print(f"  verdict run: {write_run(folder / f'{ext}-{cond}', results, gt)}", flush=True)
+        conf = localization_conf(args, ext)
+        run_dir = write_run(folder / f"{ext}-{cond}", results, gt, conf=conf)
+        print(f"  verdict run: {run_dir}", flush=True)
 
 
 def basin_rows(scenes, args, names) -> list:
@@ -340,7 +342,7 @@ def main() -> None:
         if not args.no_localize:
             records += localize_all(sc, args, names, runs)
     if args.runs:
-        write_runs(args.runs, runs, scenes)
+        write_runs(args.runs, runs, scenes, args)
     sections = {}
     loc_rows, ret_rows = localization_rows(records)
     heads = ["method", "condition", "n", *summarize([0], [0]).recall, "med deg", "med m", "s/query"]

@@ -48,6 +48,11 @@ def test_poses_round_trip_with_pose_objects(tmp_path):
     assert line == "b.png 1.0 0.0 0.0 0.0 1.0 2.0 3.0"
 
 
+def test_no_poses_write_an_empty_file(tmp_path):
+    path = write_poses(tmp_path / "p.txt", {})
+    assert path.read_text() == "" and read_poses(path) == {}
+
+
 def test_pairs_round_trip(tmp_path):
     pairs = [("q/1.png", "db/2.png"), ("q/1.png", "db/3.png")]
     assert read_pairs(write_pairs(tmp_path / "pairs.txt", pairs)) == pairs

@@ -1,5 +1,6 @@
-"""The shipped GN-Net (``load_extractor("gnnet")``) matches held-out night images to daytime
-references far better than the same network untrained (``"gnnet-untrained"``).
+"""The shipped default features (``load_extractor("default")``) and the shipped GN-Net
+(``"gnnet"``) match held-out night images to daytime references far better than the untrained
+network (``"gnnet-untrained"``). Neither was trained on the night condition.
 
 Held-out data: night queries of the evaluation world (street scene, seed 0; training uses other
 seeds and never the night condition, see configs/gnnet.yaml), each paired with a daytime
@@ -70,7 +71,7 @@ def matching_accuracy(problem: BasinProblem, level: int, radius: float) -> float
 def problems(night_pairs) -> dict[str, list[BasinProblem]]:
     """Per extractor name, one alignment problem (256 points) per night pair."""
     out = {}
-    for name in ("gnnet", "gnnet-untrained"):
+    for name in ("default", "gnnet", "gnnet-untrained"):
         extractor = load_extractor_or_baseline(name)
         pairs = enumerate(night_pairs)
         out[name] = [
@@ -79,10 +80,12 @@ def problems(night_pairs) -> dict[str, list[BasinProblem]]:
     return out
 
 
+@pytest.mark.parametrize("name", ["default", "gnnet"])
 @pytest.mark.parametrize(("level", "radius"), [(0, 1.0), (1, 2.0)])
-def test_trained_gnnet_matches_night_far_better_than_untrained(problems, level, radius):
-    acc = {name: [matching_accuracy(p, level, radius) for p in ps] for name, ps in problems.items()}
-    trained, untrained = np.mean(acc["gnnet"]), np.mean(acc["gnnet-untrained"])
-    # Measured: 0.21 vs 0.02 (stride 1, 1 px) and 0.29 vs 0.04 (stride 2, 2 px).
+def test_shipped_features_match_night_far_better_than_untrained(problems, name, level, radius):
+    acc = {n: [matching_accuracy(p, level, radius) for p in ps] for n, ps in problems.items()}
+    trained, untrained = np.mean(acc[name]), np.mean(acc["gnnet-untrained"])
+    # Measured (stride 1, 1 px / stride 2, 2 px): default 0.28 / 0.22, gnnet 0.23 / 0.27,
+    # untrained 0.03 / 0.03.
     assert trained > 3 * untrained and trained - untrained > 0.1, acc
-    assert all(a > b for a, b in zip(acc["gnnet"], acc["gnnet-untrained"])), acc
+    assert all(a > b for a, b in zip(acc[name], acc["gnnet-untrained"], strict=True)), acc

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from s2dloc.fpnp import FeatureMetricPnP, RobustLoss
+from s2dloc.utils.config import ConfigError
 
 E = math.exp(1)
 
@@ -92,7 +93,7 @@ def test_outliers_are_downweighted(name, alpha):
 def test_unknown_name_raises():
     with pytest.raises(ValueError, match="Unknown robust loss 'tukey'"):
         RobustLoss("tukey")
-    with pytest.raises(ValueError, match="Unknown robust loss"):
+    with pytest.raises(ConfigError, match=r"'loss' = 'l1' must be one of \['squared', 'huber'"):
         FeatureMetricPnP(loss="l1")
 
 
@@ -100,10 +101,40 @@ def test_unknown_name_raises():
 def test_non_positive_scale_raises(scale):
     with pytest.raises(ValueError, match="scale must be positive"):
         RobustLoss("cauchy", scale)
-    with pytest.raises(ValueError, match="scale must be positive"):
+    with pytest.raises(ConfigError, match="'loss_scale' = .* must be a number > 0 or null"):
         FeatureMetricPnP(loss="huber", loss_scale=scale)
 
 
 def test_unknown_solver_option_raises():
-    with pytest.raises(ValueError, match="max_iters"):
+    with pytest.raises(
+        ConfigError, match=r"unknown setting 'max_iters'; valid keys: .*'max_iterations'"
+    ):
         FeatureMetricPnP(max_iters=3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"max_iterations": "5"}, "'max_iterations' must be of type int"),
+        ({"max_iterations": 5.5}, "'max_iterations' must be of type int"),
+        ({"differentiable": "yes"}, "'differentiable' must be of type bool"),
+        ({"lambda_init": "x"}, "'lambda_init' must be of type float"),
+        ({"backend": "cuda"}, r"'backend' = 'cuda' must be one of \['auto', 'torch', 'numba'\]"),
+        ({"min_points": 0}, "'min_points' = 0 must be >= 1"),
+        ({"lambda_down": 2.0}, "'lambda_down' = 2.0 must be <= 1"),
+    ],
+)
+def test_solver_settings_are_typed_and_range_checked(kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        FeatureMetricPnP(**kwargs)
+
+
+def test_solver_settings_keep_their_values():
+    conf = FeatureMetricPnP(max_iterations=7, lambda_init=1, loss_scale=2, backend="torch").conf
+    assert (conf.max_iterations, conf.lambda_init, conf.loss_scale, conf.backend) == (
+        7,
+        1.0,
+        2,
+        "torch",
+    )
+    assert type(conf.lambda_init) is float

@@ -9,6 +9,7 @@ from s2dloc.geometry import Camera
 from s2dloc.geometry.camera_checks import (
     camera_problems,
     check_camera,
+    field_of_view,
     fold_radius,
     max_distorted_radius,
 )
@@ -39,6 +40,9 @@ def test_plausible_cameras_pass():
         ("PINHOLE", [20, 20, 320, 240], "horizontal field of view 172.8 deg"),  # 2 atan(16)
         ("PINHOLE", [5000, 5000, 320, 240], "vertical field of view 5.5 deg"),  # 2 atan(0.048)
         ("SIMPLE_RADIAL", [500, 320, 240, -0.3], "folds over at normalized radius 0.703"),
+        # a huge pincushion squeezes the view into a degree: r (1 + k r^2) = 0.64 at r ~ 0.0086
+        ("SIMPLE_RADIAL", [500, 320, 240, 1e6], "horizontal field of view 1.0 deg"),
+        ("RADIAL", [500, 320, 240, 0.0, 1e6], "vertical field of view"),
     ],
 )
 def test_implausible_cameras_name_the_rule(model, params, rule):
@@ -67,3 +71,13 @@ def test_distortion_limit_depends_on_the_image_corner():
     # Corner of a 640x480 image at f=500, centred: normalized radius 400 / 500 = 0.8.
     assert camera_problems(_cam("SIMPLE_RADIAL", [500, 320, 240, -0.2])) == []  # reach 0.861
     assert camera_problems(_cam("SIMPLE_RADIAL", [500, 320, 240, -0.2], (800, 600))) != []
+
+
+@pytest.mark.parametrize("k1, k2", [(0.0, 0.0), (-0.2, 0.0), (0.1, 0.05), (50.0, 0.0), (1e6, 0.0)])
+def test_field_of_view_rays_project_onto_the_image_borders(k1, k2):
+    cam = _cam("RADIAL", [500, 300, 240, k1, k2])
+    left = math.radians(field_of_view(500, 300, 600, k1, k2)) / 2  # 300 px on either side
+    right = math.radians(field_of_view(500, 300, 640, k1, k2)) - left
+    rays = torch.tensor([[-math.tan(left), 0, 1], [math.tan(right), 0, 1]], dtype=torch.float64)
+    px, _ = cam.double().project(rays)
+    assert px[:, 0].tolist() == pytest.approx([0.0, 640.0], abs=1e-6)

@@ -13,6 +13,7 @@ import pytest
 
 from s2dloc.cli import main
 from s2dloc.datasets.colmap_io import read_poses
+from s2dloc.geometry import Camera
 from s2dloc.localization.io import write_results
 from s2dloc.localization.lock import RunLock
 from s2dloc.localization.map import Map
@@ -141,6 +142,17 @@ def test_pairs_strict_json_and_bad_cameras(world_dir, tmp_path, caplog):
     bad = records[names[2]]
     assert bad["pose"] is None and "horizontal field of view" in bad["error"]
     assert f"camera of query {names[2]!r}" in bad["error"]
+
+
+def test_implausible_reference_camera_is_refused_by_name(world_dir):
+    map_ = Map.load(world_dir)
+    map_.validate()
+    bad = map_.images[2]
+    w, h = (int(v) for v in bad.camera.size.tolist())
+    bad.camera = Camera.from_colmap("PINHOLE", w, h, [-100.0, 100.0, w / 2, h / 2])
+    with pytest.raises(ValueError, match="focal length must be > 0") as info:
+        map_.validate()
+    assert f"camera of reference image {bad.name!r}" in str(info.value)
 
 
 def test_reference_image_of_another_size_is_refused(world_dir, tmp_path):

@@ -11,6 +11,7 @@ import torch
 
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization import verify as V
+from s2dloc.localization.config import resolve
 from s2dloc.utils.config import ConfigError, parse_overrides
 
 SIZE = (640.0, 480.0)
@@ -192,6 +193,27 @@ def test_thresholds_from_command_line_values(key, value, expected):
 def test_thresholds_from_conf_reject_wrong_types(key, value):
     with pytest.raises(ConfigError, match=f"setting '{key}' must be of type"):
         V.VerifyThresholds.from_conf({key: value})
+
+
+def test_every_threshold_but_the_switch_has_a_range():
+    names = {f.name for f in dataclasses.fields(V.VerifyThresholds)}
+    assert set(V.THRESHOLD_CHECKS) == names - {"enabled"}
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("min_inliers", -3, "must be >= 0"),
+        ("min_hull_fraction", 1.5, "must be <= 1"),
+        ("agree_dense_margin", 0.0, "must be > 0"),
+        ("fpnp_max_cost_ratio", -1.0, "must be > 0"),
+    ],
+)
+def test_thresholds_out_of_range_are_refused_everywhere(key, value, words):
+    with pytest.raises(ConfigError, match=f"setting '{key}' = .* {words}"):
+        V.VerifyThresholds.from_conf({key: value})
+    with pytest.raises(ConfigError, match=f"setting 'verify.{key}' = .* {words}"):
+        resolve({"verify": {key: value}})
 
 
 def test_pnp_covariance_matches_the_reprojection_cost():

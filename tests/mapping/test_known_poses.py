@@ -16,6 +16,7 @@ from s2dloc.cli import main
 from s2dloc.mapping import known_poses
 from s2dloc.mapping.known_poses import (
     KnownPosesConfig,
+    check_known_poses_folder,
     known_poses_config,
     triangulate_known_poses,
 )
@@ -110,6 +111,16 @@ def test_resume_subset_and_stale_settings(posed, triangulated, tmp_path):
     db.close()
     with pytest.raises(ValueError, match="other settings"):
         triangulate_known_poses(images, model, out, matching="poses", conf=CONF)
+    before = (out / "config.json").read_text()
+    check_known_poses_folder(images, model, out, conf=CONF)  # the same arguments: reused
+    with pytest.raises(ConfigError, match=r"other settings \(changed: matching\)"):
+        check_known_poses_folder(images, model, out, matching="poses", conf=CONF)
+    with pytest.raises(ConfigError, match="image_names_sha1.*num_images"):
+        check_known_poses_folder(
+            images, model, out, image_names=["0000.png", "0001.png"], conf=CONF
+        )
+    assert (out / "config.json").read_text() == before  # checking writes nothing
+    check_known_poses_folder(images, model, tmp_path / "empty", conf=CONF)  # nothing to check
     names = [f"{i:04d}.png" for i in range(5)]  # leave the last image out
     sub = triangulate_known_poses(
         images,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -102,3 +103,26 @@ def test_corrupt_and_truncated_checkpoints(trained, tmp_path, caplog):
 def test_cli_reports_config_errors_in_one_line(tmp_path, caplog):
     code = cli_main(["train", "--out", str(tmp_path), "optim.lrr=1"])
     assert code == 2 and "optim.lrr" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("optim.lr=-1", "'optim.lr' = -1.0 must be > 0"),
+        ("loss.margin_neg=-5", "'loss.margin_neg' = -5.0 must be > 0"),
+        ("data.worlds=abc", "data.worlds must be null or a list of \\[scene, seed\\] pairs"),
+        ("data.worlds=5", "data.worlds must be null"),
+        ("data.worlds=[[moon, 1]]", "scene one of \\['room', 'street', 'toy'\\]"),
+    ],
+)
+def test_training_values_out_of_range_are_refused(override, words):
+    with pytest.raises(ConfigError, match=words):
+        load_config(None, [override])
+
+
+def test_shipped_training_configs_resolve():
+    configs = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        assert load_config(path, [])["train"]["steps"] >= 1
+    assert load_config(None, ["data.worlds=[[street, 7]]"])["data"]["worlds"] == [["street", 7]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -90,6 +91,17 @@ def test_run_folder_round_trip_and_rejudging(tmp_path):
     """Records written by write_run are judged again from their statistics."""
     gt = {"a": _pose(), "b": _pose()}
     run = write_run(tmp_path / "run", _results(), gt)
+    assert not (run / "config.json").exists()
+    conf = {"verify": {"min_inliers": 20}, "fpnp": {"solver": {"loss_scale": math.nan}}}
+    assert write_run(tmp_path / "run", _results(), gt, conf=conf) == run
+    assert json.loads((run / "config.json").read_text()) == {
+        "verify": {"min_inliers": 20},
+        "fpnp": {"solver": {"loss_scale": None}},
+    }
+    assert math.isnan(_results()[0].verify["pnp"]["second_support"])
+    for line in (run / "log.jsonl").read_text().splitlines():  # strict JSON: NaN -> null
+        record = json.loads(line, parse_constant=lambda token: pytest.fail(f"{token} in log"))
+        assert record["verify"]["pnp"]["second_support"] is None
     th = V.VerifyThresholds()
     assert evaluate_run(run, th) == [f"{tmp_path.name}/run", 2, 2, 1, "100.0", "50.0", "50.0"]
     loose = dataclasses.replace(th, min_grid_coverage=0.0)

@@ -124,7 +124,7 @@ def write_poses(path: str | Path, poses: dict) -> Path:
             q, t = (np.asarray(x, np.float64) for x in pose)
         vals = np.concatenate([np.reshape(q, 4), np.reshape(t, 3)])
         lines.append(" ".join([name] + [repr(float(x)) for x in vals]))
-    return write_text_atomic(path, "\n".join(lines) + "\n")
+    return write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def read_pairs(path: str | Path) -> list[tuple[str, str]]:

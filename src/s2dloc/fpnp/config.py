@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from s2dloc.fpnp.losses import LOSSES
+from s2dloc.utils.config import Check, in_range, one_of
+
+BACKENDS = ("auto", "torch", "numba")
 
 
 @dataclass
 class FPnPConfig:
-    """Solver settings (all keyword arguments of :class:`FeatureMetricPnP`)."""
+    """Solver settings (all keyword arguments of :class:`FeatureMetricPnP`, each of its
+    default's type and within :data:`SOLVER_CHECKS`)."""
 
     loss: str = "cauchy"
     loss_scale: float | None = None  # None: 1.4826 x median residual norm at each level's start
@@ -39,3 +46,31 @@ class FPnPConfig:
     differentiable: bool = False
     # "auto": the compiled CPU path when no gradient or history is needed, else torch.
     backend: str = "auto"
+
+
+def _scale(value: Any) -> str | None:
+    ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+    return None if ok and (value is None or value > 0) else "must be a number > 0 or null (auto)"
+
+
+_POSITIVE, _NON_NEGATIVE = in_range(0, lo_open=True), in_range(0)
+# The valid values of the solver settings (types come from the defaults).
+SOLVER_CHECKS: dict[str, Check] = {
+    "loss": one_of(*LOSSES),
+    "backend": one_of(*BACKENDS),
+    "loss_scale": _scale,
+    "max_iterations": _NON_NEGATIVE,
+    "coarse_max_points": _NON_NEGATIVE,
+    **{k: _POSITIVE for k in ("lambda_init", "lambda_up", "lambda_min", "lambda_max")},
+    "lambda_down": in_range(0, 1, lo_open=True),
+    # cost_tol may be negative: never stop on the cost (fixed-iteration benchmarks)
+    **{k: _NON_NEGATIVE for k in ("rotation_tol", "translation_tol", "gradient_tol")},
+    "max_rejections": in_range(1),
+    "min_points": in_range(1),
+    "min_texture": _NON_NEGATIVE,
+    "min_information": _NON_NEGATIVE,
+    "max_match_ratio": _POSITIVE,
+    "null_margin": _NON_NEGATIVE,
+    "margin": _NON_NEGATIVE,
+    "min_depth": _POSITIVE,
+}

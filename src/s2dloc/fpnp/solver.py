@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
 from s2dloc.fpnp import fast
-from s2dloc.fpnp.config import FPnPConfig
+from s2dloc.fpnp.config import SOLVER_CHECKS, FPnPConfig
 from s2dloc.fpnp.decision import Outcome, finish
 from s2dloc.fpnp.levels import Level, level_weights, prepare_levels
 from s2dloc.fpnp.linalg import damped_solve, se3_exp_matrix
@@ -22,6 +22,7 @@ from s2dloc.fpnp.losses import RobustLoss
 from s2dloc.fpnp.result import FPnPResult
 from s2dloc.fpnp.system import Evaluation, evaluate_residuals
 from s2dloc.geometry import Camera, Pose
+from s2dloc.utils.config import from_settings
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +58,11 @@ class FeatureMetricPnP:
     """
 
     def __init__(self, **kwargs):
-        names = {f.name for f in fields(FPnPConfig)}
-        unknown = set(kwargs) - names
-        if unknown:
-            raise ValueError(f"Unknown F-PnP options {sorted(unknown)}; expected {sorted(names)}")
-        self.conf = FPnPConfig(**kwargs)
-        if self.conf.backend not in ("auto", "torch", "numba"):
-            raise ValueError(
-                f"backend must be 'auto', 'torch' or 'numba', got {self.conf.backend!r}"
-            )
-        scale = 1.0 if self.conf.loss_scale is None else self.conf.loss_scale  # 0 must raise
+        """Keyword arguments: the fields of :class:`FPnPConfig`. Unknown names, values of
+        another type and values out of range raise :class:`~s2dloc.utils.config.ConfigError`
+        (a ``ValueError``) naming the setting and the valid names or values."""
+        self.conf = from_settings(FPnPConfig, kwargs, checks=SOLVER_CHECKS)
+        scale = 1.0 if self.conf.loss_scale is None else self.conf.loss_scale
         self.loss = RobustLoss(self.conf.loss, scale, self.conf.barron_alpha)
 
     # ------------------------------------------------------------------ public API

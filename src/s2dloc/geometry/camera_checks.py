@@ -3,8 +3,9 @@
 A camera passes when:
 
 - every focal length is positive;
-- its field of view (pinhole, from the principal point to both image borders) lies between
-  :data:`MIN_FOV_DEG` and :data:`MAX_FOV_DEG` degrees, horizontally and vertically;
+- its field of view (the angle between the rays of both image borders through the principal
+  point, radial distortion undone) lies between :data:`MIN_FOV_DEG` and :data:`MAX_FOV_DEG`
+  degrees, horizontally and vertically;
 - its principal point lies inside the image;
 - its radial distortion keeps the projection monotonic over the whole image: the distorted
   radius ``r (1 + k1 r^2 + k2 r^4)`` must still be increasing at the undistorted radius whose
@@ -44,6 +45,34 @@ def max_distorted_radius(k1: float, k2: float) -> float:
     return math.inf if math.isinf(r) else r * (1.0 + k1 * r * r + k2 * r**4)
 
 
+def undistorted_radius(rd: float, k1: float, k2: float) -> float:
+    """The undistorted normalized radius ``r`` with ``r (1 + k1 r^2 + k2 r^4) = rd`` on the
+    monotonic branch (bisection; ``nan`` when the projection folds over before ``rd``)."""
+
+    def radius(r: float) -> float:
+        return r * (1.0 + k1 * r * r + k2 * r**4)
+
+    hi = fold_radius(k1, k2)
+    if math.isinf(hi):
+        hi = max(rd, 1e-12)
+        while radius(hi) < rd:
+            hi *= 2.0
+    elif radius(hi) < rd:
+        return math.nan
+    lo = 0.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if radius(mid) < rd else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def field_of_view(f: float, c: float, size: float, k1: float = 0.0, k2: float = 0.0) -> float:
+    """Degrees between the rays of the two image borders ``0`` and ``size`` along one axis
+    through the principal point ``c`` (focal ``f``), radial distortion undone."""
+    angles = [math.atan(undistorted_radius(d / f, k1, k2)) for d in (c, size - c)]
+    return math.degrees(sum(angles))
+
+
 def camera_problems(camera: Camera, where: str = "camera") -> list[str]:
     """Every rule an unbatched ``camera`` violates, each message naming ``where``."""
     w, h = (float(v) for v in camera.size.reshape(-1)[:2].tolist())
@@ -60,7 +89,9 @@ def camera_problems(camera: Camera, where: str = "camera") -> list[str]:
             f"(0 < cx < {w:g}, 0 < cy < {h:g})"
         )
     for axis, f, c, size in (("horizontal", fx, cx, w), ("vertical", fy, cy, h)):
-        fov = math.degrees(math.atan(c / f) + math.atan((size - c) / f))
+        fov = field_of_view(f, c, size, k1, k2) if 0 < c < size else math.nan
+        if math.isnan(fov):  # principal point outside, or a fold-over (both reported)
+            fov = math.degrees(math.atan(c / f) + math.atan((size - c) / f))
         if not MIN_FOV_DEG <= fov <= MAX_FOV_DEG:
             out.append(
                 f"{desc}: {axis} field of view {fov:.1f} deg must be between "

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from s2dloc.fpnp import LOSSES, FPnPConfig
-from s2dloc.localization.verify import VerifyThresholds
+from s2dloc.fpnp import FPnPConfig
+from s2dloc.fpnp.config import SOLVER_CHECKS
+from s2dloc.localization.verify import THRESHOLD_CHECKS, VerifyThresholds
 from s2dloc.utils.config import Check, ConfigError, in_range, merge, one_of, parse_overrides
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "settings",
 ]
 
-BACKENDS = ("auto", "torch", "numba")
 
 DEFAULTS: dict[str, Any] = {
     "extractor": "default",
@@ -140,11 +140,6 @@ def _resize_max(value: Any) -> str | None:
     return None if value == 0 or value >= 64 else "must be 0 (full resolution) or >= 64 (pixels)"
 
 
-def _positive_number(value: Any) -> str | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-    return None if ok else "must be a number > 0 (or null)"
-
-
 POSITIVE = in_range(0, lo_open=True)
 CHECKS: dict[str, Check] = {
     "resize_max": _resize_max,
@@ -174,15 +169,8 @@ CHECKS: dict[str, Check] = {
     "fpnp.start_search.keep": in_range(0),
     "fpnp.start_search.step_deg": POSITIVE,
     "fpnp.start_search.steps": in_range(0, 5),
-    "fpnp.solver.loss": one_of(*LOSSES),
-    "fpnp.solver.backend": one_of(*BACKENDS),
-    "fpnp.solver.loss_scale": _positive_number,
-    "fpnp.solver.max_iterations": in_range(0),
-    "fpnp.solver.coarse_max_points": in_range(0),
-    "fpnp.solver.min_points": in_range(1),
-    "fpnp.solver.margin": in_range(0),
-    "fpnp.solver.min_depth": POSITIVE,
-    "fpnp.solver.max_rejections": in_range(1),
+    **{f"fpnp.solver.{key}": check for key, check in SOLVER_CHECKS.items()},
+    **{f"verify.{key}": check for key, check in THRESHOLD_CHECKS.items()},
 }
 
 

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from s2dloc.geometry import Camera, Pose
 
@@ -107,8 +108,6 @@ def refine_pose(pnp: PnPResult, p2d: np.ndarray, p3d: np.ndarray, camera: Camera
 
 def reprojection_errors(p2d: np.ndarray, p3d: np.ndarray, camera: Camera, pose: Pose):
     """Pixel errors ``(K,)`` of world points projected at ``pose`` (inf if not projectable)."""
-    import torch
-
     X = pose.double().transform(torch.from_numpy(np.asarray(p3d, np.float64)))
     p, valid = camera.double().project(X)
     err = (p - torch.from_numpy(np.asarray(p2d, np.float64))).norm(dim=-1)

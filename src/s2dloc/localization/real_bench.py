@@ -37,7 +37,7 @@ from s2dloc.localization.config import max_side, resolve
 from s2dloc.localization.map import Map, RefImage, read_rgb
 from s2dloc.localization.query import Query
 from s2dloc.localization.retrieval import Retrieval
-from s2dloc.mapping.known_poses import triangulate_known_poses
+from s2dloc.mapping.known_poses import check_known_poses_folder, triangulate_known_poses
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +71,13 @@ class Scene:
 
 def held_out_map(root: Path, scene: str, maps: Path) -> Map:
     """The map of ``scene`` from its training images: ``maps/<scene>`` if it holds a model
-    (a bare COLMAP model or a ``sfm/`` folder), else triangulated there with the known poses."""
+    (a bare COLMAP model, or a ``sfm/`` folder triangulated with the same arguments), else
+    triangulated there with the known poses."""
     out = maps / scene
+    model = pycolmap.Reconstruction(str(root / "sparse"))
+    names = training_images(scene, sorted(im.name for im in model.images.values()))
+    check_known_poses_folder(root / "images", root / "sparse", out, image_names=names)
     if not ((out / "sfm").is_dir() or (out / "images.bin").exists()):
-        model = pycolmap.Reconstruction(str(root / "sparse"))
-        names = training_images(scene, sorted(im.name for im in model.images.values()))
         logger.info("triangulating %s from %d training images into %s", scene, len(names), out)
         triangulate_known_poses(
             root / "images", root / "sparse", out, image_names=names, progress=False

@@ -21,7 +21,7 @@ from numba import njit
 
 from s2dloc.geometry import Camera, Pose
 from s2dloc.geometry.lie import skew
-from s2dloc.utils.config import from_settings
+from s2dloc.utils.config import Check, from_settings, in_range
 
 # A dense residual at most this times another's fits clearly better: the re-ranking's swap
 # (:mod:`s2dloc.localization.rerank`) and the default of ``agree_dense_margin``.
@@ -68,8 +68,41 @@ class VerifyThresholds:
     @classmethod
     def from_conf(cls, conf: dict) -> VerifyThresholds:
         """From a ``verify`` settings dict, strictly (:func:`s2dloc.utils.config.from_settings`:
-        unknown keys and values of the wrong type are errors naming the key)."""
-        return from_settings(cls, conf)
+        unknown keys, values of the wrong type and values outside :data:`THRESHOLD_CHECKS` are
+        errors naming the key)."""
+        return from_settings(cls, conf, checks=THRESHOLD_CHECKS)
+
+
+_COUNT, _FRACTION, _POSITIVE = in_range(0), in_range(0, 1), in_range(0, lo_open=True)
+# The valid range of every threshold but ``enabled``: counts and unbounded ratios >= 0,
+# fractions of the image or of a reference's matches in [0, 1], scales and caps > 0.
+THRESHOLD_CHECKS: dict[str, Check] = {
+    "min_inliers": _COUNT,
+    "min_inlier_ratio": _FRACTION,
+    "min_grid_coverage": _FRACTION,
+    "min_hull_fraction": _FRACTION,
+    "max_residual_ratio": _POSITIVE,
+    "spread_hull_fraction": _FRACTION,
+    "max_residual_ratio_spread": _POSITIVE,
+    "agree_min_support": _COUNT,
+    "agree_max_rotation": _COUNT,
+    "agree_max_translation": _COUNT,
+    "agree_min_cross": _FRACTION,
+    "agree_far_rotation": _COUNT,
+    "agree_far_translation": _COUNT,
+    "agree_dense_margin": _POSITIVE,
+    "fpnp_min_valid": _COUNT,
+    "fpnp_max_cost_ratio": _POSITIVE,
+    "fpnp_max_rotation_std": _POSITIVE,
+    "fpnp_max_translation_std": _POSITIVE,
+    "fpnp_max_move_sigma": _POSITIVE,
+    "fpnp_strong_cost_ratio": _COUNT,
+    "fpnp_max_rotation_change": _POSITIVE,
+    "fpnp_max_translation_change": _POSITIVE,
+    "fpnp_max_visible_match_ratio": _POSITIVE,
+    "fpnp_dense_match_ratio": _COUNT,
+    "fpnp_dense_min_channels": _COUNT,
+}
 
 
 @dataclass

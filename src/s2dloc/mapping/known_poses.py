@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 import pycolmap
 
-from s2dloc.utils.config import Check, check_fields, from_settings, in_range, settings_of
+from s2dloc.utils.config import (
+    Check,
+    check_fields,
+    check_settings,
+    from_settings,
+    in_range,
+    settings_of,
+)
 
 from .images import check_sizes, list_images
 from .map_folder import finish_map, prepare_out
@@ -205,6 +212,27 @@ def _extract(db_path: Path, images: Path, names: list[str], conf: KnownPosesConf
     extract.num_threads = conf.num_threads
     extract.sift.max_num_features = conf.max_features
     pycolmap.extract_features(db_path, images, image_names=names, extraction_options=extract)
+
+
+def check_known_poses_folder(
+    images: Path,
+    model: Path,
+    out: Path,
+    *,
+    image_names: list[str] | None = None,
+    matching: str = "exhaustive",
+    conf: KnownPosesConfig | None = None,
+) -> None:
+    """Refuse (:class:`~s2dloc.utils.config.ConfigError` naming the changed keys) a map in
+    ``out`` that :func:`triangulate_known_poses` built with other arguments than these; a
+    folder without its ``config.json`` is not checked. Writes nothing."""
+    images, model, out = Path(images), Path(model), Path(out)
+    if not (out / "config.json").exists():
+        return
+    names = select_images(read_model(model), images, image_names)
+    settings = _settings(images, model, names, matching, conf or KnownPosesConfig())
+    hint = f"{out} holds a map built with other settings; delete it or use another folder"
+    check_settings(out / "config.json", settings, hint=hint)
 
 
 def triangulate_known_poses(

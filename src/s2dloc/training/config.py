@@ -20,6 +20,7 @@ import yaml
 from s2dloc.datasets.augment import PRESETS
 from s2dloc.datasets.homography_pairs import HomographyConfig
 from s2dloc.datasets.image_sets import IMAGE_PATTERNS
+from s2dloc.datasets.synthetic import SCENES
 from s2dloc.features.disk_backbone import DISKBackboneConfig
 from s2dloc.features.gnnet import GNNetConfig
 from s2dloc.utils.config import (
@@ -122,7 +123,7 @@ CHECKS = {
     "data.max_points": in_range(1),
     "data.batch_size": in_range(1),
     "data.appearance": one_of(*PRESETS, "none"),
-    "loss.vicinity": _length(4),
+    "loss.vicinity": lambda v: _length(4)(v) or in_range(0)(v),
     "loss.mining": one_of("hard", "random"),
     "loss.negatives": in_range(1),
     "loss.negative_pool": in_range(0),
@@ -134,6 +135,19 @@ CHECKS = {
     "distill.clean_fraction": in_range(0, 1),
     "distill.val_crops": in_range(1),
     "distill.synthetic_views": in_range(0),
+    "optim.lr": in_range(0, lo_open=True),
+    "optim.weight_decay": in_range(0),
+    "optim.grad_clip": in_range(0),  # 0: no clipping
+    "loss.gn_weight": in_range(0),
+    "loss.e1_weight": in_range(0),
+    "loss.e2_weight": in_range(0),
+    "loss.contrastive_weight": in_range(0),
+    "loss.margin_pos": in_range(0),
+    "loss.margin_neg": in_range(0, lo_open=True),
+    "loss.exclusion_radius": in_range(0),
+    "data.num_workers": in_range(0),
+    "data.world_views": in_range(1),
+    "train.val_every": in_range(0),  # 0: no validation
     "train.steps": in_range(1),
     "train.log_every": in_range(1),
     "train.ckpt_every": in_range(1),
@@ -199,7 +213,22 @@ def _entry(entry: Any, index: int | None) -> dict[str, Any]:
         raise ConfigError(f"setting {where}appearance must be one of {list(PRESETS)} or 'none'")
     if "exclude" in out:
         out["exclude"] = _patterns(out["exclude"])
+    if out.get("worlds") is not None:
+        _check_worlds(out["worlds"], where)
     return out
+
+
+def _check_worlds(worlds: Any, where: str) -> None:
+    """``worlds``: a non-empty list of ``[scene, seed]`` pairs (scene a key of ``SCENES``)."""
+    ok = isinstance(worlds, list) and bool(worlds)
+    for w in worlds if ok else []:
+        pair = isinstance(w, list | tuple) and len(w) == 2
+        ok = ok and pair and w[0] in SCENES and isinstance(w[1], int) and not isinstance(w[1], bool)
+    if not ok:
+        raise ConfigError(
+            f"setting {where}worlds must be null or a list of [scene, seed] pairs with scene one"
+            f" of {sorted(SCENES)} and an integer seed, e.g. [[street, 1]]; got {worlds!r}"
+        )
 
 
 def _patterns(patterns: list[str]) -> list[str]:

@@ -76,7 +76,7 @@ def run_demo(req: DemoRequest) -> DemoSummary:
     run = _localize(req)
     results, gt = run.results, run.gt
     final = {r.name: _qt(r.pose) for r in results if r.pose is not None and not r.fallback}
-    verdict, reasons = _verdict_tables(results, gt, out / "run")
+    verdict, reasons = _verdict_tables(results, gt, out / "run", run.loc.conf)
     pnp = {r.name: _qt(r.pnp_pose) for r in results if r.pnp_pose is not None}
     errors = {"PnP": pose_errors(pnp, gt), "PnP + F-PnP": pose_errors(final, gt)}
     tables = {k: recall_table(e) for k, e in errors.items()}
@@ -155,12 +155,15 @@ def _print_verdict(results, verdict: tuple[list, list], reasons: tuple[list, lis
         print(format_table(*reasons))
 
 
-def _verdict_tables(results, gt: dict, run: Path) -> tuple[tuple[list, list], tuple[list, list]]:
+def _verdict_tables(
+    results, gt: dict, run: Path, conf: dict
+) -> tuple[tuple[list, list], tuple[list, list]]:
     """Per condition: queries, accepted, precision and recall of the verdict; failure reasons.
-    The records and ground truth go to ``run`` (for ``benchmarks/verdict.py``)."""
+    The records, ground truth and settings ``conf`` go to ``run`` (for
+    ``benchmarks/verdict.py``)."""
     outcomes = [Outcome(r.name, r.pose, r.success, r.reason) for r in results]
     poses = {n: Pose.from_quat_t(*qt) for n, qt in gt.items()}
-    write_run(run, results, poses)
+    write_run(run, results, poses, conf=conf)
     rows = verdict_rows(outcomes, poses, condition_of)
     return (rows, ["condition", *HEADERS[1:]]), (reason_rows(outcomes), ["reason", "queries"])
 

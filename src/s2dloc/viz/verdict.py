@@ -13,6 +13,8 @@ from pathlib import Path
 from s2dloc.datasets.colmap_io import read_poses
 from s2dloc.geometry import Pose
 from s2dloc.localization import verify as V
+from s2dloc.localization.io import record_line, strict_json
+from s2dloc.utils.io import write_text_atomic
 
 PRECISION_AT = (1.0, 5.0)  # translation units, degrees
 RECALL_AT = (0.25, 2.0)
@@ -83,17 +85,21 @@ def reason_rows(outcomes: list[Outcome]) -> list[list]:
     return sorted(([k, v] for k, v in counts.items()), key=lambda r: -r[1])
 
 
-def write_run(folder: Path, results: list, gt: dict[str, Pose], unit: float = 1.0) -> Path:
-    """Write ``log.jsonl``, ``gt.txt`` (and ``unit.txt``) for ``results`` (QueryResult)."""
+def write_run(
+    folder: Path, results: list, gt: dict[str, Pose], unit: float = 1.0, conf: dict | None = None
+) -> Path:
+    """Write ``log.jsonl``, ``gt.txt``, ``unit.txt`` (and ``config.json``: the resolved
+    localization settings ``conf``) for ``results`` (QueryResult)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "log.jsonl", "w") as f:
-        for r in results:
-            f.write(json.dumps(r.to_json()) + "\n")
-    with open(folder / "gt.txt", "w") as f:
-        for name, p in gt.items():
-            f.write(" ".join([name, *(f"{v:.10g}" for v in [*p.quat().tolist(), *p.t.tolist()])]))
-            f.write("\n")
-    (folder / "unit.txt").write_text(f"{unit:.10g}\n")
+    if conf is not None:
+        write_text_atomic(folder / "config.json", json.dumps(strict_json(conf), indent=2) + "\n")
+    write_text_atomic(folder / "log.jsonl", "".join(record_line(r.to_json()) for r in results))
+    gt_lines = [
+        " ".join([name, *(f"{v:.10g}" for v in [*p.quat().tolist(), *p.t.tolist()])]) + "\n"
+        for name, p in gt.items()
+    ]
+    write_text_atomic(folder / "gt.txt", "".join(gt_lines))
+    write_text_atomic(folder / "unit.txt", f"{unit:.10g}\n")
     return folder
 
 
