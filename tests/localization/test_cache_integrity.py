@@ -238,10 +238,13 @@ def test_cache_of_other_weights_under_the_same_name_is_refused(world_map, tmp_pa
     assert len(load_cache(world_map, path, conf, PatchProjection(seed=0))) == 12
     retrained = PatchProjection(seed=1)  # same name in the settings, other weights
     assert signature(conf, retrained) != signature(conf, PatchProjection(seed=0))
-    with pytest.raises(ValueError, match="built with other settings"):
+    with pytest.raises(ValueError, match=r"built with other settings \(changed: weights\)"):
         load_cache(world_map, path, conf, retrained)
-    with pytest.raises(ValueError, match="built with other settings"):
+    with pytest.raises(ValueError, match=r"built with other settings \(changed: weights\)"):
         build_cache(world_map, retrained, path, conf, progress=False)
+    other = resolve({**CONF, "retrieval": {"gem_p": 2.0}})
+    with pytest.raises(ValueError, match=r"\(changed: retrieval.gem_p, weights\); rebuild"):
+        load_cache(world_map, path, other, retrained)
     assert build_cache(world_map, retrained, path, conf, overwrite=True, progress=False) == 12
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 NAME = "evaluate"
 HELP = "median errors and recall at thresholds per condition; cumulative error plot"
@@ -34,30 +33,8 @@ def parse_thresholds(items: list[str]) -> tuple[tuple[float, float], ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from s2dloc.evaluation.recall import evaluate, format_table
-    from s2dloc.viz.figure import plot_cumulative
+    from s2dloc.viz.recall_report import evaluate_results
 
     thresholds = parse_thresholds(args.thresholds)
-    plot = Path(args.plot or Path(args.results[-1].split("=")[-1]).with_suffix(".errors.png"))
-    if plot.is_dir():
-        raise ValueError(f"--plot {plot} is a directory; expected the path of a PNG file")
-    curves = {}
-    for item in args.results:
-        label, path = item.split("=", 1) if "=" in item else (Path(item).stem, item)
-        ev = evaluate(path, args.gt, thresholds)
-        total = len(ev.errors.names)
-        print(f"== {label} ({path})")
-        if ev.missing:
-            print(
-                f"{len(ev.missing)} of {total} ground-truth queries have no result "
-                f"(counted as failures), e.g. {', '.join(ev.missing[:5])}"
-            )
-        print(f"recall over all {total} ground-truth queries:\n{format_table(ev.table)}")
-        if ev.submitted:
-            print(
-                f"recall over the {total - len(ev.missing)} submitted queries:\n"
-                f"{format_table(ev.submitted)}"
-            )
-        curves[label] = ev.errors
-    print(f"plot: {plot_cumulative(curves, plot)}")
+    print(f"plot: {evaluate_results(args.results, args.gt, thresholds, args.plot)}")
     return 0

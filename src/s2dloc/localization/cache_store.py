@@ -15,6 +15,7 @@ after an error. A process killed at any moment leaves the previous or the new co
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -25,6 +26,7 @@ import h5py
 import numpy as np
 
 from s2dloc.localization.map import Map
+from s2dloc.utils.config import changed_keys
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +76,17 @@ def open_cache(path: Path, mode: str) -> h5py.File:
 
 
 def check_signature(f: h5py.File, path: Path, sig: str) -> None:
+    """Refuse a cache whose settings signature (JSON) differs from ``sig``, naming the
+    changed settings (:func:`~s2dloc.utils.config.changed_keys`)."""
     old = f.attrs.get("signature")
     if old is not None and old != sig:
+        try:
+            changed = ", ".join(changed_keys(json.loads(old), json.loads(sig))) or "?"
+        except (TypeError, ValueError):
+            changed = "unreadable signature"
         raise ValueError(
-            f"feature cache {path} was built with other settings ({old}); rebuild it "
-            "(--rebuild-cache) or use another --cache"
+            f"feature cache {path} was built with other settings (changed: {changed}); rebuild "
+            "it (--rebuild-cache) or use another --cache"
         )
 
 

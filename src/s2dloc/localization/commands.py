@@ -17,6 +17,7 @@ from s2dloc.localization.io import read_queries
 from s2dloc.localization.retrieval import pairs_from_file
 from s2dloc.localization.run import RunSpec, RunSummary, output_folder, run_queries
 from s2dloc.localization.validate import attach_priors, load_map
+from s2dloc.mapping.intrinsics import DEFAULT_FOCAL_FACTOR
 
 
 @dataclass
@@ -29,7 +30,7 @@ class RunRequest:
     images: str | None = None
     query_images: str | None = None
     camera: str | None = None
-    default_focal_factor: float = 1.2
+    default_focal_factor: float = DEFAULT_FOCAL_FACTOR
     extractor: str | None = None
     preset: str = "default"
     conf: list[str] = field(default_factory=list)

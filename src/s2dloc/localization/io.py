@@ -19,9 +19,9 @@ from s2dloc.datasets.colmap_io import read_query_list, write_poses
 from s2dloc.evaluation.submission import record_success
 from s2dloc.geometry import Camera
 from s2dloc.localization.query import Query, QueryResult
+from s2dloc.mapping.intrinsics import DEFAULT_FOCAL_FACTOR, query_camera
 from s2dloc.mapping.intrinsics import logger as intrinsics_logger
 from s2dloc.mapping.intrinsics import parse_camera as parse_camera  # re-exported
-from s2dloc.mapping.intrinsics import query_camera
 from s2dloc.utils.io import read_text
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def read_queries(
     image_root: str | Path | None = None,
     camera: str | None = None,
     model=None,
-    default_focal_factor: float = 1.2,
+    default_focal_factor: float = DEFAULT_FOCAL_FACTOR,
     skipped: dict[str, str] | None = None,
 ) -> list[Query]:
     """Queries from an hloc list file (``name MODEL W H params``, images under ``image_root``)
@@ -90,7 +90,7 @@ _SOURCE_TEXT = {
 
 
 def read_query_folder(
-    folder: str | Path, model=None, default_focal_factor: float = 1.2
+    folder: str | Path, model=None, default_focal_factor: float = DEFAULT_FOCAL_FACTOR
 ) -> tuple[list[Query], dict[str, str]]:
     """The readable images of ``folder`` as queries with intrinsics from
     :func:`s2dloc.mapping.query_camera`, and ``{name: reason}`` of the unreadable ones.

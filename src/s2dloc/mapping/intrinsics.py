@@ -95,10 +95,15 @@ def _from_model(model, name: str, size: tuple[int, int]) -> Camera | None:
     return next(iter(same.values())) if len(same) == 1 else None
 
 
+# The focal length of a query camera known from nothing else: this times max(W, H) (COLMAP's
+# own guess without EXIF).
+DEFAULT_FOCAL_FACTOR = 1.2
+
+
 def query_camera(
     image_path: str | Path,
     model=None,
-    default_focal_factor: float = 1.2,
+    default_focal_factor: float = DEFAULT_FOCAL_FACTOR,
     query_list: str | Path | dict | None = None,
     name: str | None = None,
 ) -> tuple[Camera, str]:
