@@ -15,7 +15,8 @@ def _match(world_map, shift):
     conf = resolve({"s2d": {"match_stride": 8}})
     im = world_map.images[2]
     image = world_map.load_image(im.name)
-    _, desc, feats, _ = compute_features(PositionalEncoding(), image, im.keypoints, conf)
+    ref = compute_features(PositionalEncoding(), image, im, conf)
+    desc, feats = ref.descriptors, ref.features
     ext = PositionalEncoding(shift=shift)
     maps = ext.extract(image)
     spec = DescriptorSpec.from_maps(maps, ext.strides, conf)

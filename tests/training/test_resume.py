@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -126,3 +127,18 @@ def test_shipped_training_configs_resolve():
     for path in configs:
         assert load_config(path, [])["train"]["steps"] >= 1
     assert load_config(None, ["data.worlds=[[street, 7]]"])["data"]["worlds"] == [["street", 7]]
+
+
+def test_cli_conf_takes_a_yaml_file_and_overrides_like_the_other_commands(tmp_path, caplog):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("train:\n  steps: 5\noptim:\n  lr: 0.01\n")
+    out = tmp_path / "run"
+    conf = ["--conf", str(recipe), *TINY, "train.steps=1"]
+    assert cli_main(["train", "--out", str(out), *conf]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["steps"] == 1 and saved["optim"]["lr"] == 0.01  # file, then overrides
+    code = cli_main(["train", "--out", str(tmp_path / "x"), "--conf", "optim.lrr=1"])
+    assert code == 2 and "optim.lrr" in caplog.text
+    caplog.clear()
+    code = cli_main(["train", "--out", str(tmp_path / "y"), "--conf", str(recipe), str(recipe)])
+    assert code == 2 and "--conf takes at most one YAML file" in caplog.text

@@ -42,7 +42,7 @@ from s2dloc.localization.cache_store import (
     stale_entry,
 )
 from s2dloc.localization.config import max_side
-from s2dloc.localization.map import Map
+from s2dloc.localization.map import Map, RefImage
 
 logger = logging.getLogger(__name__)
 
@@ -135,26 +135,26 @@ def fpnp_levels(maps: list[torch.Tensor], conf: dict) -> list[torch.Tensor]:
     return coarse_levels(maps, factors) if factors else list(maps)
 
 
-def compute_features(extractor, image: np.ndarray, pixels: np.ndarray, conf: dict):
-    """Maps of ``image`` and the cached quantities at ``pixels (M, 2)``."""
+def compute_features(extractor, image: np.ndarray, im: RefImage, conf: dict) -> RefFeatures:
+    """The features of reference ``im`` (its ``image``) at its observations."""
     maps = extractor.extract(image, max_side(conf))
     size = (image.shape[1], image.shape[0])
     spec = DescriptorSpec.from_maps(maps, extractor.strides, conf)
-    pts = torch.from_numpy(np.asarray(pixels, np.float64)).float()
+    pts = torch.from_numpy(np.asarray(im.keypoints, np.float64)).float()
     desc = D.point_descriptors(maps, pts, size, spec.levels, spec.match, spec.context)
     feats = D.sample_levels(fpnp_levels(maps, conf), pts, size)
     r = conf["retrieval"]
     glob = D.global_descriptor(maps, spec.global_levels, r["grid"], r["gem_p"])
-    return maps, desc, feats, glob
+    return RefFeatures(desc, feats, glob, im.point3D_ids, im.keypoints)
 
 
 def entry_arrays(map_: Map, extractor, name: str, conf: dict) -> dict[str, np.ndarray]:
     """The datasets of the cache entry of reference ``name`` (see the module doc)."""
     im = map_[name]
-    _, desc, feats, glob = compute_features(extractor, map_.load_image(name), im.keypoints, conf)
-    out = {"descriptors": desc.numpy().astype(np.float16)}
-    out.update({f"features/{i}": x.numpy().astype(np.float32) for i, x in enumerate(feats)})
-    out["global"] = glob.numpy().astype(np.float32)
+    ref = compute_features(extractor, map_.load_image(name), im, conf)
+    out = {"descriptors": ref.descriptors.numpy().astype(np.float16)}
+    out.update({f"features/{i}": x.numpy().astype(np.float32) for i, x in enumerate(ref.features)})
+    out["global"] = ref.global_desc.numpy().astype(np.float32)
     out["point3D_ids"] = np.asarray(im.point3D_ids, np.int64)
     out["keypoints"] = np.asarray(im.keypoints, np.float64)
     out["image_digest"] = map_.image_digest(name)
@@ -259,8 +259,5 @@ def compute_all(map_: Map, extractor, conf: dict, progress: bool = True) -> dict
     """Reference features of every map image, in memory (no cache file)."""
     out = {}
     for im in tqdm(map_.images, desc="reference features", disable=not progress, leave=False):
-        _, desc, feats, glob = compute_features(
-            extractor, map_.load_image(im.name), im.keypoints, conf
-        )
-        out[im.name] = RefFeatures(desc, feats, glob, im.point3D_ids, im.keypoints)
+        out[im.name] = compute_features(extractor, map_.load_image(im.name), im, conf)
     return out
