@@ -8,35 +8,9 @@ folder; where links are unsupported, pass ``s2dloc localize --images IMAGES``).
 from __future__ import annotations
 
 import argparse
-import logging
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from s2dloc.mapping import SfMConfig
 
 NAME = "map"
 HELP = "build a COLMAP map from your own images (SfM with pycolmap) or import an existing model"
-
-logger = logging.getLogger(__name__)
-# Options used by SfM only (by argument name), each with the reason it has no use with
-# --known-poses.
-NOT_WITH_KNOWN_POSES = {
-    "camera_model": "the cameras come from the model",
-    "camera": "the cameras come from the model",
-    "single_camera": "the cameras come from the model",
-    "overlap": "it sets the sequential matcher, which --known-poses does not use",
-}
-# Options with no use when a model is imported (no features, matching or SfM run).
-NOT_WITH_IMPORT = (
-    "camera_model",
-    "camera",
-    "single_camera",
-    "max_size",
-    "max_features",
-    "matcher",
-    "overlap",
-    "threads",
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,95 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
-    """The settings among ``keys`` given as options, updated with ``--conf`` (which wins)."""
-    from s2dloc.utils.config import parse_overrides
-
-    flags = {
-        "camera_model": args.camera_model,
-        "camera": args.camera,
-        "single_camera": args.single_camera,
-        "max_size": args.max_size,
-        "max_features": args.max_features,
-        "matcher": args.matcher,
-        "overlap": args.overlap,
-        "num_threads": args.threads,
-    }
-    flags = {k: v for k, v in flags.items() if k in keys and v is not None}
-    return {**flags, **parse_overrides(args.conf)}
-
-
-def _option(key: str) -> str:
-    """The command-line option of argument ``key`` (``camera_model`` -> ``--camera-model``)."""
-    return "--" + key.replace("_", "-")
-
-
-def _check_mode_options(args: argparse.Namespace) -> None:
-    """Refuse options that the chosen mode would ignore (the error names the option and why)."""
-    if args.import_model and args.known_poses:
-        raise ValueError("use either --import-model or --known-poses, not both")
-    if args.import_model:
-        for key in NOT_WITH_IMPORT:
-            if getattr(args, key) is not None:
-                raise ValueError(
-                    f"{_option(key)} has no use with --import-model: the model is imported as it is"
-                )
-        if args.conf:
-            raise ValueError("--conf has no settings to change with --import-model")
-    elif args.known_poses:
-        for key, why in NOT_WITH_KNOWN_POSES.items():
-            if getattr(args, key) is not None:
-                raise ValueError(f"{_option(key)} has no use with --known-poses: {why}")
-        if args.matcher == "sequential":
-            raise ValueError("with --known-poses use --matcher exhaustive or poses")
-    elif args.matcher == "poses":
-        raise ValueError("--matcher poses needs --known-poses")
-
-
-def _check_sfm_options(args: argparse.Namespace, conf: SfMConfig) -> None:
-    """Refuse SfM options that ``conf`` (after ``--conf``) leaves without effect."""
-    if args.overlap is not None and conf.matcher != "sequential":
-        raise ValueError(
-            f"--overlap has no use with --matcher {conf.matcher}: it sets the sequential matcher"
-        )
-    if args.camera_model is not None and conf.camera:
-        raise ValueError("--camera-model has no use with --camera: its MODEL is used")
-
-
 def run(args: argparse.Namespace) -> int:
-    from s2dloc.mapping import (
-        build_map,
-        import_model,
-        known_poses_config,
-        sfm_config,
-        summarize,
-        triangulate_known_poses,
-    )
+    from s2dloc.mapping.command import MapRequest, map_command
 
-    _check_mode_options(args)
-    if args.import_model:
-        summary = import_model(args.import_model, args.images, args.out, args.overwrite)
-    elif args.known_poses:
-        conf = known_poses_config(_settings(args, ("max_size", "max_features", "num_threads")))
-        rec = triangulate_known_poses(
-            args.images,
-            args.known_poses,
-            args.out,
-            matching=args.matcher or "exhaustive",
-            overwrite=args.overwrite,
-            conf=conf,
-        )
-        summary = summarize(rec)
-    else:
-        keys = ("camera_model", "camera", "single_camera", "max_size", "max_features")
-        conf = sfm_config(_settings(args, (*keys, "matcher", "overlap", "num_threads")))
-        _check_sfm_options(args, conf)
-        summary = build_map(args.images, args.out, conf, args.overwrite)
-    print(
-        f"map {args.out}: {summary['registered_images']}/{summary['images']} images registered, "
-        f"{summary['points3D']} points, mean reprojection error "
-        f"{summary['mean_reprojection_error']:.2f} px, mean track length "
-        f"{summary['mean_track_length']:.2f}\n"
-        f"next: s2dloc localize --map {args.out} --queries QUERIES --out RESULTS"
-    )
+    map_command(MapRequest.from_args(args))
     return 0
