@@ -7,7 +7,6 @@ driver :func:`s2dloc.localization.run.run_queries` (sharded over processes under
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from s2dloc.localization.retrieval import pairs_from_file
 from s2dloc.localization.run import RunSpec, RunSummary, output_folder, run_queries
 from s2dloc.localization.validate import attach_priors, load_map
 from s2dloc.mapping.intrinsics import DEFAULT_FOCAL_FACTOR
+from s2dloc.utils.config import from_namespace
 
 
 @dataclass
@@ -48,8 +48,7 @@ class RunRequest:
     @classmethod
     def from_args(cls, args) -> RunRequest:
         """From an ``argparse.Namespace`` (attributes of the same names; others ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in vars(args).items() if k in names})
+        return from_namespace(cls, args)
 
 
 def build_spec(req: RunRequest, mode: str = "localize") -> RunSpec:

@@ -3,11 +3,10 @@ import a COLMAP model (:func:`map_command`), refusing options the chosen mode wo
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from s2dloc.utils.config import parse_overrides
+from s2dloc.utils.config import from_namespace, parse_overrides
 
 from .known_poses import known_poses_config, triangulate_known_poses
 from .map_folder import summarize
@@ -56,8 +55,7 @@ class MapRequest:
     @classmethod
     def from_args(cls, args) -> MapRequest:
         """From an ``argparse.Namespace`` (attributes of the same names; others ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in vars(args).items() if k in names})
+        return from_namespace(cls, args)
 
     def settings(self, keys: tuple[str, ...]) -> dict:
         """The settings among ``keys`` given as options, updated with ``conf`` (which wins)."""

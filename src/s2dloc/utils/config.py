@@ -300,3 +300,10 @@ def check_settings(
         return path
     write_text_atomic(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def from_namespace(cls: type[T], args: Any) -> T:
+    """Dataclass ``cls`` from the attributes of ``args`` (an ``argparse.Namespace``) that
+    name its fields; the others are ignored."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in vars(args).items() if k in names})
