@@ -47,7 +47,10 @@ def max_distorted_radius(k1: float, k2: float) -> float:
 
 def undistorted_radius(rd: float, k1: float, k2: float) -> float:
     """The undistorted normalized radius ``r`` with ``r (1 + k1 r^2 + k2 r^4) = rd`` on the
-    monotonic branch (bisection; ``nan`` when the projection folds over before ``rd``)."""
+    monotonic branch (bisection; ``nan`` when the projection folds over before ``rd``;
+    ``rd`` itself without distortion)."""
+    if k1 == 0.0 and k2 == 0.0:
+        return rd
 
     def radius(r: float) -> float:
         return r * (1.0 + k1 * r * r + k2 * r**4)
@@ -90,8 +93,8 @@ def camera_problems(camera: Camera, where: str = "camera") -> list[str]:
         )
     for axis, f, c, size in (("horizontal", fx, cx, w), ("vertical", fy, cy, h)):
         fov = field_of_view(f, c, size, k1, k2) if 0 < c < size else math.nan
-        if math.isnan(fov):  # principal point outside, or a fold-over (both reported)
-            fov = math.degrees(math.atan(c / f) + math.atan((size - c) / f))
+        if math.isnan(fov):  # principal point outside, or a fold-over (both reported): pinhole
+            fov = field_of_view(f, c, size)
         if not MIN_FOV_DEG <= fov <= MAX_FOV_DEG:
             out.append(
                 f"{desc}: {axis} field of view {fov:.1f} deg must be between "

@@ -76,8 +76,9 @@ def held_out_map(root: Path, scene: str, maps: Path) -> Map:
     out = maps / scene
     model = pycolmap.Reconstruction(str(root / "sparse"))
     names = training_images(scene, sorted(im.name for im in model.images.values()))
-    check_known_poses_folder(root / "images", root / "sparse", out, image_names=names)
-    if not ((out / "sfm").is_dir() or (out / "images.bin").exists()):
+    if (out / "sfm").is_dir() or (out / "images.bin").exists():
+        check_known_poses_folder(root / "images", root / "sparse", out, image_names=names)
+    else:  # triangulate_known_poses guards its folder itself
         logger.info("triangulating %s from %d training images into %s", scene, len(names), out)
         triangulate_known_poses(
             root / "images", root / "sparse", out, image_names=names, progress=False

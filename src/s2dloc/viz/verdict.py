@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from s2dloc.datasets.colmap_io import read_poses
+from s2dloc.datasets.colmap_io import read_poses, write_poses
 from s2dloc.geometry import Pose
 from s2dloc.localization import verify as V
 from s2dloc.localization.io import record_line, strict_json
@@ -94,11 +94,7 @@ def write_run(
     if conf is not None:
         write_text_atomic(folder / "config.json", json.dumps(strict_json(conf), indent=2) + "\n")
     write_text_atomic(folder / "log.jsonl", "".join(record_line(r.to_json()) for r in results))
-    gt_lines = [
-        " ".join([name, *(f"{v:.10g}" for v in [*p.quat().tolist(), *p.t.tolist()])]) + "\n"
-        for name, p in gt.items()
-    ]
-    write_text_atomic(folder / "gt.txt", "".join(gt_lines))
+    write_poses(folder / "gt.txt", gt)
     write_text_atomic(folder / "unit.txt", f"{unit:.10g}\n")
     return folder
 
