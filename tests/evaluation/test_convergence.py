@@ -50,7 +50,7 @@ def test_success_rates_follow_the_solver_basin():
         [_problem(), _problem(6.0)], _snap_below(7.0), [2.0, 5.0, 10.0], trials=4, progress=False
     )
     assert [r.success_rate for r in rows] == [1.0, 1.0, 0.0]
-    assert [r.solver_failures for r in rows] == [0, 0, 8]
+    assert [r.accepted for r in rows] == [8, 8, 0]
     assert [r.trials for r in rows] == [8, 8, 8]
     assert rows[0].improved_rate == 1.0 and rows[2].improved_rate == 0.0
     # Starts have exactly the requested rotation and matched translation.

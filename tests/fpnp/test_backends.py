@@ -362,4 +362,4 @@ def test_backends_agree_with_fewer_points_on_coarse_levels(model):
     h_full = full.refine_batch(*args, subset, return_history=True).history[0]
     assert len(h_sub) == len(h_full) > 1
     for r_sub, r_full in zip(h_sub, h_full):
-        assert torch.equal(r_sub["cost"], r_full["cost"])
+        assert torch.equal(r_sub.cost, r_full.cost)

@@ -118,7 +118,7 @@ def test_history_records_monotone_cost(toy, oracle):
     )
     assert result.success and len(result.history) == 3
     for level, iters in zip(result.history, result.iterations.tolist(), strict=True):
-        costs = torch.stack([rec["cost"] for rec in level])
+        costs = torch.stack([rec.cost for rec in level])
         assert len(level) == iters + 1
         assert (costs[1:] <= costs[:-1]).all()  # LM only accepts decreasing steps
 

@@ -74,7 +74,7 @@ def test_pipeline_reference_queries(setup):
                 # beyond the optimum of these test features (0.2 deg off on one query)
                 assert rot < rot0 + 0.25 and trans < trans0 + 0.05
         else:
-            assert r.pose is r.pnp_pose and r.fpnp["message"].endswith("rejected")
+            assert r.pose is r.pnp_pose and r.fpnp.message.endswith("rejected")
     assert accepted >= 2 and good >= 2
 
 
@@ -133,10 +133,10 @@ def test_fpnp_raising_the_cost_is_rejected_and_pnp_pose_kept(setup):
     refined = [r for r in results if r.pnp_success]
     assert refined
     for r in refined:
-        assert not r.fpnp_success and r.fpnp["message"].endswith("rejected")
+        assert not r.fpnp_success and r.fpnp.message.endswith("rejected")
         assert r.pose is r.pnp_pose
-        assert r.verify["fpnp"]["cost_ratio"] == pytest.approx(2.0)
-    assert any("cost ratio 2.000" in r.fpnp["message"] for r in refined)
+        assert r.verify.fpnp.cost_ratio == pytest.approx(2.0)
+    assert any("cost ratio 2.000" in r.fpnp.message for r in refined)
 
 
 def test_the_verdict_is_what_its_log_record_says(setup):
@@ -145,9 +145,9 @@ def test_the_verdict_is_what_its_log_record_says(setup):
     loc, queries, _ = setup
     for q in queries[:4]:
         r = loc.localize(q)
-        if r.verify.get("fpnp", {}).get("solver_success"):
-            final = r.verify["final"]
-            assert final["num_matches"] == r.matches[r.best_ref] and final["num_inliers"] > 0
+        if r.verify.fpnp is not None and r.verify.fpnp.solver_success:
+            final = r.verify.final
+            assert final.num_matches == r.matches[r.best_ref] and final.num_inliers > 0
         out = judge(json.loads(record_line(r.to_json())), loc.thresholds)  # as in log.jsonl
         assert (out.success, out.reason) == (r.success, r.reason)
         assert float(out.pose.angle_to(r.pose)) < 1e-6
@@ -334,10 +334,10 @@ def test_untrusted_visible_refinement_is_redone_with_the_inliers(setup, monkeypa
     loc, queries, _ = setup
     maps = loc.extractor.extract(np.zeros((120, 160, 3), np.float32))
     query, first = next(
-        (q, r) for q in queries if (r := loc.localize(q)).fpnp.get("points") == "visible"
+        (q, r) for q in queries if (r := loc.localize(q)).fpnp and r.fpnp.points == "visible"
     )
-    assert first.fpnp_success and first.fpnp["channels"] == min(m.shape[0] for m in maps)
-    assert first.fpnp["num_points"] > max(first.inliers.values())
+    assert first.fpnp_success and first.fpnp.channels == min(m.shape[0] for m in maps)
+    assert first.fpnp.num_points > max(first.inliers.values())
     calls = []
 
     def reject_the_first(res, init, out, num_points, *args):
@@ -348,9 +348,9 @@ def test_untrusted_visible_refinement_is_redone_with_the_inliers(setup, monkeypa
 
     monkeypatch.setattr(pipeline_module, "accept_fpnp", reject_the_first)
     r = loc.localize(query)
-    assert len(calls) == 2 and calls[0] == first.fpnp["num_points"] > calls[1]
-    assert r.fpnp["points"] == "inliers" and r.fpnp_success
-    assert r.verify["fpnp_visible"]["num_points"] == calls[0] and "fpnp_visible" not in first.verify
+    assert len(calls) == 2 and calls[0] == first.fpnp.num_points > calls[1]
+    assert r.fpnp.points == "inliers" and r.fpnp_success
+    assert r.verify.fpnp_visible.num_points == calls[0] and first.verify.fpnp_visible is None
 
 
 def test_refused_visible_refinement_without_inliers_keeps_its_record(setup, monkeypatch):
@@ -372,6 +372,6 @@ def test_refused_visible_refinement_without_inliers_keeps_its_record(setup, monk
         r = loc.localize(q)
         if not r.pnp_success:
             continue
-        assert r.fpnp["points"] == "visible" and r.verify["fpnp_visible"] == r.verify["fpnp"]
+        assert r.fpnp.points == "visible" and r.verify.fpnp_visible == r.verify.fpnp
         out = judge(json.loads(record_line(r.to_json())), loc.thresholds)  # as in log.jsonl
         assert (out.success, out.reason) == (r.success, r.reason)

@@ -64,23 +64,23 @@ def _setup(first: Pose, second: Pose):
 def test_rerank_puts_the_pose_that_fits_the_features_first():
     query, levels, ranked, refs, map_ = _setup(WRONG, TRUTH)
     out, record = rerank_by_features(query, levels, ranked, refs, map_, 3, 4000)
-    assert [n for n, _ in out] == ["b", "a"] and record["swapped"]
-    assert record["references"] == ["a", "b"]
-    fit_wrong, fit_truth = record["residual_median"]
+    assert [n for n, _ in out] == ["b", "a"] and record.swapped
+    assert record.references == ["a", "b"]
+    fit_wrong, fit_truth = record.residual_median
     assert fit_truth < 1e-8 < fit_wrong
-    assert record["rotation"] > 2.0
+    assert record.rotation > 2.0
 
 
 def test_rerank_keeps_the_order_when_the_best_fits_better():
     query, levels, ranked, refs, map_ = _setup(TRUTH, WRONG)
     out, record = rerank_by_features(query, levels, ranked, refs, map_, 3, 4000)
-    assert out is ranked and not record["swapped"]
+    assert out is ranked and not record.swapped
 
 
 def test_rerank_skips_a_single_or_the_same_pose():
     query, levels, ranked, refs, map_ = _setup(TRUTH, TRUTH)
-    assert rerank_by_features(query, levels, ranked, refs, map_, 3, 4000) == (ranked, {})
-    assert rerank_by_features(query, levels, ranked[:1], refs, map_, 3, 4000) == (ranked[:1], {})
+    assert rerank_by_features(query, levels, ranked, refs, map_, 3, 4000) == (ranked, None)
+    assert rerank_by_features(query, levels, ranked[:1], refs, map_, 3, 4000) == (ranked[:1], None)
 
 
 def test_rerank_needs_a_clearly_better_fit(monkeypatch):
@@ -89,4 +89,4 @@ def test_rerank_needs_a_clearly_better_fit(monkeypatch):
     for rival, swapped in ((0.95, False), (0.85, True), (float("nan"), False)):
         monkeypatch.setattr(rerank, "residual_medians", lambda *a, r=rival, **k: [1.0, r])
         out, record = rerank.rerank_by_features(query, levels, ranked, refs, map_, 3, 4000)
-        assert record["swapped"] is swapped and (out[0][0] == "b") is swapped
+        assert record.swapped is swapped and (out[0][0] == "b") is swapped

@@ -12,6 +12,7 @@ import torch
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization import verify as V
 from s2dloc.localization.config import resolve
+from s2dloc.localization.evidence import Evidence, FPnPRecord
 from s2dloc.utils.config import ConfigError, parse_overrides
 
 SIZE = (640.0, 480.0)
@@ -123,6 +124,17 @@ def test_second_reference_with_most_of_the_support_must_agree():
     assert "disagree" in V.check_pnp(dataclasses.replace(rival, second_cross=0.49), TH)
 
 
+def _rerank(fits, swapped: bool) -> dict:
+    """A logged dense comparison (``verify.rerank``) with median residuals ``fits``."""
+    return {
+        "references": ["a", "b"],
+        "residual_median": fits,
+        "rotation": 5.0,
+        "translation": 0.1,
+        "swapped": swapped,
+    }
+
+
 def test_a_disagreement_the_dense_comparison_decided_is_no_doubt():
     """When the dense comparison put this reference first over a rival with more inliers
     (``verify.rerank.swapped``), their disagreement does not reject the pose; every other
@@ -132,9 +144,11 @@ def test_a_disagreement_the_dense_comparison_decided_is_no_doubt():
     assert V.check_pnp(rival, TH, decided=True) == ""
     assert "hull" in V.check_pnp(dataclasses.replace(rival, hull_fraction=0.05), TH, decided=True)
     ver = {"pnp": dataclasses.asdict(rival)}
-    assert "disagree" in V.judge_record(ver, None, TH)[0]
-    assert "disagree" in V.judge_record({**ver, "rerank": {"swapped": False}}, None, TH)[0]
-    assert V.judge_record({**ver, "rerank": {"swapped": True}}, None, TH) == ("", False)
+    assert "disagree" in V.judge_record(Evidence.from_json(ver), None, TH)[0]
+    kept = Evidence.from_json({**ver, "rerank": _rerank([1.0, 1.0], False)})
+    assert "disagree" in V.judge_record(kept, None, TH)[0]
+    swapped = Evidence.from_json({**ver, "rerank": _rerank([1.0, 0.5], True)})
+    assert V.judge_record(swapped, None, TH) == ("", False)
 
 
 @pytest.mark.parametrize(
@@ -153,10 +167,9 @@ def test_a_far_rival_the_dense_features_rule_out_is_no_doubt(rotation, centre, f
     disagreement for the best; a near rival, or a dense comparison without a clear winner,
     does not."""
     rival = _pnp(second_support=0.9, second_rotation=rotation, second_translation=centre)
-    ver = {
-        "pnp": dataclasses.asdict(rival),
-        "rerank": {"residual_median": fits, "swapped": False},
-    }
+    ver = Evidence.from_json(  # as logged: NaN read back from null
+        {"pnp": dataclasses.asdict(rival), "rerank": _rerank(fits, False)}
+    )
     assert V.rerank_decided(ver, TH) is decided
     assert ("disagree" in V.judge_record(ver, None, TH)[0]) is not decided
     loose = dataclasses.replace(TH, agree_far_rotation=30.0, agree_far_translation=3.0)
@@ -407,10 +420,11 @@ def test_a_trusted_refinement_on_every_visible_point_that_matches_vouches_for_it
 
 
 def test_dense_evidence_needs_every_visible_point_and_enough_channels():
-    assert V.dense_refinement({"points": "visible", "channels": 32}, TH)
-    assert not V.dense_refinement({"points": "visible", "channels": 3}, TH)  # RGB
-    assert not V.dense_refinement({"points": "inliers", "channels": 32}, TH)
-    assert not V.dense_refinement({"points": "visible"}, TH)  # records of older runs
+    assert V.dense_refinement(FPnPRecord(points="visible", channels=32), TH)
+    assert not V.dense_refinement(FPnPRecord(points="visible", channels=3), TH)  # RGB
+    assert not V.dense_refinement(FPnPRecord(points="inliers", channels=32), TH)
+    assert not V.dense_refinement(FPnPRecord.from_json({"points": "visible"}), TH)  # older runs
+    assert not V.dense_refinement(None, TH)  # F-PnP did not run
 
 
 def test_judge_record_reads_logged_statistics_as_judge_does():
@@ -425,13 +439,15 @@ def test_judge_record_reads_logged_statistics_as_judge_does():
         "fpnp": dataclasses.asdict(failed),
         "fpnp_visible": {**dataclasses.asdict(refused), "move_sigma": None},
     }
-    dense = {"points": "visible", "channels": 32}
-    assert V.judge_record(ver, dense, TH) == ("", False)  # the PnP pose, confirmed
-    lone = {**ver, "pnp": dataclasses.asdict(_pnp())}
+    dense = FPnPRecord.from_json({"points": "visible", "channels": 32})
+    assert V.judge_record(Evidence.from_json(ver), dense, TH) == ("", False)  # confirmed
+    lone = Evidence.from_json({**ver, "pnp": dataclasses.asdict(_pnp())})
     reason, use = V.judge_record(lone, dense, TH)
     assert "do not match at this pose (ratio 0.87" in reason and not use
     update = dataclasses.replace(_fpnp([1e-3, 0, 0, 0, 1e-3, 0], cost_final=0.6), match_ratio=0.5)
     clustered = _pnp(hull_fraction=0.08)
-    rec = {"pnp": dataclasses.asdict(clustered), "fpnp": dataclasses.asdict(update)}
+    rec = Evidence.from_json(
+        {"pnp": dataclasses.asdict(clustered), "fpnp": dataclasses.asdict(update)}
+    )
     assert V.judge_record(rec, dense, TH) == V.judge(clustered, update, None, TH, dense=True)
     assert V.judge_record(rec, None, TH) == V.judge(clustered, update, None, TH)

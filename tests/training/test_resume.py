@@ -40,19 +40,20 @@ def test_checkpoint_is_plain_data(trained):
     assert read_resume_checkpoint(out / "last.pt")["scheduler"]["last_epoch"] == 1
 
 
-def test_changed_settings_refused_unless_forced(trained, tmp_path):
+def test_changed_settings_refused_unless_forced(trained, tmp_path, caplog):
     out, _ = trained
     copy = tmp_path / "run"
     copy.mkdir()
     (copy / "last.pt").write_bytes((out / "last.pt").read_bytes())
     with pytest.raises(
         ConfigError,
-        match=r"last.pt was trained with other settings "
+        match=r"last.pt was written with other settings "
         r"\(changed: loss.margin_neg, optim.lr\).*--force",
     ):
         Trainer(_conf(copy, "optim.lr=0.5", "loss.margin_neg=2.0"))
     forced = Trainer(_conf(copy, "optim.lr=0.5"), force=True)
     assert forced.step == 1
+    assert "going on with changed settings (forced): optim.lr" in caplog.text
     assert Trainer(_conf(copy, "train.steps=5", "train.log_every=3")).step == 1  # allowed
 
 

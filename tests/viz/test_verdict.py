@@ -13,6 +13,7 @@ import torch
 from s2dloc.geometry import Pose
 from s2dloc.localization import QueryResult
 from s2dloc.localization import verify as V
+from s2dloc.localization.evidence import Evidence
 from s2dloc.viz.verdict import (
     Outcome,
     evaluate_run,
@@ -73,7 +74,7 @@ def _results() -> list[QueryResult]:
             pnp_pose=_pose(0.5, 0.1),
             pnp_success=True,
             success=True,
-            verify={"pnp": dataclasses.asdict(good)},
+            verify=Evidence(pnp=good),
         ),
         QueryResult(
             "b",
@@ -82,7 +83,7 @@ def _results() -> list[QueryResult]:
             pnp_success=True,
             success=False,
             reason="PnP: ...",
-            verify={"pnp": dataclasses.asdict(wrong)},
+            verify=Evidence(pnp=wrong),
         ),
     ]
 
@@ -98,7 +99,7 @@ def test_run_folder_round_trip_and_rejudging(tmp_path):
         "verify": {"min_inliers": 20},
         "fpnp": {"solver": {"loss_scale": None}},
     }
-    assert math.isnan(_results()[0].verify["pnp"]["second_support"])
+    assert math.isnan(_results()[0].verify.pnp.second_support)
     for line in (run / "log.jsonl").read_text().splitlines():  # strict JSON: NaN -> null
         record = json.loads(line, parse_constant=lambda token: pytest.fail(f"{token} in log"))
         assert record["verify"]["pnp"]["second_support"] is None

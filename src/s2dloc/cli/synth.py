@@ -8,16 +8,6 @@ import dataclasses
 NAME = "synth"
 HELP = "generate a synthetic multi-condition world (images, depth, COLMAP model, queries, GT)"
 
-# World settings checked against their allowed ranges, and the options that set them.
-OPTIONS = {
-    "num_db": "--num-db",
-    "num_query": "--num-query",
-    "width": "--width",
-    "height": "--height",
-    "fov_deg": "--fov",
-}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from s2dloc.datasets.synthetic.world import CAMERA_MODELS, LIMITS, PRESETS, WorldConfig
 
@@ -57,35 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _flag_settings(args: argparse.Namespace) -> dict:
-    """The world settings given as options, each checked (an error names the option)."""
-    from s2dloc.datasets.synthetic.world import CHECKS
-    from s2dloc.utils.config import ConfigError
-
-    flags = {
-        "scene": args.scene,
-        "seed": args.seed,
-        "num_db": args.num_db,
-        "num_query": args.num_query,
-        "width": args.width,
-        "height": args.height,
-        "camera_model": args.camera_model,
-        "fov_deg": args.fov,
-    }
-    flags = {k: v for k, v in flags.items() if v is not None}
-    for key, option in OPTIONS.items():
-        problem = CHECKS[key](flags[key]) if key in flags else None
-        if problem:
-            raise ConfigError(f"s2dloc synth {option} {problem}, got {flags[key]:g}")
-    return flags
-
-
 def run(args: argparse.Namespace) -> int:
-    from s2dloc.datasets.synthetic.make import make_world
-    from s2dloc.datasets.synthetic.world import world_config
-    from s2dloc.utils.config import parse_overrides
+    from s2dloc.datasets.synthetic.command import SynthRequest, synth_command
 
-    overrides = {**_flag_settings(args), **parse_overrides(args.conf)}  # --conf wins
-    config = world_config(args.preset, overrides)  # also checks the field of view
-    make_world(config, args.out, overwrite=args.overwrite, preview=args.preview)
+    synth_command(SynthRequest.from_args(args))
     return 0

@@ -159,9 +159,6 @@ class Augmentation:
             raise ValueError(f"ops must be callables with probabilities in [0, 1]: {self.ops}")
         self.rng = np.random.default_rng(self.seed)
 
-    def reseed(self, seed: int) -> None:
-        self.seed, self.rng = seed, np.random.default_rng(seed)
-
     def apply(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.one_of:
             p = np.array([p for _, p in self._ops], np.float64)

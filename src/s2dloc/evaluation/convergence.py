@@ -95,11 +95,6 @@ class BasinRow:
     solver_ok: np.ndarray = field(repr=False)  # the solver's own success flags
 
     @property
-    def solver_failures(self) -> int:
-        """Trials the solver itself flagged unsuccessful."""
-        return int((~self.solver_ok).sum())
-
-    @property
     def accepted(self) -> int:
         """Trials the solver flagged successful."""
         return int(self.solver_ok.sum())

@@ -10,6 +10,19 @@ from s2dloc.geometry import Pose
 
 
 @dataclass
+class IterationRecord:
+    """One LM iteration of a level, as :class:`FPnPResult.history` keeps it: the pose after
+    the iteration (batch ``(B,)``, ``()`` for one query) and its robust cost ``(B,)``."""
+
+    pose: Pose
+    cost: torch.Tensor
+
+    def __getitem__(self, i: int) -> IterationRecord:
+        """Query ``i``'s record of a batch."""
+        return IterationRecord(self.pose[i], self.cost[i])
+
+
+@dataclass
 class FPnPResult:
     """Per-query outputs of :class:`~s2dloc.fpnp.FeatureMetricPnP`.
 
@@ -26,7 +39,7 @@ class FPnPResult:
         num_valid: ``(B,)`` valid points at the final pose (finest level).
         covariance: ``(B, 6, 6)`` pose covariance of the left-perturbation ``(rho, phi)``.
         message: per query, why it failed ("" on success).
-        history: per level, a list of per-iteration records (if requested): ``pose``, ``cost``.
+        history: per level, the :class:`IterationRecord` of each iteration (if requested).
         information: ``(B,)`` smallest eigenvalue of the unit-diagonal Hessian (0: a pose
             direction without information).
         match_ratio: ``(B,)`` median residual against the own over another point's reference
@@ -41,7 +54,7 @@ class FPnPResult:
     num_valid: torch.Tensor
     covariance: torch.Tensor
     message: list[str] = field(default_factory=list)
-    history: list[list[dict]] | None = None
+    history: list[list[IterationRecord]] | None = None
     information: torch.Tensor | None = None
     match_ratio: torch.Tensor | None = None
 
@@ -53,7 +66,7 @@ class FPnPResult:
             if f.name == "message":
                 value = value[i : i + 1]
             elif f.name == "history" and value is not None:
-                value = [[{k: v[i] for k, v in rec.items()} for rec in lv] for lv in value]
+                value = [[rec[i] for rec in lv] for lv in value]
             elif value is not None:
                 value = value[i]
             out[f.name] = value

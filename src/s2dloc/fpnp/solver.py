@@ -19,7 +19,7 @@ from s2dloc.fpnp.decision import Outcome, finish
 from s2dloc.fpnp.levels import Level, level_weights, prepare_levels
 from s2dloc.fpnp.linalg import damped_solve, se3_exp_matrix
 from s2dloc.fpnp.losses import RobustLoss
-from s2dloc.fpnp.result import FPnPResult
+from s2dloc.fpnp.result import FPnPResult, IterationRecord
 from s2dloc.fpnp.system import Evaluation, evaluate_residuals
 from s2dloc.geometry import Camera, Pose
 from s2dloc.utils.config import from_settings
@@ -37,7 +37,7 @@ class LevelOutcome:
         ok: ``(B,)`` enough valid points at the level's start.
         final: the evaluation (with normal equations) at ``M``.
         scale: the loss scale used, a float or ``(B, 1)``.
-        history: per-iteration records ``{"pose", "cost"}`` if requested, else None.
+        history: per-iteration :class:`IterationRecord` s if requested, else None.
     """
 
     M: torch.Tensor
@@ -45,7 +45,7 @@ class LevelOutcome:
     ok: torch.Tensor
     final: Evaluation
     scale: torch.Tensor | float
-    history: list[dict] | None = None
+    history: list[IterationRecord] | None = None
 
 
 class FeatureMetricPnP:
@@ -268,5 +268,5 @@ class FeatureMetricPnP:
         return evaluate_residuals(res, point_weights, self.loss, scale, system)
 
 
-def _record(M: torch.Tensor, ev: Evaluation) -> dict:
-    return {"pose": Pose.from_matrix(M.detach().clone()), "cost": ev.cost.detach().clone()}
+def _record(M: torch.Tensor, ev: Evaluation) -> IterationRecord:
+    return IterationRecord(Pose.from_matrix(M.detach().clone()), ev.cost.detach().clone())

@@ -44,6 +44,7 @@ from s2dloc.localization.cache import (
     signature,
 )
 from s2dloc.localization.config import ConfigError, max_side, resolve
+from s2dloc.localization.evidence import FPnPRecord
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult
 from s2dloc.localization.pose_stages import (
@@ -179,14 +180,13 @@ class Localizer:
         self, query: Query, maps: list, ranked: list[tuple[str, PnPResult]], res: QueryResult
     ) -> list[tuple[str, PnPResult]]:
         """The two best PnP poses in the order of their dense feature fit
-        (:func:`~s2dloc.localization.rerank.rerank_by_features`; ``res.verify["rerank"]``)."""
+        (:func:`~s2dloc.localization.rerank.rerank_by_features`; ``res.verify.rerank``)."""
         c = self.conf["fpnp"]
         levels = fpnp_levels(maps, self.conf)
         ranked, record = rerank_by_features(
             query, levels, ranked, self.refs, self.map, c["num_refs"], c["max_points"]
         )
-        if record:
-            res.verify["rerank"] = record
+        res.verify.rerank = record
         return ranked
 
     # ------------------------------------------------------------------ main entry points
@@ -299,7 +299,7 @@ class Localizer:
     ) -> FPnPResult | None:
         """F-PnP from the PnP pose with the points of ``fpnp.points``; a ``"visible"``
         refinement that is not trusted is redone with the matched inliers alone, whose
-        features are distinctive in the query. ``res.fpnp["points"]`` names the set used."""
+        features are distinctive in the query. ``res.fpnp.points`` names the set used."""
         c = self.conf["fpnp"]
         out = None
         for points in dict.fromkeys([c["points"], "inliers"]):
@@ -309,10 +309,10 @@ class Localizer:
             out = self._run_fpnp(query, maps, obs, res, check.covariance, check.depth)
             if out is None:
                 return None
-            res.fpnp["points"] = points
+            res.fpnp.points = points
             if res.fpnp_success or points == "inliers":
                 break
-            res.verify["fpnp_visible"] = res.verify["fpnp"]  # the refused attempt
+            res.verify.fpnp_visible = res.verify.fpnp  # the refused attempt
         return out
 
     def _run_fpnp(
@@ -329,7 +329,7 @@ class Localizer:
         Returns the solver's result (None without points)."""
         c = self.conf["fpnp"]
         if not obs:
-            res.fpnp = {"message": "no points"}
+            res.fpnp = FPnPRecord(message="no points")
             return None
         levels = [m.float() for m in fpnp_levels(maps, self.conf)]
         X, F = gather_points(self.refs, self.map, obs, len(levels), c["max_points"])
@@ -354,7 +354,7 @@ class Localizer:
         if depth is None:
             depth = float(init.transform(X)[:, 2].abs().median())
         accept_fpnp(res, init, out, len(X), depth, self.thresholds, pnp_cov)
-        res.fpnp["channels"] = min(int(m.shape[0]) for m in levels)
+        res.fpnp.channels = min(int(m.shape[0]) for m in levels)
         return out
 
     def _extract_maps(self, query: Query) -> list[torch.Tensor]:
@@ -381,7 +381,7 @@ class Localizer:
             self._run_fpnp(query, maps, chosen, res)
             res.timings["fpnp"] = time.perf_counter() - t
             res.success = res.fpnp_success
-            res.reason = "" if res.success else res.fpnp.get("message", "F-PnP failed")
+            res.reason = "" if res.success else (res.fpnp and res.fpnp.message) or "F-PnP failed"
         except Exception as err:
             _record_error(res, err)
         return res

@@ -16,6 +16,7 @@ from s2dloc.fpnp import FPnPResult
 from s2dloc.geometry import Pose
 from s2dloc.localization import verify as V
 from s2dloc.localization.cache import RefFeatures
+from s2dloc.localization.evidence import FPnPRecord
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import (
     PnPResult,
@@ -169,10 +170,10 @@ class Evidence:
         return stats
 
     def judge_pnp(self, res: QueryResult) -> PnPCheck:
-        """Judge the best reference's PnP pose (sets ``res.verify["pnp"]``, ``res.reason``)."""
+        """Judge the best reference's PnP pose (sets ``res.verify.pnp``, ``res.reason``)."""
         name, pnp = self.ranked[0]
         stats = self.stats_at(pnp.pose, pnp.inliers)
-        res.verify["pnp"] = dataclasses.asdict(stats)
+        res.verify.pnp = stats
         decided = V.rerank_decided(res.verify, self.thresholds)
         res.reason = V.check_pnp(stats, self.thresholds, decided)
         # Pixel noise from the median inlier error (Rayleigh: median = 1.177 sigma), >= 0.5 px.
@@ -183,15 +184,15 @@ class Evidence:
 
     def judge_final(self, res: QueryResult, fpnp_pose: Pose) -> None:
         """After F-PnP (its pose ``fpnp_pose``, judged by :func:`accept_fpnp`), judge the best
-        reference's matches at that pose (``res.verify["final"]``) and take the verdict of
+        reference's matches at that pose (``res.verify.final``) and take the verdict of
         :func:`verify.judge_record`: ``res.reason``, and F-PnP's pose as the answer (``res.pose``,
         ``res.fpnp_success``) when trusted."""
-        if res.verify["fpnp"]["solver_success"]:
-            res.verify["final"] = dataclasses.asdict(self.stats_at(fpnp_pose))
+        if res.verify.fpnp.solver_success:
+            res.verify.final = self.stats_at(fpnp_pose)
         res.reason, use_fpnp = V.judge_record(res.verify, res.fpnp, self.thresholds)
         if use_fpnp and not res.fpnp_success:  # its move is supported by the matches
             res.fpnp_success, res.pose = True, fpnp_pose
-            res.fpnp["message"] = ""
+            res.fpnp.message = ""
 
 
 def fpnp_observations(
@@ -269,18 +270,18 @@ def accept_fpnp(
         math.nan if out.match_ratio is None else float(out.match_ratio.reshape(-1)[0]),
     )
     why = V.check_fpnp(stats, thresholds)
-    res.verify["fpnp"] = dataclasses.asdict(stats)
-    res.fpnp = {
-        "num_points": num_points,
-        "iterations": out.iterations.tolist(),
-        "cost_init": float(out.cost_init),
-        "cost_final": float(out.cost_final),
-        "rotation_change_deg": stats.rotation_change,
-        "pose": [*out.pose.quat().tolist(), *out.pose.t.tolist()],
-        "message": why and f"{why}: rejected",
-    }
+    res.verify.fpnp = stats
+    res.fpnp = FPnPRecord(
+        num_points=num_points,
+        iterations=out.iterations.tolist(),
+        cost_init=float(out.cost_init),
+        cost_final=float(out.cost_final),
+        rotation_change_deg=stats.rotation_change,
+        pose=[*out.pose.quat().tolist(), *out.pose.t.tolist()],
+        message=why and f"{why}: rejected",
+    )
     if out.history is not None:  # cost per LM iteration, per level (coarse to fine)
-        res.fpnp["cost_history"] = [[float(r["cost"]) for r in lv] for lv in out.history]
+        res.fpnp.cost_history = [[float(r.cost) for r in lv] for lv in out.history]
     res.fpnp_success = not why
     if res.fpnp_success:
         res.pose = out.pose

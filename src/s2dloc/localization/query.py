@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from s2dloc.geometry import Camera, Pose
+from s2dloc.localization.evidence import Evidence, FPnPRecord
 from s2dloc.localization.map import read_rgb
 from s2dloc.localization.s2d import RefMatches
 
@@ -46,13 +46,11 @@ class QueryResult:
     ``pose`` is the final cam_from_world (None if the query failed entirely); ``pnp_pose`` the
     PnP-RANSAC estimate; ``fallback`` is True when PnP failed and ``pose`` is the best
     reference's pose. ``refs`` lists retrieved ``(name, score)``; ``matches`` / ``inliers``
-    count per reference; ``fpnp`` holds iterations, costs, point count and a message.
+    count per reference; ``fpnp`` is F-PnP's record (None when it did not run).
 
     ``success`` is the verdict: True only when the pose passed verification (see
     :mod:`s2dloc.localization.verify`); ``reason`` says why not ("" on success). ``verify``
-    holds the statistics the verdict was taken from (``pnp``, ``fpnp`` and ``final``: the
-    best reference's matches at F-PnP's pose), and ``rerank`` the dense comparison of the two
-    best PnP poses (:mod:`s2dloc.localization.rerank`).
+    holds the :class:`~s2dloc.localization.evidence.Evidence` the verdict was taken from.
 
     ``ref_matches`` keeps the 2D-3D matches of every reference (query pixels, point ids, world
     points, scores and the PnP inlier mask) for plots and export; :meth:`to_json` leaves them
@@ -69,12 +67,12 @@ class QueryResult:
     refs: list[tuple[str, float]] = field(default_factory=list)
     matches: dict[str, int] = field(default_factory=dict)
     inliers: dict[str, int] = field(default_factory=dict)
-    fpnp: dict = field(default_factory=dict)
+    fpnp: FPnPRecord | None = None
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
     success: bool = False
     reason: str = ""
-    verify: dict[str, dict] = field(default_factory=dict)
+    verify: Evidence = field(default_factory=Evidence)
     ref_matches: dict[str, RefMatches] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
@@ -82,11 +80,6 @@ class QueryResult:
 
         def pose(p):
             return None if p is None else [*p.quat().tolist(), *p.t.tolist()]
-
-        def clean(x):
-            if isinstance(x, float) and not math.isfinite(x):
-                return None
-            return x
 
         return {
             "name": self.name,
@@ -99,10 +92,10 @@ class QueryResult:
             "refs": [[n, round(s, 5)] for n, s in self.refs],
             "matches": self.matches,
             "inliers": self.inliers,
-            "fpnp": {k: clean(v) for k, v in self.fpnp.items()},
+            "fpnp": {} if self.fpnp is None else self.fpnp.to_json(),
             "timings": {k: round(v, 5) for k, v in self.timings.items()},
             "error": self.error,
             "success": self.success,
             "reason": self.reason,
-            "verify": {k: {n: clean(v) for n, v in d.items()} for k, d in self.verify.items()},
+            "verify": self.verify.to_json(),
         }

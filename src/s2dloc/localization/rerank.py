@@ -22,6 +22,7 @@ from s2dloc.fpnp.levels import prepare_levels
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization import verify as V
 from s2dloc.localization.cache import RefFeatures
+from s2dloc.localization.evidence import RerankRecord
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult
 from s2dloc.localization.pose_stages import gather_points
@@ -68,36 +69,30 @@ def rerank_by_features(
     map_: Map,
     num_refs: int,
     max_points: int,
-) -> tuple[list[tuple[str, PnPResult]], dict]:
+) -> tuple[list[tuple[str, PnPResult]], RerankRecord | None]:
     """``ranked`` (PnP results, most inliers first) with its first two swapped when the second
-    pose's features fit clearly better (see the module), and a record of the comparison (empty when
+    pose's features fit clearly better (see the module), and a record of the comparison (None when
     there is no distinct second pose). The points: those of the ``num_refs`` references with most
     inliers that project into the query at the best pose, at most ``max_points``; ``levels``:
     the query's F-PnP levels ``(C_l, H_l, W_l)``."""
     if len(ranked) < 2:
-        return ranked, {}
+        return ranked, None
     (name_a, a), (name_b, b) = ranked[:2]
     X_a = a.pose.double().transform(torch.from_numpy(map_.xyz(map_[name_a].point3D_ids)))
     depth = float(X_a[:, 2].abs().median()) if len(X_a) else 1.0
     rotation, centre = V.pose_difference(a.pose, b.pose, depth)
     if rotation < SAME_ROTATION_DEG and centre < SAME_CENTRE:
-        return ranked, {}
+        return ranked, None
     cam = query.camera
     obs = {n: observations_seen_at(map_, n, cam, a.pose) for n, _ in ranked[:num_refs]}
     obs = {n: o for n, o in obs.items() if len(o)}
     if not obs:
-        return ranked, {}
+        return ranked, None
     X, F = gather_points(refs, map_, obs, len(levels), max_points)
     finest = int(np.argmax([m.shape[-1] * m.shape[-2] for m in levels]))
     fit_a, fit_b = residual_medians(X, F[finest], levels[finest], cam, [a.pose, b.pose])
     swapped = bool(fit_b < MARGIN * fit_a)  # False when either is NaN
-    record = {
-        "references": [name_a, name_b],
-        "residual_median": [fit_a, fit_b],
-        "rotation": rotation,
-        "translation": centre,
-        "swapped": swapped,
-    }
+    record = RerankRecord([name_a, name_b], [fit_a, fit_b], rotation, centre, swapped)
     if swapped:
         ranked = [ranked[1], ranked[0], *ranked[2:]]
     return ranked, record

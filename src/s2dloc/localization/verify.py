@@ -21,6 +21,7 @@ from numba import njit
 
 from s2dloc.geometry import Camera, Pose
 from s2dloc.geometry.lie import skew
+from s2dloc.localization.evidence import Evidence, FPnPRecord, FPnPStats, PnPStats
 from s2dloc.utils.config import Check, from_settings, in_range
 
 # A dense residual at most this times another's fits clearly better: the re-ranking's swap
@@ -103,43 +104,6 @@ THRESHOLD_CHECKS: dict[str, Check] = {
     "fpnp_dense_match_ratio": _COUNT,
     "fpnp_dense_min_channels": _COUNT,
 }
-
-
-@dataclass
-class PnPStats:
-    """Evidence for a PnP pose (``nan`` where not available)."""
-
-    num_matches: int
-    num_inliers: int
-    inlier_ratio: float
-    grid_coverage: float  # fraction of 4 x 4 image cells holding an inlier
-    hull_fraction: float  # convex hull area of the inliers / image area
-    residual_median: float  # pixels
-    max_error: float  # the RANSAC inlier threshold (pixels)
-    residual_p90: float
-    depth: float  # median inlier depth at the pose (scene units)
-    second_support: float = math.nan  # 2nd best reference's inliers / best's
-    second_rotation: float = math.nan  # degrees between the two poses
-    second_translation: float = math.nan  # centre distance / depth
-    second_cross: float = math.nan  # 2nd reference's matches fitting the best pose / its inliers
-
-
-@dataclass
-class FPnPStats:
-    """Evidence for an F-PnP update of a PnP pose."""
-
-    solver_success: bool
-    solver_message: str
-    num_points: int
-    num_valid: int
-    cost_ratio: float  # final / initial
-    rotation_std: float  # degrees
-    translation_std: float  # fraction of depth
-    rotation_change: float  # degrees
-    translation_change: float  # fraction of depth
-    move_sigma: float  # Mahalanobis distance of the move under the PnP covariance
-    # the solver's median own / other-reference squared residual at the final pose (NaN: unknown)
-    match_ratio: float = math.nan
 
 
 def grid_coverage(p2d: np.ndarray, size: tuple[float, float], cells: int = 4) -> float:
@@ -389,14 +353,15 @@ def check_pnp_against_fpnp(s: FPnPStats, th: VerifyThresholds) -> str:
     return ""
 
 
-def dense_refinement(fpnp_record: dict, th: VerifyThresholds) -> bool:
-    """Whether the F-PnP record (``QueryResult.fpnp``) is of a refinement on every point the
-    references see, with features of at least ``fpnp_dense_min_channels`` channels on every
-    level (with fewer, as RGB, features of unrelated points match by chance too often for
-    their agreement to vouch for a pose)."""
+def dense_refinement(record: FPnPRecord | None, th: VerifyThresholds) -> bool:
+    """Whether F-PnP's ``record`` is of a refinement on every point the references see, with
+    features of at least ``fpnp_dense_min_channels`` channels on every level (with fewer, as
+    RGB, features of unrelated points match by chance too often for their agreement to vouch
+    for a pose)."""
     return (
-        fpnp_record.get("points") == "visible"
-        and fpnp_record.get("channels", 0) >= th.fpnp_dense_min_channels
+        record is not None
+        and record.points == "visible"
+        and record.channels >= th.fpnp_dense_min_channels
     )
 
 
@@ -452,44 +417,38 @@ def judge(
     return reason or check_pnp_against_fpnp(fpnp, th), False
 
 
-def _stats(cls, d: dict | None):
-    """``cls(**d)`` with None read as NaN (log.jsonl stores NaN as null); None if ``d`` is."""
-    return None if d is None else cls(**{k: math.nan if v is None else v for k, v in d.items()})
-
-
-def rerank_decided(ver: dict, th: VerifyThresholds) -> bool:
-    """Whether the dense comparison of the top two references' poses (``ver["rerank"]``,
-    ``ver`` as ``QueryResult.verify``) settles their disagreement for the best (see
-    :func:`check_pnp`'s ``decided``): it put the best first over the one with more inliers, or
-    the rival's pose is far from the best's (``agree_far_rotation``, ``agree_far_translation``)
-    and fits the dense features clearly worse (the best's median residual at most
-    ``agree_dense_margin`` times the rival's). A near rival is a view of a similar stretch of
-    the scene, which the features can confuse; a far one is a fit to wrong matches."""
-    rerank = ver.get("rerank") or {}
-    if rerank.get("swapped", False):
+def rerank_decided(ev: Evidence, th: VerifyThresholds) -> bool:
+    """Whether the dense comparison of the top two references' poses (``ev.rerank``) settles
+    their disagreement for the best (see :func:`check_pnp`'s ``decided``): it put the best
+    first over the one with more inliers, or the rival's pose is far from the best's
+    (``agree_far_rotation``, ``agree_far_translation``) and fits the dense features clearly
+    worse (the best's median residual at most ``agree_dense_margin`` times the rival's). A near
+    rival is a view of a similar stretch of the scene, which the features can confuse; a far
+    one is a fit to wrong matches."""
+    if ev.rerank is None or ev.pnp is None:
+        return False
+    if ev.rerank.swapped:
         return True
-    pnp = ver.get("pnp") or {}
-    fits = rerank.get("residual_median") or [None, None]
-    rotation, centre = pnp.get("second_rotation"), pnp.get("second_translation")
-    if None in (*fits, rotation, centre):
+    fits = ev.rerank.residual_median
+    rotation, centre = ev.pnp.second_rotation, ev.pnp.second_translation
+    if not all(math.isfinite(v) for v in (*fits, rotation, centre)):
         return False
     far = rotation > th.agree_far_rotation or centre > th.agree_far_translation
     return bool(far and fits[0] <= th.agree_dense_margin * fits[1])
 
 
-def judge_record(ver: dict, fpnp_record: dict | None, th: VerifyThresholds) -> tuple[str, bool]:
-    """:func:`judge` on the statistics a query records: ``ver`` as ``QueryResult.verify``
-    (``"pnp"``, and ``"fpnp"``, ``"final"``, ``"fpnp_visible"`` where they exist) and its F-PnP
-    record ``fpnp_record`` (``QueryResult.fpnp``); ``"rerank"`` says whether the dense
-    comparison swapped the top two references. The pipeline judges live queries and
-    ``benchmarks/verdict.py`` judges logged ones with it, so both reach the same verdict."""
-    dense = dense_refinement(fpnp_record or {}, th)
+def judge_record(ev: Evidence, record: FPnPRecord | None, th: VerifyThresholds) -> tuple[str, bool]:
+    """:func:`judge` on the evidence a query records (``ev.pnp`` must be set) and F-PnP's
+    ``record``. The pipeline judges live queries and ``benchmarks/verdict.py`` judges logged
+    ones with it, so both reach the same verdict."""
+    if ev.pnp is None:
+        raise ValueError("judge_record needs the PnP statistics (Evidence.pnp)")
     return judge(
-        _stats(PnPStats, ver["pnp"]),
-        _stats(FPnPStats, ver.get("fpnp")),
-        _stats(PnPStats, ver.get("final")),
+        ev.pnp,
+        ev.fpnp,
+        ev.final,
         th,
-        _stats(FPnPStats, ver.get("fpnp_visible")),
-        dense,
-        rerank_decided(ver, th),
+        ev.fpnp_visible,
+        dense_refinement(record, th),
+        rerank_decided(ev, th),
     )

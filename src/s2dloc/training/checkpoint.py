@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from s2dloc.features.registry import load_checkpoint
-from s2dloc.utils.config import ConfigError, changed_keys
+from s2dloc.utils.config import compare_settings
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +68,8 @@ def check_resume_config(
 ) -> list[str]:
     """Refuse (:class:`ConfigError`, naming the changed keys) to resume a run from ``path``
     whose training configuration ``saved`` differs from ``current`` outside
-    :data:`FREE_ON_RESUME`, unless ``force`` (then log them). Returns the changed keys."""
-    diff = [k for k in changed_keys(saved, current) if k not in FREE_ON_RESUME]
-    if diff and not force:
-        raise ConfigError(
-            f"{path} was trained with other settings (changed: {', '.join(diff[:10])}); "
-            "pass --force to resume with the new ones, or train into another output folder"
-        )
-    if diff:
-        logger.warning("resuming %s with changed settings (forced): %s", path, ", ".join(diff))
-    return diff
+    :data:`FREE_ON_RESUME`, unless ``force`` (then log them): the one stale-settings guard
+    (:func:`~s2dloc.utils.config.compare_settings`) on the settings the checkpoint holds.
+    Returns the changed keys."""
+    hint = "pass --force to resume with the new ones, or train into another output folder"
+    return compare_settings(path, saved, current, force=force, hint=hint, free=FREE_ON_RESUME)

@@ -24,14 +24,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from s2dloc.utils.io import write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Check = Callable[[Any], "str | None"]  # returns an error text, or None when the value is valid
@@ -275,6 +278,28 @@ def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if norm[0] == norm[1] else [prefix.rstrip(".")]
 
 
+def compare_settings(
+    where: str | Path,
+    saved: Mapping[str, Any],
+    current: Mapping[str, Any],
+    *,
+    force: bool = False,
+    hint: str = "use --overwrite or another output folder",
+    free: Collection[str] = (),
+) -> list[str]:
+    """The stale-settings guard: the dotted keys whose values differ between the ``saved``
+    settings of ``where`` and the ``current`` ones, outside ``free``. Refuses
+    (:class:`ConfigError`, naming them, then ``hint``) unless ``force``, which logs them."""
+    diff = [k for k in changed_keys(saved, current) if k not in free]
+    if diff and not force:
+        raise ConfigError(
+            f"{where} was written with other settings (changed: {', '.join(diff[:8])}); {hint}"
+        )
+    if diff:
+        logger.warning("%s: going on with changed settings (forced): %s", where, ", ".join(diff))
+    return diff
+
+
 def check_settings(
     path: str | Path,
     settings: Mapping[str, Any],
@@ -282,9 +307,9 @@ def check_settings(
     force: bool = False,
     hint: str = "use --overwrite or another output folder",
 ) -> Path:
-    """The stale-settings guard of a resumable output: write ``settings`` to ``path`` (JSON) the
-    first time; later, refuse (naming the changed keys) when they differ, unless ``force``.
-    """
+    """:func:`compare_settings` for a resumable output folder: write ``settings`` to ``path``
+    (JSON) the first time; later, refuse (naming the changed keys) when they differ, unless
+    ``force`` (then ``path`` is rewritten with the new ones)."""
     path = Path(path)
     current = json.loads(json.dumps(settings))
     if path.exists() and not force:
@@ -292,11 +317,7 @@ def check_settings(
             saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"{path}: unreadable settings file ({err}); {hint}") from err
-        diff = changed_keys(saved, current)
-        if diff:
-            raise ConfigError(
-                f"{path} was written with other settings (changed: {', '.join(diff[:8])}); {hint}"
-            )
+        compare_settings(path, saved, current, hint=hint)
         return path
     write_text_atomic(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
     return path

@@ -188,7 +188,7 @@ def _cost_figure(results, report: Path) -> Path:
     """F-PnP cost per iteration and level for the first query of each condition."""
     costs = {}
     for r in results:
-        history = (r.fpnp or {}).get("cost_history")
+        history = r.fpnp and r.fpnp.cost_history
         if history and condition_of(r.name) not in {condition_of(n) for n in costs}:
             costs[r.name] = history
     return plot_cost_history(costs, report / "fpnp_costs.png").relative_to(report)

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from s2dloc.fpnp.result import IterationRecord
 from s2dloc.geometry import Pose
 from s2dloc.viz.figure import plt, save_figure
 
 
-def history_errors(history: list[list[dict]], true_pose: Pose) -> list[tuple[list, list]]:
+def history_errors(
+    history: list[list[IterationRecord]], true_pose: Pose
+) -> list[tuple[list, list]]:
     """Per level, the rotation (deg) and centre (map units) errors of each iteration's pose."""
     out = []
     for level in history:
-        rot = [float(rec["pose"].angle_to(true_pose)) for rec in level]
-        tra = [float(rec["pose"].center_distance_to(true_pose)) for rec in level]
+        rot = [float(rec.pose.angle_to(true_pose)) for rec in level]
+        tra = [float(rec.pose.center_distance_to(true_pose)) for rec in level]
         out.append((rot, tra))
     return out
 
 
 def plot_error_vs_iteration(
-    runs: dict[str, list[list[dict]]], true_pose: Pose, path: str | Path, title: str = ""
+    runs: dict[str, list[list[IterationRecord]]], true_pose: Pose, path: str | Path, title: str = ""
 ) -> Path:
     """Rotation and translation error vs cumulative iteration, coloured by level.
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from s2dloc.datasets.colmap_io import read_poses, write_poses
 from s2dloc.geometry import Pose
 from s2dloc.localization import verify as V
+from s2dloc.localization.evidence import Evidence, FPnPRecord
 from s2dloc.localization.io import record_line, strict_json
 from s2dloc.utils.io import write_text_atomic
 
@@ -108,12 +109,13 @@ def judge(rec: dict, th: V.VerifyThresholds) -> Outcome:
     name, pose = rec["name"], _pose(rec.get("pose"))
     if rec.get("error") or pose is None:
         return Outcome(name, pose, False, rec.get("reason") or rec.get("error") or "no pose")
-    ver = rec.get("verify") or {}
-    if "pnp" not in ver:
+    ev = Evidence.from_json(rec.get("verify"), f"{name}: verify")
+    if ev.pnp is None:
         return Outcome(name, pose, False, rec.get("reason") or "no PnP pose")
-    reason, use_fpnp = V.judge_record(ver, rec.get("fpnp"), th)
-    if "fpnp" in ver:
-        fpnp_pose = _pose((rec.get("fpnp") or {}).get("pose"))
+    record = FPnPRecord.from_json(rec.get("fpnp"), f"{name}: fpnp")
+    reason, use_fpnp = V.judge_record(ev, record, th)
+    if ev.fpnp is not None:
+        fpnp_pose = _pose(record.pose if record else None)
         use_fpnp = use_fpnp and fpnp_pose is not None
         pose = fpnp_pose if use_fpnp else _pose(rec["pnp_pose"])
     return Outcome(name, pose, not reason, reason)
