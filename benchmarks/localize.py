@@ -27,7 +27,7 @@ from s2dloc.datasets.synthetic.write import write_world
 from s2dloc.localization import Localizer, Map
 from s2dloc.localization.config import settings
 from s2dloc.localization.io import read_queries
-from s2dloc.localization.s2d import Matches, _parabola, refine_on_level
+from s2dloc.localization.s2d import RefMatches, _parabola, refine_on_level
 
 STAGES = ["extract", "retrieve", "match", "pnp", "fpnp"]
 
@@ -83,9 +83,10 @@ class LegacyLocalizer(Localizer):
                     p = refine_on_level(
                         p, rf.features[li][sub][idx], maps[li], size, int(c["refine_radius"])
                     ).double()
-            m = Matches(p.numpy(), idx.numpy(), s1[idx].numpy(), ratio[idx].numpy())
-            obs = sub[m.idx]
-            out[name] = (m, obs, self.map.xyz(rf.point3D_ids[obs]))
+            obs = sub[idx.numpy()]
+            ids = rf.point3D_ids[obs]
+            xyz = self.map.xyz(ids)
+            out[name] = RefMatches(p.numpy(), obs, ids, xyz, s1[idx].numpy(), ratio[idx].numpy())
         return out
 
 
@@ -113,6 +114,9 @@ def same_pose(a, b) -> bool:
 
 
 def report(label: str, results, total: float, threads: int) -> None:
+    failed = [r for r in results if r.error]
+    if failed:  # a figure of runs that raised would measure nothing
+        raise RuntimeError(f"[{label}] {failed[0].name}: {failed[0].error}")
     split = {s: np.mean([r.timings.get(s, 0.0) for r in results]) for s in STAGES}
     print(
         f"[{label}] {len(results)} queries at 640x480, top-5: {len(results) / total:.2f} "
@@ -121,7 +125,7 @@ def report(label: str, results, total: float, threads: int) -> None:
     )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-db", type=int, default=10)
     parser.add_argument("--num-query", type=int, default=4)
@@ -135,7 +139,48 @@ def main() -> None:
     parser.add_argument(
         "--conf", nargs="*", default=[], metavar="KEY=VALUE", help="localization settings"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def compare_overlap(loc, queries, args) -> tuple[list, float]:
+    """Alternating runs with and without the overlapped extraction (the machine's speed
+    drifts); prints each and their ratios. Returns the last overlapped results and time."""
+    ratios, same = [], True
+    for k in range(args.rounds):
+        results, total = run(loc, queries, args.profile and k == 0)
+        report("optimised", results, total, args.threads)
+        one, total_one = run(loc, queries, overlap=False)
+        report("one query at a time", one, total_one, args.threads)
+        ratios.append(total_one / total)
+        same &= all(same_pose(a, b) for a, b in zip(results, one, strict=True))
+    print(
+        "overlapping extraction: "
+        + ", ".join(f"{r:.2f}x" for r in ratios)
+        + f" the queries/s of one query at a time (median {statistics.median(ratios):.2f}x); "
+        f"same poses and verdicts either way: {same}"
+    )
+    return results, total
+
+
+def compare_legacy(results, total, base, total_b) -> None:
+    """Print the speed-up over the legacy matching and whether its matches are the same."""
+    m_new = np.mean([r.timings["match"] for r in results])
+    m_old = np.mean([r.timings["match"] for r in base])
+    dpose = [
+        float(a.pose.angle_to(b.pose))
+        for a, b in zip(results, base)
+        if a.pose is not None and b.pose is not None
+    ]
+    same = all(a.matches == b.matches and a.inliers == b.inliers for a, b in zip(results, base))
+    print(
+        f"speed-up: end to end x{total_b / total:.2f}, matching x{m_old / m_new:.1f}; "
+        f"identical matches/inliers: {same}; max pose difference "
+        f"{max(dpose, default=0.0):.2e} deg"
+    )
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     cfg = dataclasses.replace(
         PRESETS["demo"],
@@ -155,20 +200,7 @@ def main() -> None:
         loc = Localizer(map_, conf, cache=root / "cache.h5", progress=False)
         t_map = time.perf_counter() - t
         print(f"map features ({args.extractor}): {len(map_)} images in {t_map:.2f} s (cached once)")
-        ratios, same = [], True
-        for k in range(args.rounds):  # alternating: the machine's speed drifts
-            results, total = run(loc, queries, args.profile and k == 0)
-            report("optimised", results, total, args.threads)
-            one, total_one = run(loc, queries, overlap=False)
-            report("one query at a time", one, total_one, args.threads)
-            ratios.append(total_one / total)
-            same &= all(same_pose(a, b) for a, b in zip(results, one, strict=True))
-        print(
-            "overlapping extraction: "
-            + ", ".join(f"{r:.2f}x" for r in ratios)
-            + f" the queries/s of one query at a time (median {statistics.median(ratios):.2f}x); "
-            f"same poses and verdicts either way: {same}"
-        )
+        results, total = compare_overlap(loc, queries, args)
         if args.no_baseline:
             return
         legacy = LegacyLocalizer(
@@ -176,19 +208,7 @@ def main() -> None:
         )
         base, total_b = run(legacy, queries)
         report("legacy matching", base, total_b, args.threads)
-    m_new = np.mean([r.timings["match"] for r in results])
-    m_old = np.mean([r.timings["match"] for r in base])
-    dpose = [
-        float(a.pose.angle_to(b.pose))
-        for a, b in zip(results, base)
-        if a.pose is not None and b.pose is not None
-    ]
-    same = all(a.matches == b.matches and a.inliers == b.inliers for a, b in zip(results, base))
-    print(
-        f"speed-up: end to end x{total_b / total:.2f}, matching x{m_old / m_new:.1f}; "
-        f"identical matches/inliers: {same}; max pose difference "
-        f"{max(dpose, default=0.0):.2e} deg"
-    )
+    compare_legacy(results, total, base, total_b)
 
 
 if __name__ == "__main__":

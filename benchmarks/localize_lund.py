@@ -141,11 +141,9 @@ def _print_tables(args: argparse.Namespace, per_query: list, errs: dict) -> None
     print(format_table([summary(k, v) for k, v in errs.items()], summary_headers))
 
 
-def main() -> None:
-    args = _parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
-    t0 = time.perf_counter()
+def load_images(args) -> tuple:
+    """The ground-truth model, image names, full-size images, images at ``--max-side`` and
+    the scale between them."""
     rec = pycolmap.Reconstruction(str(args.root / "colmap_ground_truth"))
     names = sorted(im.name for im in rec.images.values())
     cam = next(iter(rec.cameras.values()))
@@ -153,14 +151,24 @@ def main() -> None:
     full = {n: read_rgb(args.root / "images" / n) for n in names}
     size = (round(cam.width * s), round(cam.height * s))
     small = {n: cv2.resize(im, size, interpolation=cv2.INTER_AREA) for n, im in full.items()}
+    print(
+        f"lund_door: {len(names)} images {cam.width}x{cam.height} -> {size[0]}x{size[1]} "
+        f"(s={s:.4f})"
+    )
+    return rec, names, full, small, s
+
+
+def main() -> None:
+    args = _parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    rec, names, full, small, s = load_images(args)
     gt_map = Map.from_colmap(rec)
     gt = {im.name: im.cam_from_world for im in gt_map.images}
     centres = torch.stack([gt[n].inv().t for n in names])
     baseline = float((centres[1:] - centres[:-1]).norm(dim=-1).mean())
-    print(
-        f"lund_door: {len(names)} images {cam.width}x{cam.height} -> {size[0]}x{size[1]} "
-        f"(s={s:.4f}), mean baseline {baseline:.3f} units"
-    )
+    print(f"lund_door: mean baseline {baseline:.3f} units")
     errs: dict[str, list] = {}
     sift_cache: dict = {}
     per_query, runs, thresholds, confs = [], {}, None, {}

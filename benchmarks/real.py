@@ -322,13 +322,8 @@ def synthetic_rows(args, names) -> list:
     return rows
 
 
-def main() -> None:
-    args = parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
-    t0 = time.perf_counter()
-    command = ".venv/bin/python " + shlex.join(["benchmarks/real.py", *sys.argv[1:]])
-    names = extractor_names(args)
+def localize_scenes(args, names) -> tuple[list, list, list]:
+    """Load each scene's held-out map and localize its queries: scenes, records, runs."""
     scenes, records, runs = [], [], []
     for scene_name in args.scenes:
         sc = load_scene(args.root, scene_name, args.maps, args.max_side)
@@ -341,8 +336,11 @@ def main() -> None:
         )
         if not args.no_localize:
             records += localize_all(sc, args, names, runs)
-    if args.runs:
-        write_runs(args.runs, runs, scenes, args)
+    return scenes, records, runs
+
+
+def table_sections(args, names, scenes, records) -> dict[str, str]:
+    """The printed tables by title: localization and retrieval, then the optional ones."""
     sections = {}
     loc_rows, ret_rows = localization_rows(records)
     heads = ["method", "condition", "n", *summarize([0], [0]).recall, "med deg", "med m", "s/query"]
@@ -352,39 +350,24 @@ def main() -> None:
             ret_rows, ["method", "condition", "n", f"recall@{args.num_refs}"]
         )
     if scenes and not args.no_basin:
-        rows = basin_rows(scenes, args, names)
-        sections[f"F-PnP basin, success {BASIN.describe()} m, {args.trials} starts"] = format_table(
-            rows,
-            [
-                "extractor",
-                "condition",
-                "problems",
-                *[f"{a:g} deg" for a in args.angles],
-                "flagged: all / right / beyond (2 deg, 0.25 m)",
-            ],
-        )
+        heads = ["extractor", "condition", "problems", *[f"{a:g} deg" for a in args.angles]]
+        heads.append("flagged: all / right / beyond (2 deg, 0.25 m)")
+        title = f"F-PnP basin, success {BASIN.describe()} m, {args.trials} starts"
+        sections[title] = format_table(basin_rows(scenes, args, names), heads)
     if args.synthetic:
         sections[f"synthetic street world (night, snow): retrieval recall@{args.num_refs} (%)"] = (
             format_table(synthetic_rows(args, names), ["method", f"recall@{args.num_refs}"])
         )
     if args.fountain:
-        out = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "benchmarks" / "features.py"),
-                "--dataset",
-                "fountain",
-                "--extractors",
-                *names,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        script = str(ROOT / "benchmarks" / "features.py")
+        cmd = [sys.executable, script, "--dataset", "fountain", "--extractors", *names]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         sections["Fountain (benchmarks/features.py --dataset fountain)"] = out.stdout.strip()
-    text = "\n\n".join(f"## {k}\n{v}" for k, v in sections.items())
-    text += f"\n\ntotal {time.perf_counter() - t0:.0f} s\ncommand: {command}"
-    print("\n" + text)
+    return sections
+
+
+def write_outputs(args, command: str, sections: dict[str, str], records) -> None:
+    """``OUT/real.md`` (the tables) and ``OUT/real.json`` (also every record; NaN as null)."""
     args.out.mkdir(parents=True, exist_ok=True)
     md = "".join(f"## {k}\n\n```\n{v}\n```\n\n" for k, v in sections.items())
     (args.out / "real.md").write_text(f"{md}Command: `{command}`\n")
@@ -395,17 +378,30 @@ def main() -> None:
         }
         for r in records
     ]
-    (args.out / "real.json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "records": recs,
-                "sections": sections,
-            },
-            indent=1,
-        )
-    )
+    summary = {
+        "command": command,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "records": recs,
+        "sections": sections,
+    }
+    (args.out / "real.json").write_text(json.dumps(summary, indent=1))
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    command = ".venv/bin/python " + shlex.join(["benchmarks/real.py", *sys.argv[1:]])
+    names = extractor_names(args)
+    scenes, records, runs = localize_scenes(args, names)
+    if args.runs:
+        write_runs(args.runs, runs, scenes, args)
+    sections = table_sections(args, names, scenes, records)
+    text = "\n\n".join(f"## {k}\n{v}" for k, v in sections.items())
+    text += f"\n\ntotal {time.perf_counter() - t0:.0f} s\ncommand: {command}"
+    print("\n" + text)
+    write_outputs(args, command, sections, records)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import dataclasses
 NAME = "synth"
 HELP = "generate a synthetic multi-condition world (images, depth, COLMAP model, queries, GT)"
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from s2dloc.datasets.synthetic.world import CAMERA_MODELS, LIMITS, PRESETS, WorldConfig
 
