@@ -30,15 +30,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _localize(world_dir, out, nproc: int) -> subprocess.CompletedProcess:
+def _localize(world_dir, out, nproc: int, script=None) -> subprocess.CompletedProcess:
+    """``s2dloc localize`` under torchrun with ``nproc`` ranks (``script``: run that file,
+    which takes the same arguments, in place of ``-m s2dloc``)."""
     cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         f"--nproc_per_node={nproc}",
         f"--master_port={_free_port()}",
-        "-m",
-        "s2dloc",
+        *(["-m", "s2dloc"] if script is None else [str(script)]),
         "localize",
         "--map",
         str(world_dir),
@@ -115,3 +116,46 @@ def test_interrupted_distributed_run_keeps_every_ranks_records(world_dir, tmp_pa
     assert after[:3] == [lines[0], lines[1], lines[2]]  # kept byte for byte, in query order
     assert [json.loads(x)["name"] for x in after] == [json.loads(x)["name"] for x in lines]
     assert not rank_logs(out / "log.jsonl")
+
+
+# Rank 1 dies at once (no buffer flushed, no handler run) when it starts its second query.
+DIES = """
+import os, sys
+from s2dloc.cli import main
+from s2dloc.localization.pipeline import Localizer
+
+calls, localize = [], Localizer.localize
+
+def dying(self, query, features=None):
+    calls.append(query.name)
+    if os.environ["RANK"] == "1" and len(calls) == 2:
+        os._exit(3)
+    return localize(self, query, features)
+
+Localizer.localize = dying
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_rank_killed_mid_run_has_written_each_finished_query(world_dir, tmp_path, caplog):
+    """Every rank appends a record as its query finishes: a rank killed without flushing
+    anything keeps the query it finished, and the next run only does the rest."""
+    script = tmp_path / "dies.py"
+    script.write_text(DIES)
+    out = tmp_path / "out"
+    proc = _localize(world_dir, out, 2, script)
+    assert proc.returncode != 0
+    ranks = {p.name: p.read_text().splitlines() for p in rank_logs(out / "log.jsonl")}
+    rank1 = [json.loads(line) for line in ranks.pop("log.rank1.jsonl")]
+    queries = [line.split()[0] for line in (world_dir / "queries_with_intrinsics.txt").open()]
+    assert [r["name"] for r in rank1] == [queries[1]]  # its shard: queries 1, 3
+    done = len(rank1) + sum(len(lines) for lines in ranks.values())
+    caplog.set_level("INFO")
+    args = ["localize", "--map", str(world_dir), "--queries"]
+    args += [str(world_dir / "queries_with_intrinsics.txt"), "--out", str(out), *CONF]
+    assert main(args) == 0
+    assert f"5 queries, {done} already done" in caplog.text
+    names = [json.loads(x)["name"] for x in (out / "log.jsonl").read_text().splitlines()]
+    assert names == queries and not rank_logs(out / "log.jsonl")  # query order, as one run
+    written = list(read_poses(out / "results.txt"))
+    assert written == [n for n in queries if n in written] and len(written) == 5

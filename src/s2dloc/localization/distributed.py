@@ -106,18 +106,20 @@ def merge_rank_logs(log_path: str | Path, order: Sequence[str] = ()) -> dict[str
     """Merge every rank log into the log (written atomically, records in the query order
     ``order``, others after them), then delete the rank logs; returns the merged records.
 
-    A query already in the log keeps its record (one record per query, never two).
+    A query already in the log keeps its record (one record per query, never two). A log out
+    of that order (a run resumed after an interrupted distributed one appends the queries
+    the ranks had not finished) is put in it even without rank logs.
     """
     log_path = Path(log_path)
     parts = rank_logs(log_path)
     records = read_log(log_path)
-    if not parts:
-        return records
     for p in parts:
         for name, rec in read_log(p).items():
             records.setdefault(name, rec)
     rank = {n: i for i, n in enumerate(order)}
     names = sorted(records, key=lambda n: rank.get(n, len(rank)))
+    if not parts and names == list(records):
+        return records
     write_text_atomic(log_path, "".join(record_line(records[n]) for n in names))
     for p in parts:
         p.unlink()
