@@ -412,7 +412,7 @@ def test_a_trusted_refinement_on_every_visible_point_that_matches_vouches_for_it
     update = dataclasses.replace(_fpnp([1e-3, 0, 0, 0, 1e-3, 0], cost_final=0.6), match_ratio=0.5)
     assert V.judge(clustered, update, None, TH, dense=True) == ("", True)
     assert "inlier hull" in V.judge(clustered, update, None, TH, dense=False)[0]
-    weak = dataclasses.replace(update, match_ratio=0.72)  # above fpnp_dense_match_ratio 0.7
+    weak = dataclasses.replace(update, match_ratio=0.77)  # above fpnp_dense_match_ratio 0.75
     assert "inlier hull" in V.judge(clustered, weak, None, TH, dense=True)[0]
     raised = dataclasses.replace(update, cost_ratio=1.2)  # not trusted
     reason, use = V.judge(clustered, raised, None, TH, dense=True)

@@ -122,8 +122,8 @@ class RunSummary:
     def line(self) -> str:
         return (
             f"{len(self.records)} queries ({self.computed} new, {self.reused} from earlier runs):"
-            f" {self.successes} localized, {self.pnp_successes} PnP successes,"
-            f" {self.fpnp_successes} F-PnP successes, {self.errors} errors;"
+            f" {self.successes} localized (verified); {self.pnp_successes} with a PnP pose,"
+            f" {self.fpnp_successes} refined by F-PnP, {self.errors} errors;"
             f" {self.written} poses in {self.out / 'results.txt'}"
         )
 

@@ -63,7 +63,7 @@ class VerifyThresholds:
     fpnp_max_visible_match_ratio: float = 0.86
     # a trusted refinement on every visible point whose match ratio is at most this vouches
     # for its pose as matches that pass the PnP checks there do
-    fpnp_dense_match_ratio: float = 0.7
+    fpnp_dense_match_ratio: float = 0.75
     fpnp_dense_min_channels: int = 16  # ... for features with at least this many channels
 
     @classmethod
