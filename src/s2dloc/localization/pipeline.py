@@ -48,8 +48,8 @@ from s2dloc.localization.evidence import FPnPRecord
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import PnPResult
 from s2dloc.localization.pose_stages import (
-    Evidence,
     PnPCheck,
+    PoseJudge,
     accept_fpnp,
     fpnp_observations,
     gather_points,
@@ -279,13 +279,13 @@ class Localizer:
             joint = refine_on_all_references(query, per_ref, res.pnp_pose, max_error)
             res.pose = res.pnp_pose = joint
             res.timings["pnp"] += time.perf_counter() - t
-        evidence = Evidence(query, per_ref, ranked, max_error, self.thresholds)
-        check = evidence.judge_pnp(res)
+        judge = PoseJudge(query, per_ref, ranked, max_error, self.thresholds)
+        check = judge.judge_pnp(res)
         if self.conf["fpnp"]["enabled"]:
             t = time.perf_counter()
             out = self._refine_pnp_pose(query, feats.maps, per_ref, res, check)
             if out is not None:
-                evidence.judge_final(res, out.pose)
+                judge.judge_final(res, out.pose)
             res.timings["fpnp"] = time.perf_counter() - t
         res.success = not res.reason
 

@@ -131,7 +131,7 @@ def refine_on_all_references(
 
 
 @dataclasses.dataclass
-class Evidence:
+class PoseJudge:
     """What a query's verdict is judged on: its PnP results ``ranked`` (best first, as from
     :func:`rank_pnp`) and their matches ``per_ref``, with the RANSAC threshold ``max_error``
     (pixels) and the verdict's ``thresholds``."""
