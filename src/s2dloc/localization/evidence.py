@@ -11,16 +11,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-
-def _finite_or_none(value: Any) -> Any:
-    """``value`` with non-finite floats as None (strict JSON), lists and dicts recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list | tuple):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    return value
+from s2dloc.utils.io import strict_json
 
 
 def _from_json(cls, data: dict, what: str):
@@ -126,7 +117,7 @@ class Evidence:
     def to_json(self) -> dict:
         """The parts that are set, NaN as None."""
         return {
-            f.name: _finite_or_none(asdict(getattr(self, f.name)))
+            f.name: strict_json(asdict(getattr(self, f.name)))
             for f in fields(self)
             if getattr(self, f.name) is not None
         }
@@ -134,16 +125,11 @@ class Evidence:
     @classmethod
     def from_json(cls, data: dict | None, what: str = "verify") -> Evidence:
         """The evidence of a log record's ``verify`` object (None or ``{}``: none)."""
-        data = data or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{what}: expected an object, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(cls._TYPES))
-        if unknown:
-            raise ValueError(f"{what}: unknown keys {unknown} (valid: {sorted(cls._TYPES)})")
+        parts = vars(_from_json(cls, data or {}, what))  # still JSON objects
         return cls(
             **{
                 k: None if v is None else _from_json(cls._TYPES[k], v, f"{what}.{k}")
-                for k, v in data.items()
+                for k, v in parts.items()
             }
         )
 
@@ -169,7 +155,7 @@ class FPnPRecord:
     channels: int = 0
 
     def to_json(self) -> dict:
-        return _finite_or_none(asdict(self))
+        return strict_json(asdict(self))
 
     @classmethod
     def from_json(cls, data: dict | None, what: str = "fpnp") -> FPnPRecord | None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
-from typing import Any
 
 from s2dloc.datasets.colmap_io import read_query_list, write_poses
 from s2dloc.evaluation.submission import record_success
@@ -22,7 +20,7 @@ from s2dloc.localization.query import Query, QueryResult
 from s2dloc.mapping.intrinsics import DEFAULT_FOCAL_FACTOR, query_camera
 from s2dloc.mapping.intrinsics import logger as intrinsics_logger
 from s2dloc.mapping.intrinsics import parse_camera as parse_camera  # re-exported
-from s2dloc.utils.io import read_text
+from s2dloc.utils.io import read_text, strict_json
 
 logger = logging.getLogger(__name__)
 
@@ -148,17 +146,6 @@ def read_log(path: str | Path) -> dict[str, dict]:
             continue
         out[rec["name"]] = rec
     return out
-
-
-def strict_json(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (nested dicts, lists, tuples)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [strict_json(v) for v in value]
-    return value
 
 
 def record_line(record: dict) -> str:

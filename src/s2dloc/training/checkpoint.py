@@ -8,7 +8,6 @@ learned at a given step): :data:`FREE_ON_RESUME`.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ import torch
 
 from s2dloc.features.registry import load_checkpoint
 from s2dloc.utils.config import compare_settings
-
-logger = logging.getLogger(__name__)
 
 TRAINER_KEYS = ("optimizer", "scheduler", "step", "train_config")
 FREE_ON_RESUME = frozenset(

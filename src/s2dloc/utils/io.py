@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -50,3 +52,15 @@ def read_text(path: str | Path) -> str:
         raise ValueError(
             f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})"
         ) from None
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (nested dicts, lists, tuples):
+    what strict JSON can hold."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value

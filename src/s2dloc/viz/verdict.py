@@ -14,8 +14,8 @@ from s2dloc.datasets.colmap_io import read_poses, write_poses
 from s2dloc.geometry import Pose
 from s2dloc.localization import verify as V
 from s2dloc.localization.evidence import Evidence, FPnPRecord
-from s2dloc.localization.io import record_line, strict_json
-from s2dloc.utils.io import write_text_atomic
+from s2dloc.localization.io import record_line
+from s2dloc.utils.io import strict_json, write_text_atomic
 
 PRECISION_AT = (1.0, 5.0)  # translation units, degrees
 RECALL_AT = (0.25, 2.0)
