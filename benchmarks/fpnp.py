@@ -184,6 +184,19 @@ def toy_batch(problem, C: int, B: int):
     return points, ref, query
 
 
+CONVERGED_HEADERS = [
+    "C",
+    "batch",
+    "backend",
+    "maps",
+    "median ms/call",
+    "ratio",
+    "mean iterations",
+    "median rot err [deg]",
+    "success",
+]
+
+
 def converged_table(sizes, trials: int = 10) -> None:
     """Refinements that stop by themselves (default settings) from 5 degree starts."""
     problem = make_toy_problem(num_points=1024)
@@ -233,18 +246,7 @@ def converged_table(sizes, trials: int = 10) -> None:
                 ]
             )
         print(f"  done C={C} B={B}", flush=True)
-    headers = [
-        "C",
-        "batch",
-        "backend",
-        "maps",
-        "median ms/call",
-        "ratio",
-        "mean iterations",
-        "median rot err [deg]",
-        "success",
-    ]
-    print(format_table(rows, headers))
+    print(format_table(rows, CONVERGED_HEADERS))
 
 
 def main() -> None:

@@ -94,6 +94,32 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lightglue-features", type=int, default=2048)
     p.add_argument("--no-sift", action="store_true")
     p.add_argument("--no-lightglue", action="store_true")
+    _add_basin_args(p)
+    p.add_argument("--no-basin", action="store_true")
+    p.add_argument("--no-localize", action="store_true", help="only the basin (and --synthetic)")
+    p.add_argument("--fountain", action="store_true", help="also run features.py on Fountain")
+    p.add_argument("--synthetic", action="store_true", help="retrieval recall on a synthetic world")
+    p.add_argument("--maps", type=Path, default=ROOT / "outputs" / "real" / "maps")
+    p.add_argument("--out", type=Path, default=ROOT / "outputs" / "real")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--conf",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="localization settings (fpnp.solver.* also for the basin)",
+    )
+    p.add_argument(
+        "--runs",
+        type=Path,
+        metavar="DIR",
+        help="write verdict run folders DIR/<extractor>-<condition>",
+    )
+    return p.parse_args()
+
+
+def _add_basin_args(p: argparse.ArgumentParser) -> None:
+    """The options of the basin rows (start angles, coarse levels, start search)."""
     p.add_argument("--angles", type=float, nargs="+", default=[2, 5, 10, 20, 30])
     p.add_argument("--trials", type=int, default=4)
     p.add_argument(
@@ -117,27 +143,6 @@ def parse_args() -> argparse.Namespace:
         default=[1, 3],
         help="basin: a start-search row per count of best candidates refined",
     )
-    p.add_argument("--no-basin", action="store_true")
-    p.add_argument("--no-localize", action="store_true", help="only the basin (and --synthetic)")
-    p.add_argument("--fountain", action="store_true", help="also run features.py on Fountain")
-    p.add_argument("--synthetic", action="store_true", help="retrieval recall on a synthetic world")
-    p.add_argument("--maps", type=Path, default=ROOT / "outputs" / "real" / "maps")
-    p.add_argument("--out", type=Path, default=ROOT / "outputs" / "real")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument(
-        "--conf",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="localization settings (fpnp.solver.* also for the basin)",
-    )
-    p.add_argument(
-        "--runs",
-        type=Path,
-        metavar="DIR",
-        help="write verdict run folders DIR/<extractor>-<condition>",
-    )
-    return p.parse_args()
 
 
 def extractor_names(args) -> list[str]:

@@ -88,20 +88,29 @@ def rank_pnp(
     full = pool.map(lambda i: ransac(names[i], most), again)
     for i, pnp in zip(again, full):
         poses[i] = pnp
-    ranked = []
-    for name, pnp in zip(names, poses):
-        res.matches[name] = len(per_ref[name])
-        res.inliers[name] = pnp.num_inliers if pnp.success else 0
-        if pnp.success:
-            per_ref[name].inliers = np.asarray(pnp.inliers, bool)
-            ranked.append((name, pnp))
-    ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
+    ranked = _record_ranked(dict(zip(names, poses)), per_ref, res)
 
     def refine(item: tuple[str, PnPResult]) -> tuple[str, PnPResult]:
         m = per_ref[item[0]]
         return item[0], refine_pose(item[1], m.p2d, m.points3d, query.camera)
 
     ranked[:2] = list(pool.map(refine, ranked[:2]))
+    return ranked
+
+
+def _record_ranked(
+    poses: dict[str, PnPResult], per_ref: dict[str, RefMatches], res: QueryResult
+) -> list[tuple[str, PnPResult]]:
+    """Record each reference's match and inlier counts in ``res`` and a success's inlier mask
+    in ``per_ref``; the successes, most inliers first (retrieval order breaks ties)."""
+    ranked = []
+    for name, pnp in poses.items():
+        res.matches[name] = len(per_ref[name])
+        res.inliers[name] = pnp.num_inliers if pnp.success else 0
+        if pnp.success:
+            per_ref[name].inliers = np.asarray(pnp.inliers, bool)
+            ranked.append((name, pnp))
+    ranked.sort(key=lambda x: -x[1].num_inliers)  # stable: retrieval order breaks ties
     return ranked
 
 

@@ -115,11 +115,19 @@ def mine_negatives(
             valid.append(v)
         chosen, valid = torch.cat(chosen, 1), torch.cat(valid, 1)
         u_neg = xy[:, None].expand(-1, K, -1, -1).gather(2, chosen[..., None].expand(-1, -1, -1, 2))
-        if n < num_negatives:  # pad with invalid entries
-            pad = num_negatives - n
-            u_neg = torch.cat([u_neg, u_neg[..., :1, :].expand(-1, -1, pad, -1)], 2)
-            valid = torch.cat([valid, valid.new_zeros(B, K, pad)], 2)
-    return u_neg, valid
+        return _pad_invalid(u_neg, valid, num_negatives)
+
+
+def _pad_invalid(
+    u_neg: torch.Tensor, valid: torch.Tensor, num: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad negatives ``u_neg (B, K, n, 2)`` and ``valid (B, K, n)`` to ``num`` entries with
+    invalid ones (copies of the first location)."""
+    pad = num - u_neg.shape[2]
+    if pad <= 0:
+        return u_neg, valid
+    u_neg = torch.cat([u_neg, u_neg[..., :1, :].expand(-1, -1, pad, -1)], 2)
+    return u_neg, torch.cat([valid, valid.new_zeros(*valid.shape[:2], pad)], 2)
 
 
 def _exclude(score, u_b, xy, H: int, W: int, radius: float) -> torch.Tensor:
