@@ -8,6 +8,7 @@ import torch
 
 import s2dloc.localization.pose_stages as stages
 from s2dloc.geometry import Camera, Pose
+from s2dloc.localization.config import DEFAULTS
 from s2dloc.localization.pnp import estimate_pose, settled, trials_needed
 from s2dloc.localization.pose_stages import rank_pnp
 from s2dloc.localization.query import Query, QueryResult
@@ -15,7 +16,17 @@ from s2dloc.localization.s2d import RefMatches
 
 CAM = Camera("PINHOLE", torch.tensor([640, 480]), torch.tensor([500.0, 500.0, 320.0, 240.0]))
 TRUTH = Pose.exp(torch.tensor([0.3, -0.2, 0.5, 0.05, -0.1, 0.02], dtype=torch.float64))
-PNP = {"max_error": 6.0, "min_inliers": 12, "seed": 0, "max_trials": 10000, "first_trials": 500}
+# The two passes alone: no second RANSAC at the inliers' noise (tests/localization/
+# test_tighten_pose.py checks that rank_pnp applies it to the top two references).
+PNP = {
+    **DEFAULTS["pnp"],
+    "max_error": 6.0,
+    "min_inliers": 12,
+    "seed": 0,
+    "max_trials": 10000,
+    "first_trials": 500,
+    "noise_factor": 0.0,
+}
 
 
 def _reference(g, inliers: int, outliers: int) -> RefMatches:

@@ -62,6 +62,11 @@ DEFAULTS: dict[str, Any] = {
         # RANSAC trials of a first pass on each reference; see pose_stages.rank_pnp for which
         # references then run up to max_trials (the same poses as max_trials alone gives)
         "first_trials": 2000,
+        # re-estimate a top reference's pose at this many times its inliers' noise, at least
+        # min_threshold pixels, and keep the tighter fit (s2dloc.localization.pnp.tighten_pose;
+        # 0: off)
+        "noise_factor": 3.0,
+        "min_threshold": 1.0,
         # refine the best reference's pose on every retrieved reference's matches it explains
         # (s2dloc.localization.pose_stages.refine_on_all_references)
         "joint_refine": True,
@@ -159,6 +164,8 @@ CHECKS: dict[str, Check] = {
     "pnp.min_inliers": in_range(3),
     "pnp.max_trials": in_range(1),
     "pnp.first_trials": in_range(1),
+    "pnp.noise_factor": in_range(0),
+    "pnp.min_threshold": POSITIVE,
     "fpnp.num_refs": in_range(1),
     "fpnp.points": one_of("inliers", "visible"),
     "fpnp.inlier_threshold": POSITIVE,

@@ -106,6 +106,46 @@ def refine_pose(pnp: PnPResult, p2d: np.ndarray, p3d: np.ndarray, camera: Camera
     return PnPResult(Pose.from_colmap(ret["cam_from_world"]), pnp.inliers, True, pnp.message)
 
 
+# Median of the pixel error norm under isotropic 2D Gaussian noise of std sigma (Rayleigh).
+RAYLEIGH_MEDIAN = 1.177
+
+
+def tighten_pose(
+    pnp: PnPResult, p2d: np.ndarray, p3d: np.ndarray, camera: Camera, conf: dict
+) -> PnPResult:
+    """``pnp`` (a refined RANSAC pose of the matches ``p2d (K, 2)``, ``p3d (K, 3)``) checked
+    against a RANSAC at the noise of its own inliers.
+
+    RANSAC's ``max_error`` bounds the noise from above. When the inliers fit much tighter, a
+    pose off along a poorly constrained direction (points in one band of depth, where a
+    rotation and a sideways shift trade off) can take in wrong matches within ``max_error``
+    while fitting the right ones only slightly worse. A second RANSAC at ``noise_factor``
+    times the noise ``sigma`` (median inlier error / :data:`RAYLEIGH_MEDIAN`, at least
+    ``min_threshold`` pixels), refined, gives the pose the tight fit prefers. The pose with the
+    lower truncated quadratic cost at that threshold is kept, with the matches within
+    ``max_error`` at it as inliers. Unchanged when ``noise_factor`` is 0, when the threshold
+    would be above 0.75 ``max_error``, or when the second RANSAC fails."""
+    factor, max_error = float(conf["noise_factor"]), float(conf["max_error"])
+    if not pnp.success or factor <= 0:
+        return pnp
+    err = reprojection_errors(p2d, p3d, camera, pnp.pose)
+    fit = err < max_error
+    if not fit.any():
+        return pnp
+    sigma = float(np.median(err[fit])) / RAYLEIGH_MEDIAN
+    threshold = max(factor * sigma, float(conf["min_threshold"]))
+    if threshold > 0.75 * max_error:
+        return pnp
+    tight = estimate_pose(p2d, p3d, camera, {**conf, "max_error": threshold})
+    if not tight.success:
+        return pnp
+    err_tight = reprojection_errors(p2d, p3d, camera, tight.pose)
+    t2 = threshold * threshold
+    if np.minimum(err_tight**2, t2).sum() >= np.minimum(err**2, t2).sum():
+        return pnp
+    return PnPResult(tight.pose, err_tight < max_error, True, pnp.message)
+
+
 def reprojection_errors(p2d: np.ndarray, p3d: np.ndarray, camera: Camera, pose: Pose):
     """Pixel errors ``(K,)`` of world points projected at ``pose`` (inf if not projectable)."""
     X = pose.double().transform(torch.from_numpy(np.asarray(p3d, np.float64)))

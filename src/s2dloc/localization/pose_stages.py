@@ -24,6 +24,7 @@ from s2dloc.localization.pnp import (
     refine_pose,
     reprojection_errors,
     settled,
+    tighten_pose,
     trials_needed,
 )
 from s2dloc.localization.query import Query, QueryResult
@@ -60,7 +61,9 @@ def rank_pnp(
     seed).
 
     Only the two poses used later (the best's, and the second's for the agreement check) get
-    the non-linear refinement; it costs more than RANSAC itself when inliers are many."""
+    the non-linear refinement, which costs more than RANSAC itself when inliers are many, and
+    the check against a RANSAC at their inliers' noise
+    (:func:`~s2dloc.localization.pnp.tighten_pose`), which sets their inliers again."""
     names = list(per_ref)
     most = int(conf["max_trials"])
     first = min(int(conf["first_trials"]), most)
@@ -92,9 +95,13 @@ def rank_pnp(
 
     def refine(item: tuple[str, PnPResult]) -> tuple[str, PnPResult]:
         m = per_ref[item[0]]
-        return item[0], refine_pose(item[1], m.p2d, m.points3d, query.camera)
+        pnp = refine_pose(item[1], m.p2d, m.points3d, query.camera)
+        return item[0], tighten_pose(pnp, m.p2d, m.points3d, query.camera, conf)
 
     ranked[:2] = list(pool.map(refine, ranked[:2]))
+    for name, pnp in ranked[:2]:
+        per_ref[name].inliers = np.asarray(pnp.inliers, bool)
+        res.inliers[name] = pnp.num_inliers
     return ranked
 
 
