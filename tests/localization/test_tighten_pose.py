@@ -5,11 +5,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from s2dloc.geometry import Camera, Pose
 from s2dloc.localization.config import DEFAULTS
-from s2dloc.localization.pnp import estimate_pose, reprojection_errors, tighten_pose
+from s2dloc.localization.pnp import (
+    RAYLEIGH_MEDIAN,
+    estimate_pose,
+    noise_threshold,
+    reprojection_errors,
+    tighten_pose,
+)
 from s2dloc.localization.pose_stages import rank_pnp
 from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.s2d import RefMatches
@@ -105,3 +112,17 @@ def test_rank_pnp_tightens_the_top_references_and_records_their_inliers():
     assert name == "narrow" and _centre_error(pnp.pose) < 0.1
     np.testing.assert_array_equal(per_ref["narrow"].inliers, pnp.inliers)
     assert res.inliers == {"narrow": 150} and res.matches == {"narrow": 165}
+
+
+def test_noise_threshold_is_the_factor_times_the_rayleigh_noise_within_its_bounds():
+    err = np.array([0.2, 0.5, 0.6, 0.7, 3.0])  # median 0.6
+    assert noise_threshold(err, PNP) == pytest.approx(3.0 * 0.6 / RAYLEIGH_MEDIAN)
+    assert noise_threshold(err / 10, PNP) == PNP["min_threshold"]
+    assert noise_threshold(err * 10, PNP) == PNP["max_error"]
+    assert noise_threshold(err, {**PNP, "noise_factor": 0.0}) == PNP["max_error"]
+    assert noise_threshold(np.empty(0), PNP) == PNP["max_error"]
+    # Rayleigh: the median error norm of isotropic 2D Gaussian noise of std 1
+    g = np.random.default_rng(0)
+    assert np.median(np.linalg.norm(g.normal(size=(200_000, 2)), axis=1)) == pytest.approx(
+        RAYLEIGH_MEDIAN, abs=0.005
+    )

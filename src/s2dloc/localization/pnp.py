@@ -110,6 +110,17 @@ def refine_pose(pnp: PnPResult, p2d: np.ndarray, p3d: np.ndarray, camera: Camera
 RAYLEIGH_MEDIAN = 1.177
 
 
+def noise_threshold(inlier_errors: np.ndarray, conf: dict) -> float:
+    """``noise_factor`` times the noise of inliers with pixel errors ``(K,)`` (their median /
+    :data:`RAYLEIGH_MEDIAN`), at least ``min_threshold`` and at most ``max_error`` pixels;
+    ``max_error`` when ``noise_factor`` is 0 or there are no inliers."""
+    max_error, factor = float(conf["max_error"]), float(conf["noise_factor"])
+    if factor <= 0 or len(inlier_errors) == 0:
+        return max_error
+    sigma = float(np.median(inlier_errors)) / RAYLEIGH_MEDIAN
+    return min(max(factor * sigma, float(conf["min_threshold"])), max_error)
+
+
 def tighten_pose(
     pnp: PnPResult, p2d: np.ndarray, p3d: np.ndarray, camera: Camera, conf: dict
 ) -> PnPResult:
@@ -125,15 +136,14 @@ def tighten_pose(
     lower truncated quadratic cost at that threshold is kept, with the matches within
     ``max_error`` at it as inliers. Unchanged when ``noise_factor`` is 0, when the threshold
     would be above 0.75 ``max_error``, or when the second RANSAC fails."""
-    factor, max_error = float(conf["noise_factor"]), float(conf["max_error"])
-    if not pnp.success or factor <= 0:
+    max_error = float(conf["max_error"])
+    if not pnp.success or float(conf["noise_factor"]) <= 0:
         return pnp
     err = reprojection_errors(p2d, p3d, camera, pnp.pose)
     fit = err < max_error
     if not fit.any():
         return pnp
-    sigma = float(np.median(err[fit])) / RAYLEIGH_MEDIAN
-    threshold = max(factor * sigma, float(conf["min_threshold"]))
+    threshold = noise_threshold(err[fit], conf)
     if threshold > 0.75 * max_error:
         return pnp
     tight = estimate_pose(p2d, p3d, camera, {**conf, "max_error": threshold})
