@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from functools import partial
 
 import numpy as np
 import torch
@@ -92,17 +93,21 @@ def rank_pnp(
     for i, pnp in zip(again, full):
         poses[i] = pnp
     ranked = _record_ranked(dict(zip(names, poses)), per_ref, res)
-
-    def refine(item: tuple[str, PnPResult]) -> tuple[str, PnPResult]:
-        m = per_ref[item[0]]
-        pnp = refine_pose(item[1], m.p2d, m.points3d, query.camera)
-        return item[0], tighten_pose(pnp, m.p2d, m.points3d, query.camera, conf)
-
-    ranked[:2] = list(pool.map(refine, ranked[:2]))
+    ranked[:2] = list(pool.map(partial(_refine, query, per_ref, conf), ranked[:2]))
     for name, pnp in ranked[:2]:
         per_ref[name].inliers = np.asarray(pnp.inliers, bool)
         res.inliers[name] = pnp.num_inliers
     return ranked
+
+
+def _refine(
+    query: Query, per_ref: dict[str, RefMatches], conf: dict, item: tuple[str, PnPResult]
+) -> tuple[str, PnPResult]:
+    """A reference's RANSAC pose ``item`` refined, then checked against a RANSAC at its
+    inliers' noise (:func:`~s2dloc.localization.pnp.tighten_pose`)."""
+    m = per_ref[item[0]]
+    pnp = refine_pose(item[1], m.p2d, m.points3d, query.camera)
+    return item[0], tighten_pose(pnp, m.p2d, m.points3d, query.camera, conf)
 
 
 def _record_ranked(
