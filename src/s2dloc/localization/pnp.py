@@ -140,10 +140,7 @@ def tighten_pose(
     if not pnp.success or float(conf["noise_factor"]) <= 0:
         return pnp
     err = reprojection_errors(p2d, p3d, camera, pnp.pose)
-    fit = err < max_error
-    if not fit.any():
-        return pnp
-    threshold = noise_threshold(err[fit], conf)
+    threshold = noise_threshold(err[err < max_error], conf)  # max_error without inliers
     if threshold > 0.75 * max_error:
         return pnp
     tight = estimate_pose(p2d, p3d, camera, {**conf, "max_error": threshold})

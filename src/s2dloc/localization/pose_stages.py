@@ -20,6 +20,7 @@ from s2dloc.localization.cache import RefFeatures
 from s2dloc.localization.evidence import FPnPRecord
 from s2dloc.localization.map import Map
 from s2dloc.localization.pnp import (
+    RAYLEIGH_MEDIAN,
     PnPResult,
     estimate_pose,
     refine_pose,
@@ -197,8 +198,8 @@ class PoseJudge:
         res.verify.pnp = stats
         decided = V.rerank_decided(res.verify, self.thresholds)
         res.reason = V.check_pnp(stats, self.thresholds, decided)
-        # Pixel noise from the median inlier error (Rayleigh: median = 1.177 sigma), >= 0.5 px.
-        sigma = max(stats.residual_median / 1.177, 0.5)
+        # Pixel noise from the median inlier error (Rayleigh), >= 0.5 px.
+        sigma = max(stats.residual_median / RAYLEIGH_MEDIAN, 0.5)
         p3d = self.per_ref[name].points3d[pnp.inliers]
         cov = V.pnp_covariance(p3d, self.query.camera, pnp.pose, sigma)
         return PnPCheck(cov, stats.depth)
