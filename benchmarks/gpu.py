@@ -1,6 +1,7 @@
 """GPU throughput against the CPU, in one run: F-PnP batches, feature extraction, localization.
 
-- F-PnP: the torch backend of ``FeatureMetricPnP`` (the compiled numba path is CPU-only), batches
+- F-PnP: the torch backend of ``FeatureMetricPnP`` on both devices and, on the CPU, the compiled
+  (numba) backend, which is CPU-only and the fastest CPU path; batches
   of 1, 16 and 64 queries, N=1024 points, C=32 channels, 3 levels with the finest at 640x480,
   10 LM iterations per level (no early stop, so every device does the same work).
 - Extraction: GN-Net and the DISK trunk (random weights: speed does not depend on them) on
@@ -10,8 +11,9 @@
   ``DenseExtractor.extract`` hands CPU maps to the pipeline, so matching, PnP-RANSAC and F-PnP
   run on the CPU.
 
-CPU times are single calls (each takes seconds); CUDA times are medians of 3 calls after a
-warm-up call. The F-PnP inputs are smooth random fields (as in ``benchmarks/fpnp.py``).
+Times are medians of 3 calls after a warm-up call (which compiles the numba kernels, allocates
+and picks the cuDNN algorithms); localization is one pass over the queries after one warm-up
+query. The F-PnP inputs are smooth random fields (as in ``benchmarks/fpnp.py``).
 
 Without a CUDA device it prints "no CUDA device" and the CPU figures. Run::
 
@@ -70,7 +72,7 @@ class BenchConfig:
     num_db: int = 24
     num_queries: int = 8
     repeats: int = 3  # timed calls per measurement on CUDA (after a warm-up call)
-    cpu_repeats: int = 1  # on the CPU (no warm-up: a call takes seconds)
+    cpu_repeats: int = 3  # on the CPU (after a warm-up call too)
 
 
 QUICK = BenchConfig(
@@ -122,10 +124,10 @@ class Timed:
 def timed(
     fn: Callable[[], object], device: torch.device, conf: BenchConfig, warmup: bool = True
 ) -> Timed:
-    """Time ``fn()``: on CUDA a warm-up call first (unless ``warmup`` is False), then
-    ``conf.repeats`` calls; on the CPU ``conf.cpu_repeats`` calls."""
+    """Time ``fn()``: a warm-up call first (unless ``warmup`` is False: the first call allocates
+    and picks kernels), then ``conf.repeats`` calls on CUDA, ``conf.cpu_repeats`` on the CPU."""
     cuda = device.type == "cuda"
-    if cuda and warmup:
+    if warmup:
         fn()
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -161,15 +163,23 @@ def fpnp_inputs(B: int, conf: BenchConfig, device: torch.device, seed: int = 0):
 
 
 def bench_fpnp(conf: BenchConfig, device: torch.device) -> list[Measurement]:
-    solver = FeatureMetricPnP(backend="torch", max_iterations=conf.iterations, **FIXED_ITERATIONS)
+    """The torch backend on ``device``; on the CPU also the compiled (numba) backend, the
+    fastest CPU path, after a warm-up call that compiles it."""
+    backends = ["torch", "numba"] if device.type == "cpu" else ["torch"]
     out = []
-    for B in conf.fpnp_batches:
-        points, refs, maps, cams, init = fpnp_inputs(B, conf, device)
-        t = timed(partial(solver.refine_batch, points, refs, maps, cams, init), device, conf)
-        if t.output.pose.device != device:
-            raise RuntimeError(f"F-PnP returned a pose on {t.output.pose.device}, not {device}")
-        setting = f"B={B} N={conf.points} C={conf.channels}"
-        out.append(Measurement("F-PnP (torch)", setting, device.type, t.ms, B, t.peak_mib))
+    for backend in backends:
+        solver = FeatureMetricPnP(
+            backend=backend, max_iterations=conf.iterations, **FIXED_ITERATIONS
+        )
+        for B in conf.fpnp_batches:
+            points, refs, maps, cams, init = fpnp_inputs(B, conf, device)
+            call = partial(solver.refine_batch, points, refs, maps, cams, init)
+            t = timed(call, device, conf)
+            if t.output.pose.device.type != device.type:
+                raise RuntimeError(f"F-PnP returned a pose on {t.output.pose.device}, not {device}")
+            setting = f"B={B} N={conf.points} C={conf.channels}"
+            task = f"F-PnP ({'compiled' if backend == 'numba' else 'torch'})"
+            out.append(Measurement(task, setting, device.type, t.ms, B, t.peak_mib))
     return out
 
 
@@ -184,7 +194,7 @@ def bench_extract(conf: BenchConfig, device: torch.device) -> list[Measurement]:
             images = images.to(device)
             with torch.no_grad():
                 t = timed(partial(model, images), device, conf)
-            if any(m.device != device for m in t.output):
+            if any(m.device.type != device.type for m in t.output):
                 raise RuntimeError(f"{name} returned maps off {device}")
             setting = f"B={B} {W}x{H}"
             out.append(Measurement(f"extract {name}", setting, device.type, t.ms, B, t.peak_mib))
@@ -261,7 +271,7 @@ def main(argv: list[str] | None = None) -> list[Measurement]:
         torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")]
     if torch.cuda.is_available() and not args.cpu_only:
-        devices.append(torch.device("cuda"))
+        devices.append(torch.device("cuda", torch.cuda.current_device()))
         print(f"CUDA device: {torch.cuda.get_device_name(0)}")
     else:
         print("no CUDA device: CPU figures only")
@@ -272,6 +282,11 @@ def main(argv: list[str] | None = None) -> list[Measurement]:
     for r in rows:
         if r.note:
             print(f"{r.task} on {r.device}: {r.note}")
+    by = {(r.task, r.setting, r.device): r for r in rows}
+    for (task, setting, device), r in by.items():
+        compiled = by.get(("F-PnP (compiled)", setting, "cpu"))
+        if task == "F-PnP (torch)" and device == "cuda" and compiled:
+            print(f"F-PnP {setting}: CUDA torch {compiled.ms / r.ms:.1f}x the compiled CPU path")
     print(
         "localize: only extraction runs on the device (extract() returns CPU maps); S2D "
         f"matching, PnP-RANSAC and F-PnP run on the CPU. Total {time.perf_counter() - t:.0f} s"

@@ -62,9 +62,9 @@ def _device_params(choice: str) -> list:
     names = {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"]}.get(choice)
     names = names or (["cpu", "cuda"] if cuda else ["cpu"])
     skip = pytest.mark.skip(reason="no CUDA device (torch.cuda.is_available() is False)")
-    return [
-        pytest.param(torch.device(n), id=n, marks=() if n == "cpu" or cuda else skip) for n in names
-    ]
+    # "cuda:0", not "cuda": tensors report an indexed device, and tests compare with ``==``.
+    devices = {"cpu": torch.device("cpu"), "cuda": torch.device("cuda", 0)}
+    return [pytest.param(devices[n], id=n, marks=() if n == "cpu" or cuda else skip) for n in names]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -67,7 +67,10 @@ def test_gnnet_same_on_device_and_in_float64(device, no_tf32):
 
 
 def test_gnnet_gradcheck_float64(device):
-    """Input gradients of a smooth (CELU) GN-Net, float64, against finite differences."""
+    """Input gradients of a smooth (CELU) GN-Net, float64, against finite differences.
+
+    On CUDA the backward of max pooling and nearest upsampling adds with atomics, so two
+    backward passes differ by round-off: ``nondet_tol`` allows that much, no more."""
     torch.manual_seed(0)
     model = GNNet(TINY, activation="celu", confidence=True).double().to(device)
     x = _images(1, 8, 8, seed=1).to(device).requires_grad_()
@@ -76,20 +79,24 @@ def test_gnnet_gradcheck_float64(device):
         feats, conf = model.forward_with_confidence(images)
         return (*feats, *conf)
 
-    assert torch.autograd.gradcheck(f, (x,), eps=1e-6, atol=1e-5, fast_mode=True)
+    nondet_tol = 1e-12 if device.type == "cuda" else 0.0
+    assert torch.autograd.gradcheck(
+        f, (x,), eps=1e-6, atol=1e-5, fast_mode=True, nondet_tol=nondet_tol
+    )
 
 
-def test_extract_runs_on_the_model_device_and_returns_cpu_maps(device):
+def test_extract_runs_on_the_model_device_and_returns_cpu_maps(device, no_tf32):
     model = GNNet(TINY).eval().to(device)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
     maps = model.extract(image)
+    close = 1e-4 if device.type == "cuda" else 1e-5  # cuDNN may pick another algorithm
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(device) / 255
     with torch.no_grad():
         expected = model(x)
     for m, e in zip(maps, expected):
         assert m.device.type == "cpu" and m.shape == e.shape[1:]
-        torch.testing.assert_close(m, e[0].cpu(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(m, e[0].cpu(), atol=close, rtol=close)
     # A float64 model gets a float64 input.
     assert model.double().extract(image)[0].dtype == torch.float64
 

@@ -45,8 +45,14 @@ def test_quick_run_on_cpu(gpu, capsys, monkeypatch):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "no CUDA device" in out and "cannot run" not in out
-    tasks = ["F-PnP (torch)", "extract GN-Net", "extract DISK trunk", "localize (default)"]
+    tasks = [
+        "F-PnP (torch)",
+        "F-PnP (compiled)",
+        "extract GN-Net",
+        "extract DISK trunk",
+        "localize (default)",
+    ]
     assert [r.task for r in rows] == tasks
     assert all(r.device == "cpu" and r.ms > 0 and r.per_second > 0 for r in rows)
-    assert rows[0].items == 2 and rows[-1].note.endswith("queries localized")
+    assert rows[0].items == rows[1].items == 2 and rows[-1].note.endswith("queries localized")
     assert all(task in out for task in tasks)
