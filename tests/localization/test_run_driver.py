@@ -54,6 +54,7 @@ def _strict_records(path) -> list[dict]:
             "unknown setting 'fpnp.solver.max_iter'; valid keys: ['backend'",
         ),
         ("retrieval.num_refs=0", "'retrieval.num_refs' = 0 must be >= 1"),
+        ("device=gpu", "'device' = 'gpu' must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     ],
 )
 def test_bad_settings_stop_the_run_with_exit_2(world_dir, tmp_path, caplog, setting, message):
@@ -104,6 +105,10 @@ def test_settings_guard_rebuild_cache_and_discard_results(world_dir, tmp_path, c
     saved = json.loads((out / "config.json").read_text())
     assert saved["mode"] == "localize" and saved["conf"]["fpnp"]["solver"]["loss"] == "cauchy"
     assert main(_args(world_dir, out, "--num-queries", "2")) == 0  # resumed: no duplicates
+    assert log.read_bytes() == first
+    # Where the extractor runs does not change the results: a resume may change it.
+    assert saved["conf"]["device"] == "auto"
+    assert main(_args(world_dir, out, "device=cpu", "--num-queries", "2")) == 0
     assert log.read_bytes() == first
     caplog.clear()
     assert main(_args(world_dir, out, "retrieval.num_refs=3", "--num-queries", "2")) == 2

@@ -89,6 +89,15 @@ def test_check_settings_writes_then_refuses_changed_settings(tmp_path):
         check_settings(path, {"a": 1})
 
 
+def test_check_settings_lets_free_keys_change(tmp_path):
+    path = tmp_path / "settings.json"
+    check_settings(path, {"a": 1, "b": {"c": 2, "d": "x"}})
+    check_settings(path, {"a": 1, "b": {"c": 2, "d": "y"}}, free={"b.d"})  # free: accepted
+    with pytest.raises(ConfigError, match=r"\(changed: b\.c\)"):  # b.d is not named
+        check_settings(path, {"a": 1, "b": {"c": 3, "d": "y"}}, free={"b.d"})
+    assert json.loads(path.read_text())["b"] == {"c": 2, "d": "x"}  # the saved ones stay
+
+
 @dataclasses.dataclass(frozen=True)
 class Conf:
     name: str = "a"

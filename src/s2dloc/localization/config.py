@@ -17,6 +17,7 @@ from s2dloc.fpnp import FPnPConfig
 from s2dloc.fpnp.config import SOLVER_CHECKS
 from s2dloc.localization.verify import THRESHOLD_CHECKS, VerifyThresholds
 from s2dloc.utils.config import Check, ConfigError, in_range, merge, one_of, parse_overrides
+from s2dloc.utils.device import check_device
 
 __all__ = [
     "CHECKS",
@@ -32,6 +33,9 @@ __all__ = [
 
 DEFAULTS: dict[str, Any] = {
     "extractor": "default",
+    # Where the extractor runs: auto (CUDA when available, the LOCAL_RANK GPU under torchrun),
+    # cpu, cuda or cuda:N; matching, PnP and F-PnP run on the CPU (s2dloc.utils.device).
+    "device": "auto",
     # Images (map and queries) are resized for feature extraction so that their long side is
     # at most this many pixels (0: full resolution); cameras and poses stay as given.
     "resize_max": 1024,
@@ -147,6 +151,7 @@ def _resize_max(value: Any) -> str | None:
 
 POSITIVE = in_range(0, lo_open=True)
 CHECKS: dict[str, Check] = {
+    "device": check_device,
     "resize_max": _resize_max,
     "retrieval.num_refs": in_range(1),
     "retrieval.levels": _global_levels,

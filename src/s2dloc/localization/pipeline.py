@@ -60,6 +60,7 @@ from s2dloc.localization.query import Query, QueryResult
 from s2dloc.localization.rerank import rerank_by_features
 from s2dloc.localization.retrieval import Retrieval
 from s2dloc.localization.s2d import RefMatches, match_batch
+from s2dloc.utils.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,10 @@ class Localizer:
         self.matches_file = None if matches is None else Path(matches)
         conf = resolve(conf, preset)
         check_start_search(conf["fpnp"]["start_search"])
-        self.extractor = extractor or D.load_extractor(conf["extractor"])
-        self.extractor.eval()
+        # An extractor passed in stays where it is; one loaded by name goes to conf["device"].
+        if extractor is None:
+            extractor = D.load_extractor(conf["extractor"]).to(resolve_device(conf["device"]))
+        self.extractor = extractor.eval()
         self.conf = resolve_global_levels(conf, self.extractor, map_)
         if cache is None:
             self.refs = compute_all(map_, self.extractor, self.conf, progress)

@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 LOG_NAME = "log.jsonl"
 SETTINGS_NAME = "config.json"
+# Settings a run may resume with changed: where the extractor runs does not change the results.
+FREE_ON_RESUME = frozenset({"conf.device"})
 RESULT_FILES: dict[str, dict[str, str]] = {
     "localize": {"results.txt": "pose", "results_pnp.txt": "pnp_pose"},
     "refine": {"results.txt": "pose"},
@@ -156,6 +158,7 @@ def _start(spec: RunSpec) -> tuple[list[Query], list[Query]]:
         spec.settings,
         force=not has_results,
         hint="use --discard-results (deletes them) or another --out",
+        free=FREE_ON_RESUME,
     )
     merge_rank_logs(spec.log_path, [q.name for q in spec.queries])
     valid, todo = pending_queries(spec.queries, spec.conf, spec.log_path, dict(spec.skipped))

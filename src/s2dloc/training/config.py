@@ -32,6 +32,7 @@ from s2dloc.utils.config import (
     parse_overrides,
     settings_of,
 )
+from s2dloc.utils.device import check_device
 
 MODEL_CONFIGS: dict[str, type] = {"gnnet": GNNetConfig, "disk": DISKBackboneConfig}
 SOURCES = ("synthetic", "cscd", "rgbd", "colmap", "homography")
@@ -51,7 +52,7 @@ ENTRY_DEFAULTS: dict[str, Any] = {"type": "", "weight": 1.0, "appearance": ""}
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "out_dir": "outputs/train",
-    "device": "auto",  # auto: cuda when available, else cpu
+    "device": "auto",  # auto: cuda when available, else cpu; or cpu, cuda, cuda:N
     # plus the model's config keys; init: a checkpoint (path or shipped name) to start from
     "model": {"name": "gnnet", "freeze_trunk": False, "init": ""},
     "data": {
@@ -118,6 +119,7 @@ def _length(n: int):
 
 
 CHECKS = {
+    "device": check_device,
     "data.source": one_of(*SOURCES, "mix"),
     "data.image_size": _length(2),
     "data.max_points": in_range(1),

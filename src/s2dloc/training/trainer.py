@@ -32,6 +32,7 @@ from s2dloc.training.logs import TrainLog
 from s2dloc.training.losses import contrastive_loss, gauss_newton_loss
 from s2dloc.training.mining import mine_negatives
 from s2dloc.training.validation import Validator
+from s2dloc.utils.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +118,9 @@ class Trainer:
         self.out = Path(conf["out_dir"])
         self.ckpt_path = self.out / "last.pt"
         device = conf.get("device", "auto")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cuda" and world_size > 1:
+        if device in ("auto", "cuda") and world_size > 1 and torch.cuda.is_available():
             device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = build_model(conf["model"], conf["seed"]).to(self.device)
         self.strides = self.model.strides
         oc = conf["optim"]

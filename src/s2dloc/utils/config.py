@@ -306,10 +306,11 @@ def check_settings(
     *,
     force: bool = False,
     hint: str = "use --overwrite or another output folder",
+    free: Collection[str] = (),
 ) -> Path:
     """:func:`compare_settings` for a resumable output folder: write ``settings`` to ``path``
-    (JSON) the first time; later, refuse (naming the changed keys) when they differ, unless
-    ``force`` (then ``path`` is rewritten with the new ones)."""
+    (JSON) the first time; later, refuse (naming the changed keys outside ``free``) when they
+    differ, unless ``force`` (then ``path`` is rewritten with the new ones)."""
     path = Path(path)
     current = json.loads(json.dumps(settings))
     if path.exists() and not force:
@@ -317,7 +318,7 @@ def check_settings(
             saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"{path}: unreadable settings file ({err}); {hint}") from err
-        compare_settings(path, saved, current, hint=hint)
+        compare_settings(path, saved, current, hint=hint, free=free)
         return path
     write_text_atomic(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
     return path
