@@ -40,6 +40,8 @@ def test_auto_is_the_local_rank_gpu(monkeypatch):
     assert resolve_device("auto") == torch.device("cuda", 0)
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert resolve_device("auto") == torch.device("cuda", 1)
+    monkeypatch.setenv("LOCAL_RANK", "3")  # more processes than GPUs: they share them
+    assert resolve_device("auto") == torch.device("cuda", 1)
     assert resolve_device("cuda") == torch.device("cuda", 0)  # the current device, indexed
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     with pytest.raises(ValueError, match="device 'cuda:2': this machine has 2 CUDA device"):

@@ -23,7 +23,7 @@ def train_command(
     writes ``config.json`` and prints it)."""
     overrides = list(overrides or []) + ([f"out_dir={out}"] if out else [])
     conf = load_config(conf_path, overrides)
-    rank, world_size = init_from_env()
+    rank, world_size = init_from_env(conf.get("device", "auto"))
     try:
         trainer = Trainer(conf, rank, world_size, force=force)
         if rank == 0:

@@ -1,7 +1,8 @@
 """The ``device`` setting of the commands: where networks run.
 
-``"auto"`` picks CUDA when ``torch.cuda.is_available()`` (the GPU of this process's
-``LOCAL_RANK`` under torchrun), else the CPU; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` name one.
+``"auto"`` picks CUDA when ``torch.cuda.is_available()`` (under torchrun the GPU of this
+process's ``LOCAL_RANK``, modulo the GPU count, so more processes than GPUs share them), else
+the CPU; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` name one.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def resolve_device(setting: str) -> torch.device:
     if setting == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
-        setting = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        setting = f"cuda:{local_rank % max(torch.cuda.device_count(), 1)}"
     device = torch.device(setting)
     if device.type == "cuda":
         if not torch.cuda.is_available():
