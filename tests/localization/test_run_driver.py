@@ -10,6 +10,7 @@ import shutil
 
 import cv2
 import pytest
+import torch
 
 from s2dloc.cli import main
 from s2dloc.datasets.colmap_io import read_poses
@@ -62,6 +63,16 @@ def test_bad_settings_stop_the_run_with_exit_2(world_dir, tmp_path, caplog, sett
     assert main(_args(world_dir, out, setting)) == 2
     assert message in caplog.text
     assert not (out / "log.jsonl").exists()
+
+
+def test_a_cuda_device_without_cuda_stops_the_run_with_exit_2(
+    world_dir, tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "out"
+    assert main(_args(world_dir, out, "device=cuda:1", "--num-queries", "1")) == 2
+    assert "device 'cuda:1': CUDA is not available" in caplog.text
+    assert "Traceback" not in caplog.text and not (out / "log.jsonl").exists()
 
 
 def test_argument_errors(world_dir, tmp_path, capsys, caplog):
