@@ -33,8 +33,9 @@ __all__ = [
 
 DEFAULTS: dict[str, Any] = {
     "extractor": "default",
-    # Where the extractor runs: auto (CUDA when available, the LOCAL_RANK GPU under torchrun),
-    # cpu, cuda or cuda:N; matching, PnP and F-PnP run on the CPU (s2dloc.utils.device).
+    # Where the extractor runs: auto (CUDA when available; under torchrun the LOCAL_RANK GPU
+    # modulo the GPU count), cpu, cuda or cuda:N; matching, PnP and F-PnP run on the CPU
+    # (s2dloc.utils.device).
     "device": "auto",
     # Images (map and queries) are resized for feature extraction so that their long side is
     # at most this many pixels (0: full resolution); cameras and poses stay as given.

@@ -118,6 +118,8 @@ class Trainer:
         self.out = Path(conf["out_dir"])
         self.ckpt_path = self.out / "last.pt"
         device = conf.get("device", "auto")
+        # DDP with nccl needs one GPU per process: each rank names its own, and a missing one is
+        # an error (not shared, as resolve_device's "auto" shares them for localization).
         if device in ("auto", "cuda") and world_size > 1 and torch.cuda.is_available():
             device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
         self.device = resolve_device(device)
