@@ -19,6 +19,7 @@ from s2dloc.viz.verdict import (
     evaluate_run,
     mistake_rows,
     pooled_row,
+    precision_interval,
     reason_rows,
     verdict_row,
     verdict_rows,
@@ -48,11 +49,24 @@ def test_verdict_row_known_answer():
     row = verdict_row("all", outcomes, gt)
     # 6 queries, 5 with a pose, 3 accepted of which 2 right at (1 m, 5 deg); recall at
     # (0.25 m, 2 deg): 2 of 6 counting every pose (day/0, day/3), 1 of 6 with the verdict.
-    assert row == ["all", 6, 5, 3, "66.7", "33.3", "16.7"]
+    assert row == ["all", 6, 5, 3, "66.7", precision_interval(2, 3), "33.3", "16.7"]
     rows = verdict_rows(outcomes, gt, lambda n: n.split("/")[1])
     assert [r[0] for r in rows] == ["day", "night", "all"] and rows[1][3] == 0
     assert rows[1][4] == "nan" and rows[0][4] == "66.7"
     assert reason_rows(outcomes) == [["PnP: N inliers < N", 2], ["error: no image", 1]]
+
+
+def test_precision_interval_known_answers():
+    """Wilson's bounds in closed form: all n right gives [n / (n + z^2), 1], none right
+    [0, z^2 / (n + z^2)] (z = 1.96 at 95%); the interval narrows with more poses."""
+    z2 = 1.959964**2
+    assert precision_interval(26, 26) == f"{100 * 26 / (26 + z2):.1f}-100.0" == "87.1-100.0"
+    assert precision_interval(0, 10) == f"0.0-{100 * z2 / (10 + z2):.1f}"
+    assert precision_interval(0, 0) == "nan"
+    lo, hi = (float(v) for v in precision_interval(2236, 2258).split("-"))
+    assert lo < 100 * 2236 / 2258 < hi and hi - lo < 1.0
+    lo_small, hi_small = (float(v) for v in precision_interval(22, 23).split("-"))
+    assert lo_small < lo and hi_small - lo_small > 10
 
 
 def test_translation_unit_scales_the_thresholds():
@@ -104,7 +118,8 @@ def test_run_folder_round_trip_and_rejudging(tmp_path):
         record = json.loads(line, parse_constant=lambda token: pytest.fail(f"{token} in log"))
         assert record["verify"]["pnp"]["second_support"] is None
     th = V.VerifyThresholds()
-    assert evaluate_run(run, th) == [f"{tmp_path.name}/run", 2, 2, 1, "100.0", "50.0", "50.0"]
+    one = precision_interval(1, 1)
+    assert evaluate_run(run, th) == [f"{tmp_path.name}/run", 2, 2, 1, "100.0", one, "50.0", "50.0"]
     loose = dataclasses.replace(th, min_grid_coverage=0.0)
     assert evaluate_run(run, loose)[3:5] == [2, "50.0"]
     assert mistake_rows(run, th) == []  # b is wrong and rejected: no mistake
@@ -126,7 +141,8 @@ def test_runs_pooled_into_one_row(tmp_path):
     gt = {"a": _pose(), "b": _pose()}
     runs = [write_run(tmp_path / f"run{i}", _results(), gt) for i in range(2)]
     th = V.VerifyThresholds()
-    assert pooled_row("both", runs, th) == ["both", 4, 4, 2, "100.0", "50.0", "50.0"]
+    row = ["both", 4, 4, 2, "100.0", precision_interval(2, 2), "50.0", "50.0"]
+    assert pooled_row("both", runs, th) == row
     loose = dataclasses.replace(th, min_grid_coverage=0.0)
     assert pooled_row("both", runs, loose)[3:5] == [4, "50.0"]
     (runs[1] / "unit.txt").write_text("2.0")

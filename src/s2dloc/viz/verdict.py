@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scipy.stats import binomtest
+
 from s2dloc.datasets.colmap_io import read_poses, write_poses
 from s2dloc.geometry import Pose
 from s2dloc.localization import verify as V
@@ -25,6 +27,7 @@ HEADERS = [
     "with pose",
     "accepted",
     "prec@1m,5deg %",
+    "prec 95% CI",
     "recall@.25m,2deg all %",
     "recall accepted %",
 ]
@@ -45,9 +48,20 @@ def within(gt: Pose, pose: Pose, at: tuple[float, float], unit: float = 1.0) -> 
     return float(gt.center_distance_to(pose)) / unit <= at[0] and float(gt.angle_to(pose)) <= at[1]
 
 
+def precision_interval(good: int, accepted: int, confidence: float = 0.95) -> str:
+    """Wilson score interval of a precision of ``good`` right out of ``accepted`` poses, in
+    percent as ``"lo-hi"`` (``"nan"`` when none is accepted): 26 of 26 right is 87.1-100.0,
+    so a small evaluation cannot show a precision of 99%."""
+    if accepted == 0:
+        return "nan"
+    ci = binomtest(good, accepted).proportion_ci(confidence_level=confidence, method="wilson")
+    return f"{100 * ci.low:.1f}-{100 * ci.high:.1f}"
+
+
 def verdict_row(label: str, outcomes: list[Outcome], gt: dict[str, Pose], unit: float = 1.0):
-    """``[label, queries, with pose, accepted, precision %, recall all %, recall accepted %]``
-    over the queries with ground truth (precision ``nan`` when none is accepted)."""
+    """``[label, queries, with pose, accepted, precision %, its 95% interval, recall all %,
+    recall accepted %]`` over the queries with ground truth (precision ``nan`` when none is
+    accepted)."""
     judged = [o for o in outcomes if o.name in gt]
     posed = [o for o in judged if o.pose is not None]
     acc = [o for o in posed if o.success]
@@ -62,6 +76,7 @@ def verdict_row(label: str, outcomes: list[Outcome], gt: dict[str, Pose], unit: 
         len(posed),
         len(acc),
         f"{prec:.1f}",
+        precision_interval(good, len(acc)),
         f"{rec_all:.1f}",
         f"{rec_acc:.1f}",
     ]
