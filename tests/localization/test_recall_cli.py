@@ -1,4 +1,5 @@
 import json
+import logging
 
 import h5py
 import numpy as np
@@ -128,3 +129,29 @@ def test_cli_refine_far_prior_preset(world_dir, tmp_path):
         )
         assert len(levels) == 12 and all(lv == ["0", "1", "2", "3", "4"] for lv in levels)
     assert main(args[:-1] + ["fpnp.coarse_levels=[2,4]"]) == 2  # other settings: refused
+
+
+def test_cli_results_hold_only_accepted_poses(world_dir, tmp_path, caplog):
+    """A run whose verdict rejects every query (no reference can have 10^6 inliers, and F-PnP's
+    agreement on every visible point cannot vouch for a pose instead) writes an empty
+    results.txt, every PnP pose to results_pnp.txt and each query's reason to log.jsonl;
+    ``output.write_failed=true`` puts the best guesses into results.txt too."""
+    caplog.set_level(logging.INFO)
+    queries = str(world_dir / "queries_with_intrinsics.txt")
+    common = ["--map", str(world_dir), "--queries", queries, "--num-queries", "2"]
+    conf = ["--conf", "s2d.match_stride=4", "retrieval.num_refs=2", "verify.min_inliers=1000000"]
+    conf += ["verify.fpnp_dense_match_ratio=0"]
+    out = tmp_path / "strict"
+    assert main(["localize", *common, "--out", str(out), *conf]) == 0
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["success"] for r in records] == [False, False]
+    assert all(r["reason"] and r["pose"] is not None for r in records), records
+    assert (out / "results.txt").read_text() == ""
+    assert sorted(read_poses(out / "results_pnp.txt")) == sorted(r["name"] for r in records)
+    assert "2 queries (2 new, 0 from earlier runs): 0 localized (verified)" in caplog.text
+    assert f"0 poses in {out / 'results.txt'}" in caplog.text
+    every = tmp_path / "every"
+    assert main(["localize", *common, "--out", str(every), *conf, "output.write_failed=true"]) == 0
+    assert f"2 poses in {every / 'results.txt'}" in caplog.text
+    guesses = read_poses(every / "results.txt")
+    assert sorted(guesses) == sorted(r["name"] for r in records)
