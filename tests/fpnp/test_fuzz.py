@@ -104,6 +104,24 @@ def test_moving_away_from_a_better_start_fails():
         assert res.success.all() and res.pose.angle_to(batch.init).max() == 0
 
 
+def test_far_starts_succeed_at_the_truth_or_fail():
+    """Starts 7.5-22.5 deg off, mostly outside the basin: both backends decide alike, and a
+    success lowered the cost, which is all the solver can judge "better" by. A lower-cost
+    minimum away from the truth does exist on these smooth maps (1 of 96 successes here), so
+    ``success`` certifies convergence, not the truth; the pipeline's caps on the move
+    (``verify.fpnp_max_rotation_change``) bound what such a pose can change."""
+    successes = near = 0
+    for seed in (30, 31, 32, 33):
+        for model in ("PINHOLE", "OPENCV"):
+            batch = well_posed(seed, B=32, model=model, deg=15.0)
+            results = _both(batch)
+            _assert_consistent(batch, results)
+            res = results["torch"]
+            successes += int(res.success.sum())
+            near += int((res.success & (res.pose.angle_to(batch.truth) < 1e-3)).sum())
+    assert successes >= 64 and near >= 0.95 * successes, (successes, near)
+
+
 def test_decision_rules_on_synthetic_statistics():
     conf = FeatureMetricPnP().conf
     B, N = 4, 50
