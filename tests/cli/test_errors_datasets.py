@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import shutil
 
+import pycolmap
 import pytest
 import torch
 
@@ -151,3 +152,53 @@ def test_localize_with_mismatched_weights(world, tmp_path, caplog):
         f"{path}: the weights do not fit the gnnet model",
         "shape mismatches 1 (heads.0.weight (3, 3) vs (8, 8, 1, 1))",
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["synth", "--preset", "tiny"],
+        ["toy"],
+        ["demo"],
+        ["map", "--import-model", "{world}/sfm", "--images", "{world}/images"],
+        ["localize", "--map", "{world}", "--queries", "{world}/queries_with_intrinsics.txt"],
+        ["evaluate", "--results", "{world}/poses_query.txt", "--gt", "{world}/poses_query.txt"],
+    ],
+    ids=lambda c: c[0],
+)
+@pytest.mark.parametrize("below", [False, True], ids=["file", "below-a-file"])
+def test_an_output_path_through_a_file_is_refused(world, tmp_path, caplog, command, below):
+    """``--out FILE`` (``--plot FILE/x.png`` for evaluate) and a path below a file: one line
+    naming the path, exit 2, and the file is left alone."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("keep")
+    target = blocker / "sub" if below else blocker
+    argv = [a.format(world=world) for a in command]
+    if command[0] == "evaluate":
+        target = blocker / "plot.png"  # a PNG path below a file
+        argv += ["--plot", str(target)]
+    else:
+        argv += ["--out", str(target)]
+    _fails(argv, caplog, str(blocker), "expected a folder")
+    assert blocker.read_text() == "keep"
+
+
+def test_map_refuses_implausible_cameras(world, tmp_path, caplog):
+    """``--camera`` with a negative focal stops before SfM; an imported model whose camera has
+    one is refused naming the model, the camera and its image (exit 2, no map written)."""
+    images = str(world / "images")
+    bad = "PINHOLE 160 120 -100 -100 80 60"
+    argv = ["map", "--images", images, "--out", str(tmp_path / "sfm"), "--camera", bad]
+    _fails(argv, caplog, f"setting 'camera' = '{bad}'", "focal length must be > 0")
+    assert not (tmp_path / "sfm").exists()
+    model = tmp_path / "model"
+    shutil.copytree(world / "sfm", model)
+    rec = pycolmap.Reconstruction(str(model))
+    camera_id, camera = next(iter(rec.cameras.items()))
+    params = camera.params.copy()
+    params[0] = -params[0]
+    camera.params = params
+    rec.write(str(model))
+    argv = ["map", "--import-model", str(model), "--images", images, "--out", str(tmp_path / "m")]
+    _fails(argv, caplog, f"{model}: camera {camera_id} of image", "focal length must be > 0")
+    assert not (tmp_path / "m").exists()

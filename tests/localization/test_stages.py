@@ -169,3 +169,12 @@ def test_cli_export_then_import(world_dir, tmp_path):
         a = (tmp_path / "a" / name).read_text()
         assert a == (tmp_path / "b" / name).read_text()
     assert _cli(world_dir, tmp_path / "c", "--matches", str(tmp_path / "missing.h5")) == 2
+    # A file that is not HDF5 stops the run before any query is logged as failed.
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not an HDF5 file")
+    assert _cli(world_dir, tmp_path / "d", "--matches", str(garbage)) == 2
+    assert not (tmp_path / "d" / "log.jsonl").exists()
+    assert _cli(world_dir, tmp_path / "d", "--matches", str(matches)) == 0
+    assert (tmp_path / "d" / "results.txt").read_text() == (
+        tmp_path / "a" / "results.txt"
+    ).read_text()

@@ -57,6 +57,22 @@ def test_changed_settings_refused_unless_forced(trained, tmp_path, caplog):
     assert Trainer(_conf(copy, "train.steps=5", "train.log_every=3")).step == 1  # allowed
 
 
+def test_forced_resume_into_another_model_is_refused_by_name(trained, tmp_path, caplog):
+    """``--force`` lets ``model.channels`` change, but the saved weights cannot fit the new
+    heads: one line naming the checkpoint and the part, exit 2 from the CLI."""
+    out, _ = trained
+    copy = tmp_path / "run"
+    copy.mkdir()
+    (copy / "last.pt").write_bytes((out / "last.pt").read_bytes())
+    with pytest.raises(CheckpointError, match=r"last.pt: cannot resume: its state_dict does not"):
+        Trainer(_conf(copy, "model.channels=16"), force=True)
+    caplog.clear()
+    argv = ["train", "--out", str(copy), "--force", *TINY, "train.steps=2", "model.channels=16"]
+    assert cli_main(argv) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "\n" not in errors[0] and "state_dict does not fit" in errors[0]
+
+
 class _RunsCode:
     """Unpickling this calls ``os.system``: what ``weights_only=False`` would execute."""
 
@@ -115,6 +131,10 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, caplog):
         ("data.worlds=abc", "data.worlds must be null or a list of \\[scene, seed\\] pairs"),
         ("data.worlds=5", "data.worlds must be null"),
         ("data.worlds=[[moon, 1]]", "scene one of \\['room', 'street', 'toy'\\]"),
+        ("model.channels=0", "'model.channels' = 0 must be >= 1"),
+        ("model.widths=[8, 0, 16, 16]", "'model.widths' = \\[8, 0, 16, 16\\] must be >= 1"),
+        ("data.val_conditions=[foo]", "'data.val_conditions' = \\['foo'\\] entries must be in"),
+        ("distill.long_sides=[-5]", "'distill.long_sides' = \\[-5\\] must be >= 8"),
     ],
 )
 def test_training_values_out_of_range_are_refused(override, words):

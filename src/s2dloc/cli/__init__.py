@@ -41,6 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         logging.getLogger("s2dloc").error("%s", err)
         return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as err:
+        logging.getLogger("s2dloc").error("%s", path_in_the_way(err))
+        return 2
+
+
+def path_in_the_way(err: OSError) -> str:
+    """A one-line message for a path of the wrong kind (e.g. ``--out`` naming a file)."""
+    path = err.filename or "a path"
+    if isinstance(err, IsADirectoryError):
+        return f"{path} is a folder; expected a file"
+    return f"{path}, or a folder above it, is an existing file; expected a folder"
 
 
 if __name__ == "__main__":

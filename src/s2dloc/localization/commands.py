@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from s2dloc.datasets.h5_files import open_h5
 from s2dloc.localization import distributed
 from s2dloc.localization.config import settings
 from s2dloc.localization.io import read_queries
@@ -77,6 +78,10 @@ def build_spec(req: RunRequest, mode: str = "localize") -> RunSpec:
     if req.matches:
         if not Path(req.matches).is_file():
             raise FileNotFoundError(f"--matches {req.matches}: file not found")
+        try:  # before any query is run (and logged as failed)
+            open_h5(req.matches).close()
+        except ValueError as err:
+            raise ValueError(f"--matches {err}; expected s2dloc's 2D-3D match file") from None
         sources["matches"] = str(req.matches)
     return RunSpec(
         map_,

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from s2dloc.datasets import colmap_model
-from s2dloc.geometry import MODELS
+from s2dloc.geometry import MODELS, Camera
+from s2dloc.geometry.camera_checks import camera_problems, check_camera
 from s2dloc.mapping.images import list_images
 from s2dloc.mapping.intrinsics import parse_camera
 from s2dloc.mapping.map_folder import finish_map, prepare_out
@@ -71,10 +72,11 @@ def _camera_check(value: Any) -> str | None:
     if not isinstance(value, str):
         return "must be a string 'MODEL W H params...' (or null)"
     try:
-        parse_camera(value)
+        camera = parse_camera(value)
     except ValueError as err:
         return f"is not a camera: {err}"
-    return None
+    problems = camera_problems(camera, "the camera")
+    return f"is not a plausible camera: {'; '.join(problems)}" if problems else None
 
 
 # Checks of the SfM settings (see :func:`s2dloc.utils.config.merge`).
@@ -243,5 +245,9 @@ def import_model(
     missing = [n for n in names if not (images / n).is_file()]
     if missing:
         raise ValueError(f"{len(missing)} images of {model} are not under {images}: {missing[:3]}")
+    for i in rec.reg_image_ids():
+        image = rec.images[i]
+        where = f"{model}: camera {image.camera_id} of image {image.name!r}"
+        check_camera(Camera.from_colmap(rec.cameras[image.camera_id]), where)
     prepare_out(out, {"import": str(model.resolve()), "images": str(images.resolve())}, overwrite)
     return finish_map(rec, images, out, {"imported_from": str(model.resolve())})

@@ -60,6 +60,21 @@ def read_resume_checkpoint(path: str | Path, device: str | torch.device = "cpu")
     return ckpt
 
 
+def load_resume_state(path: str | Path, ckpt: dict[str, Any], parts: dict[str, Any]) -> None:
+    """Load the checkpoint's states into ``parts`` (``{key: module, optimizer or scheduler}``,
+    e.g. ``{"state_dict": model}``); a state that does not fit (other model settings, a
+    damaged file) is a :class:`CheckpointError` naming ``path`` and the key."""
+    for key, part in parts.items():
+        try:
+            part.load_state_dict(ckpt[key])
+        except Exception as err:  # shape or key mismatch, wrong parameter groups, bad types
+            raise CheckpointError(
+                f"{path}: cannot resume: its {key} does not fit this run's "
+                f"{type(part).__name__} ({_first_line(err)}); train into another output "
+                "folder, or resume with the settings it was written with"
+            ) from err
+
+
 def check_resume_config(
     path: str | Path, saved: dict[str, Any], current: dict[str, Any], force: bool = False
 ) -> list[str]:

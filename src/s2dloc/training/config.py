@@ -21,6 +21,7 @@ from s2dloc.datasets.augment import PRESETS
 from s2dloc.datasets.homography_pairs import HomographyConfig
 from s2dloc.datasets.image_sets import IMAGE_PATTERNS
 from s2dloc.datasets.synthetic import SCENES
+from s2dloc.datasets.synthetic.conditions import CONDITIONS
 from s2dloc.features.disk_backbone import DISKBackboneConfig
 from s2dloc.features.gnnet import GNNetConfig
 from s2dloc.utils.config import (
@@ -118,10 +119,16 @@ def _length(n: int):
     return lambda v: None if len(v) == n else f"must have {n} entries"
 
 
+def _each_of(*choices: str):
+    """A check that every entry of a list is one of ``choices``."""
+    return lambda v: None if set(v) <= set(choices) else f"entries must be in {list(choices)}"
+
+
 CHECKS = {
     "device": check_device,
     "data.source": one_of(*SOURCES, "mix"),
     "data.image_size": _length(2),
+    "data.val_conditions": _each_of(*CONDITIONS[1:]),
     "data.max_points": in_range(1),
     "data.batch_size": in_range(1),
     "data.appearance": one_of(*PRESETS, "none"),
@@ -134,6 +141,7 @@ CHECKS = {
     "distill.appearance": one_of(*PRESETS, "none"),
     "distill.crops": in_range(1),
     "distill.crop_size": in_range(8),
+    "distill.long_sides": in_range(8),
     "distill.clean_fraction": in_range(0, 1),
     "distill.val_crops": in_range(1),
     "distill.synthetic_views": in_range(0),
@@ -155,6 +163,8 @@ CHECKS = {
     "train.ckpt_every": in_range(1),
 }
 MODEL_KEYS = ("name", "freeze_trunk", "init")
+# Sizes in the models' configs (a check of a field the model lacks is skipped).
+MODEL_CHECKS = {"channels": in_range(1), "widths": in_range(1), "groups": in_range(1)}
 
 
 def model_settings(model: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +183,9 @@ def model_settings(model: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"setting 'model.init' must be a path or extractor name, got {init!r}")
     cls = MODEL_CONFIGS[name]
     try:
-        conf = from_settings(cls, model, prefix="model.")  # unknown keys, wrong types
+        conf = from_settings(
+            cls, model, prefix="model.", checks=MODEL_CHECKS
+        )  # keys, types, ranges
     except ConfigError as err:
         valid = [*MODEL_KEYS, *(f.name for f in dataclasses.fields(cls))]
         raise ConfigError(f"{err} (model.name {name!r}: valid keys {valid})") from err

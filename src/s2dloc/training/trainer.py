@@ -19,7 +19,11 @@ from tqdm import tqdm
 
 from s2dloc.features.registry import MODELS, check_state_dict, load_extractor, save_checkpoint
 from s2dloc.geometry import sample
-from s2dloc.training.checkpoint import check_resume_config, read_resume_checkpoint
+from s2dloc.training.checkpoint import (
+    check_resume_config,
+    load_resume_state,
+    read_resume_checkpoint,
+)
 from s2dloc.training.data import batch_for_step, build_dataset
 from s2dloc.training.distill import (
     DistillValidator,
@@ -153,9 +157,11 @@ class Trainer:
     def _resume(self) -> None:
         ckpt = read_resume_checkpoint(self.ckpt_path, self.device)
         check_resume_config(self.ckpt_path, ckpt["train_config"], self.conf, self.force)
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        load_resume_state(
+            self.ckpt_path,
+            ckpt,
+            {"state_dict": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler},
+        )
         self.step = int(ckpt["step"])
         # The schedule is a function of the step: recompute the rate (train.steps may have changed).
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):

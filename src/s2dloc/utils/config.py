@@ -136,7 +136,7 @@ def merge(
             out[key] = merge(out[key], value, checks=None, prefix=f"{where}.")
         else:
             out[key] = _coerce(out[key], value, where)
-    validate(out, checks or {})
+    validate(out, checks or {}, prefix)
     return out
 
 
@@ -148,8 +148,9 @@ def get(conf: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def validate(conf: Mapping[str, Any], checks: Mapping[str, Check]) -> None:
-    """Run ``checks`` (dotted key -> validator) on ``conf``; the first failure raises."""
+def validate(conf: Mapping[str, Any], checks: Mapping[str, Check], prefix: str = "") -> None:
+    """Run ``checks`` (dotted key -> validator) on ``conf``; the first failure raises, naming
+    the key with ``prefix`` (the section ``conf`` is, e.g. ``"model."``)."""
     for key, check in checks.items():
         try:
             value = get(conf, key)
@@ -159,7 +160,7 @@ def validate(conf: Mapping[str, Any], checks: Mapping[str, Check]) -> None:
             continue
         error = check(value)
         if error:
-            raise ConfigError(f"setting {key!r} = {value!r} {error}")
+            raise ConfigError(f"setting {prefix + key!r} = {value!r} {error}")
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
