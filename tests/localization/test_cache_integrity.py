@@ -113,6 +113,20 @@ def test_entry_of_an_image_replaced_under_its_name_is_recomputed(world_dir, tmp_
     }
 
 
+def test_entry_of_moved_observations_is_stale(world_dir, tmp_path):
+    """Same image and point ids, keypoints moved by a pixel (a re-run bundle adjustment): the
+    cached features were sampled at the old pixels, so the entry is stale."""
+    shutil.copytree(world_dir, tmp_path / "world")
+    map_ = Map.load(tmp_path / "world")
+    conf, ext, path = resolve(CONF), PatchProjection(), tmp_path / "cache.h5"
+    assert build_cache(map_, ext, path, conf, progress=False) == 12
+    sig = signature(conf, ext)
+    assert scan_cache(path, map_, sig)[1] == {}
+    a = map_.names[5]
+    map_[a].keypoints = np.asarray(map_[a].keypoints) + 1.0
+    assert scan_cache(path, map_, sig)[1] == {a: "stale (its observations differ from the map's)"}
+
+
 def test_broken_entries_are_reported_once_per_kind(caplog):
     bad = {f"db/{i:04d}.png": "stale (its image changed)" for i in range(8)}
     bad["db/0100.png"] = "altered or truncated (checksum mismatch)"

@@ -110,7 +110,9 @@ def scan_cache(path: Path, map_: Map, sig: str) -> tuple[set[str], dict[str, str
 
 def stale_entry(arrays: dict[str, np.ndarray], map_: Map, name: str) -> str:
     """Why a sound entry no longer describes reference ``name`` of ``map_`` ("" if it does)."""
-    if not np.array_equal(arrays["point3D_ids"], map_[name].point3D_ids):
+    im = map_[name]
+    same_points = np.array_equal(arrays["point3D_ids"], im.point3D_ids)
+    if not (same_points and np.array_equal(arrays["keypoints"], np.asarray(im.keypoints))):
         return "stale (its observations differ from the map's)"
     if not np.array_equal(arrays.get("image_digest"), map_.image_digest(name)):
         return "stale (its image changed, or was cached without a digest)"
