@@ -183,9 +183,8 @@ def model_settings(model: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"setting 'model.init' must be a path or extractor name, got {init!r}")
     cls = MODEL_CONFIGS[name]
     try:
-        conf = from_settings(
-            cls, model, prefix="model.", checks=MODEL_CHECKS
-        )  # keys, types, ranges
+        # unknown keys, wrong types, sizes out of range
+        conf = from_settings(cls, model, prefix="model.", checks=MODEL_CHECKS)
     except ConfigError as err:
         valid = [*MODEL_KEYS, *(f.name for f in dataclasses.fields(cls))]
         raise ConfigError(f"{err} (model.name {name!r}: valid keys {valid})") from err
