@@ -76,10 +76,10 @@ def build_spec(req: RunRequest, mode: str = "localize") -> RunSpec:
         sources["poses"] = str(req.poses)
     pairs = pairs_from_file(req.pairs, set(map_.names)) if req.pairs else None
     if req.matches:
-        if not Path(req.matches).is_file():
-            raise FileNotFoundError(f"--matches {req.matches}: file not found")
-        try:  # before any query is run (and logged as failed)
+        try:  # opened before any query runs (and would be logged as failed)
             open_h5(req.matches).close()
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"--matches {err}") from None
         except ValueError as err:
             raise ValueError(f"--matches {err}; expected s2dloc's 2D-3D match file") from None
         sources["matches"] = str(req.matches)

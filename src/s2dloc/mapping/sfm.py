@@ -245,9 +245,11 @@ def import_model(
     missing = [n for n in names if not (images / n).is_file()]
     if missing:
         raise ValueError(f"{len(missing)} images of {model} are not under {images}: {missing[:3]}")
+    first_image: dict[int, str] = {}  # each camera once, named by its first image
     for i in rec.reg_image_ids():
-        image = rec.images[i]
-        where = f"{model}: camera {image.camera_id} of image {image.name!r}"
-        check_camera(Camera.from_colmap(rec.cameras[image.camera_id]), where)
+        first_image.setdefault(rec.images[i].camera_id, rec.images[i].name)
+    for camera_id, name in first_image.items():
+        where = f"{model}: camera {camera_id} of image {name!r}"
+        check_camera(Camera.from_colmap(rec.cameras[camera_id]), where)
     prepare_out(out, {"import": str(model.resolve()), "images": str(images.resolve())}, overwrite)
     return finish_map(rec, images, out, {"imported_from": str(model.resolve())})
